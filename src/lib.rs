@@ -1,0 +1,46 @@
+//! # retell-webhooks
+//!
+//! Receive [Retell AI](https://www.retellai.com) webhooks in Rust, safely.
+//!
+//! Retell POSTs a signed JSON event to your URL when a call or chat starts, ends,
+//! is analyzed, is transferred or updates its transcript, and sends signed
+//! requests that expect an answer (the inbound call/SMS webhook, custom
+//! functions). This crate:
+//!
+//! * verifies the `X-Retell-Signature` header over the **raw body bytes**, with a
+//!   strict header grammar, a two-sided replay window, several keys for rotation
+//!   and a constant-time digest comparison ([`verify`], [`Verifier`]);
+//!
+//! ```
+//! use retell_webhooks::{sign, Verifier};
+//!
+//! // At start-up: the API key with the "webhook" badge in the Retell dashboard.
+//! let verifier = Verifier::new("key_9f3c2e1d7a8b4c6e0f5a2b3c")?;
+//!
+//! // Per request: the exact body bytes and the `X-Retell-Signature` header value.
+//! let body = br#"{"event":"call_ended","call":{"call_id":"call_1"}}"#;
+//! let header = sign(body, "key_9f3c2e1d7a8b4c6e0f5a2b3c", 1_785_423_600_000);
+//! verifier.verify_at(body, &header, 1_785_423_600_000)?; // `verify` uses the system clock
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
+pub mod signature;
+
+pub use signature::{
+    DEFAULT_TOLERANCE, KeyError, MAX_SIGNATURE_LEN, Malformed, SIGNATURE_HEADER, Signature,
+    Verifier, VerifyError, sign, unix_ms, verify,
+};
