@@ -105,6 +105,31 @@ pub fn sign(body: &[u8], api_key: &str, timestamp_ms: u64) -> String {
 /// is decoded case-insensitively.
 ///
 /// `Debug` and `Display` show the timestamp only; the digest is never printed.
+///
+/// There is deliberately no `PartialEq`: digests are only ever compared in
+/// constant time inside [`Verifier`], so comparing two signatures with `==` does
+/// not compile:
+///
+/// ```compile_fail,E0369
+/// use retell_webhooks::Signature;
+///
+/// let a: Signature = "v=1700000000000,d=07024cabe7dd8f6d1c6e4a8324ca92c812e6ad4a7ee506c04f7e462e3321823e".parse()?;
+/// let b: Signature = "v=1700000000000,d=17024cabe7dd8f6d1c6e4a8324ca92c812e6ad4a7ee506c04f7e462e3321823e".parse()?;
+/// let _leaky = a == b;
+/// # Ok::<(), retell_webhooks::VerifyError>(())
+/// ```
+///
+/// The same code without the comparison compiles, so the error above is the
+/// missing `==` and nothing else:
+///
+/// ```
+/// use retell_webhooks::Signature;
+///
+/// let a: Signature = "v=1700000000000,d=07024cabe7dd8f6d1c6e4a8324ca92c812e6ad4a7ee506c04f7e462e3321823e".parse()?;
+/// let b: Signature = "v=1700000000000,d=17024cabe7dd8f6d1c6e4a8324ca92c812e6ad4a7ee506c04f7e462e3321823e".parse()?;
+/// assert_eq!(a.timestamp_ms(), b.timestamp_ms());
+/// # Ok::<(), retell_webhooks::VerifyError>(())
+/// ```
 #[derive(Clone)]
 pub struct Signature {
     timestamp_ms: u64,

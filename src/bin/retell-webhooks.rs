@@ -1,2 +1,0 @@
-//! CLI placeholder.
-fn main() {}

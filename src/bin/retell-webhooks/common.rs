@@ -1,0 +1,78 @@
+//! Helpers shared by the subcommands.
+
+use std::fmt::Display;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use retell_webhooks::Verifier;
+
+/// The request was checked and rejected.
+pub const EXIT_REJECTED: u8 = 1;
+/// The command could not run: bad input, unreadable file, invalid key.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Environment variable read when `--key` is absent.
+pub const KEY_ENV: &str = "RETELL_API_KEY";
+
+/// Reads the raw bytes of `file`, or of standard input when it is `None` or `-`.
+pub fn read_body(file: Option<&Path>) -> Result<Vec<u8>, ExitCode> {
+    let mut body = Vec::new();
+    let result = match file {
+        None => io::stdin().lock().read_to_end(&mut body).map(|_| ()),
+        Some(path) if path == Path::new("-") => {
+            io::stdin().lock().read_to_end(&mut body).map(|_| ())
+        }
+        Some(path) => std::fs::read(path).map(|bytes| body = bytes),
+    };
+    match result {
+        Ok(()) => Ok(body),
+        Err(err) => Err(fail(
+            EXIT_USAGE,
+            format_args!("cannot read {}: {err}", describe(file)),
+            None,
+        )),
+    }
+}
+
+fn describe(file: Option<&Path>) -> String {
+    match file {
+        Some(path) if path != Path::new("-") => format!("`{}`", path.display()),
+        _ => "standard input".to_owned(),
+    }
+}
+
+/// Builds a verifier for one key, reporting a bad key without ever printing it.
+pub fn verifier(key: &str) -> Result<Verifier, ExitCode> {
+    Verifier::new(key).map_err(|err| {
+        fail(
+            EXIT_USAGE,
+            err,
+            Some(&format!(
+                "pass the Retell API key with the webhook badge via --key or {KEY_ENV}"
+            )),
+        )
+    })
+}
+
+/// The current time in Unix milliseconds.
+pub fn now_ms() -> Result<u64, ExitCode> {
+    retell_webhooks::unix_ms(SystemTime::now()).map_err(|err| fail(EXIT_USAGE, err, None))
+}
+
+/// Prints `line` on standard output; a closed pipe is not an error worth a panic.
+pub fn print(line: impl Display) {
+    let _ = writeln!(io::stdout().lock(), "{line}");
+}
+
+/// Prints `error: <message>` and an optional `hint: …` on standard error and
+/// returns `code`.
+pub fn fail(code: u8, message: impl Display, hint: Option<&str>) -> ExitCode {
+    let mut err = io::stderr().lock();
+    let _ = writeln!(err, "error: {message}");
+    if let Some(hint) = hint {
+        let _ = writeln!(err, "hint: {hint}");
+    }
+    ExitCode::from(code)
+}
