@@ -97,7 +97,7 @@ fn body(target: usize) -> Vec<u8> {
             out.push(',');
         }
         first = false;
-        let role = if rng.next() % 2 == 0 { "agent" } else { "user" };
+        let role = if rng.next() & 1 == 0 { "agent" } else { "user" };
         let n_words = 3 + rng.next() % 12;
         let words: Vec<&str> = (0..n_words).map(|_| rng.pick(WORDS)).collect();
         out.push_str(&format!(
