@@ -818,6 +818,43 @@ fn t3_future_boundary_inclusive() {
 }
 
 #[test]
+fn sdk_window_cases_with_sig1() {
+    // The SDK suites move "now" rather than the signature.
+    let v = verifier();
+    assert_eq!(v.verify_at(B1, SIG1, NOW + 300_000), Ok(()));
+    assert_eq!(v.verify_at(B1, SIG1, NOW - 300_000), Ok(()));
+    assert_eq!(
+        v.verify_at(B1, SIG1, NOW + 300_001),
+        Err(VerifyError::TooOld {
+            skew_ms: 300_001,
+            tolerance_ms: 300_000,
+            looks_like_seconds: false
+        })
+    );
+    assert_eq!(
+        v.verify_at(B1, SIG1, NOW - 300_001),
+        Err(VerifyError::TooNew {
+            skew_ms: 300_001,
+            tolerance_ms: 300_000
+        })
+    );
+}
+
+#[test]
+fn window_checked_before_digest() {
+    // A stale request with a wrong digest reports the window, not the digest.
+    let wrong = header("1700000000000", &"0".repeat(64));
+    assert!(matches!(
+        verifier().verify_at(B1, &wrong, NOW + 300_001),
+        Err(VerifyError::TooOld { .. })
+    ));
+    assert_eq!(
+        verifier().verify_at(B1, &wrong, NOW),
+        Err(VerifyError::Mismatch)
+    );
+}
+
+#[test]
 fn t4_seconds_timestamp_hinted() {
     let err = at(1_700_000_000).unwrap_err();
     assert_eq!(
