@@ -121,7 +121,7 @@ pub fn call_started() -> Vec<u8> {
 
 /// A `call_ended` (or, with `analyzed`, `call_analyzed`) body with `turns` turns.
 pub fn call_with_turns(turns: usize, analyzed: bool) -> Vec<u8> {
-    let mut rng = Lcg(0x5EED_0F_CA11);
+    let mut rng = Lcg(0x005E_ED0F_CA11);
     let mut call = base_call("ended");
     let mut clock = 0.62_f64;
     let mut utterances = Vec::new();
