@@ -451,10 +451,11 @@ struct Envelope {
     extra: Extra,
 }
 
-/// Top-level keys the envelope reads into typed slots.
+/// Top-level keys the envelope reads into typed slots (the discriminant
+/// indexes `Slot::ALL`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Slot {
-    Event,
+    Event = 0,
     EventTimestamp,
     Call,
     Data,
@@ -481,10 +482,7 @@ impl Slot {
     ];
 
     fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, slot)| *slot == self)
-            .map_or("", |(name, _)| name)
+        Self::ALL.get(self as usize).map_or("", |(name, _)| name)
     }
 }
 
@@ -529,108 +527,43 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
-        fn once<T, E: de::Error>(
-            slot: &mut Option<T>,
-            value: T,
-            seen: &mut bool,
-            name: &'static str,
-        ) -> Result<(), E> {
-            if std::mem::replace(seen, true) {
-                return Err(E::duplicate_field(name));
-            }
-            *slot = Some(value);
-            Ok(())
-        }
         let mut env = Envelope::default();
         let mut seen = [false; Slot::ALL.len()];
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let slot = match key {
+                Key::Slot(slot) => slot,
                 Key::Other(name) => {
-                    let value: Value = map.next_value()?;
                     if env.extra.contains_key(&name) {
                         return Err(de::Error::custom(format_args!(
                             "duplicate field `{}`",
                             crate::models::short_key(&name)
                         )));
                     }
+                    let value: Value = map.next_value()?;
                     env.extra.insert(name, value);
                     continue;
                 }
-                Key::Slot(slot) => slot,
             };
-            let index = Slot::ALL.iter().position(|(_, s)| *s == slot).unwrap_or(0);
+            // Every key at most once: a second `event` could otherwise make two
+            // parsers disagree about what this body is.
             let seen = seen
-                .get_mut(index)
-                .ok_or_else(|| de::Error::custom("internal slot"))?;
-            let name = slot.name();
+                .get_mut(slot as usize)
+                .ok_or_else(|| de::Error::custom("unexpected key slot"))?;
+            if std::mem::replace(seen, true) {
+                return Err(de::Error::duplicate_field(slot.name()));
+            }
+            // `null` in an optional slot means absent, like everywhere else.
             match slot {
-                Slot::Event => {
-                    let event: String = map.next_value()?;
-                    once(&mut env.event, event, seen, name)?;
-                }
-                Slot::EventTimestamp => {
-                    let Timestamp(ts) = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.event_timestamp = ts;
-                }
-                Slot::Call => {
-                    let v: Option<Box<Call>> = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.call = v;
-                }
-                Slot::Data => {
-                    let v: Option<Box<Call>> = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.data = v;
-                }
-                Slot::Chat => {
-                    let v: Option<Box<Chat>> = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.chat = v;
-                }
-                Slot::TransferDestination => {
-                    let v: Option<Value> = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.transfer_destination = v;
-                }
-                Slot::TransferOption => {
-                    let v: Option<Value> = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.transfer_option = v;
-                }
-                Slot::Transcript => {
-                    let v: Option<Vec<TranscriptItem>> = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.transcript_with_tool_calls = v;
-                }
-                Slot::CallInbound => {
-                    let v: Option<InboundCall> = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.call_inbound = v;
-                }
-                Slot::ChatInbound => {
-                    let v: Option<InboundChat> = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.chat_inbound = v;
-                }
+                Slot::Event => env.event = Some(map.next_value()?),
+                Slot::EventTimestamp => env.event_timestamp = map.next_value::<Timestamp>()?.0,
+                Slot::Call => env.call = map.next_value()?,
+                Slot::Data => env.data = map.next_value()?,
+                Slot::Chat => env.chat = map.next_value()?,
+                Slot::TransferDestination => env.transfer_destination = map.next_value()?,
+                Slot::TransferOption => env.transfer_option = map.next_value()?,
+                Slot::Transcript => env.transcript_with_tool_calls = map.next_value()?,
+                Slot::CallInbound => env.call_inbound = map.next_value()?,
+                Slot::ChatInbound => env.chat_inbound = map.next_value()?,
             }
         }
         Ok(env)
@@ -1198,5 +1131,18 @@ impl Verifier {
     ) -> Result<Incoming, Error> {
         self.verify(body, signature)?;
         Ok(Incoming::from_slice(body)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Slot;
+
+    #[test]
+    fn slot_table_matches_discriminants() {
+        for (index, (name, slot)) in Slot::ALL.iter().enumerate() {
+            assert_eq!(*slot as usize, index);
+            assert_eq!(slot.name(), *name);
+        }
     }
 }
