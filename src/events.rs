@@ -19,6 +19,22 @@
 //! The legacy key `data` (the call object, before Retell renamed it `call`) is
 //! read when `call` is absent; when both are present `call` wins and `data` is
 //! kept for re-serialization.
+//!
+//! # Edge cases worth knowing
+//!
+//! * Unknown keys are kept as `serde_json::Value` (so they can be written back),
+//!   which means they count towards the nesting limit like everything else: a
+//!   10 000-deep array anywhere in the body is a [`ParseError`], never a stack
+//!   overflow. The whole document may nest 127 containers.
+//! * Inside raw JSON fields (`metadata`, `custom_analysis_data`, unknown keys)
+//!   a duplicate key keeps the last value and integers above `u64::MAX` become
+//!   floats — serde_json's own behaviour. Typed keys reject both.
+//! * An escaped `"\u0000"` is valid JSON and reaches your handler as a NUL
+//!   character. PostgreSQL `text` columns reject NUL, so a naive insert fails the
+//!   same way on every retry; strip or escape it before storing.
+//! * Integer fields (timestamps, durations, versions) accept integral floats
+//!   (`1e3`, `1000.0`) because Retell's types say `number`, and reject fractions,
+//!   negative values and values above `u64::MAX`.
 
 use std::fmt;
 
