@@ -635,67 +635,69 @@ impl Envelope {
         Ok(extra)
     }
 
+    fn into_call_event<E: de::Error>(mut self) -> Result<CallEvent, E> {
+        let (call, legacy_data) = self.take_call()?;
+        Ok(CallEvent {
+            call,
+            legacy_data,
+            event_timestamp: self.event_timestamp,
+            extra: self.into_extra()?,
+        })
+    }
+
+    fn into_transfer_event<E: de::Error>(mut self) -> Result<TransferEvent, E> {
+        let (call, legacy_data) = self.take_call()?;
+        Ok(TransferEvent {
+            call,
+            legacy_data,
+            transfer_destination: self.transfer_destination.take(),
+            transfer_option: self.transfer_option.take(),
+            event_timestamp: self.event_timestamp,
+            extra: self.into_extra()?,
+        })
+    }
+
+    fn into_chat_event<E: de::Error>(mut self) -> Result<ChatEvent, E> {
+        let chat = self.chat.take().ok_or_else(|| E::missing_field("chat"))?;
+        Ok(ChatEvent {
+            chat,
+            event_timestamp: self.event_timestamp,
+            extra: self.into_extra()?,
+        })
+    }
+
+    fn into_transcript_event<E: de::Error>(mut self) -> Result<TranscriptUpdatedEvent, E> {
+        let (subject, legacy_data) = if self.call.is_some() || self.data.is_some() {
+            let (call, legacy) = self.take_call()?;
+            (TranscriptSubject::Call(call), legacy)
+        } else {
+            let chat = self.chat.take().ok_or_else(|| E::missing_field("call"))?;
+            (TranscriptSubject::Chat(chat), LegacyData::Absent)
+        };
+        Ok(TranscriptUpdatedEvent {
+            subject,
+            legacy_data,
+            transcript_with_tool_calls: self.transcript_with_tool_calls.take(),
+            event_timestamp: self.event_timestamp,
+            extra: self.into_extra()?,
+        })
+    }
+
     fn into_incoming<E: de::Error>(mut self) -> Result<Incoming, E> {
         let event = self.event.take().ok_or_else(|| E::missing_field("event"))?;
         let event_timestamp = self.event_timestamp;
-        let call_event = |mut env: Envelope| -> Result<CallEvent, E> {
-            let (call, legacy_data) = env.take_call()?;
-            Ok(CallEvent {
-                call,
-                legacy_data,
-                event_timestamp,
-                extra: env.into_extra()?,
-            })
-        };
-        let transfer_event = |mut env: Envelope| -> Result<TransferEvent, E> {
-            let (call, legacy_data) = env.take_call()?;
-            let transfer_destination = env.transfer_destination.take();
-            let transfer_option = env.transfer_option.take();
-            Ok(TransferEvent {
-                call,
-                legacy_data,
-                transfer_destination,
-                transfer_option,
-                event_timestamp,
-                extra: env.into_extra()?,
-            })
-        };
-        let chat_event = |mut env: Envelope| -> Result<ChatEvent, E> {
-            let chat = env.chat.take().ok_or_else(|| E::missing_field("chat"))?;
-            Ok(ChatEvent {
-                chat,
-                event_timestamp,
-                extra: env.into_extra()?,
-            })
-        };
         let event = match event.as_str() {
-            "call_started" => WebhookEvent::CallStarted(call_event(self)?),
-            "call_ended" => WebhookEvent::CallEnded(call_event(self)?),
-            "call_analyzed" => WebhookEvent::CallAnalyzed(call_event(self)?),
-            "transfer_started" => WebhookEvent::TransferStarted(transfer_event(self)?),
-            "transfer_bridged" => WebhookEvent::TransferBridged(transfer_event(self)?),
-            "transfer_cancelled" => WebhookEvent::TransferCancelled(transfer_event(self)?),
-            "transfer_ended" => WebhookEvent::TransferEnded(transfer_event(self)?),
-            "chat_started" => WebhookEvent::ChatStarted(chat_event(self)?),
-            "chat_ended" => WebhookEvent::ChatEnded(chat_event(self)?),
-            "chat_analyzed" => WebhookEvent::ChatAnalyzed(chat_event(self)?),
-            "transcript_updated" => {
-                let (subject, legacy_data) = if self.call.is_some() || self.data.is_some() {
-                    let (call, legacy) = self.take_call()?;
-                    (TranscriptSubject::Call(call), legacy)
-                } else {
-                    let chat = self.chat.take().ok_or_else(|| E::missing_field("call"))?;
-                    (TranscriptSubject::Chat(chat), LegacyData::Absent)
-                };
-                let transcript_with_tool_calls = self.transcript_with_tool_calls.take();
-                WebhookEvent::TranscriptUpdated(TranscriptUpdatedEvent {
-                    subject,
-                    legacy_data,
-                    transcript_with_tool_calls,
-                    event_timestamp,
-                    extra: self.into_extra()?,
-                })
-            }
+            "call_started" => WebhookEvent::CallStarted(self.into_call_event()?),
+            "call_ended" => WebhookEvent::CallEnded(self.into_call_event()?),
+            "call_analyzed" => WebhookEvent::CallAnalyzed(self.into_call_event()?),
+            "transfer_started" => WebhookEvent::TransferStarted(self.into_transfer_event()?),
+            "transfer_bridged" => WebhookEvent::TransferBridged(self.into_transfer_event()?),
+            "transfer_cancelled" => WebhookEvent::TransferCancelled(self.into_transfer_event()?),
+            "transfer_ended" => WebhookEvent::TransferEnded(self.into_transfer_event()?),
+            "chat_started" => WebhookEvent::ChatStarted(self.into_chat_event()?),
+            "chat_ended" => WebhookEvent::ChatEnded(self.into_chat_event()?),
+            "chat_analyzed" => WebhookEvent::ChatAnalyzed(self.into_chat_event()?),
+            "transcript_updated" => WebhookEvent::TranscriptUpdated(self.into_transcript_event()?),
             "call_inbound" => {
                 let call_inbound = self
                     .call_inbound
@@ -739,6 +741,43 @@ impl<'de> Deserialize<'de> for Incoming {
         deserializer
             .deserialize_map(EnvelopeVisitor)?
             .into_incoming()
+    }
+}
+
+/// Payload structs deserialize from their top-level keys without `event`
+/// (the form they serialize to); use [`WebhookEvent`] for whole bodies.
+macro_rules! deserialize_payload {
+    ($($ty:ty => $build:ident),+ $(,)?) => {$(
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let envelope = deserializer.deserialize_map(EnvelopeVisitor)?;
+                if envelope.event.is_some() {
+                    return Err(de::Error::custom(
+                        "unexpected `event` key: parse whole bodies as `WebhookEvent`",
+                    ));
+                }
+                envelope.$build()
+            }
+        }
+    )+};
+}
+
+deserialize_payload!(
+    CallEvent => into_call_event,
+    TransferEvent => into_transfer_event,
+    TranscriptUpdatedEvent => into_transcript_event,
+    ChatEvent => into_chat_event,
+);
+
+impl<'de> Deserialize<'de> for UnknownEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Value::deserialize(deserializer)?;
+        let event = raw
+            .get("event")
+            .and_then(Value::as_str)
+            .ok_or_else(|| de::Error::missing_field("event"))?
+            .to_owned();
+        Ok(Self { event, raw })
     }
 }
 
