@@ -38,6 +38,7 @@
     )
 )]
 
+pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod models;
