@@ -38,7 +38,21 @@
     )
 )]
 
+pub mod dispatch;
+pub mod error;
+pub mod events;
+pub mod models;
 pub mod signature;
+
+pub use error::{Error, ParseError, ParseErrorKind};
+pub use events::{
+    CallEvent, ChatEvent, Incoming, LegacyData, TranscriptSubject, TranscriptUpdatedEvent,
+    TransferEvent, UnknownEvent, WebhookEvent,
+};
+pub use models::{
+    Call, Chat, ChatMessage, FunctionCall, FunctionResponse, InboundCallRequest,
+    InboundChatRequest, InboundResponse, TranscriptItem,
+};
 
 pub use signature::{
     DEFAULT_TOLERANCE, KeyError, MAX_SIGNATURE_LEN, Malformed, SIGNATURE_HEADER, Signature,

@@ -1,0 +1,1202 @@
+//! Webhook events and the envelope parser.
+//!
+//! # How a body is parsed
+//!
+//! 1. The **whole** body is checked to be UTF-8 (serde_json does not validate
+//!    strings it skips).
+//! 2. One streaming pass with a hand-written envelope visitor: keys may come in
+//!    any order (`event` may be last); `call`, `data`, `chat`, … go straight into
+//!    their typed models, other keys into `extra`. No intermediate
+//!    `serde_json::Value` of the body, no internally tagged enum (which would
+//!    buffer everything first). Every key may appear once; `event` must be a
+//!    string; trailing characters are rejected; nesting is limited by
+//!    serde_json's recursion limit (128).
+//! 3. The event name picks the variant. An unknown name gives
+//!    [`WebhookEvent::Unknown`] with the whole body as JSON, never an error.
+//! 4. On failure a second, lenient pass finds the JSON path, the event name and
+//!    the call/chat id for the [`ParseError`] (the failure path only).
+//!
+//! The legacy key `data` (the call object, before Retell renamed it `call`) is
+//! read when `call` is absent; when both are present `call` wins and `data` is
+//! kept for re-serialization.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::error::{Error, ParseError};
+use crate::models::{
+    Call, Chat, Extra, InboundCall, InboundCallRequest, InboundChat, InboundChatRequest,
+    TranscriptItem,
+};
+use crate::signature::Verifier;
+
+/// Every event name of the event webhook this version knows.
+pub const KNOWN_EVENTS: &[&str] = &[
+    "call_started",
+    "call_ended",
+    "call_analyzed",
+    "transcript_updated",
+    "transfer_started",
+    "transfer_bridged",
+    "transfer_cancelled",
+    "transfer_ended",
+    "chat_started",
+    "chat_ended",
+    "chat_analyzed",
+];
+
+/// Names of the inbound webhook requests ([`Incoming::CallInbound`] / [`Incoming::ChatInbound`]).
+pub const INBOUND_EVENTS: &[&str] = &["call_inbound", "chat_inbound"];
+
+pub(crate) fn is_known_event(name: &str) -> bool {
+    KNOWN_EVENTS.contains(&name) || INBOUND_EVENTS.contains(&name)
+}
+
+/// An event delivered to the event webhook, chosen by its `event` name.
+///
+/// ```
+/// use retell_webhooks::WebhookEvent;
+///
+/// let body = br#"{"event":"call_ended","call":{"call_id":"call_1","agent_id":"agent_1",
+///     "disconnection_reason":"user_hangup","duration_ms":61000}}"#;
+/// let event = WebhookEvent::from_slice(body)?;
+/// assert_eq!(event.event_name(), "call_ended");
+/// assert_eq!(event.call_id(), Some("call_1"));
+/// if let WebhookEvent::CallEnded(ended) = &event {
+///     assert_eq!(ended.call.duration_ms, Some(61_000));
+/// }
+///
+/// // Unknown events are not errors: the name and the raw JSON are kept.
+/// let event = WebhookEvent::from_slice(br#"{"event":"call_exploded","call":{"call_id":"c1"}}"#)?;
+/// assert!(matches!(event, WebhookEvent::Unknown(_)));
+/// assert_eq!(event.event_name(), "call_exploded");
+///
+/// // Structural problems are errors that name the JSON path, never the value.
+/// let err = WebhookEvent::from_slice(br#"{"event":"call_ended","call":{"call_id":"c1","duration_ms":1.5}}"#)
+///     .unwrap_err();
+/// assert_eq!(err.path(), "call.duration_ms");
+/// # Ok::<(), retell_webhooks::ParseError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum WebhookEvent {
+    /// `call_started`.
+    CallStarted(CallEvent),
+    /// `call_ended` (hangup, transfer or error; no analysis yet).
+    CallEnded(CallEvent),
+    /// `call_analyzed` (with `call_analysis`).
+    CallAnalyzed(CallEvent),
+    /// `transcript_updated` (voice or chat).
+    TranscriptUpdated(TranscriptUpdatedEvent),
+    /// `transfer_started`.
+    TransferStarted(TransferEvent),
+    /// `transfer_bridged`.
+    TransferBridged(TransferEvent),
+    /// `transfer_cancelled` (cancelled or failed to connect).
+    TransferCancelled(TransferEvent),
+    /// `transfer_ended`.
+    TransferEnded(TransferEvent),
+    /// `chat_started`.
+    ChatStarted(ChatEvent),
+    /// `chat_ended`.
+    ChatEnded(ChatEvent),
+    /// `chat_analyzed` (with `chat_analysis`).
+    ChatAnalyzed(ChatEvent),
+    /// An event name this version does not know (answer it with 2xx).
+    Unknown(UnknownEvent),
+}
+
+/// Payload of `call_started`, `call_ended` and `call_analyzed`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallEvent {
+    /// The call (from `call`, or from legacy `data` when `call` is absent).
+    pub call: Box<Call>,
+    /// How the legacy `data` key appeared.
+    pub legacy_data: LegacyData,
+    /// Top-level `event_timestamp` (epoch ms), when sent.
+    pub event_timestamp: Option<u64>,
+    /// Top-level keys this version does not model.
+    pub extra: Extra,
+}
+
+/// Whether the body used the legacy `data` key for the call object.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum LegacyData {
+    /// Only `call` was sent (today's format).
+    #[default]
+    Absent,
+    /// Only `data` was sent; it was read as the call.
+    Only,
+    /// Both were sent; `call` won and this is the ignored `data` copy.
+    Alongside(Box<Call>),
+}
+
+/// Payload of the four `transfer_*` events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferEvent {
+    /// The call being transferred.
+    pub call: Box<Call>,
+    /// How the legacy `data` key appeared.
+    pub legacy_data: LegacyData,
+    /// Top-level `transfer_destination` (an object such as
+    /// `{"number": "+1…", "extension": "204"}`; fields vary by transfer type).
+    /// Not the same as `call.transfer_destination`, which is a string.
+    pub transfer_destination: Option<Value>,
+    /// Top-level `transfer_option` (camelCase in Retell's sample; opaque).
+    pub transfer_option: Option<Value>,
+    /// Top-level `event_timestamp` (epoch ms), when sent.
+    pub event_timestamp: Option<u64>,
+    /// Top-level keys this version does not model.
+    pub extra: Extra,
+}
+
+impl TransferEvent {
+    /// The destination number: `transfer_destination.number`, or the
+    /// destination itself when it is a string, or `call.transfer_destination`.
+    pub fn destination_number(&self) -> Option<&str> {
+        match &self.transfer_destination {
+            Some(Value::String(number)) => Some(number),
+            Some(Value::Object(object)) => object.get("number").and_then(Value::as_str),
+            _ => self.call.transfer_destination.as_deref(),
+        }
+    }
+
+    /// `transfer_destination.extension`.
+    pub fn destination_extension(&self) -> Option<&str> {
+        self.transfer_destination
+            .as_ref()?
+            .get("extension")?
+            .as_str()
+    }
+
+    /// `transfer_option.type` (`cold_transfer`, `warm_transfer`, …).
+    pub fn transfer_type(&self) -> Option<&str> {
+        self.transfer_option.as_ref()?.get("type")?.as_str()
+    }
+}
+
+/// Subject of a `transcript_updated` event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TranscriptSubject {
+    /// Voice agents: the call.
+    Call(Box<Call>),
+    /// Chat agents: the chat.
+    Chat(Box<Chat>),
+}
+
+/// Payload of `transcript_updated` (sent on turn-taking and once at the end).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscriptUpdatedEvent {
+    /// The call or chat.
+    pub subject: TranscriptSubject,
+    /// How the legacy `data` key appeared (voice only).
+    pub legacy_data: LegacyData,
+    /// A top-level copy of `transcript_with_tool_calls`, when sent there
+    /// rather than (or as well as) inside `call`.
+    pub transcript_with_tool_calls: Option<Vec<TranscriptItem>>,
+    /// Top-level `event_timestamp` (epoch ms), when sent.
+    pub event_timestamp: Option<u64>,
+    /// Top-level keys this version does not model.
+    pub extra: Extra,
+}
+
+impl TranscriptUpdatedEvent {
+    /// The call, for voice agents.
+    pub fn call(&self) -> Option<&Call> {
+        match &self.subject {
+            TranscriptSubject::Call(call) => Some(call),
+            TranscriptSubject::Chat(_) => None,
+        }
+    }
+
+    /// The chat, for chat agents.
+    pub fn chat(&self) -> Option<&Chat> {
+        match &self.subject {
+            TranscriptSubject::Chat(chat) => Some(chat),
+            TranscriptSubject::Call(_) => None,
+        }
+    }
+
+    /// The transcript with tool calls: the top-level copy if sent, else the call's.
+    pub fn transcript_with_tool_calls(&self) -> Option<&[TranscriptItem]> {
+        self.transcript_with_tool_calls
+            .as_deref()
+            .or_else(|| self.call()?.transcript_with_tool_calls.as_deref())
+    }
+}
+
+/// Payload of `chat_started`, `chat_ended` and `chat_analyzed`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatEvent {
+    /// The chat.
+    pub chat: Box<Chat>,
+    /// Top-level `event_timestamp` (epoch ms), when sent.
+    pub event_timestamp: Option<u64>,
+    /// Top-level keys this version does not model.
+    pub extra: Extra,
+}
+
+/// An event this version does not know: its name and the whole body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnknownEvent {
+    /// The `event` string as received.
+    pub event: String,
+    /// The whole body as JSON (including `event`).
+    pub raw: Value,
+}
+
+impl WebhookEvent {
+    /// Parses a (verified) request body. See the [module docs](self) for the rules.
+    pub fn from_slice(body: &[u8]) -> Result<Self, ParseError> {
+        match Incoming::from_slice(body)? {
+            Incoming::Event(event) => Ok(event),
+            // An inbound request is not an event-webhook event: hand it over raw.
+            other => Ok(Self::Unknown(unknown_from(body, other.event_name()))),
+        }
+    }
+
+    /// The `event` name.
+    pub fn event_name(&self) -> &str {
+        match self {
+            Self::CallStarted(_) => "call_started",
+            Self::CallEnded(_) => "call_ended",
+            Self::CallAnalyzed(_) => "call_analyzed",
+            Self::TranscriptUpdated(_) => "transcript_updated",
+            Self::TransferStarted(_) => "transfer_started",
+            Self::TransferBridged(_) => "transfer_bridged",
+            Self::TransferCancelled(_) => "transfer_cancelled",
+            Self::TransferEnded(_) => "transfer_ended",
+            Self::ChatStarted(_) => "chat_started",
+            Self::ChatEnded(_) => "chat_ended",
+            Self::ChatAnalyzed(_) => "chat_analyzed",
+            Self::Unknown(unknown) => &unknown.event,
+        }
+    }
+
+    /// The call, for call, transfer and voice `transcript_updated` events.
+    pub fn call(&self) -> Option<&Call> {
+        match self {
+            Self::CallStarted(e) | Self::CallEnded(e) | Self::CallAnalyzed(e) => Some(&e.call),
+            Self::TransferStarted(e)
+            | Self::TransferBridged(e)
+            | Self::TransferCancelled(e)
+            | Self::TransferEnded(e) => Some(&e.call),
+            Self::TranscriptUpdated(e) => e.call(),
+            _ => None,
+        }
+    }
+
+    /// The chat, for chat events and chat `transcript_updated`.
+    pub fn chat(&self) -> Option<&Chat> {
+        match self {
+            Self::ChatStarted(e) | Self::ChatEnded(e) | Self::ChatAnalyzed(e) => Some(&e.chat),
+            Self::TranscriptUpdated(e) => e.chat(),
+            _ => None,
+        }
+    }
+
+    /// `call.call_id` (for unknown events: `call.call_id` or `data.call_id` of the raw body).
+    pub fn call_id(&self) -> Option<&str> {
+        match self {
+            Self::Unknown(u) => raw_str(&u.raw, &["call", "data"], "call_id"),
+            _ => self.call().map(|c| c.call_id.as_str()),
+        }
+    }
+
+    /// `chat.chat_id` (for unknown events: from the raw body).
+    pub fn chat_id(&self) -> Option<&str> {
+        match self {
+            Self::Unknown(u) => raw_str(&u.raw, &["chat"], "chat_id"),
+            _ => self.chat().map(|c| c.chat_id.as_str()),
+        }
+    }
+
+    /// The agent id of the call or chat.
+    pub fn agent_id(&self) -> Option<&str> {
+        match self {
+            Self::Unknown(u) => raw_str(&u.raw, &["call", "chat", "data"], "agent_id"),
+            _ => self
+                .call()
+                .and_then(|c| c.agent_id.as_deref())
+                .or_else(|| self.chat().and_then(|c| c.agent_id.as_deref())),
+        }
+    }
+
+    /// Top-level `event_timestamp` (epoch ms), when sent.
+    pub fn event_timestamp(&self) -> Option<u64> {
+        match self {
+            Self::CallStarted(e) | Self::CallEnded(e) | Self::CallAnalyzed(e) => e.event_timestamp,
+            Self::TransferStarted(e)
+            | Self::TransferBridged(e)
+            | Self::TransferCancelled(e)
+            | Self::TransferEnded(e) => e.event_timestamp,
+            Self::TranscriptUpdated(e) => e.event_timestamp,
+            Self::ChatStarted(e) | Self::ChatEnded(e) | Self::ChatAnalyzed(e) => e.event_timestamp,
+            Self::Unknown(u) => u.raw.get("event_timestamp").and_then(Value::as_u64),
+        }
+    }
+
+    /// `true` for [`WebhookEvent::Unknown`].
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, Self::Unknown(_))
+    }
+}
+
+fn raw_str<'a>(raw: &'a Value, objects: &[&str], key: &str) -> Option<&'a str> {
+    objects
+        .iter()
+        .find_map(|object| raw.get(object)?.get(key)?.as_str())
+}
+
+/// Everything Retell POSTs with an `event` key, at any of your Retell URLs:
+/// events, and the inbound call / SMS requests that expect an answer.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Incoming {
+    /// An event-webhook event (including unknown ones).
+    Event(WebhookEvent),
+    /// `call_inbound`: answer with [`InboundResponse::call`](crate::InboundResponse::call).
+    CallInbound(InboundCallRequest),
+    /// `chat_inbound`: answer with [`InboundResponse::chat`](crate::InboundResponse::chat).
+    ChatInbound(InboundChatRequest),
+}
+
+impl Incoming {
+    /// Parses a (verified) request body; same rules as [`WebhookEvent::from_slice`].
+    pub fn from_slice(body: &[u8]) -> Result<Self, ParseError> {
+        let text = std::str::from_utf8(body).map_err(|e| ParseError::utf8(body, e))?;
+        match serde_json::from_str::<Incoming>(text) {
+            Ok(Incoming::Event(WebhookEvent::Unknown(unknown))) => {
+                // Rare path: keep the body exactly (nulls included) with a second parse.
+                let raw = serde_json::from_str(text).unwrap_or(unknown.raw);
+                Ok(Incoming::Event(WebhookEvent::Unknown(UnknownEvent {
+                    event: unknown.event,
+                    raw,
+                })))
+            }
+            Ok(incoming) => Ok(incoming),
+            Err(error) => failure(text, &error),
+        }
+    }
+
+    /// The `event` name.
+    pub fn event_name(&self) -> &str {
+        match self {
+            Self::Event(event) => event.event_name(),
+            Self::CallInbound(_) => "call_inbound",
+            Self::ChatInbound(_) => "chat_inbound",
+        }
+    }
+}
+
+fn unknown_from(body: &[u8], event: &str) -> UnknownEvent {
+    UnknownEvent {
+        event: event.to_owned(),
+        raw: serde_json::from_slice(body).unwrap_or(Value::Null),
+    }
+}
+
+/// Handles a failed parse (the rare path, so it may parse again).
+///
+/// An *unknown* event whose `call`/`chat`/… does not fit the models is not a
+/// failure: it becomes [`WebhookEvent::Unknown`] with the raw body. Failures at
+/// the envelope level (duplicate or non-string `event`, syntax, trailing
+/// characters) stay errors whatever the event name.
+fn failure(text: &str, error: &serde_json::Error) -> Result<Incoming, ParseError> {
+    let path = serde_path_to_error::deserialize::<_, Incoming>(
+        &mut serde_json::Deserializer::from_str(text),
+    )
+    .err()
+    .map(|e| e.path().to_string())
+    .unwrap_or_default();
+    let probe = Probe::read(text);
+    let in_model = path
+        .split(['.', '['])
+        .next()
+        .is_some_and(|first| !first.is_empty() && first != "event" && first != "event_timestamp");
+    if let Some(event) = probe
+        .event
+        .as_deref()
+        .filter(|e| in_model && !is_known_event(e))
+        && let Ok(raw) = serde_json::from_str::<Value>(text)
+    {
+        return Ok(Incoming::Event(WebhookEvent::Unknown(UnknownEvent {
+            event: event.to_owned(),
+            raw,
+        })));
+    }
+    Err(ParseError::json(error, path).with_context(probe.event, probe.call_id, probe.chat_id))
+}
+
+// ---------------------------------------------------------------------------
+// The envelope: one streaming pass over the top-level object.
+// ---------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Envelope {
+    event: Option<String>,
+    event_timestamp: Option<u64>,
+    call: Option<Box<Call>>,
+    data: Option<Box<Call>>,
+    chat: Option<Box<Chat>>,
+    transfer_destination: Option<Value>,
+    transfer_option: Option<Value>,
+    transcript_with_tool_calls: Option<Vec<TranscriptItem>>,
+    call_inbound: Option<InboundCall>,
+    chat_inbound: Option<InboundChat>,
+    extra: Extra,
+}
+
+/// Top-level keys the envelope reads into typed slots.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Event,
+    EventTimestamp,
+    Call,
+    Data,
+    Chat,
+    TransferDestination,
+    TransferOption,
+    Transcript,
+    CallInbound,
+    ChatInbound,
+}
+
+impl Slot {
+    const ALL: [(&'static str, Slot); 10] = [
+        ("event", Slot::Event),
+        ("event_timestamp", Slot::EventTimestamp),
+        ("call", Slot::Call),
+        ("data", Slot::Data),
+        ("chat", Slot::Chat),
+        ("transfer_destination", Slot::TransferDestination),
+        ("transfer_option", Slot::TransferOption),
+        ("transcript_with_tool_calls", Slot::Transcript),
+        ("call_inbound", Slot::CallInbound),
+        ("chat_inbound", Slot::ChatInbound),
+    ];
+
+    fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, slot)| *slot == self)
+            .map_or("", |(name, _)| name)
+    }
+}
+
+enum Key {
+    Slot(Slot),
+    Other(String),
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed {
+    type Value = Key;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+        Ok(match Slot::ALL.iter().find(|(name, _)| *name == key) {
+            Some((_, slot)) => Key::Slot(*slot),
+            None => Key::Other(key.to_owned()),
+        })
+    }
+}
+
+/// `Option<u64>` with the crate's integer leniency, for `next_value`.
+#[derive(Deserialize)]
+struct Timestamp(#[serde(deserialize_with = "crate::models::number_opt_u64")] Option<u64>);
+
+struct EnvelopeVisitor;
+
+impl<'de> Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object with an `event` key")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+        fn once<T, E: de::Error>(
+            slot: &mut Option<T>,
+            value: T,
+            seen: &mut bool,
+            name: &'static str,
+        ) -> Result<(), E> {
+            if std::mem::replace(seen, true) {
+                return Err(E::duplicate_field(name));
+            }
+            *slot = Some(value);
+            Ok(())
+        }
+        let mut env = Envelope::default();
+        let mut seen = [false; Slot::ALL.len()];
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let slot = match key {
+                Key::Other(name) => {
+                    let value: Value = map.next_value()?;
+                    if env.extra.contains_key(&name) {
+                        return Err(de::Error::custom(format_args!(
+                            "duplicate field `{}`",
+                            crate::models::short_key(&name)
+                        )));
+                    }
+                    env.extra.insert(name, value);
+                    continue;
+                }
+                Key::Slot(slot) => slot,
+            };
+            let index = Slot::ALL.iter().position(|(_, s)| *s == slot).unwrap_or(0);
+            let seen = seen
+                .get_mut(index)
+                .ok_or_else(|| de::Error::custom("internal slot"))?;
+            let name = slot.name();
+            match slot {
+                Slot::Event => {
+                    let event: String = map.next_value()?;
+                    once(&mut env.event, event, seen, name)?;
+                }
+                Slot::EventTimestamp => {
+                    let Timestamp(ts) = map.next_value()?;
+                    if std::mem::replace(seen, true) {
+                        return Err(de::Error::duplicate_field(name));
+                    }
+                    env.event_timestamp = ts;
+                }
+                Slot::Call => {
+                    let v: Option<Box<Call>> = map.next_value()?;
+                    if std::mem::replace(seen, true) {
+                        return Err(de::Error::duplicate_field(name));
+                    }
+                    env.call = v;
+                }
+                Slot::Data => {
+                    let v: Option<Box<Call>> = map.next_value()?;
+                    if std::mem::replace(seen, true) {
+                        return Err(de::Error::duplicate_field(name));
+                    }
+                    env.data = v;
+                }
+                Slot::Chat => {
+                    let v: Option<Box<Chat>> = map.next_value()?;
+                    if std::mem::replace(seen, true) {
+                        return Err(de::Error::duplicate_field(name));
+                    }
+                    env.chat = v;
+                }
+                Slot::TransferDestination => {
+                    let v: Option<Value> = map.next_value()?;
+                    if std::mem::replace(seen, true) {
+                        return Err(de::Error::duplicate_field(name));
+                    }
+                    env.transfer_destination = v;
+                }
+                Slot::TransferOption => {
+                    let v: Option<Value> = map.next_value()?;
+                    if std::mem::replace(seen, true) {
+                        return Err(de::Error::duplicate_field(name));
+                    }
+                    env.transfer_option = v;
+                }
+                Slot::Transcript => {
+                    let v: Option<Vec<TranscriptItem>> = map.next_value()?;
+                    if std::mem::replace(seen, true) {
+                        return Err(de::Error::duplicate_field(name));
+                    }
+                    env.transcript_with_tool_calls = v;
+                }
+                Slot::CallInbound => {
+                    let v: Option<InboundCall> = map.next_value()?;
+                    if std::mem::replace(seen, true) {
+                        return Err(de::Error::duplicate_field(name));
+                    }
+                    env.call_inbound = v;
+                }
+                Slot::ChatInbound => {
+                    let v: Option<InboundChat> = map.next_value()?;
+                    if std::mem::replace(seen, true) {
+                        return Err(de::Error::duplicate_field(name));
+                    }
+                    env.chat_inbound = v;
+                }
+            }
+        }
+        Ok(env)
+    }
+}
+
+/// Moves a typed part that the chosen variant does not use back into `extra`,
+/// so that nothing read is lost.
+fn stash<T: Serialize, E: de::Error>(
+    extra: &mut Extra,
+    key: &str,
+    value: Option<T>,
+) -> Result<(), E> {
+    if let Some(value) = value {
+        extra.insert(
+            key.to_owned(),
+            serde_json::to_value(value).map_err(E::custom)?,
+        );
+    }
+    Ok(())
+}
+
+impl Envelope {
+    /// Takes the call from `call`, or from `data` when `call` is absent.
+    fn take_call<E: de::Error>(&mut self) -> Result<(Box<Call>, LegacyData), E> {
+        match (self.call.take(), self.data.take()) {
+            (Some(call), None) => Ok((call, LegacyData::Absent)),
+            (Some(call), Some(data)) => Ok((call, LegacyData::Alongside(data))),
+            (None, Some(data)) => Ok((data, LegacyData::Only)),
+            (None, None) => Err(E::missing_field("call")),
+        }
+    }
+
+    /// Puts every typed part still present into `extra`.
+    fn into_extra<E: de::Error>(mut self) -> Result<Extra, E> {
+        let mut extra = std::mem::take(&mut self.extra);
+        stash(&mut extra, "call", self.call)?;
+        stash(&mut extra, "data", self.data)?;
+        stash(&mut extra, "chat", self.chat)?;
+        stash(
+            &mut extra,
+            "transfer_destination",
+            self.transfer_destination,
+        )?;
+        stash(&mut extra, "transfer_option", self.transfer_option)?;
+        stash(
+            &mut extra,
+            "transcript_with_tool_calls",
+            self.transcript_with_tool_calls,
+        )?;
+        stash(&mut extra, "call_inbound", self.call_inbound)?;
+        stash(&mut extra, "chat_inbound", self.chat_inbound)?;
+        Ok(extra)
+    }
+
+    fn into_incoming<E: de::Error>(mut self) -> Result<Incoming, E> {
+        let event = self.event.take().ok_or_else(|| E::missing_field("event"))?;
+        let event_timestamp = self.event_timestamp;
+        let call_event = |mut env: Envelope| -> Result<CallEvent, E> {
+            let (call, legacy_data) = env.take_call()?;
+            Ok(CallEvent {
+                call,
+                legacy_data,
+                event_timestamp,
+                extra: env.into_extra()?,
+            })
+        };
+        let transfer_event = |mut env: Envelope| -> Result<TransferEvent, E> {
+            let (call, legacy_data) = env.take_call()?;
+            let transfer_destination = env.transfer_destination.take();
+            let transfer_option = env.transfer_option.take();
+            Ok(TransferEvent {
+                call,
+                legacy_data,
+                transfer_destination,
+                transfer_option,
+                event_timestamp,
+                extra: env.into_extra()?,
+            })
+        };
+        let chat_event = |mut env: Envelope| -> Result<ChatEvent, E> {
+            let chat = env.chat.take().ok_or_else(|| E::missing_field("chat"))?;
+            Ok(ChatEvent {
+                chat,
+                event_timestamp,
+                extra: env.into_extra()?,
+            })
+        };
+        let event = match event.as_str() {
+            "call_started" => WebhookEvent::CallStarted(call_event(self)?),
+            "call_ended" => WebhookEvent::CallEnded(call_event(self)?),
+            "call_analyzed" => WebhookEvent::CallAnalyzed(call_event(self)?),
+            "transfer_started" => WebhookEvent::TransferStarted(transfer_event(self)?),
+            "transfer_bridged" => WebhookEvent::TransferBridged(transfer_event(self)?),
+            "transfer_cancelled" => WebhookEvent::TransferCancelled(transfer_event(self)?),
+            "transfer_ended" => WebhookEvent::TransferEnded(transfer_event(self)?),
+            "chat_started" => WebhookEvent::ChatStarted(chat_event(self)?),
+            "chat_ended" => WebhookEvent::ChatEnded(chat_event(self)?),
+            "chat_analyzed" => WebhookEvent::ChatAnalyzed(chat_event(self)?),
+            "transcript_updated" => {
+                let (subject, legacy_data) = if self.call.is_some() || self.data.is_some() {
+                    let (call, legacy) = self.take_call()?;
+                    (TranscriptSubject::Call(call), legacy)
+                } else {
+                    let chat = self.chat.take().ok_or_else(|| E::missing_field("call"))?;
+                    (TranscriptSubject::Chat(chat), LegacyData::Absent)
+                };
+                let transcript_with_tool_calls = self.transcript_with_tool_calls.take();
+                WebhookEvent::TranscriptUpdated(TranscriptUpdatedEvent {
+                    subject,
+                    legacy_data,
+                    transcript_with_tool_calls,
+                    event_timestamp,
+                    extra: self.into_extra()?,
+                })
+            }
+            "call_inbound" => {
+                let call_inbound = self
+                    .call_inbound
+                    .take()
+                    .ok_or_else(|| E::missing_field("call_inbound"))?;
+                return Ok(Incoming::CallInbound(InboundCallRequest {
+                    event_timestamp,
+                    call_inbound,
+                    extra: self.into_extra()?,
+                }));
+            }
+            "chat_inbound" => {
+                let chat_inbound = self
+                    .chat_inbound
+                    .take()
+                    .ok_or_else(|| E::missing_field("chat_inbound"))?;
+                return Ok(Incoming::ChatInbound(InboundChatRequest {
+                    event_timestamp,
+                    chat_inbound,
+                    extra: self.into_extra()?,
+                }));
+            }
+            _ => {
+                let mut raw = self.into_extra::<E>()?;
+                if let Some(ts) = event_timestamp {
+                    raw.insert("event_timestamp".to_owned(), Value::from(ts));
+                }
+                raw.insert("event".to_owned(), Value::String(event.clone()));
+                WebhookEvent::Unknown(UnknownEvent {
+                    event,
+                    raw: Value::Object(raw),
+                })
+            }
+        };
+        Ok(Incoming::Event(event))
+    }
+}
+
+impl<'de> Deserialize<'de> for Incoming {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_map(EnvelopeVisitor)?
+            .into_incoming()
+    }
+}
+
+impl<'de> Deserialize<'de> for WebhookEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Incoming::deserialize(deserializer)? {
+            Incoming::Event(event) => Ok(event),
+            Incoming::CallInbound(request) => Ok(Self::Unknown(UnknownEvent {
+                event: "call_inbound".to_owned(),
+                raw: serde_json::to_value(&request).map_err(de::Error::custom)?,
+            })),
+            Incoming::ChatInbound(request) => Ok(Self::Unknown(UnknownEvent {
+                event: "chat_inbound".to_owned(),
+                raw: serde_json::to_value(&request).map_err(de::Error::custom)?,
+            })),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for InboundCallRequest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Incoming::deserialize(deserializer)? {
+            Incoming::CallInbound(request) => Ok(request),
+            other => Err(de::Error::custom(format_args!(
+                "expected a `call_inbound` request, got `{}`",
+                if is_known_event(other.event_name()) {
+                    other.event_name()
+                } else {
+                    "unknown event"
+                }
+            ))),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for InboundChatRequest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Incoming::deserialize(deserializer)? {
+            Incoming::ChatInbound(request) => Ok(request),
+            other => Err(de::Error::custom(format_args!(
+                "expected a `chat_inbound` request, got `{}`",
+                if is_known_event(other.event_name()) {
+                    other.event_name()
+                } else {
+                    "unknown event"
+                }
+            ))),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Serialization: the same keys that were read.
+// ---------------------------------------------------------------------------
+
+/// Writes the fields of a payload into an already open map.
+trait WriteFields {
+    fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error>;
+}
+
+fn write_opt<M: SerializeMap, T: Serialize>(
+    map: &mut M,
+    key: &str,
+    value: &Option<T>,
+) -> Result<(), M::Error> {
+    match value {
+        Some(value) => map.serialize_entry(key, value),
+        None => Ok(()),
+    }
+}
+
+fn write_extra<M: SerializeMap>(map: &mut M, extra: &Extra) -> Result<(), M::Error> {
+    extra
+        .iter()
+        .try_for_each(|(k, v)| map.serialize_entry(k, v))
+}
+
+fn write_call<M: SerializeMap>(
+    map: &mut M,
+    call: &Call,
+    legacy: &LegacyData,
+) -> Result<(), M::Error> {
+    match legacy {
+        LegacyData::Absent => map.serialize_entry("call", call),
+        LegacyData::Only => map.serialize_entry("data", call),
+        LegacyData::Alongside(data) => {
+            map.serialize_entry("call", call)?;
+            map.serialize_entry("data", data)
+        }
+    }
+}
+
+impl WriteFields for CallEvent {
+    fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        write_opt(map, "event_timestamp", &self.event_timestamp)?;
+        write_call(map, &self.call, &self.legacy_data)?;
+        write_extra(map, &self.extra)
+    }
+}
+
+impl WriteFields for TransferEvent {
+    fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        write_opt(map, "event_timestamp", &self.event_timestamp)?;
+        write_call(map, &self.call, &self.legacy_data)?;
+        write_opt(map, "transfer_destination", &self.transfer_destination)?;
+        write_opt(map, "transfer_option", &self.transfer_option)?;
+        write_extra(map, &self.extra)
+    }
+}
+
+impl WriteFields for TranscriptUpdatedEvent {
+    fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        write_opt(map, "event_timestamp", &self.event_timestamp)?;
+        match &self.subject {
+            TranscriptSubject::Call(call) => write_call(map, call, &self.legacy_data)?,
+            TranscriptSubject::Chat(chat) => map.serialize_entry("chat", chat)?,
+        }
+        write_opt(
+            map,
+            "transcript_with_tool_calls",
+            &self.transcript_with_tool_calls,
+        )?;
+        write_extra(map, &self.extra)
+    }
+}
+
+impl WriteFields for ChatEvent {
+    fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        write_opt(map, "event_timestamp", &self.event_timestamp)?;
+        map.serialize_entry("chat", &self.chat)?;
+        write_extra(map, &self.extra)
+    }
+}
+
+impl WriteFields for InboundCallRequest {
+    fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        write_opt(map, "event_timestamp", &self.event_timestamp)?;
+        map.serialize_entry("call_inbound", &self.call_inbound)?;
+        write_extra(map, &self.extra)
+    }
+}
+
+impl WriteFields for InboundChatRequest {
+    fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        write_opt(map, "event_timestamp", &self.event_timestamp)?;
+        map.serialize_entry("chat_inbound", &self.chat_inbound)?;
+        write_extra(map, &self.extra)
+    }
+}
+
+fn serialize_with_event<S: Serializer, T: WriteFields>(
+    serializer: S,
+    event: &str,
+    payload: &T,
+) -> Result<S::Ok, S::Error> {
+    let mut map = serializer.serialize_map(None)?;
+    map.serialize_entry("event", event)?;
+    payload.write_fields(&mut map)?;
+    map.end()
+}
+
+/// Payload structs serialize as their top-level keys without `event`.
+macro_rules! serialize_payload {
+    ($($ty:ty),+) => {$(
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(None)?;
+                self.write_fields(&mut map)?;
+                map.end()
+            }
+        }
+    )+};
+}
+
+serialize_payload!(CallEvent, TransferEvent, TranscriptUpdatedEvent, ChatEvent);
+
+impl Serialize for InboundCallRequest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_with_event(serializer, "call_inbound", self)
+    }
+}
+
+impl Serialize for InboundChatRequest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_with_event(serializer, "chat_inbound", self)
+    }
+}
+
+impl Serialize for UnknownEvent {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.raw.serialize(serializer)
+    }
+}
+
+impl Serialize for WebhookEvent {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let name = self.event_name();
+        match self {
+            Self::CallStarted(e) | Self::CallEnded(e) | Self::CallAnalyzed(e) => {
+                serialize_with_event(serializer, name, e)
+            }
+            Self::TransferStarted(e)
+            | Self::TransferBridged(e)
+            | Self::TransferCancelled(e)
+            | Self::TransferEnded(e) => serialize_with_event(serializer, name, e),
+            Self::TranscriptUpdated(e) => serialize_with_event(serializer, name, e),
+            Self::ChatStarted(e) | Self::ChatEnded(e) | Self::ChatAnalyzed(e) => {
+                serialize_with_event(serializer, name, e)
+            }
+            Self::Unknown(e) => e.serialize(serializer),
+        }
+    }
+}
+
+impl Serialize for Incoming {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Event(event) => event.serialize(serializer),
+            Self::CallInbound(request) => request.serialize(serializer),
+            Self::ChatInbound(request) => request.serialize(serializer),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Failure path: a lenient probe for the event name and ids.
+// ---------------------------------------------------------------------------
+
+/// What can be read from a body that failed to parse: first `event` string,
+/// `call.call_id` / `data.call_id`, `chat.chat_id`. Everything else is skipped
+/// without recursion (serde's `IgnoredAny`).
+#[derive(Default)]
+struct Probe {
+    event: Option<String>,
+    call_id: Option<String>,
+    chat_id: Option<String>,
+}
+
+impl Probe {
+    fn read(text: &str) -> Probe {
+        let mut probe = Probe::default();
+        let mut de = serde_json::Deserializer::from_str(text);
+        // Errors are expected here (the body already failed); keep what was read.
+        let _ = de.deserialize_map(ProbeVisitor(&mut probe));
+        probe
+    }
+}
+
+struct ProbeVisitor<'a>(&'a mut Probe);
+
+impl<'de> Visitor<'de> for ProbeVisitor<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "event" if self.0.event.is_none() => {
+                    self.0.event = map.next_value::<AnyString>()?.0
+                }
+                "call" | "data" if self.0.call_id.is_none() => {
+                    self.0.call_id = map.next_value::<IdIn>()?.0;
+                }
+                "chat" if self.0.chat_id.is_none() => self.0.chat_id = map.next_value::<IdIn>()?.0,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A string, or `None` for any other JSON value.
+struct AnyString(Option<String>);
+
+impl<'de> Deserialize<'de> for AnyString {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AnyString;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AnyString, E> {
+                Ok(AnyString(Some(v.to_owned())))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<AnyString, E> {
+                Ok(AnyString(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<AnyString, E> {
+                Ok(AnyString(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<AnyString, E> {
+                Ok(AnyString(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<AnyString, E> {
+                Ok(AnyString(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<AnyString, E> {
+                Ok(AnyString(None))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<AnyString, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(AnyString(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AnyString, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(AnyString(None))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// The first `call_id` / `chat_id` string of an object (any other value: `None`).
+struct IdIn(Option<String>);
+
+impl<'de> Deserialize<'de> for IdIn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = IdIn;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IdIn, A::Error> {
+                let mut id = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if id.is_none() && (key == "call_id" || key == "chat_id") {
+                        id = map.next_value::<AnyString>()?.0;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(IdIn(id))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<IdIn, E> {
+                Ok(IdIn(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<IdIn, E> {
+                Ok(IdIn(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<IdIn, E> {
+                Ok(IdIn(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<IdIn, E> {
+                Ok(IdIn(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<IdIn, E> {
+                Ok(IdIn(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<IdIn, E> {
+                Ok(IdIn(None))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<IdIn, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(IdIn(None))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Verify, then parse.
+// ---------------------------------------------------------------------------
+
+impl Verifier {
+    /// Verifies the signature at `now_ms` (epoch ms), then parses the body as an
+    /// event. Nothing is parsed when the signature fails.
+    pub fn verify_and_parse_at(
+        &self,
+        body: &[u8],
+        signature: &str,
+        now_ms: u64,
+    ) -> Result<WebhookEvent, Error> {
+        self.verify_at(body, signature, now_ms)?;
+        Ok(WebhookEvent::from_slice(body)?)
+    }
+
+    /// [`Self::verify_and_parse_at`] with the system clock.
+    pub fn verify_and_parse(&self, body: &[u8], signature: &str) -> Result<WebhookEvent, Error> {
+        self.verify(body, signature)?;
+        Ok(WebhookEvent::from_slice(body)?)
+    }
+
+    /// Verifies at `now_ms`, then parses anything with an `event` key
+    /// (events and inbound call / SMS requests).
+    pub fn verify_and_parse_incoming_at(
+        &self,
+        body: &[u8],
+        signature: &str,
+        now_ms: u64,
+    ) -> Result<Incoming, Error> {
+        self.verify_at(body, signature, now_ms)?;
+        Ok(Incoming::from_slice(body)?)
+    }
+
+    /// [`Self::verify_and_parse_incoming_at`] with the system clock.
+    pub fn verify_and_parse_incoming(
+        &self,
+        body: &[u8],
+        signature: &str,
+    ) -> Result<Incoming, Error> {
+        self.verify(body, signature)?;
+        Ok(Incoming::from_slice(body)?)
+    }
+}

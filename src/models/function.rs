@@ -1,0 +1,210 @@
+//! Custom functions (custom tools): Retell calls your URL while the agent talks,
+//! and gives the LLM your answer.
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use super::Extra;
+use super::call::Call;
+use super::chat::Chat;
+use crate::error::ParseError;
+
+/// The default request body: `{name, call, args}` (chat agents presumably
+/// send `chat` instead of `call`; both are accepted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WrappedFunctionCall {
+    /// Tool name.
+    pub name: String,
+    /// The live call so far (`call_status: "ongoing"`, transcript up to now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<Box<Call>>,
+    /// The live chat so far (chat agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<Box<Chat>>,
+    /// Arguments produced by the LLM (an object matching the tool's parameters).
+    pub args: Value,
+    /// Keys this version does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A custom-function request body, in either of its two forms.
+///
+/// With "Payload: args only" (`args_at_root`) the body is just the arguments
+/// object. A body is read as [`FunctionCall::Wrapped`] when it has a string
+/// `name`, an `args` key and a `call` or `chat` object; any other JSON object is
+/// [`FunctionCall::ArgsOnly`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum FunctionCall {
+    /// `{name, call | chat, args}`.
+    Wrapped(WrappedFunctionCall),
+    /// The arguments object alone.
+    ArgsOnly(Map<String, Value>),
+}
+
+impl FunctionCall {
+    /// Parses a request body (UTF-8 checked over the whole body; the body must
+    /// be a JSON object). GET/DELETE tools send an empty body: don't parse it.
+    pub fn from_slice(body: &[u8]) -> Result<Self, ParseError> {
+        let text = std::str::from_utf8(body).map_err(|e| ParseError::utf8(body, e))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| ParseError::json(&e, String::new()))?;
+        let Value::Object(object) = value else {
+            return Err(ParseError::shape(
+                "a custom-function body must be a JSON object",
+            ));
+        };
+        if !is_wrapped(&object) {
+            return Ok(Self::ArgsOnly(object));
+        }
+        serde_path_to_error::deserialize(Value::Object(object))
+            .map(Self::Wrapped)
+            .map_err(|e| ParseError::json(e.inner(), e.path().to_string()))
+    }
+
+    /// Tool name (wrapped form only).
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Self::Wrapped(w) => Some(&w.name),
+            Self::ArgsOnly(_) => None,
+        }
+    }
+
+    /// The arguments, in either form.
+    pub fn args(&self) -> Option<&Map<String, Value>> {
+        match self {
+            Self::Wrapped(w) => w.args.as_object(),
+            Self::ArgsOnly(args) => Some(args),
+        }
+    }
+
+    /// Deserializes the arguments into your own type.
+    pub fn args_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        match self {
+            Self::Wrapped(w) => T::deserialize(&w.args),
+            Self::ArgsOnly(args) => T::deserialize(Value::Object(args.clone())),
+        }
+    }
+
+    /// The live call (wrapped form from a voice agent).
+    pub fn call(&self) -> Option<&Call> {
+        match self {
+            Self::Wrapped(w) => w.call.as_deref(),
+            Self::ArgsOnly(_) => None,
+        }
+    }
+
+    /// The live chat (wrapped form from a chat agent).
+    pub fn chat(&self) -> Option<&Chat> {
+        match self {
+            Self::Wrapped(w) => w.chat.as_deref(),
+            Self::ArgsOnly(_) => None,
+        }
+    }
+}
+
+fn is_wrapped(object: &Map<String, Value>) -> bool {
+    object.get("name").is_some_and(Value::is_string)
+        && object.contains_key("args")
+        && (object.get("call").is_some_and(Value::is_object)
+            || object.get("chat").is_some_and(Value::is_object))
+}
+
+impl Serialize for FunctionCall {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Wrapped(w) => w.serialize(serializer),
+            Self::ArgsOnly(args) => args.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FunctionCall {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let object = Map::<String, Value>::deserialize(deserializer)?;
+        if is_wrapped(&object) {
+            serde_json::from_value(Value::Object(object))
+                .map(Self::Wrapped)
+                .map_err(D::Error::custom)
+        } else {
+            Ok(Self::ArgsOnly(object))
+        }
+    }
+}
+
+/// What a custom function answers: JSON or plain text. Retell stringifies either
+/// and gives at most [`FunctionResponse::MAX_CHARS`] characters to the LLM.
+///
+/// ```
+/// use retell_webhooks::FunctionResponse;
+///
+/// let answer = FunctionResponse::json(serde_json::json!({ "slots": ["10:00"] }));
+/// assert_eq!(answer.to_body(), br#"{"slots":["10:00"]}"#);
+/// assert_eq!(answer.content_type(), "application/json");
+/// assert_eq!(FunctionResponse::text("Booked").content_type(), "text/plain; charset=utf-8");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum FunctionResponse {
+    /// A JSON body (`application/json`).
+    Json(Value),
+    /// A plain-text body (`text/plain; charset=utf-8`).
+    Text(String),
+}
+
+impl FunctionResponse {
+    /// Characters of the response Retell passes on to the LLM.
+    pub const MAX_CHARS: usize = 15_000;
+
+    /// A JSON answer.
+    pub fn json(value: Value) -> Self {
+        Self::Json(value)
+    }
+
+    /// A JSON answer from any serializable value.
+    pub fn json_from<T: Serialize>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::to_value(value).map(Self::Json)
+    }
+
+    /// A plain-text answer.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::Text(text.into())
+    }
+
+    /// The HTTP body bytes.
+    pub fn to_body(&self) -> Vec<u8> {
+        match self {
+            // Serializing a `Value` cannot fail.
+            Self::Json(value) => serde_json::to_vec(value).unwrap_or_default(),
+            Self::Text(text) => text.clone().into_bytes(),
+        }
+    }
+
+    /// The HTTP `Content-Type` of [`Self::to_body`].
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            Self::Json(_) => "application/json",
+            Self::Text(_) => "text/plain; charset=utf-8",
+        }
+    }
+
+    /// `true` when the body is longer than Retell passes to the LLM.
+    pub fn exceeds_llm_limit(&self) -> bool {
+        String::from_utf8_lossy(&self.to_body()).chars().count() > Self::MAX_CHARS
+    }
+}
+
+impl Serialize for FunctionResponse {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Json(value) => value.serialize(serializer),
+            Self::Text(text) => serializer.serialize_str(text),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FunctionResponse {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(Self::Json)
+    }
+}

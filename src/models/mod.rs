@@ -1,0 +1,62 @@
+//! Typed, forward-compatible models of everything Retell sends.
+//!
+//! Three rules hold for every type in this module:
+//!
+//! * **Open**: unknown string-enum values parse into an `Unknown(String)` variant,
+//!   unknown transcript/message kinds into an `Unknown(serde_json::Value)` variant,
+//!   and unknown keys into the struct's `extra` map. Retell adds fields and values
+//!   roughly monthly; none of that may break a receiver.
+//! * **Lossless**: serializing a parsed value gives back the same keys and values
+//!   (absent stays absent, unknown keys are written back from `extra`).
+//! * **Lenient about numbers, strict about structure**: integer fields accept
+//!   integral floats (`1e3`, `1000.0`), float fields accept integers, `null` in an
+//!   optional field means "absent"; duplicate keys, wrong types and fractional or
+//!   negative values in integer fields are errors.
+
+#[macro_use]
+mod open_enum;
+
+pub mod call;
+pub mod chat;
+pub mod enums;
+pub mod function;
+pub mod inbound;
+mod number;
+pub mod transcript;
+
+mod role;
+
+pub use call::{
+    Call, CallAnalysis, CallCost, Latency, LatencyStats, LlmTokenUsage, ProductCost,
+    TelephonyIdentifier,
+};
+pub use chat::{
+    Chat, ChatAnalysis, ChatCost, ChatMessage, ChatNodeTransition, ChatSms, ChatStateTransition,
+    ChatText, ChatToolCallInvocation, ChatToolCallResult,
+};
+pub use enums::{
+    AudioEncoding, AudioWebsocketProtocol, CallStatus, CallType, ChatRole, ChatStatus, ChatType,
+    DataStorageSetting, Direction, DisconnectionReason, TranscriptRole, TransitionType,
+    UserSentiment, UtteranceRole,
+};
+pub use function::{FunctionCall, FunctionResponse, WrappedFunctionCall};
+pub use inbound::{
+    InboundCall, InboundCallRequest, InboundChat, InboundChatRequest, InboundKind, InboundResponse,
+    InboundResponseBody,
+};
+pub use transcript::{
+    Dtmf, Injected, Multimedia, NodeTransition, Sms, ToolCallInvocation, ToolCallResult,
+    TranscriptItem, Utterance, Word,
+};
+
+pub(crate) use number::opt_u64 as number_opt_u64;
+pub(crate) use role::short_key;
+
+/// Unknown keys of a JSON object, kept so that serialization writes them back.
+pub type Extra = serde_json::Map<String, serde_json::Value>;
+
+/// Converts epoch milliseconds to a UTC date-time (`None` when out of range).
+pub(crate) fn ms_to_datetime(ms: Option<u64>) -> Option<time::OffsetDateTime> {
+    let ms = i128::from(ms?);
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms.checked_mul(1_000_000)?).ok()
+}
