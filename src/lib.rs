@@ -38,6 +38,8 @@
     )
 )]
 
+#[cfg(any(feature = "axum", feature = "actix"))]
+pub mod adapters;
 pub mod dispatch;
 pub mod error;
 pub mod events;
@@ -58,7 +60,3 @@ pub use signature::{
     DEFAULT_TOLERANCE, KeyError, MAX_SIGNATURE_LEN, Malformed, SIGNATURE_HEADER, Signature,
     Verifier, VerifyError, sign, unix_ms, verify,
 };
-
-#[cfg(feature = "actix")]
-#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
-pub mod adapters;

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, post, web};
 use retell_webhooks::adapters::actix::{
-    Receiver, RetellConfig, RetellWebhook, function_service, service,
+    VerifiedBody, VerifiedEvent, VerifiedIncoming, WebhookConfig, endpoint, function_service,
+    service,
 };
-use retell_webhooks::dispatch::{ReceiverConfig, SourceAllowlist, WebhookHandler};
+use retell_webhooks::dispatch::{ReceiverConfig, Route, SourceAllowlist, WebhookHandler};
 use retell_webhooks::{
     CallEvent, FunctionCall, FunctionResponse, InboundCallRequest, InboundResponse, Incoming,
     UnknownEvent, Verifier, WebhookEvent, sign,
@@ -90,9 +91,12 @@ impl WebhookHandler for Shared {
         Ok(())
     }
 
-    async fn on_call_inbound(&self, _request: InboundCallRequest) -> Result<InboundResponse, String> {
+    async fn on_call_inbound(
+        &self,
+        _request: InboundCallRequest,
+    ) -> Result<InboundResponse, String> {
         self.0.act().await?;
-        Ok(InboundResponse::call().dynamic_variable("customer_name", "Ada"))
+        Ok(InboundResponse::call().dynamic_variables([("customer_name", "Ada")]))
     }
 
     async fn on_function_call(&self, _call: FunctionCall) -> Result<FunctionResponse, String> {
@@ -142,11 +146,17 @@ impl Server {
 
     /// A receiver on `/webhook` (events) and `/function` (custom functions).
     fn receiver(handler: &Arc<Counting>, config: ReceiverConfig) -> Self {
-        let events = Receiver::events(verifier(), Shared(handler.clone()), config.clone());
-        let function = Receiver::function(verifier(), Shared(handler.clone()), config);
+        let webhook = WebhookConfig::new(verifier()).with_receiver_config(config);
+        let handler = Arc::new(Shared(handler.clone()));
         Self::start(move |app| {
-            app.service(events.resource("/webhook"))
-                .route("/function", function.route());
+            app.route(
+                "/webhook",
+                endpoint(Route::Events, webhook.clone(), handler.clone()),
+            )
+            .route(
+                "/function",
+                endpoint(Route::Function, webhook.clone(), handler.clone()),
+            );
         })
     }
 
@@ -167,7 +177,9 @@ struct Reply {
 }
 
 async fn post(server: &Server, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Reply {
-    let mut request = reqwest::Client::new().post(server.url(path)).body(body.to_vec());
+    let mut request = reqwest::Client::new()
+        .post(server.url(path))
+        .body(body.to_vec());
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -259,7 +271,13 @@ fn call_ended_of_len(len: usize) -> Vec<u8> {
 fn long_call_analyzed() -> Vec<u8> {
     let words = 18_000;
     let transcript: String = (0..words)
-        .map(|i| if i % 40 == 0 { "\nAgent: hello" } else { " word" })
+        .map(|i| {
+            if i % 40 == 0 {
+                "\nAgent: hello"
+            } else {
+                " word"
+            }
+        })
         .collect();
     let timed: Vec<String> = (0..words)
         .map(|i| {
@@ -307,7 +325,11 @@ async fn header_name_is_case_insensitive() {
     let h = Counting::new(Mode::Ok);
     let server = Server::receiver(&h, config());
     let sig = signed(CALL_ENDED);
-    for name in ["X-Retell-Signature", "x-retell-signature", "X-RETELL-SIGNATURE"] {
+    for name in [
+        "X-Retell-Signature",
+        "x-retell-signature",
+        "X-RETELL-SIGNATURE",
+    ] {
         let head = format!("POST /webhook HTTP/1.1\r\nHost: test\r\n{name}: {sig}");
         let response = raw(server.addr, &head, CALL_ENDED).await;
         assert_eq!(raw_status(&response), 204, "{name}");
@@ -388,7 +410,10 @@ async fn body_of_exactly_the_limit_is_accepted() {
 async fn configured_body_limit_applies() {
     let h = Counting::new(Mode::Ok);
     let server = Server::receiver(&h, config().with_body_limit(CALL_ENDED.len()));
-    assert_eq!(post_signed(&server, "/webhook", CALL_ENDED).await.status, 204);
+    assert_eq!(
+        post_signed(&server, "/webhook", CALL_ENDED).await.status,
+        204
+    );
     let longer = call_ended_of_len(CALL_ENDED.len() + 10);
     assert_eq!(post_signed(&server, "/webhook", &longer).await.status, 413);
     assert_eq!(h.calls(), 1);
@@ -410,7 +435,12 @@ async fn long_call_payload_is_accepted() {
 async fn bad_json_after_a_valid_signature_is_400() {
     let h = Counting::new(Mode::Ok);
     let server = Server::receiver(&h, config());
-    for body in [&b"{\"event\":"[..], b"[]", b"", b"{\"event\":\"call_ended\",\"x\":\"\xff\"}"] {
+    for body in [
+        &b"{\"event\":"[..],
+        b"[]",
+        b"",
+        b"{\"event\":\"call_ended\",\"x\":\"\xff\"}",
+    ] {
         let reply = post_signed(&server, "/webhook", body).await;
         assert_eq!(reply.status, 400, "{body:?}");
     }
@@ -433,8 +463,14 @@ async fn handler_error_is_500() {
 async fn handler_panic_is_500_and_the_next_request_is_served() {
     let h = Counting::new(Mode::PanicOnce);
     let server = Server::receiver(&h, config());
-    assert_eq!(post_signed(&server, "/webhook", CALL_ENDED).await.status, 500);
-    assert_eq!(post_signed(&server, "/webhook", CALL_ENDED).await.status, 204);
+    assert_eq!(
+        post_signed(&server, "/webhook", CALL_ENDED).await.status,
+        500
+    );
+    assert_eq!(
+        post_signed(&server, "/webhook", CALL_ENDED).await.status,
+        204
+    );
     assert_eq!(h.calls(), 2);
     server.stop().await;
 }
@@ -444,7 +480,10 @@ async fn handler_that_always_panics_never_takes_the_server_down() {
     let h = Counting::new(Mode::Panic);
     let server = Server::receiver(&h, config());
     for _ in 0..3 {
-        assert_eq!(post_signed(&server, "/webhook", CALL_ENDED).await.status, 500);
+        assert_eq!(
+            post_signed(&server, "/webhook", CALL_ENDED).await.status,
+            500
+        );
     }
     assert_eq!(h.calls(), 3);
     server.stop().await;
@@ -525,10 +564,24 @@ async fn encoded_body_is_415() {
     let h = Counting::new(Mode::Ok);
     let server = Server::receiver(&h, config());
     let sig = signed(CALL_ENDED);
-    let headers = [("x-retell-signature", sig.as_str()), ("content-encoding", "gzip")];
-    assert_eq!(post(&server, "/webhook", CALL_ENDED, &headers).await.status, 415);
-    let identity = [("x-retell-signature", sig.as_str()), ("content-encoding", "identity")];
-    assert_eq!(post(&server, "/webhook", CALL_ENDED, &identity).await.status, 204);
+    let headers = [
+        ("x-retell-signature", sig.as_str()),
+        ("content-encoding", "gzip"),
+    ];
+    assert_eq!(
+        post(&server, "/webhook", CALL_ENDED, &headers).await.status,
+        415
+    );
+    let identity = [
+        ("x-retell-signature", sig.as_str()),
+        ("content-encoding", "identity"),
+    ];
+    assert_eq!(
+        post(&server, "/webhook", CALL_ENDED, &identity)
+            .await
+            .status,
+        204
+    );
     assert_eq!(h.calls(), 1);
     server.stop().await;
 }
@@ -560,7 +613,10 @@ async fn trusted_proxy_forwarding_for_retell_is_allowed() {
         ("x-retell-signature", sig.as_str()),
         ("x-forwarded-for", "100.20.5.228"),
     ];
-    assert_eq!(post(&server, "/webhook", CALL_ENDED, &headers).await.status, 204);
+    assert_eq!(
+        post(&server, "/webhook", CALL_ENDED, &headers).await.status,
+        204
+    );
     assert_eq!(h.calls(), 1);
     server.stop().await;
 }
@@ -570,15 +626,23 @@ async fn service_functions_mount_the_same_receiver() {
     let h = Counting::new(Mode::Ok);
     let (events, function) = (h.clone(), h.clone());
     let server = Server::start(move |app| {
-        app.service(service("/events", verifier(), Shared(events.clone()), config()))
-            .service(function_service(
-                "/tool",
-                verifier(),
-                Shared(function.clone()),
-                config(),
-            ));
+        app.service(service(
+            "/events",
+            verifier(),
+            Shared(events.clone()),
+            config(),
+        ))
+        .service(function_service(
+            "/tool",
+            verifier(),
+            Shared(function.clone()),
+            config(),
+        ));
     });
-    assert_eq!(post_signed(&server, "/events", CALL_ENDED).await.status, 204);
+    assert_eq!(
+        post_signed(&server, "/events", CALL_ENDED).await.status,
+        204
+    );
     assert_eq!(post_signed(&server, "/tool", FUNCTION).await.status, 200);
     assert_eq!(post(&server, "/events", CALL_ENDED, &[]).await.status, 401);
     assert_eq!(h.calls(), 2);
@@ -592,7 +656,8 @@ async fn outcome_is_available_to_middleware() {
 
     let seen = Arc::new(AtomicUsize::new(0));
     let h = Counting::new(Mode::Ok);
-    let receiver = Receiver::events(verifier(), Shared(h.clone()), config());
+    let webhook = WebhookConfig::new(verifier()).with_receiver_config(config());
+    let handler = Arc::new(Shared(h.clone()));
     let counter = seen.clone();
     let server = HttpServer::new(move || {
         let counter = counter.clone();
@@ -609,7 +674,10 @@ async fn outcome_is_available_to_middleware() {
                     Ok(res)
                 }
             })
-            .service(receiver.resource("/webhook"))
+            .route(
+                "/webhook",
+                endpoint(Route::Events, webhook.clone(), handler.clone()),
+            )
     })
     .workers(1)
     .disable_signals()
@@ -620,55 +688,118 @@ async fn outcome_is_available_to_middleware() {
     let handle = server.handle();
     actix_web::rt::spawn(server);
     let server = Server { addr, handle };
-    assert_eq!(post_signed(&server, "/webhook", CALL_ENDED).await.status, 204);
+    assert_eq!(
+        post_signed(&server, "/webhook", CALL_ENDED).await.status,
+        204
+    );
     assert_eq!(post(&server, "/webhook", CALL_ENDED, &[]).await.status, 401);
     assert_eq!(seen.load(Ordering::SeqCst), 2);
     server.stop().await;
 }
 
+#[actix_web::test]
+async fn unconfigured_endpoint_fails_closed() {
+    let h = Counting::new(Mode::Ok);
+    let handler = Arc::new(Shared(h.clone()));
+    let server = Server::start(move |app| {
+        let unconfigured = WebhookConfig::unconfigured();
+        app.route(
+            "/webhook",
+            endpoint(Route::Events, unconfigured, handler.clone()),
+        );
+    });
+    let reply = post_signed(&server, "/webhook", CALL_ENDED).await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(reply.body, b"internal server error\n");
+    assert_eq!(h.calls(), 0);
+    server.stop().await;
+}
+
 // ---------------------------------------------------------------------------
-// Extractor
+// Extractors
 // ---------------------------------------------------------------------------
 
 static EXTRACTED: AtomicUsize = AtomicUsize::new(0);
 
-#[post("/extract")]
-async fn extract(RetellWebhook(incoming): RetellWebhook) -> HttpResponse {
+#[post("/incoming")]
+async fn incoming(VerifiedIncoming(incoming): VerifiedIncoming) -> HttpResponse {
     match incoming {
         Incoming::Event(WebhookEvent::CallEnded(_)) => {
             EXTRACTED.fetch_add(1, Ordering::SeqCst);
             HttpResponse::NoContent().finish()
         }
-        Incoming::CallInbound(_) => HttpResponse::Ok().json(InboundResponse::call()),
+        Incoming::CallInbound(_) => HttpResponse::Ok()
+            .content_type(InboundResponse::CONTENT_TYPE)
+            .body(InboundResponse::call().to_body()),
         _ => HttpResponse::NoContent().finish(),
     }
 }
 
+#[post("/event")]
+async fn event(VerifiedEvent(event): VerifiedEvent) -> HttpResponse {
+    match event {
+        WebhookEvent::CallEnded(ended) if ended.call.call_id == "call_1" => {
+            HttpResponse::NoContent().finish()
+        }
+        _ => HttpResponse::BadRequest().finish(),
+    }
+}
+
+#[post("/body")]
+async fn raw_body_route(VerifiedBody(bytes): VerifiedBody) -> HttpResponse {
+    HttpResponse::Ok().body(bytes)
+}
+
+fn extractor_routes(app: &mut web::ServiceConfig) {
+    app.service(incoming).service(event).service(raw_body_route);
+}
+
 #[actix_web::test]
-async fn extractor_yields_verified_events_and_rejects_like_the_receiver() {
+async fn extractors_yield_verified_requests_and_reject_like_the_endpoint() {
     let before = EXTRACTED.load(Ordering::SeqCst);
     let plain = Server::start(|app| {
-        app.app_data(RetellConfig::with_config(verifier(), config()))
-            .service(extract);
+        app.app_data(WebhookConfig::new(verifier()).with_receiver_config(config()))
+            .configure(extractor_routes);
     });
     let data = Server::start(|app| {
-        app.app_data(web::Data::new(RetellConfig::with_config(verifier(), config())))
-            .service(extract);
+        let webhook = WebhookConfig::new(verifier()).with_receiver_config(config());
+        app.app_data(web::Data::new(webhook))
+            .configure(extractor_routes);
     });
     for server in [&plain, &data] {
-        assert_eq!(post_signed(server, "/extract", CALL_ENDED).await.status, 204);
-        assert_eq!(post_signed(server, "/extract", INBOUND).await.status, 200);
-        let unsigned = post(server, "/extract", CALL_ENDED, &[]).await;
-        assert_eq!(unsigned.status, 401);
-        assert_eq!(unsigned.body, b"invalid or missing signature\n");
-        assert_eq!(post_signed(server, "/extract", b"[]").await.status, 400);
-        let sig = signed(CALL_ENDED);
-        let gzip = [("x-retell-signature", sig.as_str()), ("content-encoding", "gzip")];
-        assert_eq!(post(server, "/extract", CALL_ENDED, &gzip).await.status, 415);
+        assert_eq!(
+            post_signed(server, "/incoming", CALL_ENDED).await.status,
+            204
+        );
+        assert_eq!(post_signed(server, "/incoming", INBOUND).await.status, 200);
+        assert_eq!(post_signed(server, "/event", CALL_ENDED).await.status, 204);
+        // An inbound webhook is not an event.
+        assert_eq!(post_signed(server, "/event", INBOUND).await.status, 400);
+        let raw_body = post_signed(server, "/body", CALL_ENDED).await;
+        assert_eq!(
+            (raw_body.status, raw_body.body.as_slice()),
+            (200, CALL_ENDED)
+        );
+        for path in ["/incoming", "/event", "/body"] {
+            let unsigned = post(server, path, CALL_ENDED, &[]).await;
+            assert_eq!(unsigned.status, 401, "{path}");
+            assert_eq!(unsigned.body, b"invalid or missing signature\n");
+            assert_eq!(post_signed(server, path, b"[]").await.status, 400, "{path}");
+            let sig = signed(CALL_ENDED);
+            let gzip = [
+                ("x-retell-signature", sig.as_str()),
+                ("content-encoding", "gzip"),
+            ];
+            assert_eq!(
+                post(server, path, CALL_ENDED, &gzip).await.status,
+                415,
+                "{path}"
+            );
+        }
         let big = call_ended_of_len(LIMIT + 1);
-        assert_eq!(post_signed(server, "/extract", &big).await.status, 413);
+        assert_eq!(post_signed(server, "/incoming", &big).await.status, 413);
         let exact = call_ended_of_len(LIMIT);
-        assert_eq!(post_signed(server, "/extract", &exact).await.status, 204);
+        assert_eq!(post_signed(server, "/incoming", &exact).await.status, 204);
     }
     assert_eq!(EXTRACTED.load(Ordering::SeqCst) - before, 4);
     plain.stop().await;
@@ -676,12 +807,21 @@ async fn extractor_yields_verified_events_and_rejects_like_the_receiver() {
 }
 
 #[actix_web::test]
-async fn extractor_without_configuration_fails_closed() {
-    let server = Server::start(|app| {
-        app.service(extract);
+async fn extractors_without_configuration_fail_closed() {
+    let missing = Server::start(|app| {
+        app.configure(extractor_routes);
     });
-    let reply = post_signed(&server, "/extract", CALL_ENDED).await;
-    assert_eq!(reply.status, 500);
-    assert_eq!(reply.body, b"internal server error\n");
-    server.stop().await;
+    let unconfigured = Server::start(|app| {
+        app.app_data(WebhookConfig::unconfigured())
+            .configure(extractor_routes);
+    });
+    for server in [&missing, &unconfigured] {
+        for path in ["/incoming", "/event", "/body"] {
+            let reply = post_signed(server, path, CALL_ENDED).await;
+            assert_eq!(reply.status, 500, "{path}");
+            assert_eq!(reply.body, b"internal server error\n");
+        }
+    }
+    missing.stop().await;
+    unconfigured.stop().await;
 }

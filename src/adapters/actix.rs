@@ -1,65 +1,61 @@
-//! [actix-web 4](https://actix.rs) adapter (feature `actix`).
+//! actix-web 4 adapter: a ready-made service and extractors for verified events.
 //!
-//! Two ways in, both running the same checks in the same order as every other
-//! adapter (see [`dispatch`](crate::dispatch)):
+//! Every request goes through [`crate::dispatch`], so statuses and bodies are
+//! the same as in any other adapter (the axum one included). On top of the core
+//! this adapter:
 //!
-//! * a ready-made receiver: [`service`] (event and inbound webhooks),
-//!   [`function_service`] (custom functions), or a [`Receiver`] built once and
-//!   mounted with [`Receiver::resource`] / [`Receiver::route`]. It reads the body,
-//!   verifies it, parses it and calls your [`WebhookHandler`], with panics caught
-//!   (`500`) and the handler deadline applied (`503`);
-//! * the [`RetellWebhook`] extractor, for your own actix handlers: it yields a
-//!   verified, typed [`Incoming`] request, configured with [`RetellConfig`] in
-//!   `app_data`.
-//!
-//! The body is read with the limit of [`ReceiverConfig::body_limit`] (8 MiB by
-//! default), not actix-web's 256 KiB [`PayloadConfig`](actix_web::web::PayloadConfig)
-//! default: a declared `Content-Length` over the limit is refused before
-//! anything is read, and a chunked body is refused as soon as it crosses the
-//! limit (`413`, and the connection is closed). Signatures are checked on the
-//! raw bytes before any JSON parsing.
+//! * refuses a `Content-Length` over the limit before reading, and stops reading
+//!   as soon as a chunked body crosses it (`413`, then the connection is
+//!   closed); the limit is [`ReceiverConfig::body_limit`] (8 MiB by default),
+//!   never actix-web's 256 KiB [`PayloadConfig`](actix_web::web::PayloadConfig)
+//!   default, which does not apply here;
+//! * applies the handler deadline with `tokio::time::sleep` (`503`); a handler
+//!   panic is answered `500` instead of actix-web's closed connection;
+//! * answers `500` when no verifier is configured (fail closed);
+//! * takes the peer address for the source allowlist from
+//!   [`HttpRequest::peer_addr`];
+//! * puts the [`Outcome`] in the response extensions
+//!   (`response.extensions().get::<Outcome>()`), so a logging middleware can
+//!   print one line per request.
 //!
 //! # Quick start
 //!
 //! ```no_run
 //! use actix_web::{App, HttpServer};
-//! use retell_webhooks::adapters::actix::Receiver;
+//! use retell_webhooks::adapters::actix::service;
 //! use retell_webhooks::dispatch::{ReceiverConfig, WebhookHandler};
 //! use retell_webhooks::{CallEvent, Verifier};
 //!
 //! struct Handler;
 //!
 //! impl WebhookHandler for Handler {
-//!     type Error = std::convert::Infallible;
+//!     type Error = std::io::Error;
 //!
 //!     async fn on_call_ended(&self, event: CallEvent) -> Result<(), Self::Error> {
-//!         let _ = event; // store the transcript, enqueue work, ...
+//!         println!("call ended: {:?}", event.call.call_id);
 //!         Ok(())
 //!     }
 //! }
 //!
 //! #[actix_web::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let key = std::env::var("RETELL_API_KEY")?;
-//!     // Built once; every worker shares the same handler.
-//!     let receiver = Receiver::events(Verifier::new(&key)?, Handler, ReceiverConfig::new());
-//!     HttpServer::new(move || App::new().service(receiver.resource("/retell/webhook")))
-//!         .bind(("127.0.0.1", 3000))?
-//!         .run()
-//!         .await?;
+//!     let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
+//!     HttpServer::new(move || {
+//!         let config = ReceiverConfig::new();
+//!         App::new().service(service("/retell/webhook", verifier.clone(), Handler, config))
+//!     })
+//!     .bind(("127.0.0.1", 3000))?
+//!     .run()
+//!     .await?;
 //!     Ok(())
 //! }
 //! ```
 //!
-//! # Differences from plain actix-web
-//!
-//! * A panicking handler is answered with `500`; plain actix-web closes the
-//!   connection without a response.
-//! * Every response carries the [`Outcome`] in its extensions
-//!   (`response.extensions().get::<Outcome>()`), for logging middleware. It holds
-//!   no body, header value or key.
-//! * actix-web 4 uses `http` 0.2 types; nothing here exposes them beyond what
-//!   actix-web itself does.
+//! To share one handler between workers and routes, mount [`endpoint`] with an
+//! [`Arc`]'d handler. To handle events in your own actix handler instead, use
+//! the [`VerifiedEvent`] (or [`VerifiedIncoming`], [`VerifiedBody`]) extractor
+//! with a [`WebhookConfig`] in `app_data`. Extractors do not catch panics or
+//! apply the deadline: that is the service's job.
 
 use std::fmt;
 use std::future::Future;
@@ -68,57 +64,157 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix_web::body::{BodyStream, to_bytes_limited};
-use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, HeaderMap};
 use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, Resource, ResponseError, dev, web};
 
-use crate::Incoming;
 use crate::dispatch::{
-    Dispatched, Outcome, RawRequest, Reason, ReceiverConfig, Route, WebhookHandler, dispatch,
-    precheck,
+    self, BadBody, Dispatched, Outcome, RawRequest, Reason, ReceiverConfig, Route, WebhookHandler,
 };
 use crate::signature::{SIGNATURE_HEADER, Verifier};
+use crate::{Incoming, WebhookEvent};
 
 /// The header a reverse proxy appends the client address to; read only when the
 /// TCP peer is one of the allowlist's trusted proxies.
 const FORWARDED_FOR: &str = "x-forwarded-for";
 
 // ---------------------------------------------------------------------------
-// Ready-made receiver
+// Configuration
 // ---------------------------------------------------------------------------
 
-struct Shared<H> {
+/// The verifier and limits, shared by [`endpoint`] and the extractors.
+///
+/// Cheap to clone. [`Default`] (or [`unconfigured`](Self::unconfigured)) has no
+/// verifier: every request is then answered `500`, never accepted unverified.
+///
+/// The extractors find it in `app_data`, registered as is
+/// (`App::app_data(config)`) or wrapped in [`web::Data`]. Without it they also
+/// answer `500`.
+#[derive(Clone, Default, Debug)]
+pub struct WebhookConfig {
+    verifier: Option<Arc<Verifier>>,
+    receiver: Arc<ReceiverConfig>,
+}
+
+impl WebhookConfig {
+    /// Verifies with `verifier` and the default [`ReceiverConfig`].
+    #[must_use]
+    pub fn new(verifier: Verifier) -> Self {
+        Self {
+            verifier: Some(Arc::new(verifier)),
+            receiver: Arc::default(),
+        }
+    }
+
+    /// No verifier: every request is refused with `500` (for an app that starts
+    /// before its key is available, or whose key failed to load).
+    #[must_use]
+    pub fn unconfigured() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the limits and policies.
+    #[must_use]
+    pub fn with_receiver_config(mut self, config: ReceiverConfig) -> Self {
+        self.receiver = Arc::new(config);
+        self
+    }
+
+    /// Whether a verifier is configured.
+    #[must_use]
+    pub fn is_configured(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// The verifier, if configured.
+    #[must_use]
+    pub fn verifier(&self) -> Option<&Verifier> {
+        self.verifier.as_deref()
+    }
+
+    /// The limits and policies.
+    #[must_use]
+    pub fn receiver_config(&self) -> &ReceiverConfig {
+        &self.receiver
+    }
+}
+
+/// The configuration registered in `app_data`, plain or as [`web::Data`].
+fn find_config(req: &HttpRequest) -> Option<&WebhookConfig> {
+    req.app_data::<WebhookConfig>().or_else(|| {
+        req.app_data::<web::Data<WebhookConfig>>()
+            .map(|data| data.get_ref())
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Ready-made service
+// ---------------------------------------------------------------------------
+
+/// A resource at `path` for the event webhook (and the inbound call/SMS
+/// webhook), handled by `handler`. Mount it with `App::service`.
+///
+/// Any other method than `POST` on `path` is answered `405` with `Allow: POST`.
+///
+/// `HttpServer` calls its factory closure once per worker thread, so this builds
+/// one handler per worker. To share a single handler (a connection pool, a
+/// queue), build it once in an [`Arc`] and mount [`endpoint`] instead.
+#[must_use]
+pub fn service<H>(path: &str, verifier: Verifier, handler: H, config: ReceiverConfig) -> Resource
+where
+    H: WebhookHandler + 'static,
+{
+    let webhook = WebhookConfig::new(verifier).with_receiver_config(config);
+    web::resource(path).route(endpoint(Route::Events, webhook, Arc::new(handler)))
+}
+
+/// Like [`service`], for a custom function URL: bodies are
+/// [`FunctionCall`](crate::FunctionCall)s answered by
+/// [`WebhookHandler::on_function_call`].
+#[must_use]
+pub fn function_service<H>(
+    path: &str,
     verifier: Verifier,
     handler: H,
     config: ReceiverConfig,
-    route: Route,
+) -> Resource
+where
+    H: WebhookHandler + 'static,
+{
+    let webhook = WebhookConfig::new(verifier).with_receiver_config(config);
+    web::resource(path).route(endpoint(Route::Function, webhook, Arc::new(handler)))
 }
 
-/// A verifier, a handler and a configuration for one kind of route, ready to be
-/// mounted in an actix-web [`App`](actix_web::App).
-///
-/// Build it once, outside the `HttpServer` factory closure, and mount it in each
-/// worker's `App`: clones share the same handler (it is behind an [`Arc`]).
+/// The route behind [`service`] and [`function_service`], answering every
+/// method: mount it at a path of your choice (`App::route(path, endpoint(..))`
+/// or `web::resource(path).route(endpoint(..))`), share one handler between
+/// workers and routes, or pass an [unconfigured](WebhookConfig::unconfigured)
+/// config.
 ///
 /// ```no_run
-/// # use retell_webhooks::{Verifier, dispatch::{ReceiverConfig, WebhookHandler}};
-/// # struct Handler;
-/// # impl WebhookHandler for Handler { type Error = std::convert::Infallible; }
+/// use std::sync::Arc;
+///
 /// use actix_web::{App, HttpServer};
-/// use retell_webhooks::adapters::actix::Receiver;
+/// use retell_webhooks::adapters::actix::{WebhookConfig, endpoint};
+/// use retell_webhooks::dispatch::{ReceiverConfig, Route, WebhookHandler};
+/// use retell_webhooks::Verifier;
+///
+/// struct Handler; // e.g. holds a database pool
+/// impl WebhookHandler for Handler {
+///     type Error = std::convert::Infallible;
+/// }
 ///
 /// # #[actix_web::main]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
 /// let config = ReceiverConfig::new().with_body_limit(16 * 1024 * 1024);
-/// let events = Receiver::events(verifier.clone(), Handler, config.clone());
-/// let tools = Receiver::function(verifier, Handler, config);
+/// let webhook = WebhookConfig::new(verifier).with_receiver_config(config);
+/// let handler = Arc::new(Handler); // one handler for every worker
 /// HttpServer::new(move || {
 ///     App::new()
-///         .service(events.resource("/retell/webhook"))
-///         .route("/retell/tools/book", tools.route())
+///         .route("/retell/webhook", endpoint(Route::Events, webhook.clone(), handler.clone()))
+///         .route("/retell/tools/book", endpoint(Route::Function, webhook.clone(), handler.clone()))
 /// })
 /// .bind(("127.0.0.1", 3000))?
 /// .run()
@@ -126,481 +222,235 @@ struct Shared<H> {
 /// # Ok(())
 /// # }
 /// ```
-pub struct Receiver<H> {
-    shared: Arc<Shared<H>>,
+#[must_use]
+pub fn endpoint<H>(route: Route, webhook: WebhookConfig, handler: Arc<H>) -> actix_web::Route
+where
+    H: WebhookHandler + 'static,
+{
+    let endpoint = Arc::new(Endpoint {
+        route,
+        webhook,
+        handler,
+    });
+    web::route().to(move |req: HttpRequest, payload: web::Payload| {
+        let endpoint = Arc::clone(&endpoint);
+        async move { endpoint.serve(&req, payload.into_inner()).await }
+    })
 }
 
-impl<H> Clone for Receiver<H> {
-    fn clone(&self) -> Self {
-        Self {
-            shared: Arc::clone(&self.shared),
-        }
-    }
+struct Endpoint<H> {
+    route: Route,
+    webhook: WebhookConfig,
+    handler: Arc<H>,
 }
 
-impl<H> fmt::Debug for Receiver<H> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver")
-            .field("route", &self.shared.route)
-            .field("verifier", &self.shared.verifier)
-            .field("config", &self.shared.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<H: WebhookHandler + 'static> Receiver<H> {
-    /// A receiver for `route`.
-    #[must_use]
-    pub fn new(route: Route, verifier: Verifier, handler: H, config: ReceiverConfig) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                verifier,
-                handler,
-                config,
-                route,
-            }),
-        }
-    }
-
-    /// A receiver for the event webhook and the inbound call/SMS webhook
-    /// ([`Route::Events`]).
-    #[must_use]
-    pub fn events(verifier: Verifier, handler: H, config: ReceiverConfig) -> Self {
-        Self::new(Route::Events, verifier, handler, config)
-    }
-
-    /// A receiver for a custom function URL ([`Route::Function`]).
-    #[must_use]
-    pub fn function(verifier: Verifier, handler: H, config: ReceiverConfig) -> Self {
-        Self::new(Route::Function, verifier, handler, config)
-    }
-
-    /// The handler.
-    #[must_use]
-    pub fn handler(&self) -> &H {
-        &self.shared.handler
-    }
-
-    /// The configuration.
-    #[must_use]
-    pub fn config(&self) -> &ReceiverConfig {
-        &self.shared.config
-    }
-
-    /// A resource at `path` answering every method (anything but `POST` gets
-    /// `405` with `Allow: POST`); mount it with `App::service`.
-    #[must_use]
-    pub fn resource(&self, path: &str) -> Resource {
-        web::resource(path).route(self.route())
-    }
-
-    /// A route answering every method, for `App::route(path, ...)` or
-    /// `web::resource(path).route(...)`.
-    #[must_use]
-    pub fn route(&self) -> actix_web::Route {
-        let this = self.clone();
-        web::route().to(move |req: HttpRequest, payload: web::Payload| {
-            let this = this.clone();
-            async move { this.handle(&req, payload).await }
-        })
-    }
-
-    /// Answers one request: the whole pipeline of [`dispatch`], with the body
-    /// read from `payload` under the configured limit and the handler deadline
-    /// enforced with a Tokio timer.
-    ///
-    /// Use it to call the receiver from your own actix handler.
-    pub async fn handle(&self, req: &HttpRequest, payload: web::Payload) -> HttpResponse {
-        let Shared {
-            verifier,
-            handler,
-            config,
-            route,
-        } = &*self.shared;
-        let mut payload = payload.into_inner();
-        let head = RequestHead::of(req);
-        let request = head.raw_request();
-        if let Some(rejected) = precheck(config, *route, &request) {
-            return into_response(rejected, Some(payload));
-        }
-        let body = match read_body(&mut payload, config.body_limit()).await {
-            Ok(body) => body,
-            Err(BodyError::TooLarge) => {
-                let limit = config.body_limit();
-                let rejected = Dispatched::rejected(*route, Reason::PayloadTooLarge { limit });
-                return into_response(rejected, Some(payload));
-            }
-            Err(BodyError::Read(error)) => return HttpResponse::from_error(error),
+impl<H: WebhookHandler + 'static> Endpoint<H> {
+    async fn serve(&self, req: &HttpRequest, mut payload: dev::Payload) -> HttpResponse {
+        let route = self.route;
+        let Some(verifier) = self.webhook.verifier() else {
+            return into_response(Dispatched::from_reason(route, Reason::NotConfigured), None);
         };
-        let request = request.with_body(&body);
+        let config = self.webhook.receiver_config();
+        let head = RequestHead::of(req);
+        let bytes = match read_checked(config, route, &head, &mut payload).await {
+            Ok(bytes) => bytes,
+            // Hand the unread body to the response so a 413 closes the connection.
+            Err(rejected) => return into_response(rejected, Some(payload)),
+        };
+        let request = head.raw_request().with_body(&bytes);
         let deadline = tokio::time::sleep(config.handler_deadline());
-        let done = dispatch(verifier, handler, *route, config, &request, deadline).await;
+        let done = dispatch::dispatch(
+            verifier,
+            self.handler.as_ref(),
+            route,
+            config,
+            &request,
+            deadline,
+        )
+        .await;
         into_response(done, None)
     }
 }
 
-/// A [`Receiver::events`] resource at `path`: the event webhook and the inbound
-/// call/SMS webhook. Mount it with `App::service`.
-///
-/// `HttpServer` calls its factory closure once per worker; to share one handler
-/// between workers, build a [`Receiver`] once instead.
-#[must_use]
-pub fn service<H: WebhookHandler + 'static>(
-    path: &str,
-    verifier: Verifier,
-    handler: H,
-    config: ReceiverConfig,
-) -> Resource {
-    Receiver::events(verifier, handler, config).resource(path)
-}
-
-/// A [`Receiver::function`] resource at `path`: a custom function URL, answered
-/// with the handler's [`on_function_call`](WebhookHandler::on_function_call).
-/// Mount it with `App::service`.
-#[must_use]
-pub fn function_service<H: WebhookHandler + 'static>(
-    path: &str,
-    verifier: Verifier,
-    handler: H,
-    config: ReceiverConfig,
-) -> Resource {
-    Receiver::function(verifier, handler, config).resource(path)
+/// Runs the body-independent checks, then reads the body within the limit.
+async fn read_checked(
+    config: &ReceiverConfig,
+    route: Route,
+    head: &RequestHead<'_>,
+    payload: &mut dev::Payload,
+) -> Result<Bytes, Dispatched> {
+    if let Some(rejected) = dispatch::precheck(config, route, &head.raw_request()) {
+        return Err(rejected);
+    }
+    let limit = config.body_limit();
+    match to_bytes_limited(BodyStream::new(payload), limit).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_read_failed)) => Err(Dispatched::from_reason(route, Reason::BodyReadFailed)),
+        Err(_over_limit) => Err(Dispatched::from_reason(
+            route,
+            Reason::PayloadTooLarge { limit },
+        )),
+    }
 }
 
 // ---------------------------------------------------------------------------
-// Extractor
+// Extractors
 // ---------------------------------------------------------------------------
 
-/// What the [`RetellWebhook`] extractor needs: the verifier and the limits.
-/// Register it with `App::app_data(RetellConfig::new(...))`, or wrapped in
-/// [`web::Data`].
+/// Why an extractor refused a request. Its response ([`ResponseError`]) is
+/// exactly what [`endpoint`] would send; [`outcome`](Self::outcome) says why, for
+/// logs (never a body, a header value or a key).
+#[derive(Debug)]
+pub struct WebhookRejection(Box<Dispatched>);
+
+impl WebhookRejection {
+    /// Status, reason, event name and call id (never a body or header value).
+    #[must_use]
+    pub fn outcome(&self) -> &Outcome {
+        &self.0.outcome
+    }
+
+    /// The status that will be sent.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        self.0.response.status()
+    }
+}
+
+impl fmt::Display for WebhookRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.outcome.fmt(f)
+    }
+}
+
+impl std::error::Error for WebhookRejection {}
+
+impl ResponseError for WebhookRejection {
+    fn status_code(&self) -> StatusCode {
+        status(self.0.response.status())
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        into_response((*self.0).clone(), None)
+    }
+}
+
+impl From<Dispatched> for WebhookRejection {
+    fn from(done: Dispatched) -> Self {
+        Self(Box::new(done))
+    }
+}
+
+type Extraction<T> = Pin<Box<dyn Future<Output = Result<T, WebhookRejection>>>>;
+
+/// Reads, limits and verifies the body; checks it is a JSON object.
+async fn verified_bytes(
+    req: HttpRequest,
+    mut payload: dev::Payload,
+    route: Route,
+) -> Result<Bytes, WebhookRejection> {
+    let Some(webhook) = find_config(&req) else {
+        return Err(Dispatched::from_reason(route, Reason::NotConfigured).into());
+    };
+    let Some(verifier) = webhook.verifier() else {
+        return Err(Dispatched::from_reason(route, Reason::NotConfigured).into());
+    };
+    let config = webhook.receiver_config();
+    let head = RequestHead::of(&req);
+    let bytes = read_checked(config, route, &head, &mut payload).await?;
+    let request = head.raw_request().with_body(&bytes);
+    dispatch::authenticate(verifier, config, route, &request).map_err(WebhookRejection)?;
+    Ok(bytes)
+}
+
+fn invalid(route: Route, error: crate::ParseError) -> WebhookRejection {
+    Dispatched::from_reason(route, Reason::BadRequest(BadBody::Invalid { route, error })).into()
+}
+
+/// The raw body of a verified request: a JSON object, not parsed further (to
+/// store or queue as received, and parse later).
 ///
-/// Without it the extractor fails closed with `500`; it never lets a request
-/// through unverified.
+/// Needs a [`WebhookConfig`] in `app_data`.
 #[derive(Debug, Clone)]
-pub struct RetellConfig {
-    verifier: Verifier,
-    config: ReceiverConfig,
-}
+pub struct VerifiedBody(pub Bytes);
 
-impl RetellConfig {
-    /// The verifier with the default [`ReceiverConfig`].
-    #[must_use]
-    pub fn new(verifier: Verifier) -> Self {
-        Self::with_config(verifier, ReceiverConfig::new())
-    }
+impl FromRequest for VerifiedBody {
+    type Error = WebhookRejection;
+    type Future = Extraction<Self>;
 
-    /// The verifier with these limits (body limit, clock, source allowlist).
-    #[must_use]
-    pub fn with_config(verifier: Verifier, config: ReceiverConfig) -> Self {
-        Self { verifier, config }
-    }
-
-    /// The verifier.
-    #[must_use]
-    pub fn verifier(&self) -> &Verifier {
-        &self.verifier
-    }
-
-    /// The limits.
-    #[must_use]
-    pub fn config(&self) -> &ReceiverConfig {
-        &self.config
+    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let fut = verified_bytes(req.clone(), payload.take(), Route::Events);
+        Box::pin(async move { fut.await.map(Self) })
     }
 }
 
-fn find_config(req: &HttpRequest) -> Option<&RetellConfig> {
-    req.app_data::<RetellConfig>()
-        .or_else(|| req.app_data::<web::Data<RetellConfig>>().map(|data| data.get_ref()))
-}
-
-/// A verified, typed Retell request: the event webhook or the inbound
-/// call/SMS webhook.
+/// A verified, typed event from the event webhook.
 ///
-/// Extraction runs the same checks as [`dispatch`] (source allowlist, method,
-/// encoding, body limit, signature, then parsing) and fails with a
-/// [`WebhookError`] whose response is the one every adapter sends. Your handler
-/// decides the success response (Retell expects `2xx`; for the inbound webhook,
-/// a JSON [`InboundResponse`](crate::InboundResponse)).
-///
-/// Unlike the ready-made [`Receiver`], no deadline or panic guard is applied
-/// to your own handler.
+/// Needs a [`WebhookConfig`] in `app_data`. Extractors run the same checks as
+/// [`endpoint`] but do not catch panics or apply the handler deadline: your
+/// handler decides the response (Retell expects a `2xx`).
 ///
 /// ```no_run
 /// use actix_web::{App, HttpResponse, HttpServer, post};
-/// use retell_webhooks::adapters::actix::{RetellConfig, RetellWebhook};
-/// use retell_webhooks::{Incoming, Verifier};
+/// use retell_webhooks::adapters::actix::{VerifiedEvent, WebhookConfig};
+/// use retell_webhooks::{Verifier, WebhookEvent};
 ///
 /// #[post("/retell/webhook")]
-/// async fn webhook(RetellWebhook(incoming): RetellWebhook) -> HttpResponse {
-///     match incoming {
-///         Incoming::Event(event) => {
-///             let _ = event; // store it, enqueue work, ...
-///             HttpResponse::NoContent().finish()
-///         }
-///         _ => HttpResponse::NoContent().finish(),
+/// async fn hook(VerifiedEvent(event): VerifiedEvent) -> HttpResponse {
+///     if let WebhookEvent::CallEnded(ended) = &event {
+///         let _ = ended; // store it
 ///     }
+///     HttpResponse::NoContent().finish()
 /// }
 ///
 /// # #[actix_web::main]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let config = RetellConfig::new(Verifier::new(&std::env::var("RETELL_API_KEY")?)?);
-/// HttpServer::new(move || App::new().app_data(config.clone()).service(webhook))
+/// let config = WebhookConfig::new(Verifier::new(&std::env::var("RETELL_API_KEY")?)?);
+/// HttpServer::new(move || App::new().app_data(config.clone()).service(hook))
 ///     .bind(("127.0.0.1", 3000))?
 ///     .run()
 ///     .await?;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug)]
-pub struct RetellWebhook(pub Incoming);
+#[derive(Debug, Clone)]
+pub struct VerifiedEvent(pub WebhookEvent);
 
-impl RetellWebhook {
-    /// The request.
-    #[must_use]
-    pub fn into_inner(self) -> Incoming {
-        self.0
-    }
-}
-
-impl FromRequest for RetellWebhook {
-    type Error = WebhookError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+impl FromRequest for VerifiedEvent {
+    type Error = WebhookRejection;
+    type Future = Extraction<Self>;
 
     fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
+        let fut = verified_bytes(req.clone(), payload.take(), Route::Events);
         Box::pin(async move {
-            let Some(RetellConfig { verifier, config }) = find_config(&req) else {
-                return Err(WebhookError::rejected(Route::Events, Reason::NotConfigured));
-            };
-            let head = RequestHead::of(&req);
-            let request = head.raw_request();
-            if let Some(rejected) = precheck(config, Route::Events, &request) {
-                return Err(WebhookError::from(rejected));
-            }
-            let body = match read_body(&mut payload, config.body_limit()).await {
-                Ok(body) => body,
-                Err(BodyError::TooLarge) => {
-                    let limit = config.body_limit();
-                    return Err(WebhookError::rejected(
-                        Route::Events,
-                        Reason::PayloadTooLarge { limit },
-                    ));
-                }
-                Err(BodyError::Read(error)) => return Err(WebhookError::read(error)),
-            };
-            let request = request.with_body(&body);
-            let capture = capture::Capture::default();
-            let done = dispatch(
-                verifier,
-                &capture,
-                Route::Events,
-                config,
-                &request,
-                std::future::pending(),
-            )
-            .await;
-            match capture.take() {
-                Some(incoming) if done.outcome.is_success() => Ok(Self(incoming)),
-                _ if !done.outcome.is_success() => Err(WebhookError::from(done)),
-                _ => Err(WebhookError::rejected(
-                    Route::Events,
-                    Reason::HandlerFailed("the request was not captured".to_owned()),
-                )),
-            }
+            let bytes = fut.await?;
+            WebhookEvent::from_slice(&bytes)
+                .map(Self)
+                .map_err(|error| invalid(Route::Events, error))
         })
     }
 }
 
-mod capture {
-    //! A handler that keeps the parsed request instead of acting on it, so the
-    //! extractor runs exactly the dispatcher's checks.
-
-    use std::sync::Mutex;
-
-    use crate::dispatch::WebhookHandler;
-    use crate::{
-        CallEvent, ChatEvent, InboundCallRequest, InboundChatRequest, InboundResponse, Incoming,
-        TranscriptUpdatedEvent, TransferEvent, UnknownEvent, WebhookEvent,
-    };
-
-    #[derive(Default)]
-    pub(super) struct Capture {
-        slot: Mutex<Option<Incoming>>,
-    }
-
-    impl Capture {
-        pub(super) fn take(&self) -> Option<Incoming> {
-            match self.slot.lock() {
-                Ok(mut slot) => slot.take(),
-                Err(poisoned) => poisoned.into_inner().take(),
-            }
-        }
-
-        fn put(&self, incoming: Incoming) {
-            match self.slot.lock() {
-                Ok(mut slot) => *slot = Some(incoming),
-                Err(poisoned) => *poisoned.into_inner() = Some(incoming),
-            }
-        }
-
-        fn event(&self, event: WebhookEvent) -> Result<(), Never> {
-            self.put(Incoming::Event(event));
-            Ok(())
-        }
-    }
-
-    /// The capture handler cannot fail.
-    pub(super) enum Never {}
-
-    impl std::fmt::Display for Never {
-        fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            match *self {}
-        }
-    }
-
-    impl WebhookHandler for Capture {
-        type Error = Never;
-
-        async fn on_call_started(&self, event: CallEvent) -> Result<(), Never> {
-            self.event(WebhookEvent::CallStarted(event))
-        }
-        async fn on_call_ended(&self, event: CallEvent) -> Result<(), Never> {
-            self.event(WebhookEvent::CallEnded(event))
-        }
-        async fn on_call_analyzed(&self, event: CallEvent) -> Result<(), Never> {
-            self.event(WebhookEvent::CallAnalyzed(event))
-        }
-        async fn on_transcript_updated(&self, event: TranscriptUpdatedEvent) -> Result<(), Never> {
-            self.event(WebhookEvent::TranscriptUpdated(event))
-        }
-        async fn on_transfer_started(&self, event: TransferEvent) -> Result<(), Never> {
-            self.event(WebhookEvent::TransferStarted(event))
-        }
-        async fn on_transfer_bridged(&self, event: TransferEvent) -> Result<(), Never> {
-            self.event(WebhookEvent::TransferBridged(event))
-        }
-        async fn on_transfer_cancelled(&self, event: TransferEvent) -> Result<(), Never> {
-            self.event(WebhookEvent::TransferCancelled(event))
-        }
-        async fn on_transfer_ended(&self, event: TransferEvent) -> Result<(), Never> {
-            self.event(WebhookEvent::TransferEnded(event))
-        }
-        async fn on_chat_started(&self, event: ChatEvent) -> Result<(), Never> {
-            self.event(WebhookEvent::ChatStarted(event))
-        }
-        async fn on_chat_ended(&self, event: ChatEvent) -> Result<(), Never> {
-            self.event(WebhookEvent::ChatEnded(event))
-        }
-        async fn on_chat_analyzed(&self, event: ChatEvent) -> Result<(), Never> {
-            self.event(WebhookEvent::ChatAnalyzed(event))
-        }
-        async fn on_unknown(&self, event: UnknownEvent) -> Result<(), Never> {
-            self.event(WebhookEvent::Unknown(event))
-        }
-        async fn on_call_inbound(
-            &self,
-            request: InboundCallRequest,
-        ) -> Result<InboundResponse, Never> {
-            self.put(Incoming::CallInbound(request));
-            Ok(InboundResponse::call())
-        }
-        async fn on_chat_inbound(
-            &self,
-            request: InboundChatRequest,
-        ) -> Result<InboundResponse, Never> {
-            self.put(Incoming::ChatInbound(request));
-            Ok(InboundResponse::chat())
-        }
-    }
-}
-
-/// Why the [`RetellWebhook`] extractor refused a request.
+/// A verified request on the event webhook URL: an event, or an inbound
+/// call/SMS webhook that expects a JSON answer
+/// ([`InboundResponse`](crate::InboundResponse)).
 ///
-/// Its response ([`ResponseError`]) is the one the dispatcher sends for the same
-/// failure, so a rejected request looks the same through the extractor, the
-/// ready-made [`Receiver`] and every other adapter (every verification failure
-/// is the same `401`). `Display` gives the reason for logs; nothing in it is a
-/// key, a signature or the body.
-#[derive(Debug)]
-pub struct WebhookError {
-    kind: ErrorKind,
-}
+/// Needs a [`WebhookConfig`] in `app_data`.
+#[derive(Debug, Clone)]
+pub struct VerifiedIncoming(pub Incoming);
 
-#[derive(Debug)]
-enum ErrorKind {
-    Rejected(Box<Dispatched>),
-    Read(PayloadError),
-}
+impl FromRequest for VerifiedIncoming {
+    type Error = WebhookRejection;
+    type Future = Extraction<Self>;
 
-impl WebhookError {
-    fn rejected(route: Route, reason: Reason) -> Self {
-        Self::from(Dispatched::rejected(route, reason))
-    }
-
-    fn read(error: PayloadError) -> Self {
-        Self {
-            kind: ErrorKind::Read(error),
-        }
-    }
-
-    /// The outcome to log; `None` when the body could not be read (the client
-    /// went away or sent a broken chunked body).
-    #[must_use]
-    pub fn outcome(&self) -> Option<&Outcome> {
-        match &self.kind {
-            ErrorKind::Rejected(done) => Some(&done.outcome),
-            ErrorKind::Read(_) => None,
-        }
-    }
-
-    /// The reason; `None` when the body could not be read.
-    #[must_use]
-    pub fn reason(&self) -> Option<&Reason> {
-        self.outcome().map(|outcome| &outcome.reason)
-    }
-}
-
-impl From<Dispatched> for WebhookError {
-    fn from(done: Dispatched) -> Self {
-        Self {
-            kind: ErrorKind::Rejected(Box::new(done)),
-        }
-    }
-}
-
-impl fmt::Display for WebhookError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            ErrorKind::Rejected(done) => write!(f, "retell webhook rejected: {}", done.outcome),
-            ErrorKind::Read(error) => write!(f, "retell webhook body could not be read: {error}"),
-        }
-    }
-}
-
-impl std::error::Error for WebhookError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            ErrorKind::Rejected(_) => None,
-            ErrorKind::Read(error) => Some(error),
-        }
-    }
-}
-
-impl ResponseError for WebhookError {
-    fn status_code(&self) -> StatusCode {
-        match &self.kind {
-            ErrorKind::Rejected(done) => status(done.response.status()),
-            ErrorKind::Read(error) => error.status_code(),
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        match &self.kind {
-            ErrorKind::Rejected(done) => into_response((**done).clone(), None),
-            ErrorKind::Read(error) => error.error_response(),
-        }
+    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let fut = verified_bytes(req.clone(), payload.take(), Route::Events);
+        Box::pin(async move {
+            let bytes = fut.await?;
+            Incoming::from_slice(&bytes)
+                .map(Self)
+                .map_err(|error| invalid(Route::Events, error))
+        })
     }
 }
 
@@ -642,7 +492,10 @@ impl<'a> RequestHead<'a> {
 }
 
 fn values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a [u8]> {
-    headers.get_all(name).map(|value| value.as_bytes()).collect()
+    headers
+        .get_all(name)
+        .map(|value| value.as_bytes())
+        .collect()
 }
 
 /// The declared length, if the request has exactly one valid `Content-Length`
@@ -660,26 +513,14 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
-enum BodyError {
-    TooLarge,
-    Read(PayloadError),
-}
-
-/// Buffers the body, stopping as soon as it would exceed `limit` bytes.
-async fn read_body(payload: &mut dev::Payload, limit: usize) -> Result<Bytes, BodyError> {
-    match to_bytes_limited(BodyStream::new(payload), limit).await {
-        Ok(Ok(body)) => Ok(body),
-        Ok(Err(error)) => Err(BodyError::Read(error)),
-        Err(_over_limit) => Err(BodyError::TooLarge),
-    }
-}
-
 /// Keeps an unread request body alive until the response has been written.
 ///
 /// actix-web discards ("drains") the rest of a chunked body whose payload was
 /// dropped, however long it is; while the payload is still referenced it closes
 /// the connection after the response instead.
-struct UnreadBody(#[allow(dead_code)] dev::Payload);
+struct UnreadBody {
+    _payload: dev::Payload,
+}
 
 fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -696,10 +537,9 @@ fn into_response(done: Dispatched, unread: Option<dev::Payload>) -> HttpResponse
         builder.force_close();
     }
     let mut res = builder.body(response.into_body());
-    if let Some(payload) = unread {
-        if code == StatusCode::PAYLOAD_TOO_LARGE {
-            res.extensions_mut().insert(UnreadBody(payload));
-        }
+    if let Some(payload) = unread.filter(|_| code == StatusCode::PAYLOAD_TOO_LARGE) {
+        res.extensions_mut()
+            .insert(UnreadBody { _payload: payload });
     }
     res.extensions_mut().insert(outcome);
     res

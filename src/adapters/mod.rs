@@ -1,8 +1,7 @@
-//! Adapters that plug the [`dispatch`](crate::dispatch) core into web frameworks.
+//! Adapters for HTTP frameworks, each behind a feature of the same name.
 //!
-//! Every adapter reads the request its framework's way and then calls the same
-//! entry point, [`dispatch::dispatch`](crate::dispatch::dispatch), so the status
-//! codes and response bodies are identical whatever the framework.
+//! They all call [`crate::dispatch::dispatch`], so a request gets the same status
+//! whatever the framework.
 
 #[cfg(feature = "actix")]
 #[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
