@@ -38,6 +38,8 @@
     )
 )]
 
+#[cfg(feature = "axum")]
+pub mod adapters;
 pub mod dispatch;
 pub mod error;
 pub mod events;
