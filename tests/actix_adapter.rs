@@ -1,107 +1,120 @@
-//! The actix-web adapter over real HTTP on 127.0.0.1: the same cases as the axum
-//! adapter's tests, so both frameworks answer alike.
+//! The actix-web adapter over real HTTP on 127.0.0.1, with a minimal raw
+//! HTTP/1.1 client: the same cases as the axum adapter's tests, so both
+//! frameworks answer alike, plus actix-specific ones.
 #![cfg(feature = "actix")]
 
+#[path = "common/http.rs"]
+mod http;
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, post, web};
+use actix_web::dev::{ServerHandle, Service as _};
+use actix_web::{App, HttpResponse, HttpServer, post, web};
+use http::{Framing, Reply, call_ended_of_len, fixture, long_call_analyzed, send_raw};
 use retell_webhooks::adapters::actix::{
     VerifiedBody, VerifiedEvent, VerifiedIncoming, WebhookConfig, endpoint, function_service,
     service,
 };
-use retell_webhooks::dispatch::{ReceiverConfig, Route, SourceAllowlist, WebhookHandler};
+use retell_webhooks::dispatch::{
+    IpRange, Outcome, ReceiverConfig, Route, SourceAllowlist, UNAUTHORIZED_BODY, WebhookHandler,
+};
 use retell_webhooks::{
     CallEvent, FunctionCall, FunctionResponse, InboundCallRequest, InboundResponse, Incoming,
     UnknownEvent, Verifier, WebhookEvent, sign,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde_json::{Value, json};
 
 const KEY: &str = "key_actix_adapter_test";
 const NOW: u64 = 1_785_423_600_000;
 const LIMIT: usize = 8 * 1024 * 1024;
-const CALL_ENDED: &[u8] = br#"{"event":"call_ended","call":{"call_id":"call_1"}}"#;
-const INBOUND: &[u8] = include_bytes!("fixtures/call_inbound_request.json");
-const FUNCTION: &[u8] = include_bytes!("fixtures/custom_function_request.json");
 
 // ---------------------------------------------------------------------------
-// Handler
+// Handler under test
 // ---------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Counts {
+    ended: AtomicUsize,
+    analyzed: AtomicUsize,
+    unknown: AtomicUsize,
+    inbound: AtomicUsize,
+    functions: AtomicUsize,
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Ok,
     Fail,
-    Panic,
-    /// Panics on the first call only.
     PanicOnce,
+    PanicAlways,
     Hang,
 }
 
-struct Counting {
+struct TestHandler {
     mode: Mode,
-    calls: AtomicUsize,
-    unknown: AtomicUsize,
+    counts: Arc<Counts>,
+    panicked: AtomicUsize,
 }
 
-impl Counting {
-    fn new(mode: Mode) -> Arc<Self> {
-        Arc::new(Self {
+impl TestHandler {
+    fn new(mode: Mode) -> (Self, Arc<Counts>) {
+        let counts = Arc::new(Counts::default());
+        let handler = Self {
             mode,
-            calls: AtomicUsize::new(0),
-            unknown: AtomicUsize::new(0),
-        })
+            counts: Arc::clone(&counts),
+            panicked: AtomicUsize::new(0),
+        };
+        (handler, counts)
     }
+}
 
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
+impl WebhookHandler for TestHandler {
+    type Error = String;
 
-    async fn act(&self) -> Result<(), String> {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+    async fn on_call_ended(&self, event: CallEvent) -> Result<(), String> {
+        self.counts.ended.fetch_add(1, Ordering::SeqCst);
+        assert!(!event.call.call_id.is_empty());
         match self.mode {
             Mode::Ok => Ok(()),
-            Mode::Fail => Err("database unavailable".to_owned()),
-            Mode::Panic => panic!("handler bug"),
-            Mode::PanicOnce if n == 0 => panic!("handler bug"),
-            Mode::PanicOnce => Ok(()),
+            Mode::Fail => Err("storage unavailable".to_owned()),
+            Mode::PanicOnce => {
+                if self.panicked.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("handler bug on first call");
+                }
+                Ok(())
+            }
+            Mode::PanicAlways => panic!("handler bug on every call"),
             Mode::Hang => std::future::pending().await,
         }
     }
-}
-
-/// Shares one counting handler between the test and the server workers.
-struct Shared(Arc<Counting>);
-
-impl WebhookHandler for Shared {
-    type Error = String;
-
-    async fn on_call_ended(&self, _event: CallEvent) -> Result<(), String> {
-        self.0.act().await
-    }
 
     async fn on_call_analyzed(&self, _event: CallEvent) -> Result<(), String> {
-        self.0.act().await
+        self.counts.analyzed.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 
     async fn on_unknown(&self, _event: UnknownEvent) -> Result<(), String> {
-        self.0.unknown.fetch_add(1, Ordering::SeqCst);
+        self.counts.unknown.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
     async fn on_call_inbound(
         &self,
-        _request: InboundCallRequest,
+        request: InboundCallRequest,
     ) -> Result<InboundResponse, String> {
-        self.0.act().await?;
-        Ok(InboundResponse::call().dynamic_variables([("customer_name", "Ada")]))
+        self.counts.inbound.fetch_add(1, Ordering::SeqCst);
+        let caller = request.call_inbound.from_number.clone();
+        Ok(InboundResponse::call().dynamic_variables([("caller", caller)]))
     }
 
-    async fn on_function_call(&self, _call: FunctionCall) -> Result<FunctionResponse, String> {
-        self.0.act().await?;
-        Ok(FunctionResponse::text("booked"))
+    async fn on_function_call(&self, call: FunctionCall) -> Result<FunctionResponse, String> {
+        self.counts.functions.fetch_add(1, Ordering::SeqCst);
+        Ok(FunctionResponse::json(
+            json!({ "booked": true, "name": call.name() }),
+        ))
     }
 }
 
@@ -109,30 +122,44 @@ impl WebhookHandler for Shared {
 // Server and client
 // ---------------------------------------------------------------------------
 
-fn verifier() -> Verifier {
-    Verifier::new(KEY).unwrap()
-}
-
 fn config() -> ReceiverConfig {
     ReceiverConfig::new().with_clock(|| NOW)
 }
 
-fn signed(body: &[u8]) -> String {
-    sign(body, KEY, NOW)
+fn verifier() -> Verifier {
+    Verifier::new(KEY).unwrap()
 }
 
+fn webhook(config: ReceiverConfig) -> WebhookConfig {
+    WebhookConfig::new(verifier()).with_receiver_config(config)
+}
+
+/// A running `HttpServer` with one worker on an ephemeral loopback port.
 struct Server {
     addr: SocketAddr,
     handle: ServerHandle,
 }
 
 impl Server {
-    /// Starts an `HttpServer` with one worker on an ephemeral port.
-    fn start<F>(app: F) -> Self
+    fn serve<F>(configure: F) -> Self
     where
         F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
-        let server = HttpServer::new(move || App::new().configure(app.clone()))
+        Self::serve_app(move || App::new().configure(configure.clone()))
+    }
+
+    fn serve_app<F, T>(factory: F) -> Self
+    where
+        F: Fn() -> App<T> + Send + Clone + 'static,
+        T: actix_web::dev::ServiceFactory<
+                actix_web::dev::ServiceRequest,
+                Config = (),
+                Response = actix_web::dev::ServiceResponse,
+                Error = actix_web::Error,
+                InitError = (),
+            > + 'static,
+    {
+        let server = HttpServer::new(factory)
             .workers(1)
             .disable_signals()
             .bind(("127.0.0.1", 0))
@@ -143,685 +170,634 @@ impl Server {
         actix_web::rt::spawn(server);
         Self { addr, handle }
     }
+}
 
-    /// A receiver on `/webhook` (events) and `/function` (custom functions).
-    fn receiver(handler: &Arc<Counting>, config: ReceiverConfig) -> Self {
-        let webhook = WebhookConfig::new(verifier()).with_receiver_config(config);
-        let handler = Arc::new(Shared(handler.clone()));
-        Self::start(move |app| {
-            app.route(
-                "/webhook",
-                endpoint(Route::Events, webhook.clone(), handler.clone()),
-            )
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Stops accepting at once; the test runtime ends with the test.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// `endpoint` at `/webhook`, plus the outcomes seen by a logging middleware.
+fn start(handler: TestHandler, config: ReceiverConfig) -> (Server, Arc<Mutex<Vec<Outcome>>>) {
+    let outcomes = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&outcomes);
+    let webhook = webhook(config);
+    let handler = Arc::new(handler);
+    let server = Server::serve_app(move || {
+        let seen = Arc::clone(&seen);
+        App::new()
+            .wrap_fn(move |req, srv| {
+                let seen = Arc::clone(&seen);
+                let response = srv.call(req);
+                async move {
+                    let response = response.await?;
+                    if let Some(outcome) = response.response().extensions().get::<Outcome>() {
+                        seen.lock().unwrap().push(outcome.clone());
+                    }
+                    Ok(response)
+                }
+            })
             .route(
-                "/function",
-                endpoint(Route::Function, webhook.clone(), handler.clone()),
-            );
-        })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    async fn stop(self) {
-        self.handle.stop(true).await;
-    }
-}
-
-struct Reply {
-    status: u16,
-    content_type: Option<String>,
-    allow: Option<String>,
-    body: Vec<u8>,
-}
-
-async fn post(server: &Server, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Reply {
-    let mut request = reqwest::Client::new()
-        .post(server.url(path))
-        .body(body.to_vec());
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    reply(request.send().await.unwrap()).await
-}
-
-async fn post_signed(server: &Server, path: &str, body: &[u8]) -> Reply {
-    let sig = signed(body);
-    post(server, path, body, &[("x-retell-signature", &sig)]).await
-}
-
-async fn reply(response: reqwest::Response) -> Reply {
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-    };
-    Reply {
-        status: response.status().as_u16(),
-        content_type: header("content-type"),
-        allow: header("allow"),
-        body: response.bytes().await.unwrap().to_vec(),
-    }
-}
-
-/// Sends `head` (request line and headers, without the final blank line) and a
-/// chunked body of `total` bytes of `fill`, then reads the response until the
-/// server closes. Write errors after the server answered are expected.
-async fn raw_chunked(addr: SocketAddr, head: &str, total: usize, fill: u8) -> String {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut read, mut write) = stream.into_split();
-    let head = format!("{head}\r\nTransfer-Encoding: chunked\r\n\r\n");
-    let writer = tokio::spawn(async move {
-        write.write_all(head.as_bytes()).await?;
-        let chunk = vec![fill; 64 * 1024];
-        let mut left = total;
-        while left > 0 {
-            let n = left.min(chunk.len());
-            write.write_all(format!("{n:x}\r\n").as_bytes()).await?;
-            write.write_all(&chunk[..n]).await?;
-            write.write_all(b"\r\n").await?;
-            left -= n;
-        }
-        write.write_all(b"0\r\n\r\n").await
+                "/webhook",
+                endpoint(Route::Events, webhook.clone(), Arc::clone(&handler)),
+            )
     });
-    let mut response = Vec::new();
-    let _ = read.read_to_end(&mut response).await;
-    let _ = writer.await;
-    String::from_utf8_lossy(&response).into_owned()
+    (server, outcomes)
 }
 
-/// Sends a complete raw HTTP/1.1 request (with `Connection: close`) and returns
-/// the raw response.
-async fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    String::from_utf8_lossy(&response).into_owned()
+async fn post_signed_to(addr: SocketAddr, path: &str, body: &[u8]) -> Reply {
+    let sig = sign(body, KEY, NOW);
+    send_raw(
+        addr,
+        "POST",
+        path,
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Retell-Signature", &sig),
+        ],
+        body,
+        Framing::Length,
+    )
+    .await
 }
 
-fn raw_status(response: &str) -> u16 {
-    response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"))
-}
-
-/// A signed `call_ended` body padded to exactly `len` bytes.
-fn call_ended_of_len(len: usize) -> Vec<u8> {
-    let head = br#"{"event":"call_ended","call":{"call_id":"call_1"},"pad":""#;
-    let tail = br#""}"#;
-    let mut body = head.to_vec();
-    body.resize(len - tail.len(), b'a');
-    body.extend_from_slice(tail);
-    assert_eq!(body.len(), len);
-    body
-}
-
-/// A `call_analyzed` body like a two-hour call (~3 MB): a long transcript and a
-/// word-timed copy of it.
-fn long_call_analyzed() -> Vec<u8> {
-    let words = 18_000;
-    let transcript: String = (0..words)
-        .map(|i| {
-            if i % 40 == 0 {
-                "\nAgent: hello"
-            } else {
-                " word"
-            }
-        })
-        .collect();
-    let timed: Vec<String> = (0..words)
-        .map(|i| {
-            format!(
-                r#"{{"word":"word","start":{:.3},"end":{:.3}}}"#,
-                f64::from(i) * 0.4,
-                f64::from(i) * 0.4 + 0.3
-            )
-        })
-        .collect();
-    let utterances: Vec<String> = timed
-        .chunks(40)
-        .map(|words| {
-            format!(
-                r#"{{"role":"agent","content":"hello","words":[{}]}}"#,
-                words.join(",")
-            )
-        })
-        .collect();
-    let object = utterances.join(",");
-    let body = format!(
-        r#"{{"event":"call_analyzed","call":{{"call_id":"call_long","call_type":"phone_call","transcript":{},"transcript_object":[{object}],"transcript_with_tool_calls":[{object}],"scrubbed_transcript_with_tool_calls":[{object}],"call_analysis":{{"call_summary":"long call","call_successful":true}}}}}}"#,
-        serde_json::to_string(&transcript).unwrap()
-    );
-    body.into_bytes()
+async fn post_signed(addr: SocketAddr, body: &[u8]) -> Reply {
+    post_signed_to(addr, "/webhook", body).await
 }
 
 // ---------------------------------------------------------------------------
-// Ready-made receiver
+// The same cases as the axum adapter
 // ---------------------------------------------------------------------------
 
 #[actix_web::test]
-async fn valid_event_is_204() {
-    let h = Counting::new(Mode::Ok);
-    let server = Server::receiver(&h, config());
-    let reply = post_signed(&server, "/webhook", CALL_ENDED).await;
+async fn valid_event_is_204_and_outcome_is_attached() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (server, outcomes) = start(handler, config());
+    let reply = post_signed(server.addr, &fixture("call_ended_phone.json")).await;
     assert_eq!(reply.status, 204);
     assert!(reply.body.is_empty());
-    assert_eq!(h.calls(), 1);
-    server.stop().await;
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 1);
+    let outcomes = outcomes.lock().unwrap();
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].status, 204);
+    assert_eq!(outcomes[0].event.as_deref(), Some("call_ended"));
+    assert!(outcomes[0].call_id.is_some());
+}
+
+#[actix_web::test]
+async fn every_verification_failure_is_the_same_401() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (server, _) = start(handler, config());
+    let body = fixture("call_ended_phone.json");
+    let good = sign(&body, KEY, NOW);
+    let stale = sign(&body, KEY, NOW - 300_001);
+    let wrong_key = sign(&body, "some_other_key", NOW);
+    let malformed = format!("v={NOW},d=xyz");
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![],
+        vec![("X-Retell-Signature", malformed.as_str())],
+        vec![("X-Retell-Signature", stale.as_str())],
+        vec![("X-Retell-Signature", wrong_key.as_str())],
+        vec![
+            ("X-Retell-Signature", good.as_str()),
+            ("X-Retell-Signature", good.as_str()),
+        ],
+        vec![
+            ("X-Retell-Signature", ""),
+            ("x-retell-signature", good.as_str()),
+        ],
+    ];
+    let mut fingerprints = Vec::new();
+    for headers in &cases {
+        let reply = send_raw(
+            server.addr,
+            "POST",
+            "/webhook",
+            headers,
+            &body,
+            Framing::Length,
+        )
+        .await;
+        assert_eq!(reply.status, 401, "{headers:?}");
+        assert_eq!(reply.body, UNAUTHORIZED_BODY);
+        fingerprints.push(reply.fingerprint());
+    }
+    assert!(fingerprints.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 0);
 }
 
 #[actix_web::test]
 async fn header_name_is_case_insensitive() {
-    let h = Counting::new(Mode::Ok);
-    let server = Server::receiver(&h, config());
-    let sig = signed(CALL_ENDED);
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (server, _) = start(handler, config());
+    let body = fixture("call_ended_phone.json");
+    let sig = sign(&body, KEY, NOW);
     for name in [
         "X-Retell-Signature",
         "x-retell-signature",
         "X-RETELL-SIGNATURE",
     ] {
-        let head = format!("POST /webhook HTTP/1.1\r\nHost: test\r\n{name}: {sig}");
-        let response = raw(server.addr, &head, CALL_ENDED).await;
-        assert_eq!(raw_status(&response), 204, "{name}");
+        let reply = send_raw(
+            server.addr,
+            "POST",
+            "/webhook",
+            &[(name, &sig)],
+            &body,
+            Framing::Length,
+        )
+        .await;
+        assert_eq!(reply.status, 204, "{name}");
     }
-    assert_eq!(h.calls(), 3);
-    server.stop().await;
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 3);
 }
 
 #[actix_web::test]
-async fn every_verification_failure_is_the_same_401() {
-    let h = Counting::new(Mode::Ok);
-    let server = Server::receiver(&h, config());
-    let good = signed(CALL_ENDED);
-    let stale = sign(CALL_ENDED, KEY, NOW - 300_001);
-    let wrong_key = sign(CALL_ENDED, "another_key", NOW);
-    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
-        ("missing", vec![]),
-        ("empty", vec![("x-retell-signature", "")]),
-        ("malformed", vec![("x-retell-signature", "v=1,d=zz")]),
-        ("stale", vec![("x-retell-signature", &stale)]),
-        ("wrong key", vec![("x-retell-signature", &wrong_key)]),
-        (
-            "sent twice",
-            vec![("x-retell-signature", &good), ("x-retell-signature", &good)],
-        ),
-    ];
-    let mut replies = Vec::new();
-    for (name, headers) in &cases {
-        let reply = post(&server, "/webhook", CALL_ENDED, headers).await;
-        assert_eq!(reply.status, 401, "{name}");
-        replies.push((reply.content_type, reply.allow, reply.body));
-    }
-    assert!(replies.windows(2).all(|w| w[0] == w[1]), "401s differ");
-    assert_eq!(replies[0].2, b"invalid or missing signature\n");
-    // Sent twice as two header lines over a raw connection, too.
-    let head = format!(
-        "POST /webhook HTTP/1.1\r\nHost: test\r\nx-retell-signature: {good}\r\nX-Retell-Signature: {good}"
-    );
-    assert_eq!(raw_status(&raw(server.addr, &head, CALL_ENDED).await), 401);
-    assert_eq!(h.calls(), 0);
-    server.stop().await;
-}
+async fn body_limit_is_exact_and_enforced_while_reading() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (server, _) = start(handler, config());
 
-#[actix_web::test]
-async fn body_over_the_limit_is_413_without_calling_the_handler() {
-    let h = Counting::new(Mode::Ok);
-    let server = Server::receiver(&h, config());
-    let body = call_ended_of_len(LIMIT + 1);
-    // With Content-Length: refused before reading.
-    let reply = post_signed(&server, "/webhook", &body).await;
+    let at_limit = call_ended_of_len(LIMIT);
+    assert_eq!(post_signed(server.addr, &at_limit).await.status, 204);
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 1);
+
+    let over = call_ended_of_len(LIMIT + 1);
+    let reply = post_signed(server.addr, &over).await;
     assert_eq!(reply.status, 413);
     assert_eq!(reply.body, b"payload too large\n");
-    // Chunked, no Content-Length: refused once the limit is crossed, and the
-    // connection is closed rather than drained.
-    let sig = signed(&body);
-    let head = format!("POST /webhook HTTP/1.1\r\nHost: test\r\nx-retell-signature: {sig}");
-    let response = raw_chunked(server.addr, &head, LIMIT + 1, b'a').await;
-    assert_eq!(raw_status(&response), 413, "{response}");
-    assert!(
-        response.to_ascii_lowercase().contains("connection: close"),
-        "{response}"
-    );
-    assert_eq!(h.calls(), 0);
-    server.stop().await;
-}
 
-#[actix_web::test]
-async fn body_of_exactly_the_limit_is_accepted() {
-    let h = Counting::new(Mode::Ok);
-    let server = Server::receiver(&h, config());
-    let body = call_ended_of_len(LIMIT);
-    assert_eq!(post_signed(&server, "/webhook", &body).await.status, 204);
-    assert_eq!(h.calls(), 1);
-    server.stop().await;
+    // Chunked, no Content-Length: refused once the limit is crossed, and the
+    // connection is closed instead of the rest being read and discarded.
+    let sig = sign(&over, KEY, NOW);
+    let reply = send_raw(
+        server.addr,
+        "POST",
+        "/webhook",
+        &[("X-Retell-Signature", &sig)],
+        &over,
+        Framing::Chunked,
+    )
+    .await;
+    assert_eq!(reply.status, 413);
+    assert_eq!(reply.header("connection"), Some("close"));
+
+    // A declared length over the limit is refused before any byte is read.
+    let reply = send_raw(
+        server.addr,
+        "POST",
+        "/webhook",
+        &[],
+        b"{}",
+        Framing::DeclaredLength(100 * 1024 * 1024),
+    )
+    .await;
+    assert_eq!(reply.status, 413);
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 1);
 }
 
 #[actix_web::test]
 async fn configured_body_limit_applies() {
-    let h = Counting::new(Mode::Ok);
-    let server = Server::receiver(&h, config().with_body_limit(CALL_ENDED.len()));
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (server, _) = start(handler, config().with_body_limit(1024));
+    let addr = server.addr;
     assert_eq!(
-        post_signed(&server, "/webhook", CALL_ENDED).await.status,
+        post_signed(addr, &call_ended_of_len(1024)).await.status,
         204
     );
-    let longer = call_ended_of_len(CALL_ENDED.len() + 10);
-    assert_eq!(post_signed(&server, "/webhook", &longer).await.status, 413);
-    assert_eq!(h.calls(), 1);
-    server.stop().await;
+    assert_eq!(
+        post_signed(addr, &call_ended_of_len(1025)).await.status,
+        413
+    );
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 1);
 }
 
 #[actix_web::test]
 async fn long_call_payload_is_accepted() {
-    let h = Counting::new(Mode::Ok);
-    let server = Server::receiver(&h, config());
     let body = long_call_analyzed();
-    assert!(body.len() > 2_500_000, "{}", body.len());
-    assert_eq!(post_signed(&server, "/webhook", &body).await.status, 204);
-    assert_eq!(h.calls(), 1);
-    server.stop().await;
+    assert!(
+        (2_900_000..4_000_000).contains(&body.len()),
+        "generated {} bytes",
+        body.len()
+    );
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (server, _) = start(handler, config());
+    assert_eq!(post_signed(server.addr, &body).await.status, 204);
+    assert_eq!(counts.analyzed.load(Ordering::SeqCst), 1);
 }
 
 #[actix_web::test]
 async fn bad_json_after_a_valid_signature_is_400() {
-    let h = Counting::new(Mode::Ok);
-    let server = Server::receiver(&h, config());
-    for body in [
-        &b"{\"event\":"[..],
-        b"[]",
-        b"",
-        b"{\"event\":\"call_ended\",\"x\":\"\xff\"}",
-    ] {
-        let reply = post_signed(&server, "/webhook", body).await;
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (server, _) = start(handler, config());
+    for body in [&b"{\"event\":"[..], b"[1,2,3]", b"\xff\xfe", b""] {
+        let reply = post_signed(server.addr, body).await;
         assert_eq!(reply.status, 400, "{body:?}");
     }
-    assert_eq!(h.calls(), 0);
-    server.stop().await;
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 0);
 }
 
 #[actix_web::test]
 async fn handler_error_is_500() {
-    let h = Counting::new(Mode::Fail);
-    let server = Server::receiver(&h, config());
-    let reply = post_signed(&server, "/webhook", CALL_ENDED).await;
+    let (handler, counts) = TestHandler::new(Mode::Fail);
+    let (server, outcomes) = start(handler, config());
+    let reply = post_signed(server.addr, &fixture("call_ended_phone.json")).await;
     assert_eq!(reply.status, 500);
     assert_eq!(reply.body, b"internal server error\n");
-    assert_eq!(h.calls(), 1);
-    server.stop().await;
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 1);
+    let reason = outcomes.lock().unwrap()[0].reason.to_string();
+    assert!(reason.contains("storage unavailable"), "{reason}");
 }
 
 #[actix_web::test]
-async fn handler_panic_is_500_and_the_next_request_is_served() {
-    let h = Counting::new(Mode::PanicOnce);
-    let server = Server::receiver(&h, config());
-    assert_eq!(
-        post_signed(&server, "/webhook", CALL_ENDED).await.status,
-        500
-    );
-    assert_eq!(
-        post_signed(&server, "/webhook", CALL_ENDED).await.status,
-        204
-    );
-    assert_eq!(h.calls(), 2);
-    server.stop().await;
-}
-
-#[actix_web::test]
-async fn handler_that_always_panics_never_takes_the_server_down() {
-    let h = Counting::new(Mode::Panic);
-    let server = Server::receiver(&h, config());
-    for _ in 0..3 {
-        assert_eq!(
-            post_signed(&server, "/webhook", CALL_ENDED).await.status,
-            500
-        );
-    }
-    assert_eq!(h.calls(), 3);
-    server.stop().await;
+async fn handler_panic_is_500_and_the_server_keeps_serving() {
+    let (handler, counts) = TestHandler::new(Mode::PanicOnce);
+    let (server, _) = start(handler, config());
+    let body = fixture("call_ended_phone.json");
+    let reply = post_signed(server.addr, &body).await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(reply.body, b"internal server error\n");
+    assert_eq!(post_signed(server.addr, &body).await.status, 204);
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 2);
 }
 
 #[actix_web::test]
 async fn handler_deadline_is_503() {
-    let h = Counting::new(Mode::Hang);
+    let (handler, counts) = TestHandler::new(Mode::Hang);
     let config = config().with_handler_deadline(Duration::from_millis(50));
-    let server = Server::receiver(&h, config);
-    let reply = post_signed(&server, "/webhook", CALL_ENDED).await;
+    let (server, _) = start(handler, config);
+    let reply = post_signed(server.addr, &fixture("call_ended_phone.json")).await;
     assert_eq!(reply.status, 503);
-    assert_eq!(h.calls(), 1);
-    server.stop().await;
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 1);
+    // Other requests are unaffected.
+    let reply = post_signed(server.addr, &fixture("call_started.json")).await;
+    assert_eq!(reply.status, 204);
 }
 
 #[actix_web::test]
-async fn inbound_call_is_answered_with_the_handlers_json() {
-    let h = Counting::new(Mode::Ok);
-    let server = Server::receiver(&h, config());
-    let reply = post_signed(&server, "/webhook", INBOUND).await;
+async fn inbound_call_gets_the_handlers_json_answer() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (server, _) = start(handler, config());
+    let reply = post_signed(server.addr, &fixture("call_inbound_request.json")).await;
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.content_type.as_deref(), Some("application/json"));
-    let json: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let answer: Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(
-        json.pointer("/call_inbound/dynamic_variables/customer_name"),
-        Some(&serde_json::json!("Ada")),
-        "{json}"
+        answer["call_inbound"]["dynamic_variables"]["caller"], "+14155550142",
+        "{answer}"
     );
-    assert_eq!(h.calls(), 1);
-    server.stop().await;
-}
-
-#[actix_web::test]
-async fn function_route_answers_the_handlers_body() {
-    let h = Counting::new(Mode::Ok);
-    let server = Server::receiver(&h, config());
-    let reply = post_signed(&server, "/function", FUNCTION).await;
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.body, b"booked");
-    assert_eq!(h.calls(), 1);
-    server.stop().await;
+    assert_eq!(counts.inbound.load(Ordering::SeqCst), 1);
 }
 
 #[actix_web::test]
 async fn unknown_event_is_acknowledged() {
-    let h = Counting::new(Mode::Ok);
-    let server = Server::receiver(&h, config());
-    let body = br#"{"event":"call_teleported","call":{"call_id":"c"}}"#;
-    let reply = post_signed(&server, "/webhook", body).await;
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (server, _) = start(handler, config());
+    let body = br#"{"event":"call_teleported","call":{"call_id":"call_1"}}"#;
+    let reply = post_signed(server.addr, body).await;
     assert!((200..300).contains(&reply.status), "{}", reply.status);
-    assert_eq!(h.unknown.load(Ordering::SeqCst), 1);
-    server.stop().await;
+    assert_eq!(counts.unknown.load(Ordering::SeqCst), 1);
 }
 
 #[actix_web::test]
-async fn other_methods_are_405() {
-    let h = Counting::new(Mode::Ok);
-    let server = Server::receiver(&h, config());
-    let client = reqwest::Client::new();
-    for method in [reqwest::Method::GET, reqwest::Method::PUT] {
-        let response = client
-            .request(method.clone(), server.url("/webhook"))
-            .header("x-retell-signature", signed(b""))
-            .send()
-            .await
-            .unwrap();
-        let reply = reply(response).await;
+async fn wrong_method_and_encoding() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (server, _) = start(handler, config());
+    let body = fixture("call_ended_phone.json");
+    let sig = sign(&body, KEY, NOW);
+    for method in ["GET", "PUT"] {
+        let reply = send_raw(
+            server.addr,
+            method,
+            "/webhook",
+            &[("X-Retell-Signature", &sig)],
+            &body,
+            Framing::Length,
+        )
+        .await;
         assert_eq!(reply.status, 405, "{method}");
-        assert_eq!(reply.allow.as_deref(), Some("POST"));
+        assert_eq!(reply.header("allow"), Some("POST"));
     }
-    assert_eq!(h.calls(), 0);
-    server.stop().await;
+    let reply = send_raw(
+        server.addr,
+        "POST",
+        "/webhook",
+        &[("X-Retell-Signature", &sig), ("Content-Encoding", "gzip")],
+        &body,
+        Framing::Length,
+    )
+    .await;
+    assert_eq!(reply.status, 415);
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 0);
 }
 
 #[actix_web::test]
-async fn encoded_body_is_415() {
-    let h = Counting::new(Mode::Ok);
-    let server = Server::receiver(&h, config());
-    let sig = signed(CALL_ENDED);
+async fn source_allowlist_ignores_spoofed_forwarded_for() {
+    let body = fixture("call_ended_phone.json");
+    let sig = sign(&body, KEY, NOW);
     let headers = [
-        ("x-retell-signature", sig.as_str()),
-        ("content-encoding", "gzip"),
+        ("X-Retell-Signature", sig.as_str()),
+        ("X-Forwarded-For", "100.20.5.228"),
     ];
-    assert_eq!(
-        post(&server, "/webhook", CALL_ENDED, &headers).await.status,
-        415
-    );
-    let identity = [
-        ("x-retell-signature", sig.as_str()),
-        ("content-encoding", "identity"),
-    ];
-    assert_eq!(
-        post(&server, "/webhook", CALL_ENDED, &identity)
-            .await
-            .status,
-        204
-    );
-    assert_eq!(h.calls(), 1);
-    server.stop().await;
-}
 
-#[actix_web::test]
-async fn spoofed_forwarded_for_from_an_untrusted_peer_is_403() {
-    let h = Counting::new(Mode::Ok);
-    let config = config().with_source_allowlist(SourceAllowlist::retell());
-    let server = Server::receiver(&h, config);
-    let sig = signed(CALL_ENDED);
-    let headers = [
-        ("x-retell-signature", sig.as_str()),
-        ("x-forwarded-for", "100.20.5.228"),
-    ];
-    let reply = post(&server, "/webhook", CALL_ENDED, &headers).await;
+    // 127.0.0.1 is not a trusted proxy: the header is ignored.
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let strict = config().with_source_allowlist(SourceAllowlist::retell());
+    let (server, _) = start(handler, strict);
+    let reply = send_raw(
+        server.addr,
+        "POST",
+        "/webhook",
+        &headers,
+        &body,
+        Framing::Length,
+    )
+    .await;
     assert_eq!(reply.status, 403);
-    assert_eq!(h.calls(), 0);
-    server.stop().await;
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 0);
+
+    // Behind a trusted proxy on 127.0.0.1, the forwarded address counts.
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let loopback: IpRange = "127.0.0.0/8".parse().unwrap();
+    let proxied =
+        config().with_source_allowlist(SourceAllowlist::retell().with_trusted_proxies([loopback]));
+    let (server, _) = start(handler, proxied);
+    let reply = send_raw(
+        server.addr,
+        "POST",
+        "/webhook",
+        &headers,
+        &body,
+        Framing::Length,
+    )
+    .await;
+    assert_eq!(reply.status, 204);
+    // ... and the signature is still required.
+    let unsigned = send_raw(
+        server.addr,
+        "POST",
+        "/webhook",
+        &[("X-Forwarded-For", "100.20.5.228")],
+        &body,
+        Framing::Length,
+    )
+    .await;
+    assert_eq!(unsigned.status, 401);
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 1);
 }
 
 #[actix_web::test]
-async fn trusted_proxy_forwarding_for_retell_is_allowed() {
-    let h = Counting::new(Mode::Ok);
-    let allowlist = SourceAllowlist::retell()
-        .with_trusted_proxies(["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
-    let server = Server::receiver(&h, config().with_source_allowlist(allowlist));
-    let sig = signed(CALL_ENDED);
-    let headers = [
-        ("x-retell-signature", sig.as_str()),
-        ("x-forwarded-for", "100.20.5.228"),
-    ];
-    assert_eq!(
-        post(&server, "/webhook", CALL_ENDED, &headers).await.status,
-        204
-    );
-    assert_eq!(h.calls(), 1);
-    server.stop().await;
-}
-
-#[actix_web::test]
-async fn service_functions_mount_the_same_receiver() {
-    let h = Counting::new(Mode::Ok);
-    let (events, function) = (h.clone(), h.clone());
-    let server = Server::start(move |app| {
-        app.service(service(
-            "/events",
-            verifier(),
-            Shared(events.clone()),
-            config(),
-        ))
-        .service(function_service(
-            "/tool",
-            verifier(),
-            Shared(function.clone()),
-            config(),
-        ));
-    });
-    assert_eq!(
-        post_signed(&server, "/events", CALL_ENDED).await.status,
-        204
-    );
-    assert_eq!(post_signed(&server, "/tool", FUNCTION).await.status, 200);
-    assert_eq!(post(&server, "/events", CALL_ENDED, &[]).await.status, 401);
-    assert_eq!(h.calls(), 2);
-    server.stop().await;
-}
-
-#[actix_web::test]
-async fn outcome_is_available_to_middleware() {
-    use actix_web::dev::Service as _;
-    use retell_webhooks::dispatch::Outcome;
-
-    let seen = Arc::new(AtomicUsize::new(0));
-    let h = Counting::new(Mode::Ok);
-    let webhook = WebhookConfig::new(verifier()).with_receiver_config(config());
-    let handler = Arc::new(Shared(h.clone()));
-    let counter = seen.clone();
-    let server = HttpServer::new(move || {
-        let counter = counter.clone();
-        App::new()
-            .wrap_fn(move |req, srv| {
-                let counter = counter.clone();
-                let fut = srv.call(req);
-                async move {
-                    let res = fut.await?;
-                    if let Some(outcome) = res.response().extensions().get::<Outcome>() {
-                        assert_eq!(outcome.status, res.status().as_u16());
-                        counter.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Ok(res)
-                }
-            })
-            .route(
-                "/webhook",
-                endpoint(Route::Events, webhook.clone(), handler.clone()),
-            )
-    })
-    .workers(1)
-    .disable_signals()
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
-    let server = Server { addr, handle };
-    assert_eq!(
-        post_signed(&server, "/webhook", CALL_ENDED).await.status,
-        204
-    );
-    assert_eq!(post(&server, "/webhook", CALL_ENDED, &[]).await.status, 401);
-    assert_eq!(seen.load(Ordering::SeqCst), 2);
-    server.stop().await;
-}
-
-#[actix_web::test]
-async fn unconfigured_endpoint_fails_closed() {
-    let h = Counting::new(Mode::Ok);
-    let handler = Arc::new(Shared(h.clone()));
-    let server = Server::start(move |app| {
+async fn missing_verifier_fails_closed() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let handler = Arc::new(handler);
+    let server = Server::serve(move |app| {
         let unconfigured = WebhookConfig::unconfigured();
         app.route(
             "/webhook",
-            endpoint(Route::Events, unconfigured, handler.clone()),
+            endpoint(Route::Events, unconfigured, Arc::clone(&handler)),
         );
     });
-    let reply = post_signed(&server, "/webhook", CALL_ENDED).await;
+    let reply = post_signed(server.addr, &fixture("call_ended_phone.json")).await;
     assert_eq!(reply.status, 500);
     assert_eq!(reply.body, b"internal server error\n");
-    assert_eq!(h.calls(), 0);
-    server.stop().await;
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 0);
+}
+
+#[actix_web::test]
+async fn function_route_answers_with_the_handler_body() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let handler = Arc::new(handler);
+    let server = Server::serve(move |app| {
+        let function = endpoint(Route::Function, webhook(config()), Arc::clone(&handler));
+        app.route("/webhook", function);
+    });
+    let reply = post_signed(server.addr, &fixture("custom_function_request.json")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let answer: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(answer["booked"], true);
+    let args_only = fixture("custom_function_request_args_only.json");
+    assert_eq!(post_signed(server.addr, &args_only).await.status, 200);
+    assert_eq!(counts.functions.load(Ordering::SeqCst), 2);
+}
+
+// ---------------------------------------------------------------------------
+// actix-specific
+// ---------------------------------------------------------------------------
+
+#[actix_web::test]
+async fn handler_that_always_panics_never_takes_the_server_down() {
+    let (handler, counts) = TestHandler::new(Mode::PanicAlways);
+    let (server, outcomes) = start(handler, config());
+    let body = fixture("call_ended_phone.json");
+    for _ in 0..3 {
+        assert_eq!(post_signed(server.addr, &body).await.status, 500);
+    }
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 3);
+    let reason = outcomes.lock().unwrap()[2].reason.to_string();
+    assert!(reason.contains("panicked"), "{reason}");
+}
+
+#[actix_web::test]
+async fn service_and_function_service_mount_at_their_paths() {
+    let counts = Arc::new(Mutex::new(Vec::new()));
+    let all = Arc::clone(&counts);
+    let server = Server::serve(move |app| {
+        // `HttpServer` calls this once per worker: one handler per worker.
+        let (events, events_counts) = TestHandler::new(Mode::Ok);
+        let (tools, tools_counts) = TestHandler::new(Mode::Ok);
+        all.lock().unwrap().push((events_counts, tools_counts));
+        app.service(service("/events", verifier(), events, config()))
+            .service(function_service("/tool", verifier(), tools, config()));
+    });
+    let reply = post_signed_to(server.addr, "/events", &fixture("call_ended_phone.json")).await;
+    assert_eq!(reply.status, 204);
+    let tool_call = fixture("custom_function_request.json");
+    assert_eq!(
+        post_signed_to(server.addr, "/tool", &tool_call)
+            .await
+            .status,
+        200
+    );
+    let unsigned = send_raw(server.addr, "POST", "/events", &[], b"{}", Framing::Length).await;
+    assert_eq!(unsigned.status, 401);
+    let get = send_raw(server.addr, "GET", "/tool", &[], b"", Framing::Length).await;
+    assert_eq!(get.status, 405);
+    let counts = counts.lock().unwrap();
+    let ended: usize = counts
+        .iter()
+        .map(|(e, _)| e.ended.load(Ordering::SeqCst))
+        .sum();
+    let functions: usize = counts
+        .iter()
+        .map(|(_, t)| t.functions.load(Ordering::SeqCst))
+        .sum();
+    assert_eq!((ended, functions), (1, 1));
 }
 
 // ---------------------------------------------------------------------------
 // Extractors
 // ---------------------------------------------------------------------------
 
-static EXTRACTED: AtomicUsize = AtomicUsize::new(0);
+#[derive(Default)]
+struct Seen {
+    events: AtomicUsize,
+    bodies: AtomicUsize,
+}
+
+#[post("/webhook")]
+async fn typed(seen: web::Data<Seen>, VerifiedEvent(event): VerifiedEvent) -> HttpResponse {
+    if matches!(event, WebhookEvent::CallEnded(_)) {
+        seen.events.fetch_add(1, Ordering::SeqCst);
+    }
+    HttpResponse::NoContent().finish()
+}
 
 #[post("/incoming")]
 async fn incoming(VerifiedIncoming(incoming): VerifiedIncoming) -> HttpResponse {
     match incoming {
-        Incoming::Event(WebhookEvent::CallEnded(_)) => {
-            EXTRACTED.fetch_add(1, Ordering::SeqCst);
-            HttpResponse::NoContent().finish()
+        Incoming::CallInbound(request) => {
+            let caller = request.call_inbound.from_number;
+            let answer = InboundResponse::call().dynamic_variables([("caller", caller)]);
+            HttpResponse::Ok()
+                .content_type(InboundResponse::CONTENT_TYPE)
+                .body(answer.to_body())
         }
-        Incoming::CallInbound(_) => HttpResponse::Ok()
-            .content_type(InboundResponse::CONTENT_TYPE)
-            .body(InboundResponse::call().to_body()),
         _ => HttpResponse::NoContent().finish(),
     }
 }
 
-#[post("/event")]
-async fn event(VerifiedEvent(event): VerifiedEvent) -> HttpResponse {
-    match event {
-        WebhookEvent::CallEnded(ended) if ended.call.call_id == "call_1" => {
-            HttpResponse::NoContent().finish()
+#[post("/raw")]
+async fn raw_body(seen: web::Data<Seen>, VerifiedBody(body): VerifiedBody) -> HttpResponse {
+    assert!(body.starts_with(b"{"));
+    seen.bodies.fetch_add(1, Ordering::SeqCst);
+    HttpResponse::Accepted().finish()
+}
+
+fn extractor_app(
+    seen: &web::Data<Seen>,
+    config: Option<WebhookConfig>,
+    wrap_in_data: bool,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    let seen = seen.clone();
+    move |app: &mut web::ServiceConfig| {
+        app.app_data(seen.clone());
+        match (&config, wrap_in_data) {
+            (Some(config), false) => {
+                app.app_data(config.clone());
+            }
+            (Some(config), true) => {
+                app.app_data(web::Data::new(config.clone()));
+            }
+            (None, _) => {}
         }
-        _ => HttpResponse::BadRequest().finish(),
+        app.service(typed).service(incoming).service(raw_body);
     }
-}
-
-#[post("/body")]
-async fn raw_body_route(VerifiedBody(bytes): VerifiedBody) -> HttpResponse {
-    HttpResponse::Ok().body(bytes)
-}
-
-fn extractor_routes(app: &mut web::ServiceConfig) {
-    app.service(incoming).service(event).service(raw_body_route);
 }
 
 #[actix_web::test]
-async fn extractors_yield_verified_requests_and_reject_like_the_endpoint() {
-    let before = EXTRACTED.load(Ordering::SeqCst);
-    let plain = Server::start(|app| {
-        app.app_data(WebhookConfig::new(verifier()).with_receiver_config(config()))
-            .configure(extractor_routes);
-    });
-    let data = Server::start(|app| {
-        let webhook = WebhookConfig::new(verifier()).with_receiver_config(config());
-        app.app_data(web::Data::new(webhook))
-            .configure(extractor_routes);
-    });
-    for server in [&plain, &data] {
+async fn extractors_verify_and_reject_like_the_endpoint() {
+    let body = fixture("call_ended_phone.json");
+    let sig = sign(&body, KEY, NOW);
+    let wrong = sign(&body, "wrong", NOW);
+    let (handler, _) = TestHandler::new(Mode::Ok);
+    let (endpoint_server, _) = start(handler, config());
+    let from_endpoint = send_raw(
+        endpoint_server.addr,
+        "POST",
+        "/webhook",
+        &[("X-Retell-Signature", &wrong)],
+        &body,
+        Framing::Length,
+    )
+    .await;
+    assert_eq!(from_endpoint.status, 401);
+
+    // The configuration registered as is, and wrapped in `web::Data`.
+    for wrap_in_data in [false, true] {
+        let seen = web::Data::new(Seen::default());
+        let app = extractor_app(&seen, Some(webhook(config())), wrap_in_data);
+        let server = Server::serve(app);
+        let addr = server.addr;
+        assert_eq!(post_signed(addr, &body).await.status, 204);
+        let reply = send_raw(
+            addr,
+            "POST",
+            "/raw",
+            &[("X-Retell-Signature", &sig)],
+            &body,
+            Framing::Length,
+        )
+        .await;
+        assert_eq!(reply.status, 202);
+        let inbound =
+            post_signed_to(addr, "/incoming", &fixture("call_inbound_request.json")).await;
+        assert_eq!(inbound.status, 200);
+        let answer: Value = serde_json::from_slice(&inbound.body).unwrap();
         assert_eq!(
-            post_signed(server, "/incoming", CALL_ENDED).await.status,
-            204
+            answer["call_inbound"]["dynamic_variables"]["caller"],
+            "+14155550142"
         );
-        assert_eq!(post_signed(server, "/incoming", INBOUND).await.status, 200);
-        assert_eq!(post_signed(server, "/event", CALL_ENDED).await.status, 204);
-        // An inbound webhook is not an event.
-        assert_eq!(post_signed(server, "/event", INBOUND).await.status, 400);
-        let raw_body = post_signed(server, "/body", CALL_ENDED).await;
-        assert_eq!(
-            (raw_body.status, raw_body.body.as_slice()),
-            (200, CALL_ENDED)
-        );
-        for path in ["/incoming", "/event", "/body"] {
-            let unsigned = post(server, path, CALL_ENDED, &[]).await;
-            assert_eq!(unsigned.status, 401, "{path}");
-            assert_eq!(unsigned.body, b"invalid or missing signature\n");
-            assert_eq!(post_signed(server, path, b"[]").await.status, 400, "{path}");
-            let sig = signed(CALL_ENDED);
-            let gzip = [
-                ("x-retell-signature", sig.as_str()),
-                ("content-encoding", "gzip"),
-            ];
+
+        for path in ["/webhook", "/incoming", "/raw"] {
+            // Same 401 bytes as the endpoint.
+            let from_extractor = send_raw(
+                addr,
+                "POST",
+                path,
+                &[("X-Retell-Signature", &wrong)],
+                &body,
+                Framing::Length,
+            )
+            .await;
             assert_eq!(
-                post(server, path, CALL_ENDED, &gzip).await.status,
-                415,
+                from_extractor.fingerprint(),
+                from_endpoint.fingerprint(),
                 "{path}"
             );
+            assert_eq!(post_signed_to(addr, path, b"not json").await.status, 400);
+            let gzip = send_raw(
+                addr,
+                "POST",
+                path,
+                &[("X-Retell-Signature", &sig), ("Content-Encoding", "gzip")],
+                &body,
+                Framing::Length,
+            )
+            .await;
+            assert_eq!(gzip.status, 415, "{path}");
         }
-        let big = call_ended_of_len(LIMIT + 1);
-        assert_eq!(post_signed(server, "/incoming", &big).await.status, 413);
-        let exact = call_ended_of_len(LIMIT);
-        assert_eq!(post_signed(server, "/incoming", &exact).await.status, 204);
+        let too_big = call_ended_of_len(LIMIT + 1);
+        assert_eq!(post_signed(addr, &too_big).await.status, 413);
+        let chunked_sig = sign(&too_big, KEY, NOW);
+        let chunked = send_raw(
+            addr,
+            "POST",
+            "/webhook",
+            &[("X-Retell-Signature", &chunked_sig)],
+            &too_big,
+            Framing::Chunked,
+        )
+        .await;
+        assert_eq!(chunked.status, 413);
+        let at_limit = call_ended_of_len(LIMIT);
+        assert_eq!(post_signed(addr, &at_limit).await.status, 204);
+        assert_eq!(seen.events.load(Ordering::SeqCst), 2);
+        assert_eq!(seen.bodies.load(Ordering::SeqCst), 1);
     }
-    assert_eq!(EXTRACTED.load(Ordering::SeqCst) - before, 4);
-    plain.stop().await;
-    data.stop().await;
 }
 
 #[actix_web::test]
 async fn extractors_without_configuration_fail_closed() {
-    let missing = Server::start(|app| {
-        app.configure(extractor_routes);
-    });
-    let unconfigured = Server::start(|app| {
-        app.app_data(WebhookConfig::unconfigured())
-            .configure(extractor_routes);
-    });
-    for server in [&missing, &unconfigured] {
-        for path in ["/incoming", "/event", "/body"] {
-            let reply = post_signed(server, path, CALL_ENDED).await;
+    for config in [None, Some(WebhookConfig::unconfigured())] {
+        let seen = web::Data::new(Seen::default());
+        let server = Server::serve(extractor_app(&seen, config, false));
+        for path in ["/webhook", "/incoming", "/raw"] {
+            let reply = post_signed_to(server.addr, path, &fixture("call_ended_phone.json")).await;
             assert_eq!(reply.status, 500, "{path}");
             assert_eq!(reply.body, b"internal server error\n");
         }
+        assert_eq!(seen.events.load(Ordering::SeqCst), 0);
+        assert_eq!(seen.bodies.load(Ordering::SeqCst), 0);
     }
-    missing.stop().await;
-    unconfigured.stop().await;
 }
