@@ -5,10 +5,12 @@
 //! this adapter:
 //!
 //! * refuses a `Content-Length` over the limit before reading, and stops reading
-//!   as soon as a chunked body crosses it (`413`, then the connection is
-//!   closed); the limit is [`ReceiverConfig::body_limit`] (8 MiB by default),
-//!   never actix-web's 256 KiB [`PayloadConfig`](actix_web::web::PayloadConfig)
-//!   default, which does not apply here;
+//!   as soon as a chunked body crosses it (`413`); the limit is
+//!   [`ReceiverConfig::body_limit`] (8 MiB by default), never actix-web's
+//!   256 KiB [`PayloadConfig`](actix_web::web::PayloadConfig) default, which
+//!   does not apply here. [`endpoint`] then closes the connection; after an
+//!   extractor's `413`, actix-web reads and discards the rest of a chunked body
+//!   (nothing more is buffered);
 //! * applies the handler deadline with `tokio::time::sleep` (`503`); a handler
 //!   panic is answered `500` instead of actix-web's closed connection;
 //! * answers `500` when no verifier is configured (fail closed);
