@@ -307,6 +307,11 @@ pub enum Route {
     Events,
     /// A custom function URL: bodies parsed as [`FunctionCall`] (wrapped
     /// `{name, call, args}` or args only).
+    ///
+    /// Configure the tool with method `POST` (Retell's default); other methods
+    /// are answered `405`. Retell waits up to the tool's `timeout_ms` (2 minutes
+    /// by default) for a function, so raise
+    /// [`ReceiverConfig::with_handler_deadline`] for slow tools.
     Function,
 }
 
@@ -1797,6 +1802,8 @@ mod tests {
         let seconds = sign(CALL_ENDED, KEY, NOW / 1000);
         let wrong_key = sign(CALL_ENDED, "another_key", NOW);
         let tampered = sign(br#"{"event":"call_started"}"#, KEY, NOW);
+        // Two values merged into one line by a proxy.
+        let merged = format!("{good}, {good}");
         let cases: Vec<(SignatureHeader<'_>, IsVerifyError)> = vec![
             (SignatureHeader::Absent, |e| {
                 *e == VerifyError::MissingSignature
@@ -1808,6 +1815,12 @@ mod tests {
                 SignatureHeader::from_values([good.as_bytes(), good.as_bytes()]),
                 |e| *e == VerifyError::DuplicateSignature,
             ),
+            (SignatureHeader::One(merged.as_bytes()), |e| {
+                matches!(
+                    e,
+                    VerifyError::Malformed(_) | VerifyError::SignatureTooLong { .. }
+                )
+            }),
             (SignatureHeader::One(b"v=1,d=zz"), |e| {
                 matches!(e, VerifyError::Malformed(_))
             }),
