@@ -9,15 +9,31 @@
 //! 4. body at most [`ReceiverConfig::body_limit`] bytes → `413`;
 //! 5. `X-Retell-Signature` verified over the raw bytes → `401`, with one
 //!    identical response whatever the reason;
-//! 6. only now is the body looked at: UTF-8, a JSON object, then the typed
-//!    models → `400`;
+//! 6. only now is the body looked at: whole-body UTF-8, a JSON object, then the
+//!    typed models → `400` (an object the models cannot read goes to
+//!    [`WebhookHandler::on_unparsed`] first);
 //! 7. the matching [`WebhookHandler`] method runs, with panics caught and the
-//!    deadline applied → `500` / `503`, or `204` (events) / `200` with the JSON
+//!    deadline applied → `500` / `503`, or `204` (events) / `200` with the
 //!    answer (inbound webhook, custom functions).
+//!
+//! | status | when | retried by Retell |
+//! |---|---|---|
+//! | `204` | event handled, unknown event acknowledged, `on_unparsed` accepted | no |
+//! | `200` | inbound webhook or custom function answered (JSON or text body) | no |
+//! | `400` | verified body not UTF-8, not JSON, not an object, or not readable by the models; body not fully received | yes |
+//! | `401` | any signature failure: one identical response, the reason only in the [`Outcome`] | yes |
+//! | `403` | source address not in the opt-in [`SourceAllowlist`] | yes |
+//! | `405` | method other than `POST` (with `Allow: POST`) | yes |
+//! | `413` | body or `Content-Length` over [`ReceiverConfig::body_limit`] | yes |
+//! | `415` | `Content-Encoding` other than `identity` | yes |
+//! | `500` | handler error or panic; adapter without a verifier | yes |
+//! | `503` | handler deadline exceeded | yes |
 //!
 //! [`dispatch`] returns a [`Dispatched`]: the [`WebhookResponse`] to send and an
 //! [`Outcome`] to log (status, reason, event name, call id; never a body, a header
-//! value or a key).
+//! value or a key). Adapters call [`precheck`] before reading the body, read it
+//! within the limit, then call [`dispatch`] with a timer future for the deadline
+//! (the core needs no runtime).
 //!
 //! ```
 //! use retell_webhooks::dispatch::{dispatch, RawRequest, ReceiverConfig, Route, WebhookHandler};
@@ -34,7 +50,7 @@
 //!     }
 //! }
 //!
-//! # futures_lite_block_on(async {
+//! # block_on(async {
 //! let now = 1_785_423_600_000;
 //! let verifier = Verifier::new("key_test")?;
 //! let config = ReceiverConfig::new().with_clock(move || now);
@@ -46,7 +62,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # })
 //! # .unwrap();
-//! # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
 //! #     use std::task::{Context, Poll, Waker};
 //! #     let mut f = std::pin::pin!(f);
 //! #     let mut cx = Context::from_waker(Waker::noop());
