@@ -2110,6 +2110,143 @@ mod tests {
         assert_eq!(done.response.status(), 400);
     }
 
+    /// Records which method each body was routed to.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<&'static str>>);
+
+    impl Recorder {
+        fn hit(&self, name: &'static str) -> Result<(), std::convert::Infallible> {
+            self.0.lock().unwrap().push(name);
+            Ok(())
+        }
+    }
+
+    impl WebhookHandler for Recorder {
+        type Error = std::convert::Infallible;
+
+        async fn on_call_started(&self, _: CallEvent) -> Result<(), Self::Error> {
+            self.hit("on_call_started")
+        }
+        async fn on_call_ended(&self, _: CallEvent) -> Result<(), Self::Error> {
+            self.hit("on_call_ended")
+        }
+        async fn on_call_analyzed(&self, _: CallEvent) -> Result<(), Self::Error> {
+            self.hit("on_call_analyzed")
+        }
+        async fn on_transcript_updated(
+            &self,
+            _: TranscriptUpdatedEvent,
+        ) -> Result<(), Self::Error> {
+            self.hit("on_transcript_updated")
+        }
+        async fn on_transfer_started(&self, _: TransferEvent) -> Result<(), Self::Error> {
+            self.hit("on_transfer_started")
+        }
+        async fn on_transfer_bridged(&self, _: TransferEvent) -> Result<(), Self::Error> {
+            self.hit("on_transfer_bridged")
+        }
+        async fn on_transfer_cancelled(&self, _: TransferEvent) -> Result<(), Self::Error> {
+            self.hit("on_transfer_cancelled")
+        }
+        async fn on_transfer_ended(&self, _: TransferEvent) -> Result<(), Self::Error> {
+            self.hit("on_transfer_ended")
+        }
+        async fn on_chat_started(&self, _: ChatEvent) -> Result<(), Self::Error> {
+            self.hit("on_chat_started")
+        }
+        async fn on_chat_ended(&self, _: ChatEvent) -> Result<(), Self::Error> {
+            self.hit("on_chat_ended")
+        }
+        async fn on_chat_analyzed(&self, _: ChatEvent) -> Result<(), Self::Error> {
+            self.hit("on_chat_analyzed")
+        }
+        async fn on_unknown(&self, _: UnknownEvent) -> Result<(), Self::Error> {
+            self.hit("on_unknown")
+        }
+        async fn on_call_inbound(
+            &self,
+            _: InboundCallRequest,
+        ) -> Result<InboundResponse, Self::Error> {
+            self.hit("on_call_inbound")?;
+            Ok(InboundResponse::call())
+        }
+        async fn on_chat_inbound(
+            &self,
+            _: InboundChatRequest,
+        ) -> Result<InboundResponse, Self::Error> {
+            self.hit("on_chat_inbound")?;
+            Ok(InboundResponse::chat())
+        }
+    }
+
+    #[test]
+    fn every_kind_of_body_reaches_its_method() {
+        macro_rules! fixture {
+            ($name:literal) => {
+                (
+                    $name,
+                    &include_bytes!(concat!("../tests/fixtures/", $name))[..],
+                )
+            };
+        }
+        let cases = [
+            (fixture!("call_started.json"), "on_call_started", 204),
+            (fixture!("call_ended_phone.json"), "on_call_ended", 204),
+            (fixture!("call_ended_web.json"), "on_call_ended", 204),
+            (
+                fixture!("call_analyzed_maximal.json"),
+                "on_call_analyzed",
+                204,
+            ),
+            (
+                fixture!("transcript_updated.json"),
+                "on_transcript_updated",
+                204,
+            ),
+            (
+                fixture!("transfer_started.json"),
+                "on_transfer_started",
+                204,
+            ),
+            (
+                fixture!("transfer_bridged.json"),
+                "on_transfer_bridged",
+                204,
+            ),
+            (
+                fixture!("transfer_cancelled.json"),
+                "on_transfer_cancelled",
+                204,
+            ),
+            (fixture!("transfer_ended.json"), "on_transfer_ended", 204),
+            (fixture!("chat_started.json"), "on_chat_started", 204),
+            (fixture!("chat_ended.json"), "on_chat_ended", 204),
+            (fixture!("chat_analyzed.json"), "on_chat_analyzed", 204),
+            (fixture!("synthetic_forward_compat.json"), "on_unknown", 204),
+            (
+                fixture!("call_inbound_request.json"),
+                "on_call_inbound",
+                200,
+            ),
+            (
+                fixture!("chat_inbound_request.json"),
+                "on_chat_inbound",
+                200,
+            ),
+        ];
+        for ((name, body), method, status) in cases {
+            let recorder = Recorder::default();
+            let sig = signed(body);
+            let done = run(
+                &recorder,
+                &RawRequest::post(body).signature_values([sig.as_bytes()]),
+            );
+            assert_eq!(done.response.status(), status, "{name}: {}", done.outcome);
+            assert_eq!(*recorder.0.lock().unwrap(), [method], "{name}");
+            assert!(done.outcome.event.is_some(), "{name}");
+        }
+    }
+
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
