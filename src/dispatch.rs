@@ -9,15 +9,31 @@
 //! 4. body at most [`ReceiverConfig::body_limit`] bytes → `413`;
 //! 5. `X-Retell-Signature` verified over the raw bytes → `401`, with one
 //!    identical response whatever the reason;
-//! 6. only now is the body looked at: UTF-8, a JSON object, then the typed
-//!    models → `400`;
+//! 6. only now is the body looked at: whole-body UTF-8, a JSON object, then the
+//!    typed models → `400` (an object the models cannot read goes to
+//!    [`WebhookHandler::on_unparsed`] first);
 //! 7. the matching [`WebhookHandler`] method runs, with panics caught and the
-//!    deadline applied → `500` / `503`, or `204` (events) / `200` with the JSON
+//!    deadline applied → `500` / `503`, or `204` (events) / `200` with the
 //!    answer (inbound webhook, custom functions).
+//!
+//! | status | when | retried by Retell |
+//! |---|---|---|
+//! | `204` | event handled, unknown event acknowledged, `on_unparsed` accepted | no |
+//! | `200` | inbound webhook or custom function answered (JSON or text body) | no |
+//! | `400` | verified body not UTF-8, not JSON, not an object, or not readable by the models; body not fully received | yes |
+//! | `401` | any signature failure: one identical response, the reason only in the [`Outcome`] | yes |
+//! | `403` | source address not in the opt-in [`SourceAllowlist`] | yes |
+//! | `405` | method other than `POST` (with `Allow: POST`) | yes |
+//! | `413` | body or `Content-Length` over [`ReceiverConfig::body_limit`] | yes |
+//! | `415` | `Content-Encoding` other than `identity` | yes |
+//! | `500` | handler error or panic; adapter without a verifier | yes |
+//! | `503` | handler deadline exceeded | yes |
 //!
 //! [`dispatch`] returns a [`Dispatched`]: the [`WebhookResponse`] to send and an
 //! [`Outcome`] to log (status, reason, event name, call id; never a body, a header
-//! value or a key).
+//! value or a key). Adapters call [`precheck`] before reading the body, read it
+//! within the limit, then call [`dispatch`] with a timer future for the deadline
+//! (the core needs no runtime).
 //!
 //! ```
 //! use retell_webhooks::dispatch::{dispatch, RawRequest, ReceiverConfig, Route, WebhookHandler};
@@ -34,7 +50,7 @@
 //!     }
 //! }
 //!
-//! # futures_lite_block_on(async {
+//! # block_on(async {
 //! let now = 1_785_423_600_000;
 //! let verifier = Verifier::new("key_test")?;
 //! let config = ReceiverConfig::new().with_clock(move || now);
@@ -46,7 +62,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # })
 //! # .unwrap();
-//! # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
 //! #     use std::task::{Context, Poll, Waker};
 //! #     let mut f = std::pin::pin!(f);
 //! #     let mut cx = Context::from_waker(Waker::noop());
@@ -307,6 +323,11 @@ pub enum Route {
     Events,
     /// A custom function URL: bodies parsed as [`FunctionCall`] (wrapped
     /// `{name, call, args}` or args only).
+    ///
+    /// Configure the tool with method `POST` (Retell's default); other methods
+    /// are answered `405`. Retell waits up to the tool's `timeout_ms` (2 minutes
+    /// by default) for a function, so raise
+    /// [`ReceiverConfig::with_handler_deadline`] for slow tools.
     Function,
 }
 
@@ -1797,6 +1818,8 @@ mod tests {
         let seconds = sign(CALL_ENDED, KEY, NOW / 1000);
         let wrong_key = sign(CALL_ENDED, "another_key", NOW);
         let tampered = sign(br#"{"event":"call_started"}"#, KEY, NOW);
+        // Two values merged into one line by a proxy.
+        let merged = format!("{good}, {good}");
         let cases: Vec<(SignatureHeader<'_>, IsVerifyError)> = vec![
             (SignatureHeader::Absent, |e| {
                 *e == VerifyError::MissingSignature
@@ -1808,6 +1831,12 @@ mod tests {
                 SignatureHeader::from_values([good.as_bytes(), good.as_bytes()]),
                 |e| *e == VerifyError::DuplicateSignature,
             ),
+            (SignatureHeader::One(merged.as_bytes()), |e| {
+                matches!(
+                    e,
+                    VerifyError::Malformed(_) | VerifyError::SignatureTooLong { .. }
+                )
+            }),
             (SignatureHeader::One(b"v=1,d=zz"), |e| {
                 matches!(e, VerifyError::Malformed(_))
             }),
@@ -2079,6 +2108,143 @@ mod tests {
         let request = RawRequest::post(b"[]").signature_values([sig.as_bytes()]);
         let done = run_with(&h, Route::Function, &config(), &request);
         assert_eq!(done.response.status(), 400);
+    }
+
+    /// Records which method each body was routed to.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<&'static str>>);
+
+    impl Recorder {
+        fn hit(&self, name: &'static str) -> Result<(), std::convert::Infallible> {
+            self.0.lock().unwrap().push(name);
+            Ok(())
+        }
+    }
+
+    impl WebhookHandler for Recorder {
+        type Error = std::convert::Infallible;
+
+        async fn on_call_started(&self, _: CallEvent) -> Result<(), Self::Error> {
+            self.hit("on_call_started")
+        }
+        async fn on_call_ended(&self, _: CallEvent) -> Result<(), Self::Error> {
+            self.hit("on_call_ended")
+        }
+        async fn on_call_analyzed(&self, _: CallEvent) -> Result<(), Self::Error> {
+            self.hit("on_call_analyzed")
+        }
+        async fn on_transcript_updated(
+            &self,
+            _: TranscriptUpdatedEvent,
+        ) -> Result<(), Self::Error> {
+            self.hit("on_transcript_updated")
+        }
+        async fn on_transfer_started(&self, _: TransferEvent) -> Result<(), Self::Error> {
+            self.hit("on_transfer_started")
+        }
+        async fn on_transfer_bridged(&self, _: TransferEvent) -> Result<(), Self::Error> {
+            self.hit("on_transfer_bridged")
+        }
+        async fn on_transfer_cancelled(&self, _: TransferEvent) -> Result<(), Self::Error> {
+            self.hit("on_transfer_cancelled")
+        }
+        async fn on_transfer_ended(&self, _: TransferEvent) -> Result<(), Self::Error> {
+            self.hit("on_transfer_ended")
+        }
+        async fn on_chat_started(&self, _: ChatEvent) -> Result<(), Self::Error> {
+            self.hit("on_chat_started")
+        }
+        async fn on_chat_ended(&self, _: ChatEvent) -> Result<(), Self::Error> {
+            self.hit("on_chat_ended")
+        }
+        async fn on_chat_analyzed(&self, _: ChatEvent) -> Result<(), Self::Error> {
+            self.hit("on_chat_analyzed")
+        }
+        async fn on_unknown(&self, _: UnknownEvent) -> Result<(), Self::Error> {
+            self.hit("on_unknown")
+        }
+        async fn on_call_inbound(
+            &self,
+            _: InboundCallRequest,
+        ) -> Result<InboundResponse, Self::Error> {
+            self.hit("on_call_inbound")?;
+            Ok(InboundResponse::call())
+        }
+        async fn on_chat_inbound(
+            &self,
+            _: InboundChatRequest,
+        ) -> Result<InboundResponse, Self::Error> {
+            self.hit("on_chat_inbound")?;
+            Ok(InboundResponse::chat())
+        }
+    }
+
+    #[test]
+    fn every_kind_of_body_reaches_its_method() {
+        macro_rules! fixture {
+            ($name:literal) => {
+                (
+                    $name,
+                    &include_bytes!(concat!("../tests/fixtures/", $name))[..],
+                )
+            };
+        }
+        let cases = [
+            (fixture!("call_started.json"), "on_call_started", 204),
+            (fixture!("call_ended_phone.json"), "on_call_ended", 204),
+            (fixture!("call_ended_web.json"), "on_call_ended", 204),
+            (
+                fixture!("call_analyzed_maximal.json"),
+                "on_call_analyzed",
+                204,
+            ),
+            (
+                fixture!("transcript_updated.json"),
+                "on_transcript_updated",
+                204,
+            ),
+            (
+                fixture!("transfer_started.json"),
+                "on_transfer_started",
+                204,
+            ),
+            (
+                fixture!("transfer_bridged.json"),
+                "on_transfer_bridged",
+                204,
+            ),
+            (
+                fixture!("transfer_cancelled.json"),
+                "on_transfer_cancelled",
+                204,
+            ),
+            (fixture!("transfer_ended.json"), "on_transfer_ended", 204),
+            (fixture!("chat_started.json"), "on_chat_started", 204),
+            (fixture!("chat_ended.json"), "on_chat_ended", 204),
+            (fixture!("chat_analyzed.json"), "on_chat_analyzed", 204),
+            (fixture!("synthetic_forward_compat.json"), "on_unknown", 204),
+            (
+                fixture!("call_inbound_request.json"),
+                "on_call_inbound",
+                200,
+            ),
+            (
+                fixture!("chat_inbound_request.json"),
+                "on_chat_inbound",
+                200,
+            ),
+        ];
+        for ((name, body), method, status) in cases {
+            let recorder = Recorder::default();
+            let sig = signed(body);
+            let done = run(
+                &recorder,
+                &RawRequest::post(body).signature_values([sig.as_bytes()]),
+            );
+            assert_eq!(done.response.status(), status, "{name}: {}", done.outcome);
+            assert_eq!(*recorder.0.lock().unwrap(), [method], "{name}");
+            assert!(done.outcome.event.is_some(), "{name}");
+        }
     }
 
     fn ip(s: &str) -> IpAddr {

@@ -387,7 +387,7 @@ async fn every_verification_failure_is_the_same_401() {
 }
 
 #[tokio::test]
-async fn header_name_is_case_insensitive() {
+async fn header_name_is_case_insensitive_and_content_type_is_ignored() {
     let (handler, counts) = TestHandler::new(Mode::Ok);
     let (addr, _) = start(handler, config()).await;
     let body = fixture("call_ended_phone.json");
@@ -408,7 +408,16 @@ async fn header_name_is_case_insensitive() {
         .await;
         assert_eq!(reply.status, 204, "{name}");
     }
-    assert_eq!(counts.ended.load(Ordering::SeqCst), 3);
+    // The signature is the authority, not the content type.
+    for content_type in ["application/json; charset=utf-8", "text/plain"] {
+        let headers = [
+            ("X-Retell-Signature", sig.as_str()),
+            ("Content-Type", content_type),
+        ];
+        let reply = send_raw(addr, "POST", "/webhook", &headers, &body, Framing::Length).await;
+        assert_eq!(reply.status, 204, "{content_type}");
+    }
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 5);
 }
 
 #[tokio::test]

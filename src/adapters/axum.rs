@@ -141,7 +141,10 @@ where
 
 /// Like [`router`], for a custom function URL: bodies are
 /// [`FunctionCall`](crate::FunctionCall)s answered by
-/// [`WebhookHandler::on_function_call`].
+/// [`WebhookHandler::on_function_call`] with `200` and the handler's body.
+///
+/// The handler deadline of `config` applies (9 s by default); Retell waits up to
+/// the tool's `timeout_ms` (2 minutes by default), so raise it for slow tools.
 pub fn function_router<H, S>(
     path: &str,
     verifier: Verifier,

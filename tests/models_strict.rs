@@ -1,0 +1,408 @@
+//! Hostile JSON at the parse level (reliability checklist §2 E, J1–J13):
+//! every input gives a `ParseError` or the documented `Ok`, never a panic.
+
+use retell_webhooks::{Incoming, ParseErrorKind, WebhookEvent};
+
+const B1: &[u8] = br#"{"event":"call_ended","call":{"call_id":"c1"}}"#;
+
+fn parse(body: &[u8]) -> Result<WebhookEvent, retell_webhooks::ParseError> {
+    WebhookEvent::from_slice(body)
+}
+
+fn nested_arrays(depth: usize) -> String {
+    format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+#[test]
+fn j1_deep_nesting_in_metadata_is_an_error_not_a_crash() {
+    let body = format!(
+        r#"{{"event":"call_ended","call":{{"call_id":"c1","metadata":{}}}}}"#,
+        nested_arrays(10_000)
+    );
+    let err = parse(body.as_bytes()).unwrap_err();
+    assert_eq!(err.kind(), ParseErrorKind::Syntax);
+    assert!(err.message().contains("recursion limit"), "{err}");
+    assert_eq!(err.call_id(), Some("c1"));
+    assert_eq!(err.event(), Some("call_ended"));
+}
+
+#[test]
+fn j1_deep_nesting_in_unknown_keys_is_an_error_too() {
+    // Unknown keys are kept (lossless) as `serde_json::Value`, which is depth
+    // limited like everything else. The envelope is still a streaming visitor:
+    // `call` is parsed before the deep key is reached.
+    for body in [
+        format!(
+            r#"{{"event":"call_ended","call":{{"call_id":"c1"}},"x":{}}}"#,
+            nested_arrays(10_000)
+        ),
+        format!(
+            r#"{{"event":"call_ended","call":{{"call_id":"c1","x":{}}}}}"#,
+            nested_arrays(10_000)
+        ),
+        format!(
+            r#"{{"event":"call_exploded","x":{}}}"#,
+            nested_arrays(10_000)
+        ),
+    ] {
+        let err = parse(body.as_bytes()).unwrap_err();
+        assert!(err.message().contains("recursion limit"), "{err}");
+    }
+}
+
+/// J2: the exact depth accepted. serde_json's recursion limit (128) lets a
+/// document nest 127 containers (a bare `Value` accepts 127 arrays, rejects
+/// 128); the body object and `call` use two, so `metadata` holds 125 arrays.
+#[test]
+fn j2_depth_boundary_is_pinned() {
+    let body = |depth| {
+        format!(
+            r#"{{"event":"call_ended","call":{{"call_id":"c1","metadata":{}}}}}"#,
+            nested_arrays(depth)
+        )
+    };
+    assert!(parse(body(125).as_bytes()).is_ok());
+    assert!(parse(body(126).as_bytes()).is_err());
+    // Top-level unknown key: one container less in the way.
+    let top = |depth| {
+        format!(
+            r#"{{"event":"call_ended","call":{{"call_id":"c1"}},"x":{}}}"#,
+            nested_arrays(depth)
+        )
+    };
+    assert!(parse(top(126).as_bytes()).is_ok());
+    assert!(parse(top(127).as_bytes()).is_err());
+    // Reference point: serde_json on its own.
+    assert!(serde_json::from_str::<serde_json::Value>(&nested_arrays(127)).is_ok());
+    assert!(serde_json::from_str::<serde_json::Value>(&nested_arrays(128)).is_err());
+}
+
+#[test]
+fn j3_huge_float() {
+    let typed = br#"{"event":"call_ended","call":{"call_id":"c1","call_cost":{"combined_cost":1e400,"product_costs":[],"total_duration_seconds":1,"total_duration_unit_price":1}}}"#;
+    assert_eq!(
+        parse(typed).unwrap_err().path(),
+        "call.call_cost.combined_cost"
+    );
+    let metadata = br#"{"event":"call_ended","call":{"call_id":"c1","metadata":{"a":1e400}}}"#;
+    assert!(parse(metadata).is_err());
+    // Unknown keys are kept as `Value`, so they are parsed (and fail) too.
+    let unknown = br#"{"event":"call_ended","call":{"call_id":"c1"},"x":1e400}"#;
+    assert!(parse(unknown).is_err());
+}
+
+#[test]
+fn j4_number_edges() {
+    let wrap = |n: &str| {
+        format!(
+            r#"{{"event":"call_ended","call":{{"call_id":"c1","latency":{{"e2e":{{"p50":{n}}}}}}}}}"#
+        )
+    };
+    assert!(parse(wrap("-1e400").as_bytes()).is_err());
+    let event = parse(wrap("1e-400").as_bytes()).unwrap();
+    let p50 = event
+        .call()
+        .unwrap()
+        .latency
+        .as_ref()
+        .unwrap()
+        .e2e
+        .as_ref()
+        .unwrap()
+        .p50;
+    assert_eq!(p50, Some(0.0));
+    let long = format!("1{}", "0".repeat(1_000_000));
+    assert!(parse(wrap(&long).as_bytes()).is_err());
+}
+
+#[test]
+fn j5_integer_leniency_is_pinned() {
+    let wrap = |n: &str| {
+        format!(r#"{{"event":"call_ended","call":{{"call_id":"c1","duration_ms":{n}}}}}"#)
+    };
+    for bad in [
+        "18446744073709551616",
+        "-1",
+        "1.5",
+        "1e20",
+        "-0.5",
+        "\"1000\"",
+        "true",
+    ] {
+        let err = parse(wrap(bad).as_bytes()).unwrap_err();
+        assert_eq!(err.path(), "call.duration_ms", "{bad}");
+        assert_eq!(err.kind(), ParseErrorKind::Data, "{bad}");
+    }
+    for (good, expected) in [
+        ("1e3", 1000),
+        ("1000.0", 1000),
+        ("1000", 1000),
+        ("0", 0),
+        ("-0", 0),
+        ("18446744073709551615", u64::MAX),
+    ] {
+        let event = parse(wrap(good).as_bytes()).unwrap();
+        assert_eq!(event.call().unwrap().duration_ms, Some(expected), "{good}");
+    }
+    // Large integers in `metadata` (raw JSON) silently become floats.
+    let event = parse(
+        br#"{"event":"call_ended","call":{"call_id":"c1","metadata":{"n":18446744073709551616}}}"#,
+    )
+    .unwrap();
+    assert!(event.call().unwrap().metadata.as_ref().unwrap()["n"].is_f64());
+}
+
+#[test]
+fn j6_duplicate_keys() {
+    let dup_event = br#"{"event":"call_started","event":"call_ended","call":{"call_id":"c1"}}"#;
+    let err = parse(dup_event).unwrap_err();
+    assert!(err.message().contains("duplicate field `event`"), "{err}");
+    // Even when the first name is unknown: no fallback to `Unknown` here.
+    assert!(parse(br#"{"event":"x_new","event":"call_ended","call":{"call_id":"c1"}}"#).is_err());
+    let dup_nested = br#"{"event":"call_ended","call":{"call_id":"a","call_id":"b"}}"#;
+    assert!(
+        parse(dup_nested)
+            .unwrap_err()
+            .message()
+            .contains("duplicate field `call_id`")
+    );
+    for body in [
+        &br#"{"event":"call_ended","call":{"call_id":"a"},"call":{"call_id":"b"}}"#[..],
+        br#"{"event":"call_ended","call":{"call_id":"a"},"x":1,"x":2}"#,
+        br#"{"event":"call_ended","call":{"call_id":"a","transcript_with_tool_calls":[{"role":"dtmf","digit":"1","role":"dtmf"}]}}"#,
+        br#"{"event":"call_ended","call":{"call_id":"a","transcript_with_tool_calls":[{"digit":"1","role":"dtmf","digit":"2"}]}}"#,
+        br#"{"event":"call_ended","call":{"call_id":"a","transcript_with_tool_calls":[{"role":"new","a":1,"role":"x"}]}}"#,
+        br#"{"event":"call_ended","event_timestamp":1,"event_timestamp":2,"call":{"call_id":"a"}}"#,
+    ] {
+        assert!(parse(body).is_err(), "{}", String::from_utf8_lossy(body));
+    }
+    // Inside raw JSON (`metadata`) the last duplicate wins, as serde_json does.
+    let event =
+        parse(br#"{"event":"call_ended","call":{"call_id":"c1","metadata":{"k":1,"k":2}}}"#)
+            .unwrap();
+    assert_eq!(event.call().unwrap().metadata.as_ref().unwrap()["k"], 2);
+}
+
+#[test]
+fn j7_invalid_utf8_anywhere() {
+    for bad in [&b"\xC0\xAF"[..], b"\xED\xA0\x80", b"\xFF"] {
+        for template in [
+            (
+                "{\"event\":\"call_ended\",\"call\":{\"call_id\":\"c1\",\"transcript\":\"",
+                "\"}}",
+            ),
+            // In a key nobody models: serde_json alone would not look at it.
+            (
+                "{\"event\":\"call_ended\",\"call\":{\"call_id\":\"c1\"},\"x\":\"",
+                "\"}",
+            ),
+            ("{\"event\":\"call_exploded\",\"x\":\"", "\"}"),
+        ] {
+            let mut body = template.0.as_bytes().to_vec();
+            body.extend_from_slice(bad);
+            body.extend_from_slice(template.1.as_bytes());
+            let err = parse(&body).unwrap_err();
+            assert_eq!(err.kind(), ParseErrorKind::InvalidUtf8);
+            assert_eq!(err.line(), 1);
+            assert_eq!(err.column(), template.0.len() + 1);
+        }
+    }
+}
+
+#[test]
+fn j8_bom_is_rejected() {
+    let mut body = b"\xEF\xBB\xBF".to_vec();
+    body.extend_from_slice(B1);
+    assert_eq!(parse(&body).unwrap_err().kind(), ParseErrorKind::Syntax);
+}
+
+#[test]
+fn j9_trailing_data() {
+    let with = |tail: &[u8]| [B1, tail].concat();
+    assert!(parse(&with(b" xyz")).is_err());
+    assert!(parse(&with(B1)).is_err());
+    assert!(parse(&with(b"\r\n  ")).is_ok());
+    assert!(parse(&with(b"\n")).is_ok());
+}
+
+#[test]
+fn j10_surrogates_and_nul() {
+    assert!(
+        parse(br#"{"event":"call_ended","call":{"call_id":"c1","transcript":"\ud800"}}"#).is_err()
+    );
+    let event = parse(br#"{"event":"call_ended","call":{"call_id":"c1","transcript":"a\u0000b"}}"#)
+        .unwrap();
+    assert_eq!(event.call().unwrap().transcript.as_deref(), Some("a\0b"));
+}
+
+#[test]
+fn j11_raw_control_characters() {
+    for byte in [0x00u8, 0x1F] {
+        let mut body = br#"{"event":"call_ended","call":{"call_id":"c1","transcript":"a"#.to_vec();
+        body.push(byte);
+        body.extend_from_slice(br#""}}"#);
+        assert!(parse(&body).is_err());
+    }
+}
+
+#[test]
+fn j12_not_json() {
+    for body in [
+        &br#"{"event":"call_ended","call":{"call_id":"c1","duration_ms":NaN}}"#[..],
+        br#"{"event":"call_ended","call":{"call_id":"c1","duration_ms":Infinity}}"#,
+        br#"{"event":"call_ended", // c
+            "call":{"call_id":"c1"}}"#,
+        br#"{"event":"call_ended", /* c */ "call":{"call_id":"c1"}}"#,
+        br#"{"event":"call_ended","call":{"call_id":"c1"},}"#,
+        br#"{'event':'call_ended'}"#,
+        b"",
+        b"   ",
+        br#"{"event":"call_ended""#,
+    ] {
+        assert!(parse(body).is_err(), "{}", String::from_utf8_lossy(body));
+        assert!(Incoming::from_slice(body).is_err());
+    }
+}
+
+#[test]
+fn j13_wrong_shapes() {
+    for body in [
+        &b"null"[..],
+        b"[]",
+        br#""s""#,
+        b"42",
+        b"{}",
+        br#"{"event":5}"#,
+        br#"{"event":null}"#,
+        br#"{"call":{"call_id":"c1"}}"#,
+    ] {
+        let err = parse(body).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ParseErrorKind::Data,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    // A known event without its object is an error too.
+    assert!(parse(br#"{"event":"call_ended"}"#).is_err());
+    assert!(parse(br#"{"event":"chat_ended","call":{"call_id":"c1"}}"#).is_err());
+    assert!(parse(br#"{"event":"call_ended","call":null}"#).is_err());
+    // …but an unknown event without one is fine (F1).
+    assert!(parse(br#"{"event":"call_exploded"}"#).unwrap().is_unknown());
+}
+
+#[test]
+fn known_event_with_a_broken_call_is_an_error_with_context() {
+    let err =
+        parse(br#"{"call":{"call_id":"call_9","agent_version":"seven"},"event":"call_started"}"#)
+            .unwrap_err();
+    assert_eq!(err.path(), "call.agent_version");
+    assert_eq!(err.event(), Some("call_started"));
+    assert_eq!(err.call_id(), Some("call_9"));
+    assert_eq!(err.line(), 1);
+    let shown = err.to_string();
+    assert!(shown.contains("call.agent_version"), "{shown}");
+    assert!(shown.contains("call_started"), "{shown}");
+    // Never a value from the body.
+    assert!(!shown.contains("seven"), "{shown}");
+    assert!(!shown.contains("call_9"), "{shown}");
+}
+
+#[test]
+fn display_never_contains_values() {
+    let secret = "+14155550142-secret";
+    let bodies = [
+        format!(
+            r#"{{"event":"call_ended","call":{{"call_id":"c1","from_number":{{"n":"{secret}"}}}}}}"#
+        ),
+        format!(r#"{{"event":"call_ended","call":{{"call_id":"c1","duration_ms":"{secret}"}}}}"#),
+        format!(r#"{{"event":"{secret}","event":"x"}}"#),
+        format!(r#"{{"event":"call_ended","call":{{"call_id":"{secret}","call_type":5}}}}"#),
+        format!(
+            r#"{{"event":"call_ended","call":{{"call_id":"c1","transcript_with_tool_calls":[{{"role":"agent","content":5,"words":[]}}]}}}}"#
+        ),
+        format!(r#""{secret}""#),
+    ];
+    for body in bodies {
+        let err = parse(body.as_bytes()).unwrap_err();
+        let shown = format!("{err} {:?}", err.message());
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+}
+
+#[test]
+fn error_path_inside_transcript_items() {
+    let body = br#"{"event":"call_ended","call":{"call_id":"c1","transcript_with_tool_calls":[
+        {"role":"dtmf","digit":"1"},
+        {"role":"agent","content":"hi","words":[{"word":"hi","start":"x"}]}]}}"#;
+    let err = parse(body).unwrap_err();
+    assert_eq!(
+        err.path(),
+        "call.transcript_with_tool_calls[1].words[0].start"
+    );
+    assert_eq!(err.line(), 3);
+}
+
+#[test]
+fn huge_object_in_metadata_parses() {
+    // J14 at reduced size (50 000 keys, ≈0.9 MB) to keep the suite fast.
+    let mut body = String::from(r#"{"event":"call_ended","call":{"call_id":"c1","metadata":{"#);
+    for i in 0..50_000 {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!(r#""k{i}":{i}"#));
+    }
+    body.push_str("}}}");
+    let event = parse(body.as_bytes()).unwrap();
+    assert_eq!(
+        event
+            .call()
+            .unwrap()
+            .metadata
+            .as_ref()
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .len(),
+        50_000
+    );
+}
+
+#[test]
+fn jsontestsuite_never_panics() {
+    let dir = format!("{}/tests/data/jsontestsuite", env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for entry in walk(std::path::Path::new(&dir)) {
+        let name = entry.file_name().unwrap().to_string_lossy().to_string();
+        if !name.ends_with(".json") {
+            continue;
+        }
+        let body = std::fs::read(&entry).unwrap();
+        let result = parse(&body);
+        let _ = Incoming::from_slice(&body);
+        let _ = retell_webhooks::FunctionCall::from_slice(&body);
+        if name.starts_with("n_") {
+            assert!(result.is_err(), "{name} must be rejected");
+        }
+        seen += 1;
+    }
+    assert!(seen > 0 || !std::path::Path::new(&dir).exists());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
