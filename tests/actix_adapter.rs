@@ -599,6 +599,24 @@ async fn handler_that_always_panics_never_takes_the_server_down() {
 }
 
 #[actix_web::test]
+async fn concurrent_deliveries_are_all_handled() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (server, _) = start(handler, config());
+    let body = fixture("call_ended_phone.json");
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let body = body.clone();
+            let addr = server.addr;
+            actix_web::rt::spawn(async move { post_signed(addr, &body).await.status })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 204);
+    }
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 32);
+}
+
+#[actix_web::test]
 async fn service_and_function_service_mount_at_their_paths() {
     let counts = Arc::new(Mutex::new(Vec::new()));
     let all = Arc::clone(&counts);
@@ -799,5 +817,29 @@ async fn extractors_without_configuration_fail_closed() {
         }
         assert_eq!(seen.events.load(Ordering::SeqCst), 0);
         assert_eq!(seen.bodies.load(Ordering::SeqCst), 0);
+    }
+}
+
+#[test]
+fn nothing_secret_in_debug_or_display() {
+    use actix_web::ResponseError as _;
+    use retell_webhooks::VerifyError;
+    use retell_webhooks::adapters::actix::WebhookRejection;
+    use retell_webhooks::dispatch::{Dispatched, Reason};
+
+    let config = webhook(config());
+    let debug = format!("{config:?}");
+    assert!(
+        !debug.contains(KEY) && debug.contains("REDACTED"),
+        "{debug}"
+    );
+    let rejection = WebhookRejection::from(Dispatched::from_reason(
+        Route::Events,
+        Reason::Unauthorized(VerifyError::Mismatch),
+    ));
+    assert_eq!(rejection.status(), 401);
+    assert_eq!(rejection.status_code().as_u16(), 401);
+    for text in [format!("{rejection:?}"), rejection.to_string()] {
+        assert!(!text.contains(KEY), "{text}");
     }
 }
