@@ -10,6 +10,11 @@
 //! * verifies the `X-Retell-Signature` header over the **raw body bytes**, with a
 //!   strict header grammar, a two-sided replay window, several keys for rotation
 //!   and a constant-time digest comparison ([`verify`], [`Verifier`]);
+//! * runs each verified request through one [`WebhookHandler`](dispatch::WebhookHandler)
+//!   method with a fixed status policy shared by every framework adapter: `204` /
+//!   `200` with the answer, one identical `401` for any signature failure, `413`
+//!   over 8 MiB, `500` on a handler error or panic, `503` past the deadline
+//!   ([`dispatch`]; the axum router is `adapters::axum`, feature `axum`);
 //!
 //! ```
 //! use retell_webhooks::{sign, Verifier};

@@ -14,14 +14,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 use retell_webhooks::adapters::axum::{
-    VerifiedBody, VerifiedEvent, WebhookConfig, endpoint, function_router, router,
+    VerifiedBody, VerifiedEvent, VerifiedIncoming, WebhookConfig, endpoint, function_router, router,
 };
 use retell_webhooks::dispatch::{
     IpRange, Outcome, ReceiverConfig, Route, SourceAllowlist, UNAUTHORIZED_BODY, WebhookHandler,
 };
 use retell_webhooks::{
-    CallEvent, FunctionCall, FunctionResponse, InboundCallRequest, InboundResponse, UnknownEvent,
-    Verifier, WebhookEvent, sign,
+    CallEvent, FunctionCall, FunctionResponse, InboundCallRequest, InboundResponse, Incoming,
+    UnknownEvent, Verifier, WebhookEvent, sign,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -688,6 +688,21 @@ async fn typed(State(state): State<AppState>, VerifiedEvent(event): VerifiedEven
     StatusCode::NO_CONTENT
 }
 
+async fn incoming(
+    State(state): State<AppState>,
+    VerifiedIncoming(incoming): VerifiedIncoming,
+) -> Vec<u8> {
+    state.seen.fetch_add(1, Ordering::SeqCst);
+    match incoming {
+        Incoming::CallInbound(request) => {
+            let answer = InboundResponse::call()
+                .dynamic_variables([("caller", request.call_inbound.from_number)]);
+            serde_json::to_vec(&answer).unwrap()
+        }
+        _ => b"{}".to_vec(),
+    }
+}
+
 async fn raw(State(state): State<AppState>, VerifiedBody(body): VerifiedBody) -> StatusCode {
     assert!(body.starts_with(b"{"));
     state.seen.fetch_add(1, Ordering::SeqCst);
@@ -704,6 +719,7 @@ async fn extractors_verify_and_reject_like_the_router() {
     let app = Router::new()
         .route("/webhook", post(typed))
         .route("/raw", post(raw))
+        .route("/incoming", post(incoming))
         .with_state(state);
     let addr = serve(app).await;
     let body = fixture("call_ended_phone.json");
@@ -719,7 +735,25 @@ async fn extractors_verify_and_reject_like_the_router() {
     )
     .await;
     assert_eq!(reply.status, 202);
-    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    let inbound = fixture("call_inbound_request.json");
+    let sig = sign(&inbound, KEY, NOW);
+    let headers = [("X-Retell-Signature", sig.as_str())];
+    let reply = send_raw(
+        addr,
+        "POST",
+        "/incoming",
+        &headers,
+        &inbound,
+        Framing::Length,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let answer: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(
+        answer["call_inbound"]["dynamic_variables"]["caller"],
+        "+14155550142"
+    );
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
 
     // Same 401 bytes as the router.
     let (handler, _) = TestHandler::new(Mode::Ok);
@@ -748,5 +782,5 @@ async fn extractors_verify_and_reject_like_the_router() {
     let too_big = call_ended_of_len(LIMIT + 1);
     assert_eq!(post_signed(addr, &too_big).await.status, 413);
     assert_eq!(post_signed(addr, b"not json").await.status, 400);
-    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
 }

@@ -38,6 +38,32 @@
 //! }
 //! ```
 //!
+//! # Logging
+//!
+//! Each response carries its [`Outcome`] in the extensions; one line per request
+//! (status, event, call id, reason; no body or header value):
+//!
+//! ```no_run
+//! # use retell_webhooks::adapters::axum::router;
+//! # use retell_webhooks::dispatch::{Outcome, ReceiverConfig, WebhookHandler};
+//! # struct Handler;
+//! # impl WebhookHandler for Handler { type Error = String; }
+//! # fn app(verifier: retell_webhooks::Verifier) -> axum::Router {
+//! use axum::response::Response;
+//!
+//! router("/retell/webhook", verifier, Handler, ReceiverConfig::new()).layer(
+//!     axum::middleware::map_response(|response: Response| async move {
+//!         if let Some(outcome) = response.extensions().get::<Outcome>() {
+//!             eprintln!("retell webhook: {outcome}");
+//!         }
+//!         response
+//!     }),
+//! )
+//! # }
+//! ```
+//!
+//! # Source allowlist
+//!
 //! For the source allowlist, serve with
 //! `app.into_make_service_with_connect_info::<std::net::SocketAddr>()` so the
 //! peer address is known; without it an allowlist refuses every request (`403`).
