@@ -14,7 +14,8 @@
 //!   method with a fixed status policy shared by every framework adapter: `204` /
 //!   `200` with the answer, one identical `401` for any signature failure, `413`
 //!   over 8 MiB, `500` on a handler error or panic, `503` past the deadline
-//!   ([`dispatch`]; the axum router is `adapters::axum`, feature `axum`);
+//!   ([`dispatch`]; the axum router is `adapters::axum`, feature `axum`; the
+//!   actix-web service is `adapters::actix`, feature `actix`);
 //!
 //! ```
 //! use retell_webhooks::{sign, Verifier};

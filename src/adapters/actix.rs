@@ -53,6 +53,37 @@
 //! }
 //! ```
 //!
+//! # Logging
+//!
+//! Each response carries its [`Outcome`] in the extensions; one line per request
+//! (status, event, call id, reason; no body or header value):
+//!
+//! ```no_run
+//! # use retell_webhooks::adapters::actix::service;
+//! # use retell_webhooks::dispatch::{Outcome, ReceiverConfig, WebhookHandler};
+//! # struct Handler;
+//! # impl WebhookHandler for Handler { type Error = String; }
+//! # fn app(verifier: retell_webhooks::Verifier) {
+//! use actix_web::App;
+//! use actix_web::dev::Service as _;
+//!
+//! App::new()
+//!     .wrap_fn(|request, service| {
+//!         let response = service.call(request);
+//!         async move {
+//!             let response = response.await?;
+//!             if let Some(outcome) = response.response().extensions().get::<Outcome>() {
+//!                 eprintln!("retell webhook: {outcome}");
+//!             }
+//!             Ok(response)
+//!         }
+//!     })
+//!     .service(service("/retell/webhook", verifier, Handler, ReceiverConfig::new()));
+//! # }
+//! ```
+//!
+//! # Sharing a handler, extractors
+//!
 //! To share one handler between workers and routes, mount [`endpoint`] with an
 //! [`Arc`]'d handler. To handle events in your own actix handler instead, use
 //! the [`VerifiedEvent`] (or [`VerifiedIncoming`], [`VerifiedBody`]) extractor
