@@ -16,7 +16,9 @@ fn parse(c: &mut Criterion) {
             b.iter(|| WebhookEvent::from_slice(black_box(body)).map(|e| e.is_unknown()))
         });
         group.bench_with_input(BenchmarkId::new("value", body.len()), &body, |b, body| {
-            b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(body)).map(|v| v.is_object()))
+            b.iter(|| {
+                serde_json::from_slice::<serde_json::Value>(black_box(body)).map(|v| v.is_object())
+            })
         });
         group.finish();
     }

@@ -28,6 +28,30 @@
 //! verifier.verify_at(body, &header, 1_785_423_600_000)?; // `verify` uses the system clock
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! * parses verified bodies into typed, forward-compatible models
+//!   ([`WebhookEvent`], [`Incoming`], [`Call`], [`Chat`], [`FunctionCall`]) that
+//!   keep unknown events, enum values, transcript kinds and fields instead of
+//!   failing, write back exactly what they read, and reject malformed input with
+//!   a [`ParseError`] that names the JSON path but never a value;
+//! * builds the answers Retell expects ([`InboundResponse`], [`FunctionResponse`]).
+//!
+//! ```
+//! use retell_webhooks::{sign, Verifier, WebhookEvent};
+//!
+//! let verifier = Verifier::new("key_9f3c2e1d7a8b4c6e0f5a2b3c")?;
+//! let body = br#"{"event":"call_analyzed","call":{"call_id":"call_1",
+//!     "call_analysis":{"user_sentiment":"Positive","call_successful":true}}}"#;
+//! let header = sign(body, "key_9f3c2e1d7a8b4c6e0f5a2b3c", 1_785_423_600_000);
+//! match verifier.verify_and_parse_at(body, &header, 1_785_423_600_000)? {
+//!     WebhookEvent::CallAnalyzed(analyzed) => {
+//!         let analysis = analyzed.call.call_analysis.as_ref();
+//!         assert_eq!(analysis.and_then(|a| a.call_successful), Some(true));
+//!     }
+//!     other => println!("ignoring {}", other.event_name()),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -685,3 +685,38 @@ fn integers_where_floats_are_expected() {
     );
     round_trip(&body);
 }
+
+#[test]
+fn verify_then_parse() {
+    use retell_webhooks::{Error, Verifier, sign};
+    const KEY: &str = "test-api-key";
+    const NOW: u64 = 1_700_000_000_000;
+    let verifier = Verifier::new(KEY).unwrap();
+    let body = fixture("call_started.json");
+    let header = sign(&body, KEY, NOW);
+    let event = verifier.verify_and_parse_at(&body, &header, NOW).unwrap();
+    assert_eq!(event.event_name(), "call_started");
+    let incoming = verifier
+        .verify_and_parse_incoming_at(
+            &fixture("call_inbound_request.json"),
+            &sign(&fixture("call_inbound_request.json"), KEY, NOW),
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(incoming.event_name(), "call_inbound");
+    // A bad signature is never parsed.
+    let err = verifier
+        .verify_and_parse_at(b"not json", &sign(b"other", KEY, NOW), NOW)
+        .unwrap_err();
+    assert!(matches!(err, Error::Verify(_)));
+    // A good signature over a bad body is a parse error.
+    let err = verifier
+        .verify_and_parse_at(b"[]", &sign(b"[]", KEY, NOW), NOW)
+        .unwrap_err();
+    assert!(matches!(err, Error::Parse(_)));
+    // The system-clock variant checks the window (NOW is in 2023).
+    assert!(matches!(
+        verifier.verify_and_parse(&body, &header),
+        Err(Error::Verify(_))
+    ));
+}

@@ -25,14 +25,46 @@ fn bench_bodies_have_the_advertised_sizes_and_round_trip() {
 
 #[test]
 fn generation_is_deterministic_and_realistic() {
-    assert_eq!(payloads::call_of_size(30_000, false), payloads::call_of_size(30_000, false));
+    assert_eq!(
+        payloads::call_of_size(30_000, false),
+        payloads::call_of_size(30_000, false)
+    );
     let event = WebhookEvent::from_slice(&payloads::call_of_size(30_000, false)).unwrap();
     let call = event.call().unwrap();
     let items = call.transcript_with_tool_calls.as_ref().unwrap();
-    assert!(items.iter().any(|i| matches!(i, TranscriptItem::ToolCallInvocation(_))));
-    assert!(items.iter().any(|i| matches!(i, TranscriptItem::ToolCallResult(_))));
-    let words: Vec<_> = call.transcript_object.as_ref().unwrap().iter().flat_map(|u| &u.words).collect();
+    assert!(
+        items
+            .iter()
+            .any(|i| matches!(i, TranscriptItem::ToolCallInvocation(_)))
+    );
+    assert!(
+        items
+            .iter()
+            .any(|i| matches!(i, TranscriptItem::ToolCallResult(_)))
+    );
+    let words: Vec<_> = call
+        .transcript_object
+        .as_ref()
+        .unwrap()
+        .iter()
+        .flat_map(|u| &u.words)
+        .collect();
     assert!(words.len() > 150, "{}", words.len());
-    assert!(words.windows(2).all(|w| w[0].end <= w[1].start), "word times increase");
-    assert!(call.latency.as_ref().unwrap().e2e.as_ref().unwrap().values.as_ref().unwrap().len() > 5);
+    assert!(
+        words.windows(2).all(|w| w[0].end <= w[1].start),
+        "word times increase"
+    );
+    assert!(
+        call.latency
+            .as_ref()
+            .unwrap()
+            .e2e
+            .as_ref()
+            .unwrap()
+            .values
+            .as_ref()
+            .unwrap()
+            .len()
+            > 5
+    );
 }

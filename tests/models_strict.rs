@@ -320,7 +320,7 @@ fn display_never_contains_values() {
         format!(r#"{{"event":"{secret}","event":"x"}}"#),
         format!(r#"{{"event":"call_ended","call":{{"call_id":"{secret}","call_type":5}}}}"#),
         format!(
-            r#"{{"event":"call_ended","call":{{"call_id":"c1","transcript_with_tool_calls":[{{"role":"agent","content":5,"words":[]}}]}}}}"#
+            r#"{{"event":"call_ended","call":{{"call_id":"c1","transcript_with_tool_calls":[{{"role":"agent","content":"{secret}","words":5}}]}}}}"#
         ),
         format!(r#""{secret}""#),
     ];

@@ -14,10 +14,53 @@
 use serde_json::{Map, Value, json};
 
 const WORDS: &[&str] = &[
-    "I'd", "like", "to", "book", "a", "cleaning", "for", "next", "week,", "please.", "Sure,", "could",
-    "I", "have", "your", "date", "of", "birth?", "It's", "March", "third.", "Thank", "you.", "Let",
-    "me", "check", "the", "calendar.", "Tuesday", "at", "ten", "works", "for", "me.", "Great,",
-    "you're", "all", "set.", "Is", "there", "anything", "else", "I", "can", "help", "with", "today?",
+    "I'd",
+    "like",
+    "to",
+    "book",
+    "a",
+    "cleaning",
+    "for",
+    "next",
+    "week,",
+    "please.",
+    "Sure,",
+    "could",
+    "I",
+    "have",
+    "your",
+    "date",
+    "of",
+    "birth?",
+    "It's",
+    "March",
+    "third.",
+    "Thank",
+    "you.",
+    "Let",
+    "me",
+    "check",
+    "the",
+    "calendar.",
+    "Tuesday",
+    "at",
+    "ten",
+    "works",
+    "for",
+    "me.",
+    "Great,",
+    "you're",
+    "all",
+    "set.",
+    "Is",
+    "there",
+    "anything",
+    "else",
+    "I",
+    "can",
+    "help",
+    "with",
+    "today?",
 ];
 
 /// Small deterministic generator (64-bit LCG); no dependency, same bytes every run.
@@ -25,7 +68,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         self.0 >> 33
     }
     fn below(&mut self, n: u64) -> u64 {
@@ -75,7 +121,7 @@ pub fn call_started() -> Vec<u8> {
 
 /// A `call_ended` (or, with `analyzed`, `call_analyzed`) body with `turns` turns.
 pub fn call_with_turns(turns: usize, analyzed: bool) -> Vec<u8> {
-    let mut rng = Lcg(0x5EED_0F_CA11);
+    let mut rng = Lcg(0x005E_ED0F_CA11);
     let mut call = base_call("ended");
     let mut clock = 0.62_f64;
     let mut utterances = Vec::new();
@@ -111,13 +157,17 @@ pub fn call_with_turns(turns: usize, analyzed: bool) -> Vec<u8> {
             let id = format!("tool_call_{turn:04x}{:06x}", rng.below(0xFF_FFFF));
             items.push(json!({"role": "tool_call_invocation", "tool_call_id": id, "name": "check_availability",
                 "arguments": format!("{{\"service\":\"cleaning\",\"week_of\":\"2026-08-{:02}\"}}", 1 + turn % 28)}));
-            items.push(json!({"role": "tool_call_result", "tool_call_id": id, "successful": true,
-                "content": "{\"slots\":[\"2026-08-04T10:00\",\"2026-08-05T14:30\"]}"}));
+            items.push(
+                json!({"role": "tool_call_result", "tool_call_id": id, "successful": true,
+                "content": "{\"slots\":[\"2026-08-04T10:00\",\"2026-08-05T14:30\"]}"}),
+            );
         }
         if turn % 10 == 9 {
-            items.push(json!({"role": "node_transition", "former_node_id": format!("node-{turn}"),
+            items.push(
+                json!({"role": "node_transition", "former_node_id": format!("node-{turn}"),
                 "former_node_name": "Booking", "new_node_id": format!("node-{}", turn + 1),
-                "new_node_name": "Confirm", "transition_type": "normal"}));
+                "new_node_name": "Confirm", "transition_type": "normal"}),
+            );
         }
     }
     let duration_ms = (clock * 1000.0) as u64;
@@ -155,11 +205,18 @@ pub fn call_with_turns(turns: usize, analyzed: bool) -> Vec<u8> {
         call.extend(extra);
     }
     if analyzed {
-        call.insert("call_analysis".into(), json!({"call_summary": "The caller booked a cleaning for Tuesday at 10 AM.",
+        call.insert(
+            "call_analysis".into(),
+            json!({"call_summary": "The caller booked a cleaning for Tuesday at 10 AM.",
             "in_voicemail": false, "user_sentiment": "Positive", "call_successful": true,
-            "custom_analysis_data": {"appointment_requested": true, "lead_quality": "high"}}));
+            "custom_analysis_data": {"appointment_requested": true, "lead_quality": "high"}}),
+        );
     }
-    let event = if analyzed { "call_analyzed" } else { "call_ended" };
+    let event = if analyzed {
+        "call_analyzed"
+    } else {
+        "call_ended"
+    };
     serde_json::to_vec(&json!({"event": event, "call": Value::Object(call)})).unwrap_or_default()
 }
 

@@ -1,4 +1,5 @@
-//! Every string enum Retell sends, all open (see [`open_enum!`]'s `Unknown`).
+//! Every string enum Retell sends. All are open: a value this version does not
+//! know parses into `Unknown(String)` and serializes back unchanged.
 
 open_enum! {
     /// `call.call_type`: how the call reached the agent.

@@ -3,14 +3,14 @@
 //! Transcript items and chat messages are tagged by `role`. serde's internally
 //! tagged enums buffer the whole object first (and then fail on deep unknown
 //! fields, see the module docs of `events`). Retell writes `role` first, so the
-//! fast path reads it and streams the rest straight into the right struct. When
-//! `role` is not first, the object is collected into a `serde_json::Map` once and
-//! converted (rare, correct, slower).
+//! fast path reads it and streams the rest straight into the right struct. Keys
+//! that come before `role` are buffered as JSON values and replayed first, so
+//! any key order works and only those few keys pay for buffering.
 
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::value::MapAccessDeserializer;
+use serde::de::value::{MapAccessDeserializer, StringDeserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
@@ -46,37 +46,81 @@ impl<'de, T: RoleTagged> Visitor<'de> for TaggedVisitor<T> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
-        let first = match map.next_key_seed(FirstKey)? {
-            None => return Ok(T::unknown(Map::new())),
-            Some(first) => first,
+        // Keys before `role` (none in Retell's own bodies) are buffered as
+        // JSON values; everything after it streams into the typed struct.
+        let mut before: Vec<(String, Value)> = Vec::new();
+        loop {
+            match map.next_key_seed(FirstKey)? {
+                None => {
+                    let mut object = Map::new();
+                    for (key, value) in before {
+                        insert_unique::<A::Error>(&mut object, key, value)?;
+                    }
+                    return Ok(T::unknown(object));
+                }
+                Some(Some(key)) => {
+                    if before.iter().any(|(k, _)| *k == key) {
+                        return Err(de::Error::custom(format_args!(
+                            "duplicate field `{}`",
+                            short_key(&key)
+                        )));
+                    }
+                    let value: Value = map.next_value()?;
+                    before.push((key, value));
+                }
+                Some(None) => break,
+            }
+        }
+        let role: Value = map.next_value()?;
+        let Value::String(role) = role else {
+            let mut object = collect_rest(map)?;
+            for (key, value) in before {
+                insert_unique::<A::Error>(&mut object, key, value)?;
+            }
+            insert_unique::<A::Error>(&mut object, "role".to_owned(), role)?;
+            return Ok(T::unknown(object));
         };
-        let Some(first_key) = first else {
-            // Fast path: `role` came first.
-            let role: Value = map.next_value()?;
-            let Value::String(role) = role else {
-                let mut object: Map<String, Value> = collect_rest(map)?;
-                insert_unique::<A::Error>(&mut object, "role".to_owned(), role)?;
-                return Ok(T::unknown(object));
-            };
-            let item = T::from_rest(role, MapAccessDeserializer::new(map))?;
-            if item.extra_has_role() {
-                return Err(de::Error::duplicate_field("role"));
-            }
-            return Ok(item);
+        let rest = Chain {
+            before: before.into_iter(),
+            pending: None,
+            live: map,
         };
-        // Slow path: collect, then dispatch.
-        let first_value: Value = map.next_value()?;
-        let mut object = collect_rest(map)?;
-        insert_unique::<A::Error>(&mut object, first_key, first_value)?;
-        match object.remove("role") {
-            Some(Value::String(role)) => {
-                T::from_rest(role, Value::Object(object)).map_err(de::Error::custom)
+        let item = T::from_rest(role, MapAccessDeserializer::new(rest))?;
+        if item.extra_has_role() {
+            return Err(de::Error::duplicate_field("role"));
+        }
+        Ok(item)
+    }
+}
+
+/// A map that yields the buffered entries first, then the live ones.
+struct Chain<A> {
+    before: std::vec::IntoIter<(String, Value)>,
+    pending: Option<Value>,
+    live: A,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Chain<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        match self.before.next() {
+            Some((key, value)) => {
+                self.pending = Some(value);
+                seed.deserialize(StringDeserializer::<A::Error>::new(key))
+                    .map(Some)
             }
-            Some(other) => {
-                object.insert("role".to_owned(), other);
-                Ok(T::unknown(object))
-            }
-            None => Ok(T::unknown(object)),
+            None => self.live.next_key_seed(seed),
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        match self.pending.take() {
+            Some(value) => seed.deserialize(value).map_err(de::Error::custom),
+            None => self.live.next_value_seed(seed),
         }
     }
 }

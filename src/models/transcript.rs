@@ -1,6 +1,9 @@
 //! Transcript items of a call (`transcript_object`, `transcript_with_tool_calls`,
 //! `scrubbed_transcript_with_tool_calls`).
 
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -10,7 +13,11 @@ use super::role::{self, RoleTagged};
 
 /// One timed word of an utterance. Times are seconds relative to the call audio
 /// (approximate; integers in playground calls).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// The most numerous object in a payload (thousands per call, three copies), so
+/// it has a hand-written `Deserialize` that avoids `#[serde(flatten)]`'s
+/// buffering; the behaviour is the same as the derived one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Word {
     /// The word as transcribed (with punctuation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -24,6 +31,95 @@ pub struct Word {
     /// Keys this version does not model.
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+impl<'de> Deserialize<'de> for Word {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(WordVisitor)
+    }
+}
+
+struct WordVisitor;
+
+impl<'de> Visitor<'de> for WordVisitor {
+    type Value = Word;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a word object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Word, A::Error> {
+        let mut word = Word::default();
+        let (mut seen_word, mut seen_start, mut seen_end) = (false, false, false);
+        while let Some(key) = map.next_key_seed(WordKey)? {
+            match key {
+                WordField::Word => {
+                    if std::mem::replace(&mut seen_word, true) {
+                        return Err(de::Error::duplicate_field("word"));
+                    }
+                    word.word = map.next_value()?;
+                }
+                WordField::Start => {
+                    if std::mem::replace(&mut seen_start, true) {
+                        return Err(de::Error::duplicate_field("start"));
+                    }
+                    word.start = map.next_value()?;
+                }
+                WordField::End => {
+                    if std::mem::replace(&mut seen_end, true) {
+                        return Err(de::Error::duplicate_field("end"));
+                    }
+                    word.end = map.next_value()?;
+                }
+                WordField::Other(name) => {
+                    let value: Value = map.next_value()?;
+                    if word.extra.contains_key(&name) {
+                        return Err(de::Error::custom(format_args!(
+                            "duplicate field `{}`",
+                            role::short_key(&name)
+                        )));
+                    }
+                    word.extra.insert(name, value);
+                }
+            }
+        }
+        Ok(word)
+    }
+}
+
+enum WordField {
+    Word,
+    Start,
+    End,
+    Other(String),
+}
+
+/// Matches keys without allocating for the three known ones.
+struct WordKey;
+
+impl<'de> DeserializeSeed<'de> for WordKey {
+    type Value = WordField;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<WordField, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for WordKey {
+    type Value = WordField;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<WordField, E> {
+        Ok(match key {
+            "word" => WordField::Word,
+            "start" => WordField::Start,
+            "end" => WordField::End,
+            other => WordField::Other(other.to_owned()),
+        })
+    }
 }
 
 /// What someone said (`role` = `agent`, `user` or `transfer_target`).
