@@ -784,3 +784,21 @@ async fn extractors_verify_and_reject_like_the_router() {
     assert_eq!(post_signed(addr, b"not json").await.status, 400);
     assert_eq!(seen.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deliveries_on_a_multi_threaded_runtime() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (addr, outcomes) = start(handler, config()).await;
+    let body = Arc::new(fixture("call_ended_phone.json"));
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let body = Arc::clone(&body);
+            tokio::spawn(async move { post_signed(addr, &body).await.status })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 204);
+    }
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 40);
+    assert_eq!(outcomes.lock().unwrap().len(), 40);
+}
