@@ -159,8 +159,23 @@ impl Server {
                 InitError = (),
             > + 'static,
     {
+        Self::serve_app_on(factory, 1)
+    }
+
+    /// Like [`serve_app`](Self::serve_app) with `workers` worker threads.
+    fn serve_app_on<F, T>(factory: F, workers: usize) -> Self
+    where
+        F: Fn() -> App<T> + Send + Clone + 'static,
+        T: actix_web::dev::ServiceFactory<
+                actix_web::dev::ServiceRequest,
+                Config = (),
+                Response = actix_web::dev::ServiceResponse,
+                Error = actix_web::Error,
+                InitError = (),
+            > + 'static,
+    {
         let server = HttpServer::new(factory)
-            .workers(1)
+            .workers(workers)
             .disable_signals()
             .bind(("127.0.0.1", 0))
             .unwrap();
@@ -181,29 +196,41 @@ impl Drop for Server {
 
 /// `endpoint` at `/webhook`, plus the outcomes seen by a logging middleware.
 fn start(handler: TestHandler, config: ReceiverConfig) -> (Server, Arc<Mutex<Vec<Outcome>>>) {
+    start_on(handler, config, 1)
+}
+
+/// Like [`start`] with `workers` worker threads.
+fn start_on(
+    handler: TestHandler,
+    config: ReceiverConfig,
+    workers: usize,
+) -> (Server, Arc<Mutex<Vec<Outcome>>>) {
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&outcomes);
     let webhook = webhook(config);
     let handler = Arc::new(handler);
-    let server = Server::serve_app(move || {
-        let seen = Arc::clone(&seen);
-        App::new()
-            .wrap_fn(move |req, srv| {
-                let seen = Arc::clone(&seen);
-                let response = srv.call(req);
-                async move {
-                    let response = response.await?;
-                    if let Some(outcome) = response.response().extensions().get::<Outcome>() {
-                        seen.lock().unwrap().push(outcome.clone());
+    let server = Server::serve_app_on(
+        move || {
+            let seen = Arc::clone(&seen);
+            App::new()
+                .wrap_fn(move |req, srv| {
+                    let seen = Arc::clone(&seen);
+                    let response = srv.call(req);
+                    async move {
+                        let response = response.await?;
+                        if let Some(outcome) = response.response().extensions().get::<Outcome>() {
+                            seen.lock().unwrap().push(outcome.clone());
+                        }
+                        Ok(response)
                     }
-                    Ok(response)
-                }
-            })
-            .route(
-                "/webhook",
-                endpoint(Route::Events, webhook.clone(), Arc::clone(&handler)),
-            )
-    });
+                })
+                .route(
+                    "/webhook",
+                    endpoint(Route::Events, webhook.clone(), Arc::clone(&handler)),
+                )
+        },
+        workers,
+    );
     (server, outcomes)
 }
 
@@ -599,13 +626,13 @@ async fn handler_that_always_panics_never_takes_the_server_down() {
 }
 
 #[actix_web::test]
-async fn concurrent_deliveries_are_all_handled() {
+async fn concurrent_deliveries_on_several_workers() {
     let (handler, counts) = TestHandler::new(Mode::Ok);
-    let (server, _) = start(handler, config());
-    let body = fixture("call_ended_phone.json");
-    let tasks: Vec<_> = (0..32)
+    let (server, outcomes) = start_on(handler, config(), 2);
+    let body = Arc::new(fixture("call_ended_phone.json"));
+    let tasks: Vec<_> = (0..40)
         .map(|_| {
-            let body = body.clone();
+            let body = Arc::clone(&body);
             let addr = server.addr;
             actix_web::rt::spawn(async move { post_signed(addr, &body).await.status })
         })
@@ -613,7 +640,8 @@ async fn concurrent_deliveries_are_all_handled() {
     for task in tasks {
         assert_eq!(task.await.unwrap(), 204);
     }
-    assert_eq!(counts.ended.load(Ordering::SeqCst), 32);
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 40);
+    assert_eq!(outcomes.lock().unwrap().len(), 40);
 }
 
 #[actix_web::test]
