@@ -19,6 +19,22 @@
 //! The legacy key `data` (the call object, before Retell renamed it `call`) is
 //! read when `call` is absent; when both are present `call` wins and `data` is
 //! kept for re-serialization.
+//!
+//! # Edge cases worth knowing
+//!
+//! * Unknown keys are kept as `serde_json::Value` (so they can be written back),
+//!   which means they count towards the nesting limit like everything else: a
+//!   10 000-deep array anywhere in the body is a [`ParseError`], never a stack
+//!   overflow. The whole document may nest 127 containers.
+//! * Inside raw JSON fields (`metadata`, `custom_analysis_data`, unknown keys)
+//!   a duplicate key keeps the last value and integers above `u64::MAX` become
+//!   floats — serde_json's own behaviour. Typed keys reject both.
+//! * An escaped `"\u0000"` is valid JSON and reaches your handler as a NUL
+//!   character. PostgreSQL `text` columns reject NUL, so a naive insert fails the
+//!   same way on every retry; strip or escape it before storing.
+//! * Integer fields (timestamps, durations, versions) accept integral floats
+//!   (`1e3`, `1000.0`) because Retell's types say `number`, and reject fractions,
+//!   negative values and values above `u64::MAX`.
 
 use std::fmt;
 
@@ -451,10 +467,11 @@ struct Envelope {
     extra: Extra,
 }
 
-/// Top-level keys the envelope reads into typed slots.
+/// Top-level keys the envelope reads into typed slots (the discriminant
+/// indexes `Slot::ALL`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Slot {
-    Event,
+    Event = 0,
     EventTimestamp,
     Call,
     Data,
@@ -481,10 +498,7 @@ impl Slot {
     ];
 
     fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, slot)| *slot == self)
-            .map_or("", |(name, _)| name)
+        Self::ALL.get(self as usize).map_or("", |(name, _)| name)
     }
 }
 
@@ -529,108 +543,43 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
-        fn once<T, E: de::Error>(
-            slot: &mut Option<T>,
-            value: T,
-            seen: &mut bool,
-            name: &'static str,
-        ) -> Result<(), E> {
-            if std::mem::replace(seen, true) {
-                return Err(E::duplicate_field(name));
-            }
-            *slot = Some(value);
-            Ok(())
-        }
         let mut env = Envelope::default();
         let mut seen = [false; Slot::ALL.len()];
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let slot = match key {
+                Key::Slot(slot) => slot,
                 Key::Other(name) => {
-                    let value: Value = map.next_value()?;
                     if env.extra.contains_key(&name) {
                         return Err(de::Error::custom(format_args!(
                             "duplicate field `{}`",
                             crate::models::short_key(&name)
                         )));
                     }
+                    let value: Value = map.next_value()?;
                     env.extra.insert(name, value);
                     continue;
                 }
-                Key::Slot(slot) => slot,
             };
-            let index = Slot::ALL.iter().position(|(_, s)| *s == slot).unwrap_or(0);
+            // Every key at most once: a second `event` could otherwise make two
+            // parsers disagree about what this body is.
             let seen = seen
-                .get_mut(index)
-                .ok_or_else(|| de::Error::custom("internal slot"))?;
-            let name = slot.name();
+                .get_mut(slot as usize)
+                .ok_or_else(|| de::Error::custom("unexpected key slot"))?;
+            if std::mem::replace(seen, true) {
+                return Err(de::Error::duplicate_field(slot.name()));
+            }
+            // `null` in an optional slot means absent, like everywhere else.
             match slot {
-                Slot::Event => {
-                    let event: String = map.next_value()?;
-                    once(&mut env.event, event, seen, name)?;
-                }
-                Slot::EventTimestamp => {
-                    let Timestamp(ts) = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.event_timestamp = ts;
-                }
-                Slot::Call => {
-                    let v: Option<Box<Call>> = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.call = v;
-                }
-                Slot::Data => {
-                    let v: Option<Box<Call>> = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.data = v;
-                }
-                Slot::Chat => {
-                    let v: Option<Box<Chat>> = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.chat = v;
-                }
-                Slot::TransferDestination => {
-                    let v: Option<Value> = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.transfer_destination = v;
-                }
-                Slot::TransferOption => {
-                    let v: Option<Value> = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.transfer_option = v;
-                }
-                Slot::Transcript => {
-                    let v: Option<Vec<TranscriptItem>> = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.transcript_with_tool_calls = v;
-                }
-                Slot::CallInbound => {
-                    let v: Option<InboundCall> = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.call_inbound = v;
-                }
-                Slot::ChatInbound => {
-                    let v: Option<InboundChat> = map.next_value()?;
-                    if std::mem::replace(seen, true) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    env.chat_inbound = v;
-                }
+                Slot::Event => env.event = Some(map.next_value()?),
+                Slot::EventTimestamp => env.event_timestamp = map.next_value::<Timestamp>()?.0,
+                Slot::Call => env.call = map.next_value()?,
+                Slot::Data => env.data = map.next_value()?,
+                Slot::Chat => env.chat = map.next_value()?,
+                Slot::TransferDestination => env.transfer_destination = map.next_value()?,
+                Slot::TransferOption => env.transfer_option = map.next_value()?,
+                Slot::Transcript => env.transcript_with_tool_calls = map.next_value()?,
+                Slot::CallInbound => env.call_inbound = map.next_value()?,
+                Slot::ChatInbound => env.chat_inbound = map.next_value()?,
             }
         }
         Ok(env)
@@ -686,67 +635,69 @@ impl Envelope {
         Ok(extra)
     }
 
+    fn into_call_event<E: de::Error>(mut self) -> Result<CallEvent, E> {
+        let (call, legacy_data) = self.take_call()?;
+        Ok(CallEvent {
+            call,
+            legacy_data,
+            event_timestamp: self.event_timestamp,
+            extra: self.into_extra()?,
+        })
+    }
+
+    fn into_transfer_event<E: de::Error>(mut self) -> Result<TransferEvent, E> {
+        let (call, legacy_data) = self.take_call()?;
+        Ok(TransferEvent {
+            call,
+            legacy_data,
+            transfer_destination: self.transfer_destination.take(),
+            transfer_option: self.transfer_option.take(),
+            event_timestamp: self.event_timestamp,
+            extra: self.into_extra()?,
+        })
+    }
+
+    fn into_chat_event<E: de::Error>(mut self) -> Result<ChatEvent, E> {
+        let chat = self.chat.take().ok_or_else(|| E::missing_field("chat"))?;
+        Ok(ChatEvent {
+            chat,
+            event_timestamp: self.event_timestamp,
+            extra: self.into_extra()?,
+        })
+    }
+
+    fn into_transcript_event<E: de::Error>(mut self) -> Result<TranscriptUpdatedEvent, E> {
+        let (subject, legacy_data) = if self.call.is_some() || self.data.is_some() {
+            let (call, legacy) = self.take_call()?;
+            (TranscriptSubject::Call(call), legacy)
+        } else {
+            let chat = self.chat.take().ok_or_else(|| E::missing_field("call"))?;
+            (TranscriptSubject::Chat(chat), LegacyData::Absent)
+        };
+        Ok(TranscriptUpdatedEvent {
+            subject,
+            legacy_data,
+            transcript_with_tool_calls: self.transcript_with_tool_calls.take(),
+            event_timestamp: self.event_timestamp,
+            extra: self.into_extra()?,
+        })
+    }
+
     fn into_incoming<E: de::Error>(mut self) -> Result<Incoming, E> {
         let event = self.event.take().ok_or_else(|| E::missing_field("event"))?;
         let event_timestamp = self.event_timestamp;
-        let call_event = |mut env: Envelope| -> Result<CallEvent, E> {
-            let (call, legacy_data) = env.take_call()?;
-            Ok(CallEvent {
-                call,
-                legacy_data,
-                event_timestamp,
-                extra: env.into_extra()?,
-            })
-        };
-        let transfer_event = |mut env: Envelope| -> Result<TransferEvent, E> {
-            let (call, legacy_data) = env.take_call()?;
-            let transfer_destination = env.transfer_destination.take();
-            let transfer_option = env.transfer_option.take();
-            Ok(TransferEvent {
-                call,
-                legacy_data,
-                transfer_destination,
-                transfer_option,
-                event_timestamp,
-                extra: env.into_extra()?,
-            })
-        };
-        let chat_event = |mut env: Envelope| -> Result<ChatEvent, E> {
-            let chat = env.chat.take().ok_or_else(|| E::missing_field("chat"))?;
-            Ok(ChatEvent {
-                chat,
-                event_timestamp,
-                extra: env.into_extra()?,
-            })
-        };
         let event = match event.as_str() {
-            "call_started" => WebhookEvent::CallStarted(call_event(self)?),
-            "call_ended" => WebhookEvent::CallEnded(call_event(self)?),
-            "call_analyzed" => WebhookEvent::CallAnalyzed(call_event(self)?),
-            "transfer_started" => WebhookEvent::TransferStarted(transfer_event(self)?),
-            "transfer_bridged" => WebhookEvent::TransferBridged(transfer_event(self)?),
-            "transfer_cancelled" => WebhookEvent::TransferCancelled(transfer_event(self)?),
-            "transfer_ended" => WebhookEvent::TransferEnded(transfer_event(self)?),
-            "chat_started" => WebhookEvent::ChatStarted(chat_event(self)?),
-            "chat_ended" => WebhookEvent::ChatEnded(chat_event(self)?),
-            "chat_analyzed" => WebhookEvent::ChatAnalyzed(chat_event(self)?),
-            "transcript_updated" => {
-                let (subject, legacy_data) = if self.call.is_some() || self.data.is_some() {
-                    let (call, legacy) = self.take_call()?;
-                    (TranscriptSubject::Call(call), legacy)
-                } else {
-                    let chat = self.chat.take().ok_or_else(|| E::missing_field("call"))?;
-                    (TranscriptSubject::Chat(chat), LegacyData::Absent)
-                };
-                let transcript_with_tool_calls = self.transcript_with_tool_calls.take();
-                WebhookEvent::TranscriptUpdated(TranscriptUpdatedEvent {
-                    subject,
-                    legacy_data,
-                    transcript_with_tool_calls,
-                    event_timestamp,
-                    extra: self.into_extra()?,
-                })
-            }
+            "call_started" => WebhookEvent::CallStarted(self.into_call_event()?),
+            "call_ended" => WebhookEvent::CallEnded(self.into_call_event()?),
+            "call_analyzed" => WebhookEvent::CallAnalyzed(self.into_call_event()?),
+            "transfer_started" => WebhookEvent::TransferStarted(self.into_transfer_event()?),
+            "transfer_bridged" => WebhookEvent::TransferBridged(self.into_transfer_event()?),
+            "transfer_cancelled" => WebhookEvent::TransferCancelled(self.into_transfer_event()?),
+            "transfer_ended" => WebhookEvent::TransferEnded(self.into_transfer_event()?),
+            "chat_started" => WebhookEvent::ChatStarted(self.into_chat_event()?),
+            "chat_ended" => WebhookEvent::ChatEnded(self.into_chat_event()?),
+            "chat_analyzed" => WebhookEvent::ChatAnalyzed(self.into_chat_event()?),
+            "transcript_updated" => WebhookEvent::TranscriptUpdated(self.into_transcript_event()?),
             "call_inbound" => {
                 let call_inbound = self
                     .call_inbound
@@ -790,6 +741,43 @@ impl<'de> Deserialize<'de> for Incoming {
         deserializer
             .deserialize_map(EnvelopeVisitor)?
             .into_incoming()
+    }
+}
+
+/// Payload structs deserialize from their top-level keys without `event`
+/// (the form they serialize to); use [`WebhookEvent`] for whole bodies.
+macro_rules! deserialize_payload {
+    ($($ty:ty => $build:ident),+ $(,)?) => {$(
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let envelope = deserializer.deserialize_map(EnvelopeVisitor)?;
+                if envelope.event.is_some() {
+                    return Err(de::Error::custom(
+                        "unexpected `event` key: parse whole bodies as `WebhookEvent`",
+                    ));
+                }
+                envelope.$build()
+            }
+        }
+    )+};
+}
+
+deserialize_payload!(
+    CallEvent => into_call_event,
+    TransferEvent => into_transfer_event,
+    TranscriptUpdatedEvent => into_transcript_event,
+    ChatEvent => into_chat_event,
+);
+
+impl<'de> Deserialize<'de> for UnknownEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Value::deserialize(deserializer)?;
+        let event = raw
+            .get("event")
+            .and_then(Value::as_str)
+            .ok_or_else(|| de::Error::missing_field("event"))?
+            .to_owned();
+        Ok(Self { event, raw })
     }
 }
 
@@ -1198,5 +1186,18 @@ impl Verifier {
     ) -> Result<Incoming, Error> {
         self.verify(body, signature)?;
         Ok(Incoming::from_slice(body)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Slot;
+
+    #[test]
+    fn slot_table_matches_discriminants() {
+        for (index, (name, slot)) in Slot::ALL.iter().enumerate() {
+            assert_eq!(*slot as usize, index);
+            assert_eq!(slot.name(), *name);
+        }
     }
 }

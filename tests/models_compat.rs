@@ -133,6 +133,11 @@ fn f3_new_fields_everywhere_are_kept() {
     assert_eq!(inv.tool_type.as_deref(), Some("custom"));
     assert_eq!(inv.arguments_json(), None);
     assert_eq!(items[1].role(), Some("some_future_item"));
+    assert!(items[1].kind().unwrap().is_unknown());
+    assert_eq!(
+        items[0].kind(),
+        Some(retell_webhooks::models::TranscriptRole::ToolCallInvocation)
+    );
     assert!(matches!(&items[2], TranscriptItem::Unknown(v) if v["payload"] == "no role at all"));
     assert!(matches!(&items[3], TranscriptItem::Unknown(v) if v["role"] == 7));
     round_trip(&body);
@@ -398,6 +403,10 @@ fn f8_chat_events() {
         ChatMessage::Unknown(json!({"role": "hologram", "x": 1}))
     );
     assert_eq!(messages[1].content(), Some("no role"));
+    assert_eq!(
+        messages[1].kind(),
+        Some(retell_webhooks::models::ChatRole::Agent)
+    );
     round_trip(&body);
 }
 

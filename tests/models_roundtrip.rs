@@ -103,3 +103,48 @@ fn function_fixtures_round_trip() {
         "custom_function_response.json",
     );
 }
+
+/// Event payload structs (`CallEvent`, …) serialize without `event` and
+/// deserialize from that form.
+#[test]
+fn payload_structs_round_trip_on_their_own() {
+    use retell_webhooks::{CallEvent, ChatEvent, TranscriptUpdatedEvent, TransferEvent};
+    fn check<T>(payload: &T, name: &str)
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let value = serde_json::to_value(payload).unwrap();
+        let back: T = serde_json::from_value(value).unwrap();
+        assert_eq!(&back, payload, "{name}");
+    }
+    for (name, _) in EVENT_FIXTURES {
+        match WebhookEvent::from_slice(&fixture(name)).unwrap() {
+            WebhookEvent::CallStarted(e)
+            | WebhookEvent::CallEnded(e)
+            | WebhookEvent::CallAnalyzed(e) => check::<CallEvent>(&e, name),
+            WebhookEvent::TransferStarted(e)
+            | WebhookEvent::TransferBridged(e)
+            | WebhookEvent::TransferCancelled(e)
+            | WebhookEvent::TransferEnded(e) => check::<TransferEvent>(&e, name),
+            WebhookEvent::TranscriptUpdated(e) => check::<TranscriptUpdatedEvent>(&e, name),
+            WebhookEvent::ChatStarted(e)
+            | WebhookEvent::ChatEnded(e)
+            | WebhookEvent::ChatAnalyzed(e) => check::<ChatEvent>(&e, name),
+            // Unknown events serialize as the raw body, `event` included.
+            WebhookEvent::Unknown(e) => check(&e, name),
+            _ => unreachable!(),
+        }
+    }
+    // Payloads are written without `event`; a whole body is refused.
+    let started = WebhookEvent::from_slice(&fixture("call_started.json")).unwrap();
+    let WebhookEvent::CallStarted(payload) = &started else {
+        panic!()
+    };
+    assert!(
+        serde_json::to_value(payload)
+            .unwrap()
+            .get("event")
+            .is_none()
+    );
+    assert!(serde_json::from_value::<CallEvent>(fixture_value("call_started.json")).is_err());
+}

@@ -22,6 +22,9 @@ fn j1_deep_nesting_in_metadata_is_an_error_not_a_crash() {
     let err = parse(body.as_bytes()).unwrap_err();
     assert_eq!(err.kind(), ParseErrorKind::Syntax);
     assert!(err.message().contains("recursion limit"), "{err}");
+    // The path proves the body was streamed into the models: an internally
+    // tagged enum would have buffered it first and could not name `call.metadata`.
+    assert!(err.path().starts_with("call.metadata"), "{}", err.path());
     assert_eq!(err.call_id(), Some("c1"));
     assert_eq!(err.event(), Some("call_ended"));
 }

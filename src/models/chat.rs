@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::call::ProductCost;
-use super::enums::{ChatStatus, ChatType, TransitionType, UserSentiment};
+use super::enums::{ChatRole, ChatStatus, ChatType, TransitionType, UserSentiment};
 use super::role::{self, RoleTagged};
 use super::transcript::{Multimedia, Tagged};
 use super::{Extra, ms_to_datetime, number};
@@ -321,6 +321,11 @@ impl ChatMessage {
             Self::Sms(_) => "sms",
             Self::Unknown(value) => return value.get("role").and_then(Value::as_str),
         })
+    }
+
+    /// The `role` as an open enum (`None` for an unknown message without a string role).
+    pub fn kind(&self) -> Option<ChatRole> {
+        self.role().map(ChatRole::from)
     }
 
     /// The text of agent, user, injected, SMS and tool-result messages.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::Extra;
-use super::enums::{TransitionType, UtteranceRole};
+use super::enums::{TranscriptRole, TransitionType, UtteranceRole};
 use super::role::{self, RoleTagged};
 
 /// One timed word of an utterance. Times are seconds relative to the call audio
@@ -297,6 +297,11 @@ impl TranscriptItem {
             Self::Injected(_) => "injected",
             Self::Unknown(value) => return value.get("role").and_then(Value::as_str),
         })
+    }
+
+    /// The `role` as an open enum (`None` for an unknown item without a string role).
+    pub fn kind(&self) -> Option<TranscriptRole> {
+        self.role().map(TranscriptRole::from)
     }
 
     /// The text of utterances, tool results, SMS and injected items.
