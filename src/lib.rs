@@ -29,7 +29,13 @@
 //!   keep unknown events, enum values, transcript kinds and fields instead of
 //!   failing, write back exactly what they read, and reject malformed input with
 //!   a [`ParseError`] that names the JSON path but never a value;
-//! * builds the answers Retell expects ([`InboundResponse`], [`FunctionResponse`]).
+//! * builds the answers Retell expects ([`InboundResponse`], [`FunctionResponse`]);
+//! * runs each verified request through one [`WebhookHandler`](dispatch::WebhookHandler)
+//!   method with a fixed status policy shared by every framework adapter: `204` /
+//!   `200` with the answer, one identical `401` for any signature failure, `413`
+//!   over 8 MiB, `500` on a handler error or panic, `503` past the deadline
+//!   ([`dispatch`]; the axum router is `adapters::axum`, feature `axum`; the
+//!   actix-web service is `adapters::actix`, feature `actix`).
 //!
 //! ```
 //! use retell_webhooks::{sign, Verifier, WebhookEvent};
@@ -62,6 +68,9 @@
     )
 )]
 
+#[cfg(any(feature = "axum", feature = "actix"))]
+pub mod adapters;
+pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod models;

@@ -1,0 +1,76 @@
+//! A complete Retell webhook receiver on actix-web (the same handler as
+//! `examples/axum.rs`).
+//!
+//! Run: `RETELL_API_KEY=key_... cargo run --example actix --features actix`
+//! (listens on 127.0.0.1:3000; set `PORT` to change the port). Point the agent's
+//! webhook URL and the phone number's inbound webhook URL at `/retell/webhook`.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use actix_web::HttpServer;
+use retell_webhooks::adapters::actix::{WebhookConfig, endpoint};
+use retell_webhooks::dispatch::{ReceiverConfig, Route, WebhookHandler};
+use retell_webhooks::{CallEvent, InboundCallRequest, InboundResponse, Verifier};
+
+/// Application state: here, transcripts kept in memory by call id.
+#[derive(Default)]
+struct App {
+    transcripts: Mutex<HashMap<String, String>>,
+}
+
+impl WebhookHandler for App {
+    /// Any `Display` error works; returning `Err` answers 500 and Retell retries.
+    type Error = String;
+
+    async fn on_call_ended(&self, event: CallEvent) -> Result<(), Self::Error> {
+        let call = event.call;
+        let transcript = call.transcript.unwrap_or_default();
+        // Retell may deliver the same event twice: inserting by id is idempotent.
+        let mut store = self.transcripts.lock().map_err(|_| "store poisoned")?;
+        store.insert(call.call_id, transcript);
+        Ok(())
+    }
+
+    async fn on_call_analyzed(&self, event: CallEvent) -> Result<(), Self::Error> {
+        if let Some(analysis) = &event.call.call_analysis {
+            println!(
+                "call {}: successful={:?} summary={:?}",
+                event.call.call_id, analysis.call_successful, analysis.call_summary
+            );
+        }
+        Ok(())
+    }
+
+    /// The inbound webhook: answer within 10 s with variables for the prompt.
+    async fn on_call_inbound(
+        &self,
+        request: InboundCallRequest,
+    ) -> Result<InboundResponse, Self::Error> {
+        let caller = request.call_inbound.from_number;
+        Ok(InboundResponse::call().dynamic_variables([
+            ("caller_number", caller),
+            ("customer_tier", "gold".to_owned()),
+        ]))
+    }
+}
+
+#[actix_web::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The API key with the "webhook" badge in the Retell dashboard.
+    let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
+    // Defaults: 8 MiB body limit, 9 s handler deadline, no IP allowlist.
+    let webhook = WebhookConfig::new(verifier).with_receiver_config(ReceiverConfig::new());
+    // Built once: every worker thread shares this handler.
+    let app = Arc::new(App::default());
+
+    let port = std::env::var("PORT").map_or(Ok(3000), |p| p.parse::<u16>())?;
+    println!("listening on http://127.0.0.1:{port}/retell/webhook");
+    HttpServer::new(move || {
+        let route = endpoint(Route::Events, webhook.clone(), Arc::clone(&app));
+        actix_web::App::new().route("/retell/webhook", route)
+    })
+    .bind(("127.0.0.1", port))?
+    .run()
+    .await?;
+    Ok(())
+}

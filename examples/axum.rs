@@ -1,0 +1,71 @@
+//! A complete Retell webhook receiver on axum.
+//!
+//! Run: `RETELL_API_KEY=key_... cargo run --example axum --features axum`
+//! (listens on 127.0.0.1:3000; set `PORT` to change the port). Point the agent's
+//! webhook URL and the phone number's inbound webhook URL at `/retell/webhook`.
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use retell_webhooks::adapters::axum::router;
+use retell_webhooks::dispatch::{ReceiverConfig, WebhookHandler};
+use retell_webhooks::{CallEvent, InboundCallRequest, InboundResponse, Verifier};
+
+/// Application state: here, transcripts kept in memory by call id.
+#[derive(Default)]
+struct App {
+    transcripts: Mutex<HashMap<String, String>>,
+}
+
+impl WebhookHandler for App {
+    /// Any `Display` error works; returning `Err` answers 500 and Retell retries.
+    type Error = String;
+
+    async fn on_call_ended(&self, event: CallEvent) -> Result<(), Self::Error> {
+        let call = event.call;
+        let transcript = call.transcript.unwrap_or_default();
+        // Retell may deliver the same event twice: inserting by id is idempotent.
+        let mut store = self.transcripts.lock().map_err(|_| "store poisoned")?;
+        store.insert(call.call_id, transcript);
+        Ok(())
+    }
+
+    async fn on_call_analyzed(&self, event: CallEvent) -> Result<(), Self::Error> {
+        if let Some(analysis) = &event.call.call_analysis {
+            println!(
+                "call {}: successful={:?} summary={:?}",
+                event.call.call_id, analysis.call_successful, analysis.call_summary
+            );
+        }
+        Ok(())
+    }
+
+    /// The inbound webhook: answer within 10 s with variables for the prompt.
+    async fn on_call_inbound(
+        &self,
+        request: InboundCallRequest,
+    ) -> Result<InboundResponse, Self::Error> {
+        let caller = request.call_inbound.from_number;
+        Ok(InboundResponse::call().dynamic_variables([
+            ("caller_number", caller),
+            ("customer_tier", "gold".to_owned()),
+        ]))
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The API key with the "webhook" badge in the Retell dashboard.
+    let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
+    // Defaults: 8 MiB body limit, 9 s handler deadline, no IP allowlist.
+    let config = ReceiverConfig::new();
+    let app = router("/retell/webhook", verifier, App::default(), config);
+
+    let port = std::env::var("PORT").map_or(Ok(3000), |p| p.parse::<u16>())?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("listening on http://127.0.0.1:{port}/retell/webhook");
+    // `connect_info` gives the peer address, needed only for a source allowlist.
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service).await?;
+    Ok(())
+}

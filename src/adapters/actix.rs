@@ -1,0 +1,579 @@
+//! actix-web 4 adapter: a ready-made service and extractors for verified events.
+//!
+//! Every request goes through [`crate::dispatch`], so statuses and bodies are
+//! the same as in any other adapter (the axum one included). On top of the core
+//! this adapter:
+//!
+//! * refuses a `Content-Length` over the limit before reading, and stops reading
+//!   as soon as a chunked body crosses it (`413`); the limit is
+//!   [`ReceiverConfig::body_limit`] (8 MiB by default), never actix-web's
+//!   256 KiB [`PayloadConfig`](actix_web::web::PayloadConfig) default, which
+//!   does not apply here. [`endpoint`] then closes the connection; after an
+//!   extractor's `413`, actix-web reads and discards the rest of a chunked body
+//!   (nothing more is buffered);
+//! * applies the handler deadline with `tokio::time::sleep` (`503`); a handler
+//!   panic is answered `500` instead of actix-web's closed connection;
+//! * answers `500` when no verifier is configured (fail closed);
+//! * takes the peer address for the source allowlist from
+//!   [`HttpRequest::peer_addr`];
+//! * puts the [`Outcome`] in the response extensions
+//!   (`response.extensions().get::<Outcome>()`), so a logging middleware can
+//!   print one line per request.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use actix_web::{App, HttpServer};
+//! use retell_webhooks::adapters::actix::service;
+//! use retell_webhooks::dispatch::{ReceiverConfig, WebhookHandler};
+//! use retell_webhooks::{CallEvent, Verifier};
+//!
+//! struct Handler;
+//!
+//! impl WebhookHandler for Handler {
+//!     type Error = std::io::Error;
+//!
+//!     async fn on_call_ended(&self, event: CallEvent) -> Result<(), Self::Error> {
+//!         println!("call ended: {:?}", event.call.call_id);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
+//!     HttpServer::new(move || {
+//!         let config = ReceiverConfig::new();
+//!         App::new().service(service("/retell/webhook", verifier.clone(), Handler, config))
+//!     })
+//!     .bind(("127.0.0.1", 3000))?
+//!     .run()
+//!     .await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Logging
+//!
+//! Each response carries its [`Outcome`] in the extensions; one line per request
+//! (status, event, call id, reason; no body or header value):
+//!
+//! ```no_run
+//! # use retell_webhooks::adapters::actix::service;
+//! # use retell_webhooks::dispatch::{Outcome, ReceiverConfig, WebhookHandler};
+//! # struct Handler;
+//! # impl WebhookHandler for Handler { type Error = String; }
+//! # fn app(verifier: retell_webhooks::Verifier) {
+//! use actix_web::App;
+//! use actix_web::dev::Service as _;
+//!
+//! App::new()
+//!     .wrap_fn(|request, service| {
+//!         let response = service.call(request);
+//!         async move {
+//!             let response = response.await?;
+//!             if let Some(outcome) = response.response().extensions().get::<Outcome>() {
+//!                 eprintln!("retell webhook: {outcome}");
+//!             }
+//!             Ok(response)
+//!         }
+//!     })
+//!     .service(service("/retell/webhook", verifier, Handler, ReceiverConfig::new()));
+//! # }
+//! ```
+//!
+//! # Sharing a handler, extractors
+//!
+//! To share one handler between workers and routes, mount [`endpoint`] with an
+//! [`Arc`]'d handler. To handle events in your own actix handler instead, use
+//! the [`VerifiedEvent`] (or [`VerifiedIncoming`], [`VerifiedBody`]) extractor
+//! with a [`WebhookConfig`] in `app_data`. Extractors do not catch panics or
+//! apply the deadline: that is the service's job.
+
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::body::{BodyStream, to_bytes_limited};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, HeaderMap};
+use actix_web::web::Bytes;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, Resource, ResponseError, dev, web};
+
+use crate::dispatch::{
+    self, BadBody, Dispatched, Outcome, RawRequest, Reason, ReceiverConfig, Route, WebhookHandler,
+};
+use crate::signature::{SIGNATURE_HEADER, Verifier};
+use crate::{Incoming, WebhookEvent};
+
+/// The header a reverse proxy appends the client address to; read only when the
+/// TCP peer is one of the allowlist's trusted proxies.
+const FORWARDED_FOR: &str = "x-forwarded-for";
+
+// ---------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------
+
+/// The verifier and limits, shared by [`endpoint`] and the extractors.
+///
+/// Cheap to clone. [`Default`] (or [`unconfigured`](Self::unconfigured)) has no
+/// verifier: every request is then answered `500`, never accepted unverified.
+///
+/// The extractors find it in `app_data`, registered as is
+/// (`App::app_data(config)`) or wrapped in [`web::Data`]. Without it they also
+/// answer `500`.
+#[derive(Clone, Default, Debug)]
+pub struct WebhookConfig {
+    verifier: Option<Arc<Verifier>>,
+    receiver: Arc<ReceiverConfig>,
+}
+
+impl WebhookConfig {
+    /// Verifies with `verifier` and the default [`ReceiverConfig`].
+    #[must_use]
+    pub fn new(verifier: Verifier) -> Self {
+        Self {
+            verifier: Some(Arc::new(verifier)),
+            receiver: Arc::default(),
+        }
+    }
+
+    /// No verifier: every request is refused with `500` (for an app that starts
+    /// before its key is available, or whose key failed to load).
+    #[must_use]
+    pub fn unconfigured() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the limits and policies.
+    #[must_use]
+    pub fn with_receiver_config(mut self, config: ReceiverConfig) -> Self {
+        self.receiver = Arc::new(config);
+        self
+    }
+
+    /// Whether a verifier is configured.
+    #[must_use]
+    pub fn is_configured(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// The verifier, if configured.
+    #[must_use]
+    pub fn verifier(&self) -> Option<&Verifier> {
+        self.verifier.as_deref()
+    }
+
+    /// The limits and policies.
+    #[must_use]
+    pub fn receiver_config(&self) -> &ReceiverConfig {
+        &self.receiver
+    }
+}
+
+/// The configuration registered in `app_data`, plain or as [`web::Data`].
+fn find_config(req: &HttpRequest) -> Option<&WebhookConfig> {
+    req.app_data::<WebhookConfig>().or_else(|| {
+        req.app_data::<web::Data<WebhookConfig>>()
+            .map(|data| data.get_ref())
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Ready-made service
+// ---------------------------------------------------------------------------
+
+/// A resource at `path` for the event webhook (and the inbound call/SMS
+/// webhook), handled by `handler`. Mount it with `App::service`.
+///
+/// Any other method than `POST` on `path` is answered `405` with `Allow: POST`.
+///
+/// `HttpServer` calls its factory closure once per worker thread, so this builds
+/// one handler per worker. To share a single handler (a connection pool, a
+/// queue), build it once in an [`Arc`] and mount [`endpoint`] instead.
+#[must_use]
+pub fn service<H>(path: &str, verifier: Verifier, handler: H, config: ReceiverConfig) -> Resource
+where
+    H: WebhookHandler + 'static,
+{
+    let webhook = WebhookConfig::new(verifier).with_receiver_config(config);
+    web::resource(path).route(endpoint(Route::Events, webhook, Arc::new(handler)))
+}
+
+/// Like [`service`], for a custom function URL: bodies are
+/// [`FunctionCall`](crate::FunctionCall)s answered by
+/// [`WebhookHandler::on_function_call`].
+#[must_use]
+pub fn function_service<H>(
+    path: &str,
+    verifier: Verifier,
+    handler: H,
+    config: ReceiverConfig,
+) -> Resource
+where
+    H: WebhookHandler + 'static,
+{
+    let webhook = WebhookConfig::new(verifier).with_receiver_config(config);
+    web::resource(path).route(endpoint(Route::Function, webhook, Arc::new(handler)))
+}
+
+/// The route behind [`service`] and [`function_service`], answering every
+/// method: mount it at a path of your choice (`App::route(path, endpoint(..))`
+/// or `web::resource(path).route(endpoint(..))`), share one handler between
+/// workers and routes, or pass an [unconfigured](WebhookConfig::unconfigured)
+/// config.
+///
+/// ```no_run
+/// use std::sync::Arc;
+///
+/// use actix_web::{App, HttpServer};
+/// use retell_webhooks::adapters::actix::{WebhookConfig, endpoint};
+/// use retell_webhooks::dispatch::{ReceiverConfig, Route, WebhookHandler};
+/// use retell_webhooks::Verifier;
+///
+/// struct Handler; // e.g. holds a database pool
+/// impl WebhookHandler for Handler {
+///     type Error = std::convert::Infallible;
+/// }
+///
+/// # #[actix_web::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
+/// let config = ReceiverConfig::new().with_body_limit(16 * 1024 * 1024);
+/// let webhook = WebhookConfig::new(verifier).with_receiver_config(config);
+/// let handler = Arc::new(Handler); // one handler for every worker
+/// HttpServer::new(move || {
+///     App::new()
+///         .route("/retell/webhook", endpoint(Route::Events, webhook.clone(), handler.clone()))
+///         .route("/retell/tools/book", endpoint(Route::Function, webhook.clone(), handler.clone()))
+/// })
+/// .bind(("127.0.0.1", 3000))?
+/// .run()
+/// .await?;
+/// # Ok(())
+/// # }
+/// ```
+#[must_use]
+pub fn endpoint<H>(route: Route, webhook: WebhookConfig, handler: Arc<H>) -> actix_web::Route
+where
+    H: WebhookHandler + 'static,
+{
+    let endpoint = Arc::new(Endpoint {
+        route,
+        webhook,
+        handler,
+    });
+    web::route().to(move |req: HttpRequest, payload: web::Payload| {
+        let endpoint = Arc::clone(&endpoint);
+        async move { endpoint.serve(&req, payload.into_inner()).await }
+    })
+}
+
+struct Endpoint<H> {
+    route: Route,
+    webhook: WebhookConfig,
+    handler: Arc<H>,
+}
+
+impl<H: WebhookHandler + 'static> Endpoint<H> {
+    async fn serve(&self, req: &HttpRequest, mut payload: dev::Payload) -> HttpResponse {
+        let route = self.route;
+        let Some(verifier) = self.webhook.verifier() else {
+            return into_response(Dispatched::from_reason(route, Reason::NotConfigured), None);
+        };
+        let config = self.webhook.receiver_config();
+        let head = RequestHead::of(req);
+        let bytes = match read_checked(config, route, &head, &mut payload).await {
+            Ok(bytes) => bytes,
+            // Hand the unread body to the response so a 413 closes the connection.
+            Err(rejected) => return into_response(rejected, Some(payload)),
+        };
+        let request = head.raw_request().with_body(&bytes);
+        let deadline = tokio::time::sleep(config.handler_deadline());
+        let done = dispatch::dispatch(
+            verifier,
+            self.handler.as_ref(),
+            route,
+            config,
+            &request,
+            deadline,
+        )
+        .await;
+        into_response(done, None)
+    }
+}
+
+/// Runs the body-independent checks, then reads the body within the limit.
+async fn read_checked(
+    config: &ReceiverConfig,
+    route: Route,
+    head: &RequestHead<'_>,
+    payload: &mut dev::Payload,
+) -> Result<Bytes, Dispatched> {
+    if let Some(rejected) = dispatch::precheck(config, route, &head.raw_request()) {
+        return Err(rejected);
+    }
+    let limit = config.body_limit();
+    match to_bytes_limited(BodyStream::new(payload), limit).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_read_failed)) => Err(Dispatched::from_reason(route, Reason::BodyReadFailed)),
+        Err(_over_limit) => Err(Dispatched::from_reason(
+            route,
+            Reason::PayloadTooLarge { limit },
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Extractors
+// ---------------------------------------------------------------------------
+
+/// Why an extractor refused a request. Its response ([`ResponseError`]) is
+/// exactly what [`endpoint`] would send; [`outcome`](Self::outcome) says why, for
+/// logs (never a body, a header value or a key).
+#[derive(Debug)]
+pub struct WebhookRejection(Box<Dispatched>);
+
+impl WebhookRejection {
+    /// Status, reason, event name and call id (never a body or header value).
+    #[must_use]
+    pub fn outcome(&self) -> &Outcome {
+        &self.0.outcome
+    }
+
+    /// The status that will be sent.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        self.0.response.status()
+    }
+}
+
+impl fmt::Display for WebhookRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.outcome.fmt(f)
+    }
+}
+
+impl std::error::Error for WebhookRejection {}
+
+impl ResponseError for WebhookRejection {
+    fn status_code(&self) -> StatusCode {
+        status(self.0.response.status())
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        into_response((*self.0).clone(), None)
+    }
+}
+
+impl From<Dispatched> for WebhookRejection {
+    fn from(done: Dispatched) -> Self {
+        Self(Box::new(done))
+    }
+}
+
+type Extraction<T> = Pin<Box<dyn Future<Output = Result<T, WebhookRejection>>>>;
+
+/// Reads, limits and verifies the body; checks it is a JSON object.
+async fn verified_bytes(
+    req: HttpRequest,
+    mut payload: dev::Payload,
+    route: Route,
+) -> Result<Bytes, WebhookRejection> {
+    let Some(webhook) = find_config(&req) else {
+        return Err(Dispatched::from_reason(route, Reason::NotConfigured).into());
+    };
+    let Some(verifier) = webhook.verifier() else {
+        return Err(Dispatched::from_reason(route, Reason::NotConfigured).into());
+    };
+    let config = webhook.receiver_config();
+    let head = RequestHead::of(&req);
+    let bytes = read_checked(config, route, &head, &mut payload).await?;
+    let request = head.raw_request().with_body(&bytes);
+    dispatch::authenticate(verifier, config, route, &request).map_err(WebhookRejection)?;
+    Ok(bytes)
+}
+
+fn invalid(route: Route, error: crate::ParseError) -> WebhookRejection {
+    Dispatched::from_reason(route, Reason::BadRequest(BadBody::Invalid { route, error })).into()
+}
+
+/// The raw body of a verified request: a JSON object, not parsed further (to
+/// store or queue as received, and parse later).
+///
+/// Needs a [`WebhookConfig`] in `app_data`.
+#[derive(Debug, Clone)]
+pub struct VerifiedBody(pub Bytes);
+
+impl FromRequest for VerifiedBody {
+    type Error = WebhookRejection;
+    type Future = Extraction<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let fut = verified_bytes(req.clone(), payload.take(), Route::Events);
+        Box::pin(async move { fut.await.map(Self) })
+    }
+}
+
+/// A verified, typed event from the event webhook.
+///
+/// Needs a [`WebhookConfig`] in `app_data`. Extractors run the same checks as
+/// [`endpoint`] but do not catch panics or apply the handler deadline: your
+/// handler decides the response (Retell expects a `2xx`).
+///
+/// ```no_run
+/// use actix_web::{App, HttpResponse, HttpServer, post};
+/// use retell_webhooks::adapters::actix::{VerifiedEvent, WebhookConfig};
+/// use retell_webhooks::{Verifier, WebhookEvent};
+///
+/// #[post("/retell/webhook")]
+/// async fn hook(VerifiedEvent(event): VerifiedEvent) -> HttpResponse {
+///     if let WebhookEvent::CallEnded(ended) = &event {
+///         let _ = ended; // store it
+///     }
+///     HttpResponse::NoContent().finish()
+/// }
+///
+/// # #[actix_web::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = WebhookConfig::new(Verifier::new(&std::env::var("RETELL_API_KEY")?)?);
+/// HttpServer::new(move || App::new().app_data(config.clone()).service(hook))
+///     .bind(("127.0.0.1", 3000))?
+///     .run()
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct VerifiedEvent(pub WebhookEvent);
+
+impl FromRequest for VerifiedEvent {
+    type Error = WebhookRejection;
+    type Future = Extraction<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let fut = verified_bytes(req.clone(), payload.take(), Route::Events);
+        Box::pin(async move {
+            let bytes = fut.await?;
+            WebhookEvent::from_slice(&bytes)
+                .map(Self)
+                .map_err(|error| invalid(Route::Events, error))
+        })
+    }
+}
+
+/// A verified request on the event webhook URL: an event, or an inbound
+/// call/SMS webhook that expects a JSON answer
+/// ([`InboundResponse`](crate::InboundResponse)).
+///
+/// Needs a [`WebhookConfig`] in `app_data`.
+#[derive(Debug, Clone)]
+pub struct VerifiedIncoming(pub Incoming);
+
+impl FromRequest for VerifiedIncoming {
+    type Error = WebhookRejection;
+    type Future = Extraction<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let fut = verified_bytes(req.clone(), payload.take(), Route::Events);
+        Box::pin(async move {
+            let bytes = fut.await?;
+            Incoming::from_slice(&bytes)
+                .map(Self)
+                .map_err(|error| invalid(Route::Events, error))
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Request and response plumbing
+// ---------------------------------------------------------------------------
+
+/// The header values the dispatcher looks at, borrowed from the request.
+struct RequestHead<'a> {
+    method: &'a str,
+    signature: Vec<&'a [u8]>,
+    content_encoding: Vec<&'a [u8]>,
+    content_length: Option<u64>,
+    peer: Option<IpAddr>,
+    forwarded_for: Vec<&'a [u8]>,
+}
+
+impl<'a> RequestHead<'a> {
+    fn of(req: &'a HttpRequest) -> Self {
+        let headers = req.headers();
+        Self {
+            method: req.method().as_str(),
+            signature: values(headers, SIGNATURE_HEADER),
+            content_encoding: values(headers, CONTENT_ENCODING.as_str()),
+            content_length: content_length(headers),
+            peer: req.peer_addr().map(|addr| addr.ip()),
+            forwarded_for: values(headers, FORWARDED_FOR),
+        }
+    }
+
+    fn raw_request(&self) -> RawRequest<'a> {
+        RawRequest::new(self.method, &[])
+            .signature_values(self.signature.iter().copied())
+            .content_encoding_values(self.content_encoding.iter().copied())
+            .with_content_length(self.content_length)
+            .with_peer(self.peer)
+            .forwarded_for_values(self.forwarded_for.iter().copied())
+    }
+}
+
+fn values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a [u8]> {
+    headers
+        .get_all(name)
+        .map(|value| value.as_bytes())
+        .collect()
+}
+
+/// The declared length, if the request has exactly one valid `Content-Length`
+/// (actix-web itself refuses requests whose framing headers are invalid).
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    let mut all = headers.get_all(CONTENT_LENGTH);
+    let value = all.next()?;
+    if all.next().is_some() {
+        return None;
+    }
+    let digits = value.as_bytes();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Keeps an unread request body alive until the response has been written.
+///
+/// actix-web discards ("drains") the rest of a chunked body whose payload was
+/// dropped, however long it is; while the payload is still referenced it closes
+/// the connection after the response instead.
+struct UnreadBody {
+    _payload: dev::Payload,
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn into_response(done: Dispatched, unread: Option<dev::Payload>) -> HttpResponse {
+    let Dispatched { response, outcome } = done;
+    let code = status(response.status());
+    let mut builder = HttpResponse::build(code);
+    for (name, value) in response.headers() {
+        builder.insert_header((name, value));
+    }
+    if code == StatusCode::PAYLOAD_TOO_LARGE {
+        builder.force_close();
+    }
+    let mut res = builder.body(response.into_body());
+    if let Some(payload) = unread.filter(|_| code == StatusCode::PAYLOAD_TOO_LARGE) {
+        res.extensions_mut()
+            .insert(UnreadBody { _payload: payload });
+    }
+    res.extensions_mut().insert(outcome);
+    res
+}

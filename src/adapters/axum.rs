@@ -1,0 +1,501 @@
+//! axum 0.8 adapter: a ready-made router and extractors for verified events.
+//!
+//! Every request goes through [`crate::dispatch`], so statuses are the same as in
+//! any other adapter. On top of the core this adapter:
+//!
+//! * refuses a `Content-Length` over the limit before reading, and stops reading
+//!   as soon as a body crosses it (`413`; 8 MiB by default, never axum's 2 MiB);
+//! * applies the handler deadline with `tokio::time::sleep` (`503`);
+//! * answers `500` when no verifier is configured (fail closed);
+//! * puts the [`Outcome`] in the response extensions, so a logging middleware
+//!   can print one line per request.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use retell_webhooks::adapters::axum::router;
+//! use retell_webhooks::dispatch::{ReceiverConfig, WebhookHandler};
+//! use retell_webhooks::{CallEvent, Verifier};
+//!
+//! struct Handler;
+//!
+//! impl WebhookHandler for Handler {
+//!     type Error = std::io::Error;
+//!
+//!     async fn on_call_ended(&self, event: CallEvent) -> Result<(), Self::Error> {
+//!         println!("call ended: {:?}", event.call.call_id);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
+//!     let app = router("/retell/webhook", verifier, Handler, ReceiverConfig::new());
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     axum::serve(listener, app).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Logging
+//!
+//! Each response carries its [`Outcome`] in the extensions; one line per request
+//! (status, event, call id, reason; no body or header value):
+//!
+//! ```no_run
+//! # use retell_webhooks::adapters::axum::router;
+//! # use retell_webhooks::dispatch::{Outcome, ReceiverConfig, WebhookHandler};
+//! # struct Handler;
+//! # impl WebhookHandler for Handler { type Error = String; }
+//! # fn app(verifier: retell_webhooks::Verifier) -> axum::Router {
+//! use axum::response::Response;
+//!
+//! router("/retell/webhook", verifier, Handler, ReceiverConfig::new()).layer(
+//!     axum::middleware::map_response(|response: Response| async move {
+//!         if let Some(outcome) = response.extensions().get::<Outcome>() {
+//!             eprintln!("retell webhook: {outcome}");
+//!         }
+//!         response
+//!     }),
+//! )
+//! # }
+//! ```
+//!
+//! # Source allowlist
+//!
+//! For the source allowlist, serve with
+//! `app.into_make_service_with_connect_info::<std::net::SocketAddr>()` so the
+//! peer address is known; without it an allowlist refuses every request (`403`).
+//!
+//! To handle events in your own axum handler instead, use the [`VerifiedEvent`]
+//! (or [`VerifiedIncoming`], [`VerifiedBody`]) extractor with a
+//! [`WebhookConfig`] in the router state. Extractors do not catch panics or
+//! apply the deadline: that is the router's job.
+
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, any};
+
+use crate::dispatch::{
+    self, BadBody, Dispatched, Outcome, RawRequest, Reason, ReceiverConfig, Route, WebhookHandler,
+};
+use crate::{Incoming, SIGNATURE_HEADER, Verifier, WebhookEvent};
+
+/// Header carrying the original client address through proxies.
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// Most bytes reserved up front from a `Content-Length`; the rest grows as data
+/// arrives, so a false length cannot make the server allocate the whole limit.
+const MAX_PREALLOCATION: u64 = 1024 * 1024;
+
+/// The verifier and limits, shared by the router and the extractors.
+///
+/// Cheap to clone. [`Default`] (or [`unconfigured`](Self::unconfigured)) has no
+/// verifier: every request is then answered `500`, never accepted unverified.
+#[derive(Clone, Default, Debug)]
+pub struct WebhookConfig {
+    verifier: Option<Arc<Verifier>>,
+    receiver: Arc<ReceiverConfig>,
+}
+
+impl WebhookConfig {
+    /// Verifies with `verifier` and the default [`ReceiverConfig`].
+    #[must_use]
+    pub fn new(verifier: Verifier) -> Self {
+        Self {
+            verifier: Some(Arc::new(verifier)),
+            receiver: Arc::default(),
+        }
+    }
+
+    /// No verifier: every request is refused with `500` (for an app that starts
+    /// before its key is available, or whose key failed to load).
+    #[must_use]
+    pub fn unconfigured() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the limits and policies.
+    #[must_use]
+    pub fn with_receiver_config(mut self, config: ReceiverConfig) -> Self {
+        self.receiver = Arc::new(config);
+        self
+    }
+
+    /// Whether a verifier is configured.
+    #[must_use]
+    pub fn is_configured(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// The verifier, if configured.
+    #[must_use]
+    pub fn verifier(&self) -> Option<&Verifier> {
+        self.verifier.as_deref()
+    }
+
+    /// The limits and policies.
+    #[must_use]
+    pub fn receiver_config(&self) -> &ReceiverConfig {
+        &self.receiver
+    }
+}
+
+/// A router with one `POST` route at `path` for the event webhook (and the
+/// inbound call/SMS webhook), handled by `handler`.
+///
+/// Any other method on `path` is answered `405`. Merge it into your app with
+/// [`Router::merge`].
+pub fn router<H, S>(path: &str, verifier: Verifier, handler: H, config: ReceiverConfig) -> Router<S>
+where
+    H: WebhookHandler + 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    let webhook = WebhookConfig::new(verifier).with_receiver_config(config);
+    Router::new().route(path, endpoint(Route::Events, webhook, Arc::new(handler)))
+}
+
+/// Like [`router`], for a custom function URL: bodies are
+/// [`FunctionCall`](crate::FunctionCall)s answered by
+/// [`WebhookHandler::on_function_call`] with `200` and the handler's body.
+///
+/// The handler deadline of `config` applies (9 s by default); Retell waits up to
+/// the tool's `timeout_ms` (2 minutes by default), so raise it for slow tools.
+pub fn function_router<H, S>(
+    path: &str,
+    verifier: Verifier,
+    handler: H,
+    config: ReceiverConfig,
+) -> Router<S>
+where
+    H: WebhookHandler + 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    let webhook = WebhookConfig::new(verifier).with_receiver_config(config);
+    Router::new().route(path, endpoint(Route::Function, webhook, Arc::new(handler)))
+}
+
+/// The route handler behind [`router`] and [`function_router`], to mount at a
+/// path of your choice (`Router::new().route("/hook", endpoint(...))`), share one
+/// handler between several routes, or pass an [unconfigured](WebhookConfig::unconfigured)
+/// config.
+pub fn endpoint<H, S>(route: Route, webhook: WebhookConfig, handler: Arc<H>) -> MethodRouter<S>
+where
+    H: WebhookHandler + 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    let state = Endpoint {
+        route,
+        webhook,
+        handler,
+    };
+    any(serve::<H>).with_state(state)
+}
+
+struct Endpoint<H> {
+    route: Route,
+    webhook: WebhookConfig,
+    handler: Arc<H>,
+}
+
+impl<H> Clone for Endpoint<H> {
+    fn clone(&self) -> Self {
+        Self {
+            route: self.route,
+            webhook: self.webhook.clone(),
+            handler: Arc::clone(&self.handler),
+        }
+    }
+}
+
+async fn serve<H>(State(endpoint): State<Endpoint<H>>, request: Request) -> Response
+where
+    H: WebhookHandler + 'static,
+{
+    into_response(handle(&endpoint, request).await)
+}
+
+async fn handle<H>(endpoint: &Endpoint<H>, request: Request) -> Dispatched
+where
+    H: WebhookHandler + 'static,
+{
+    let route = endpoint.route;
+    let (parts, body) = request.into_parts();
+    let Some(verifier) = endpoint.webhook.verifier() else {
+        return Dispatched::from_reason(route, Reason::NotConfigured);
+    };
+    let config = endpoint.webhook.receiver_config();
+    let bytes = match read_checked(config, route, &parts, body).await {
+        Ok(bytes) => bytes,
+        Err(rejected) => return rejected,
+    };
+    let raw = raw_request(&parts).with_body(&bytes);
+    let deadline = tokio::time::sleep(config.handler_deadline());
+    dispatch::dispatch(
+        verifier,
+        endpoint.handler.as_ref(),
+        route,
+        config,
+        &raw,
+        deadline,
+    )
+    .await
+}
+
+/// Runs the body-independent checks, then reads the body within the limit.
+async fn read_checked(
+    config: &ReceiverConfig,
+    route: Route,
+    parts: &Parts,
+    body: Body,
+) -> Result<Bytes, Dispatched> {
+    let head = raw_request(parts);
+    if let Some(rejected) = dispatch::precheck(config, route, &head) {
+        return Err(rejected);
+    }
+    let limit = config.body_limit();
+    match read_body(body, limit, head.content_length()).await {
+        Ok(bytes) => Ok(bytes),
+        Err(ReadError::TooLarge) => Err(Dispatched::from_reason(
+            route,
+            Reason::PayloadTooLarge { limit },
+        )),
+        Err(ReadError::Failed) => Err(Dispatched::from_reason(route, Reason::BodyReadFailed)),
+    }
+}
+
+fn raw_request(parts: &Parts) -> RawRequest<'_> {
+    let headers = &parts.headers;
+    let content_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    RawRequest::new(parts.method.as_str(), &[])
+        .signature_values(
+            headers
+                .get_all(SIGNATURE_HEADER)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )
+        .content_encoding_values(
+            headers
+                .get_all(header::CONTENT_ENCODING)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )
+        .forwarded_for_values(
+            headers
+                .get_all(X_FORWARDED_FOR)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )
+        .with_content_length(content_length)
+        .with_peer(peer)
+}
+
+enum ReadError {
+    TooLarge,
+    Failed,
+}
+
+/// Reads the body frame by frame and stops at the first byte over `limit`.
+async fn read_body(mut body: Body, limit: usize, hint: Option<u64>) -> Result<Bytes, ReadError> {
+    let reserve = hint.map_or(0, |len| len.min(MAX_PREALLOCATION));
+    let mut buf = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
+    while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|_| ReadError::Failed)?;
+        if let Ok(data) = frame.into_data() {
+            if data.len() > limit.saturating_sub(buf.len()) {
+                return Err(ReadError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+fn into_response(done: Dispatched) -> Response {
+    let Dispatched { response, outcome } = done;
+    let status =
+        StatusCode::from_u16(response.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers: Vec<_> = response.headers().collect();
+    let mut out = Response::new(Body::from(response.into_body()));
+    *out.status_mut() = status;
+    for (name, value) in headers {
+        let name = match name {
+            "content-type" => header::CONTENT_TYPE,
+            "allow" => header::ALLOW,
+            _ => continue,
+        };
+        if let Ok(value) = HeaderValue::from_str(value) {
+            out.headers_mut().insert(name, value);
+        }
+    }
+    out.extensions_mut().insert(outcome);
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Extractors
+// ---------------------------------------------------------------------------
+
+/// Why an extractor refused a request. Its response is exactly what the router
+/// would send; [`outcome`](Self::outcome) says why, for logs.
+#[derive(Debug)]
+pub struct WebhookRejection(Box<Dispatched>);
+
+impl WebhookRejection {
+    /// Status, reason, event name and call id (never a body or header value).
+    #[must_use]
+    pub fn outcome(&self) -> &Outcome {
+        &self.0.outcome
+    }
+
+    /// The status that will be sent.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        self.0.response.status()
+    }
+}
+
+impl std::fmt::Display for WebhookRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.outcome.fmt(f)
+    }
+}
+
+impl std::error::Error for WebhookRejection {}
+
+impl IntoResponse for WebhookRejection {
+    fn into_response(self) -> Response {
+        into_response(*self.0)
+    }
+}
+
+impl From<Dispatched> for WebhookRejection {
+    fn from(done: Dispatched) -> Self {
+        Self(Box::new(done))
+    }
+}
+
+/// Reads, limits and verifies the body; checks it is a JSON object.
+async fn verified_bytes<S>(
+    state: &S,
+    route: Route,
+    request: Request,
+) -> Result<Bytes, WebhookRejection>
+where
+    WebhookConfig: FromRef<S>,
+{
+    let webhook = WebhookConfig::from_ref(state);
+    let (parts, body) = request.into_parts();
+    let Some(verifier) = webhook.verifier() else {
+        return Err(Dispatched::from_reason(route, Reason::NotConfigured).into());
+    };
+    let config = webhook.receiver_config();
+    let bytes = read_checked(config, route, &parts, body).await?;
+    let raw = raw_request(&parts).with_body(&bytes);
+    dispatch::authenticate(verifier, config, route, &raw).map_err(WebhookRejection)?;
+    Ok(bytes)
+}
+
+fn invalid(route: Route, error: crate::ParseError) -> WebhookRejection {
+    Dispatched::from_reason(route, Reason::BadRequest(BadBody::Invalid { route, error })).into()
+}
+
+/// The raw body of a verified request: a JSON object, not parsed further (to
+/// store or queue as received, and parse later).
+///
+/// Needs a [`WebhookConfig`] reachable from the router state ([`FromRef`]).
+#[derive(Debug, Clone)]
+pub struct VerifiedBody(pub Bytes);
+
+impl<S> FromRequest<S> for VerifiedBody
+where
+    WebhookConfig: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = WebhookRejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        verified_bytes(state, Route::Events, request)
+            .await
+            .map(Self)
+    }
+}
+
+/// A verified, typed event from the event webhook.
+///
+/// Needs a [`WebhookConfig`] reachable from the router state ([`FromRef`]).
+///
+/// ```no_run
+/// use axum::{Router, routing::post};
+/// use retell_webhooks::adapters::axum::{VerifiedEvent, WebhookConfig};
+/// use retell_webhooks::{Verifier, WebhookEvent};
+///
+/// async fn hook(VerifiedEvent(event): VerifiedEvent) -> axum::http::StatusCode {
+///     if let WebhookEvent::CallEnded(ended) = &event {
+///         let _ = ended; // store it
+///     }
+///     axum::http::StatusCode::NO_CONTENT
+/// }
+///
+/// # fn app() -> Result<Router, retell_webhooks::KeyError> {
+/// let config = WebhookConfig::new(Verifier::new("key_from_the_dashboard")?);
+/// let app: Router = Router::new().route("/retell", post(hook)).with_state(config);
+/// # Ok(app)
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct VerifiedEvent(pub WebhookEvent);
+
+impl<S> FromRequest<S> for VerifiedEvent
+where
+    WebhookConfig: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = WebhookRejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = verified_bytes(state, Route::Events, request).await?;
+        WebhookEvent::from_slice(&bytes)
+            .map(Self)
+            .map_err(|error| invalid(Route::Events, error))
+    }
+}
+
+/// A verified request on the event webhook URL: an event, or an inbound
+/// call/SMS webhook that expects a JSON answer.
+///
+/// Needs a [`WebhookConfig`] reachable from the router state ([`FromRef`]).
+#[derive(Debug, Clone)]
+pub struct VerifiedIncoming(pub Incoming);
+
+impl<S> FromRequest<S> for VerifiedIncoming
+where
+    WebhookConfig: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = WebhookRejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = verified_bytes(state, Route::Events, request).await?;
+        Incoming::from_slice(&bytes)
+            .map(Self)
+            .map_err(|error| invalid(Route::Events, error))
+    }
+}

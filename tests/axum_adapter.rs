@@ -1,0 +1,804 @@
+//! The axum adapter over real HTTP on 127.0.0.1, with a minimal raw HTTP/1.1
+//! client (so header names, duplicate headers and early responses are under the
+//! test's control).
+#![cfg(feature = "axum")]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use retell_webhooks::adapters::axum::{
+    VerifiedBody, VerifiedEvent, VerifiedIncoming, WebhookConfig, endpoint, function_router, router,
+};
+use retell_webhooks::dispatch::{
+    IpRange, Outcome, ReceiverConfig, Route, SourceAllowlist, UNAUTHORIZED_BODY, WebhookHandler,
+};
+use retell_webhooks::{
+    CallEvent, FunctionCall, FunctionResponse, InboundCallRequest, InboundResponse, Incoming,
+    UnknownEvent, Verifier, WebhookEvent, sign,
+};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const KEY: &str = "key_axum_adapter_test";
+const NOW: u64 = 1_785_423_600_000;
+const LIMIT: usize = 8 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------
+// Handler under test
+// ---------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Counts {
+    ended: AtomicUsize,
+    analyzed: AtomicUsize,
+    unknown: AtomicUsize,
+    inbound: AtomicUsize,
+    functions: AtomicUsize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Ok,
+    Fail,
+    PanicOnce,
+    Hang,
+}
+
+struct TestHandler {
+    mode: Mode,
+    counts: Arc<Counts>,
+    panicked: AtomicUsize,
+}
+
+impl TestHandler {
+    fn new(mode: Mode) -> (Self, Arc<Counts>) {
+        let counts = Arc::new(Counts::default());
+        let handler = Self {
+            mode,
+            counts: Arc::clone(&counts),
+            panicked: AtomicUsize::new(0),
+        };
+        (handler, counts)
+    }
+}
+
+impl WebhookHandler for TestHandler {
+    type Error = String;
+
+    async fn on_call_ended(&self, event: CallEvent) -> Result<(), String> {
+        self.counts.ended.fetch_add(1, Ordering::SeqCst);
+        assert!(!event.call.call_id.is_empty());
+        match self.mode {
+            Mode::Ok => Ok(()),
+            Mode::Fail => Err("storage unavailable".to_owned()),
+            Mode::PanicOnce => {
+                if self.panicked.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("handler bug on first call");
+                }
+                Ok(())
+            }
+            Mode::Hang => std::future::pending().await,
+        }
+    }
+
+    async fn on_call_analyzed(&self, _event: CallEvent) -> Result<(), String> {
+        self.counts.analyzed.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn on_unknown(&self, _event: UnknownEvent) -> Result<(), String> {
+        self.counts.unknown.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn on_call_inbound(
+        &self,
+        request: InboundCallRequest,
+    ) -> Result<InboundResponse, String> {
+        self.counts.inbound.fetch_add(1, Ordering::SeqCst);
+        let caller = request.call_inbound.from_number.clone();
+        Ok(InboundResponse::call().dynamic_variables([("caller", caller)]))
+    }
+
+    async fn on_function_call(&self, call: FunctionCall) -> Result<FunctionResponse, String> {
+        self.counts.functions.fetch_add(1, Ordering::SeqCst);
+        Ok(FunctionResponse::json(
+            json!({ "booked": true, "name": call.name() }),
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Server and client
+// ---------------------------------------------------------------------------
+
+fn config() -> ReceiverConfig {
+    ReceiverConfig::new().with_clock(|| NOW)
+}
+
+fn verifier() -> Verifier {
+    Verifier::new(KEY).unwrap()
+}
+
+/// Serves `app` on an ephemeral loopback port, with the peer address available.
+async fn serve(app: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
+}
+
+/// Router at `/webhook` plus the outcomes seen by a logging middleware.
+async fn start(
+    handler: TestHandler,
+    config: ReceiverConfig,
+) -> (SocketAddr, Arc<Mutex<Vec<Outcome>>>) {
+    let outcomes = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&outcomes);
+    let app = router("/webhook", verifier(), handler, config).layer(
+        axum::middleware::map_response(move |response: Response| {
+            let seen = Arc::clone(&seen);
+            async move {
+                if let Some(outcome) = response.extensions().get::<Outcome>() {
+                    seen.lock().unwrap().push(outcome.clone());
+                }
+                response
+            }
+        }),
+    );
+    (serve(app).await, outcomes)
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Status, content type, content length and body: what a client can tell
+    /// apart (the `date` header aside).
+    fn fingerprint(&self) -> (u16, Option<String>, Option<String>, Vec<u8>) {
+        (
+            self.status,
+            self.header("content-type").map(str::to_owned),
+            self.header("content-length").map(str::to_owned),
+            self.body.clone(),
+        )
+    }
+}
+
+enum Framing {
+    /// `Content-Length` equal to the body length.
+    Length,
+    /// `Content-Length` with this value (the body is sent as given).
+    DeclaredLength(u64),
+    /// `Transfer-Encoding: chunked`, 64 KiB chunks.
+    Chunked,
+}
+
+/// Sends one request and reads the response until the server closes.
+///
+/// The body is written concurrently with reading, and write errors are
+/// ignored: a server may answer (413) and close before reading everything.
+async fn send_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    framing: Framing,
+) -> Reply {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    match framing {
+        Framing::Length => head.push_str(&format!("Content-Length: {}\r\n", body.len())),
+        Framing::DeclaredLength(n) => head.push_str(&format!("Content-Length: {n}\r\n")),
+        Framing::Chunked => head.push_str("Transfer-Encoding: chunked\r\n"),
+    }
+    head.push_str("\r\n");
+    let mut wire = head.into_bytes();
+    match framing {
+        Framing::Chunked => {
+            for chunk in body.chunks(64 * 1024) {
+                wire.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                wire.extend_from_slice(chunk);
+                wire.extend_from_slice(b"\r\n");
+            }
+            wire.extend_from_slice(b"0\r\n\r\n");
+        }
+        _ => wire.extend_from_slice(body),
+    }
+    let write = tokio::spawn(async move {
+        let _ = writer.write_all(&wire).await;
+        let _ = writer.flush().await;
+        writer
+    });
+    let mut raw = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
+    drop(write.await);
+    parse_reply(&raw)
+}
+
+fn parse_reply(raw: &[u8]) -> Reply {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete response: {:?}", String::from_utf8_lossy(raw)));
+    let head = std::str::from_utf8(&raw[..split]).unwrap();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .map(|line| {
+            let (name, value) = line.split_once(':').unwrap();
+            (name.trim().to_ascii_lowercase(), value.trim().to_owned())
+        })
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+async fn post_signed(addr: SocketAddr, body: &[u8]) -> Reply {
+    let sig = sign(body, KEY, NOW);
+    send_raw(
+        addr,
+        "POST",
+        "/webhook",
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Retell-Signature", &sig),
+        ],
+        body,
+        Framing::Length,
+    )
+    .await
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// A `call_ended` body of exactly `len` bytes (padded inside a JSON string).
+fn call_ended_of_len(len: usize) -> Vec<u8> {
+    let prefix = br#"{"event":"call_ended","call":{"call_id":"call_big"},"padding":""#;
+    let suffix = br#""}"#;
+    let pad = len - prefix.len() - suffix.len();
+    let mut body = Vec::with_capacity(len);
+    body.extend_from_slice(prefix);
+    body.resize(prefix.len() + pad, b'a');
+    body.extend_from_slice(suffix);
+    assert_eq!(body.len(), len);
+    body
+}
+
+/// A deterministic two-hour-class `call_analyzed` body of about 3 MiB: the
+/// maximal fixture with its utterances repeated, like a long call with word
+/// timings in `transcript_object` and two tool-call transcripts.
+fn long_call_analyzed() -> Vec<u8> {
+    let mut event: Value = serde_json::from_slice(&fixture("call_analyzed_maximal.json")).unwrap();
+    let call = event["call"].as_object_mut().unwrap();
+    for key in [
+        "transcript_object",
+        "transcript_with_tool_calls",
+        "scrubbed_transcript_with_tool_calls",
+    ] {
+        let items = call[key].as_array().unwrap().clone();
+        let once = serde_json::to_vec(&items).unwrap().len();
+        let copies = 1_000_000 / once + 1;
+        let long: Vec<Value> = (0..copies).flat_map(|_| items.iter().cloned()).collect();
+        call.insert(key.to_owned(), Value::Array(long));
+    }
+    let transcript = call["transcript"].as_str().unwrap().repeat(60);
+    call.insert("transcript".to_owned(), Value::String(transcript));
+    serde_json::to_vec(&event).unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn valid_event_is_204_and_outcome_is_attached() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (addr, outcomes) = start(handler, config()).await;
+    let reply = post_signed(addr, &fixture("call_ended_phone.json")).await;
+    assert_eq!(reply.status, 204);
+    assert!(reply.body.is_empty());
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 1);
+    let outcomes = outcomes.lock().unwrap();
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].event.as_deref(), Some("call_ended"));
+    assert!(outcomes[0].call_id.is_some());
+}
+
+#[tokio::test]
+async fn every_verification_failure_is_the_same_401() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (addr, _) = start(handler, config()).await;
+    let body = fixture("call_ended_phone.json");
+    let good = sign(&body, KEY, NOW);
+    let stale = sign(&body, KEY, NOW - 300_001);
+    let wrong_key = sign(&body, "some_other_key", NOW);
+    let malformed = format!("v={NOW},d=xyz");
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![],
+        vec![("X-Retell-Signature", malformed.as_str())],
+        vec![("X-Retell-Signature", stale.as_str())],
+        vec![("X-Retell-Signature", wrong_key.as_str())],
+        vec![
+            ("X-Retell-Signature", good.as_str()),
+            ("X-Retell-Signature", good.as_str()),
+        ],
+        vec![
+            ("X-Retell-Signature", ""),
+            ("x-retell-signature", good.as_str()),
+        ],
+    ];
+    let mut fingerprints = Vec::new();
+    for headers in &cases {
+        let reply = send_raw(addr, "POST", "/webhook", headers, &body, Framing::Length).await;
+        assert_eq!(reply.status, 401, "{headers:?}");
+        assert_eq!(reply.body, UNAUTHORIZED_BODY);
+        fingerprints.push(reply.fingerprint());
+    }
+    assert!(fingerprints.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn header_name_is_case_insensitive_and_content_type_is_ignored() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (addr, _) = start(handler, config()).await;
+    let body = fixture("call_ended_phone.json");
+    let sig = sign(&body, KEY, NOW);
+    for name in [
+        "X-Retell-Signature",
+        "x-retell-signature",
+        "X-RETELL-SIGNATURE",
+    ] {
+        let reply = send_raw(
+            addr,
+            "POST",
+            "/webhook",
+            &[(name, &sig)],
+            &body,
+            Framing::Length,
+        )
+        .await;
+        assert_eq!(reply.status, 204, "{name}");
+    }
+    // The signature is the authority, not the content type.
+    for content_type in ["application/json; charset=utf-8", "text/plain"] {
+        let headers = [
+            ("X-Retell-Signature", sig.as_str()),
+            ("Content-Type", content_type),
+        ];
+        let reply = send_raw(addr, "POST", "/webhook", &headers, &body, Framing::Length).await;
+        assert_eq!(reply.status, 204, "{content_type}");
+    }
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn body_limit_is_exact_and_enforced_while_reading() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (addr, _) = start(handler, config()).await;
+
+    let at_limit = call_ended_of_len(LIMIT);
+    assert_eq!(post_signed(addr, &at_limit).await.status, 204);
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 1);
+
+    let over = call_ended_of_len(LIMIT + 1);
+    let reply = post_signed(addr, &over).await;
+    assert_eq!(reply.status, 413);
+    assert_eq!(reply.body, b"payload too large\n");
+
+    // Chunked, no Content-Length: refused once the limit is crossed.
+    let sig = sign(&over, KEY, NOW);
+    let reply = send_raw(
+        addr,
+        "POST",
+        "/webhook",
+        &[("X-Retell-Signature", &sig)],
+        &over,
+        Framing::Chunked,
+    )
+    .await;
+    assert_eq!(reply.status, 413);
+
+    // A declared length over the limit is refused before any byte is read.
+    let reply = send_raw(
+        addr,
+        "POST",
+        "/webhook",
+        &[],
+        b"{}",
+        Framing::DeclaredLength(100 * 1024 * 1024),
+    )
+    .await;
+    assert_eq!(reply.status, 413);
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn configured_body_limit_applies() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (addr, _) = start(handler, config().with_body_limit(1024)).await;
+    assert_eq!(
+        post_signed(addr, &call_ended_of_len(1024)).await.status,
+        204
+    );
+    assert_eq!(
+        post_signed(addr, &call_ended_of_len(1025)).await.status,
+        413
+    );
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn long_call_payload_is_accepted() {
+    let body = long_call_analyzed();
+    assert!(
+        (2_900_000..4_000_000).contains(&body.len()),
+        "generated {} bytes",
+        body.len()
+    );
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (addr, _) = start(handler, config()).await;
+    assert_eq!(post_signed(addr, &body).await.status, 204);
+    assert_eq!(counts.analyzed.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn bad_json_after_a_valid_signature_is_400() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (addr, _) = start(handler, config()).await;
+    for body in [&b"{\"event\":"[..], b"[1,2,3]", b"\xff\xfe", b""] {
+        let reply = post_signed(addr, body).await;
+        assert_eq!(reply.status, 400, "{body:?}");
+    }
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn handler_error_is_500() {
+    let (handler, counts) = TestHandler::new(Mode::Fail);
+    let (addr, outcomes) = start(handler, config()).await;
+    let reply = post_signed(addr, &fixture("call_ended_phone.json")).await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(reply.body, b"internal server error\n");
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 1);
+    let reason = outcomes.lock().unwrap()[0].reason.to_string();
+    assert!(reason.contains("storage unavailable"), "{reason}");
+}
+
+#[tokio::test]
+async fn handler_panic_is_500_and_the_server_keeps_serving() {
+    let (handler, counts) = TestHandler::new(Mode::PanicOnce);
+    let (addr, _) = start(handler, config()).await;
+    let body = fixture("call_ended_phone.json");
+    let reply = post_signed(addr, &body).await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(reply.body, b"internal server error\n");
+    assert_eq!(post_signed(addr, &body).await.status, 204);
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn handler_deadline_is_503() {
+    let (handler, counts) = TestHandler::new(Mode::Hang);
+    let config = config().with_handler_deadline(Duration::from_millis(50));
+    let (addr, _) = start(handler, config).await;
+    let reply = post_signed(addr, &fixture("call_ended_phone.json")).await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 1);
+    // Other requests are unaffected.
+    assert_eq!(
+        post_signed(addr, &fixture("call_started.json"))
+            .await
+            .status,
+        204
+    );
+}
+
+#[tokio::test]
+async fn inbound_call_gets_the_handlers_json_answer() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (addr, _) = start(handler, config()).await;
+    let reply = post_signed(addr, &fixture("call_inbound_request.json")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let answer: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(
+        answer["call_inbound"]["dynamic_variables"]["caller"], "+14155550142",
+        "{answer}"
+    );
+    assert_eq!(counts.inbound.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn unknown_event_is_acknowledged() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (addr, _) = start(handler, config()).await;
+    let body = br#"{"event":"call_teleported","call":{"call_id":"call_1"}}"#;
+    let reply = post_signed(addr, body).await;
+    assert!((200..300).contains(&reply.status), "{}", reply.status);
+    assert_eq!(counts.unknown.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn wrong_method_and_encoding() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (addr, _) = start(handler, config()).await;
+    let body = fixture("call_ended_phone.json");
+    let sig = sign(&body, KEY, NOW);
+    for method in ["GET", "PUT"] {
+        let reply = send_raw(
+            addr,
+            method,
+            "/webhook",
+            &[("X-Retell-Signature", &sig)],
+            &body,
+            Framing::Length,
+        )
+        .await;
+        assert_eq!(reply.status, 405, "{method}");
+        assert_eq!(reply.header("allow"), Some("POST"));
+    }
+    let reply = send_raw(
+        addr,
+        "POST",
+        "/webhook",
+        &[("X-Retell-Signature", &sig), ("Content-Encoding", "gzip")],
+        &body,
+        Framing::Length,
+    )
+    .await;
+    assert_eq!(reply.status, 415);
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn source_allowlist_ignores_spoofed_forwarded_for() {
+    let body = fixture("call_ended_phone.json");
+    let sig = sign(&body, KEY, NOW);
+    let headers = [
+        ("X-Retell-Signature", sig.as_str()),
+        ("X-Forwarded-For", "100.20.5.228"),
+    ];
+
+    // 127.0.0.1 is not a trusted proxy: the header is ignored.
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let strict = config().with_source_allowlist(SourceAllowlist::retell());
+    let (addr, _) = start(handler, strict).await;
+    let reply = send_raw(addr, "POST", "/webhook", &headers, &body, Framing::Length).await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 0);
+
+    // Behind a trusted proxy on 127.0.0.1, the forwarded address counts.
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let loopback: IpRange = "127.0.0.0/8".parse().unwrap();
+    let proxied =
+        config().with_source_allowlist(SourceAllowlist::retell().with_trusted_proxies([loopback]));
+    let (addr, _) = start(handler, proxied).await;
+    let reply = send_raw(addr, "POST", "/webhook", &headers, &body, Framing::Length).await;
+    assert_eq!(reply.status, 204);
+    // ... and the signature is still required.
+    let unsigned = send_raw(
+        addr,
+        "POST",
+        "/webhook",
+        &[("X-Forwarded-For", "100.20.5.228")],
+        &body,
+        Framing::Length,
+    )
+    .await;
+    assert_eq!(unsigned.status, 401);
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn missing_verifier_fails_closed() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let app = Router::new().route(
+        "/webhook",
+        endpoint(
+            Route::Events,
+            WebhookConfig::unconfigured(),
+            Arc::new(handler),
+        ),
+    );
+    let addr = serve(app).await;
+    let reply = post_signed(addr, &fixture("call_ended_phone.json")).await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn function_route_answers_with_the_handler_body() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let addr = serve(function_router("/webhook", verifier(), handler, config())).await;
+    let reply = post_signed(addr, &fixture("custom_function_request.json")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let answer: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(answer["booked"], true);
+    let reply = post_signed(addr, &fixture("custom_function_request_args_only.json")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(counts.functions.load(Ordering::SeqCst), 2);
+}
+
+#[derive(Clone)]
+struct AppState {
+    webhook: WebhookConfig,
+    seen: Arc<AtomicUsize>,
+}
+
+impl axum::extract::FromRef<AppState> for WebhookConfig {
+    fn from_ref(state: &AppState) -> Self {
+        state.webhook.clone()
+    }
+}
+
+async fn typed(State(state): State<AppState>, VerifiedEvent(event): VerifiedEvent) -> StatusCode {
+    if matches!(event, WebhookEvent::CallEnded(_)) {
+        state.seen.fetch_add(1, Ordering::SeqCst);
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn incoming(
+    State(state): State<AppState>,
+    VerifiedIncoming(incoming): VerifiedIncoming,
+) -> Vec<u8> {
+    state.seen.fetch_add(1, Ordering::SeqCst);
+    match incoming {
+        Incoming::CallInbound(request) => {
+            let answer = InboundResponse::call()
+                .dynamic_variables([("caller", request.call_inbound.from_number)]);
+            serde_json::to_vec(&answer).unwrap()
+        }
+        _ => b"{}".to_vec(),
+    }
+}
+
+async fn raw(State(state): State<AppState>, VerifiedBody(body): VerifiedBody) -> StatusCode {
+    assert!(body.starts_with(b"{"));
+    state.seen.fetch_add(1, Ordering::SeqCst);
+    StatusCode::ACCEPTED
+}
+
+#[tokio::test]
+async fn extractors_verify_and_reject_like_the_router() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let state = AppState {
+        webhook: WebhookConfig::new(verifier()).with_receiver_config(config()),
+        seen: Arc::clone(&seen),
+    };
+    let app = Router::new()
+        .route("/webhook", post(typed))
+        .route("/raw", post(raw))
+        .route("/incoming", post(incoming))
+        .with_state(state);
+    let addr = serve(app).await;
+    let body = fixture("call_ended_phone.json");
+    assert_eq!(post_signed(addr, &body).await.status, 204);
+    let sig = sign(&body, KEY, NOW);
+    let reply = send_raw(
+        addr,
+        "POST",
+        "/raw",
+        &[("X-Retell-Signature", &sig)],
+        &body,
+        Framing::Length,
+    )
+    .await;
+    assert_eq!(reply.status, 202);
+    let inbound = fixture("call_inbound_request.json");
+    let sig = sign(&inbound, KEY, NOW);
+    let headers = [("X-Retell-Signature", sig.as_str())];
+    let reply = send_raw(
+        addr,
+        "POST",
+        "/incoming",
+        &headers,
+        &inbound,
+        Framing::Length,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let answer: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(
+        answer["call_inbound"]["dynamic_variables"]["caller"],
+        "+14155550142"
+    );
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
+
+    // Same 401 bytes as the router.
+    let (handler, _) = TestHandler::new(Mode::Ok);
+    let (router_addr, _) = start(handler, config()).await;
+    let wrong = sign(&body, "wrong", NOW);
+    let from_extractor = send_raw(
+        addr,
+        "POST",
+        "/webhook",
+        &[("X-Retell-Signature", &wrong)],
+        &body,
+        Framing::Length,
+    )
+    .await;
+    let from_router = send_raw(
+        router_addr,
+        "POST",
+        "/webhook",
+        &[("X-Retell-Signature", &wrong)],
+        &body,
+        Framing::Length,
+    )
+    .await;
+    assert_eq!(from_extractor.status, 401);
+    assert_eq!(from_extractor.fingerprint(), from_router.fingerprint());
+    let too_big = call_ended_of_len(LIMIT + 1);
+    assert_eq!(post_signed(addr, &too_big).await.status, 413);
+    assert_eq!(post_signed(addr, b"not json").await.status, 400);
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deliveries_on_a_multi_threaded_runtime() {
+    let (handler, counts) = TestHandler::new(Mode::Ok);
+    let (addr, outcomes) = start(handler, config()).await;
+    let body = Arc::new(fixture("call_ended_phone.json"));
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let body = Arc::clone(&body);
+            tokio::spawn(async move { post_signed(addr, &body).await.status })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 204);
+    }
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 40);
+    assert_eq!(outcomes.lock().unwrap().len(), 40);
+}
