@@ -96,7 +96,13 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|err| fail(EXIT_USAGE, format_args!("cannot start the runtime: {err}"), None))
+        .map_err(|err| {
+            fail(
+                EXIT_USAGE,
+                format_args!("cannot start the runtime: {err}"),
+                None,
+            )
+        })
 }
 
 /// An id read from a body, safe to print: ids Retell issues are short and made

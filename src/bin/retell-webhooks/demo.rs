@@ -6,9 +6,9 @@ use hyper::StatusCode;
 use retell_webhooks::dispatch::Route;
 use retell_webhooks::samples;
 
+use crate::common;
 use crate::listen::Receiver;
 use crate::send::{Target, post};
-use crate::common;
 
 /// The key the forged request is signed with (anything but the demo key).
 const FORGED_KEY: &str = "key_forged_not_the_receivers_key";
@@ -44,8 +44,15 @@ async fn demo(port: u16) -> Result<ExitCode, ExitCode> {
     let shutdown = async move {
         let _ = stopped.await;
     };
-    let receiver =
-        Receiver::start("127.0.0.1", port, "/webhook", "/function", verifier, shutdown).await?;
+    let receiver = Receiver::start(
+        "127.0.0.1",
+        port,
+        "/webhook",
+        "/function",
+        verifier,
+        shutdown,
+    )
+    .await?;
     common::print(format_args!(
         "demo: receiver on {} with the public demo key; sending {} signed samples and one forged request",
         receiver.base_url(),

@@ -117,7 +117,11 @@ impl Receiver {
                 )
             })?;
         let addr = listener.local_addr().map_err(|err| {
-            common::fail(common::EXIT_USAGE, format_args!("cannot listen: {err}"), None)
+            common::fail(
+                common::EXIT_USAGE,
+                format_args!("cannot listen: {err}"),
+                None,
+            )
         })?;
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -205,7 +209,11 @@ pub fn describe(outcome: &Outcome) -> String {
         .as_deref()
         .or(outcome.chat_id.as_deref())
         .map_or("-", common::printable_id);
-    format!("{event} {id} {} {}", outcome.status, reason(&outcome.reason))
+    format!(
+        "{event} {id} {} {}",
+        outcome.status,
+        reason(&outcome.reason)
+    )
 }
 
 /// A short reason: `ok`, `answered`, `signature mismatch`, …

@@ -115,15 +115,19 @@ fn is_known(event: &str) -> bool {
 
 /// `error: …` with the path, then the event and id when they could be read.
 fn report(err: &ParseError) -> ExitCode {
-    let mut context = format!("at: {}", err.path());
+    let mut context = format!("  at: {}", err.path());
     if let Some(event) = err.event().filter(|e| is_known(e)) {
-        context.push_str(&format!("\nevent: {event}"));
+        context.push_str(&format!("\n  event: {event}"));
     }
     if let Some(id) = err.call_id() {
-        context.push_str(&format!("\ncall_id: {}", common::printable_id(id)));
+        context.push_str(&format!("\n  call_id: {}", common::printable_id(id)));
     }
     if let Some(id) = err.chat_id() {
-        context.push_str(&format!("\nchat_id: {}", common::printable_id(id)));
+        context.push_str(&format!("\n  chat_id: {}", common::printable_id(id)));
     }
-    common::fail(common::EXIT_REJECTED, format_args!("{err}\n{context}"), None)
+    common::fail(
+        common::EXIT_REJECTED,
+        format_args!("{err}\n{context}"),
+        None,
+    )
 }

@@ -29,8 +29,9 @@ target, sign with `retell-webhooks sign` and send with curl:
 --data-binary @body.json https://example.com/webhook")]
 pub struct Args {
     /// Receiver URL, e.g. http://127.0.0.1:3000/webhook (plain http only).
+    /// Required, except with `--event list`.
     #[arg(long, value_name = "URL")]
-    url: String,
+    url: Option<String>,
     /// Retell API key to sign with [default: the public demo key that
     /// `listen` also defaults to]. Never printed.
     #[arg(long, env = common::KEY_ENV, hide_env_values = true)]
@@ -72,7 +73,14 @@ pub fn run(args: &Args) -> ExitCode {
 }
 
 fn send(args: &Args) -> Result<ExitCode, ExitCode> {
-    let target = Target::parse(&args.url)
+    let Some(url) = args.url.as_deref() else {
+        return Err(common::fail(
+            common::EXIT_USAGE,
+            "--url is required",
+            Some("e.g. --url http://127.0.0.1:3000/webhook (what `retell-webhooks listen` serves)"),
+        ));
+    };
+    let target = Target::parse(url)
         .map_err(|why| common::fail(common::EXIT_USAGE, format_args!("--url: {why}"), None))?;
     let (key, _) = common::key_or_demo(args.key.as_deref());
     common::verifier(key)?;
@@ -91,7 +99,7 @@ fn send(args: &Args) -> Result<ExitCode, ExitCode> {
         .map_err(|why| {
             common::fail(
                 common::EXIT_REJECTED,
-                format_args!("no answer from {}: {why}", args.url),
+                format_args!("no answer from {url}: {why}"),
                 Some("is the receiver running? (`retell-webhooks listen`)"),
             )
         })?;
@@ -107,9 +115,9 @@ fn send(args: &Args) -> Result<ExitCode, ExitCode> {
             "the receiver checks with another key: give both sides the same --key or \
              RETELL_API_KEY (or neither, for the demo key)",
         ),
-        StatusCode::BAD_REQUEST if args.event.as_deref() == Some("custom_function") => Some(
-            "a custom-function request goes to the function URL (`listen` serves /function)",
-        ),
+        StatusCode::BAD_REQUEST if args.event.as_deref() == Some("custom_function") => {
+            Some("a custom-function request goes to the function URL (`listen` serves /function)")
+        }
         StatusCode::NOT_FOUND => Some("check the path in --url (`listen` serves /webhook)"),
         _ => None,
     };
@@ -138,9 +146,11 @@ impl Target {
         match uri.scheme_str() {
             Some("http") => {}
             Some("https") => {
-                return Err("https is not supported; sign with `retell-webhooks sign` and \
+                return Err(
+                    "https is not supported; sign with `retell-webhooks sign` and \
                             send with curl (see --help)"
-                    .to_owned());
+                        .to_owned(),
+                );
             }
             _ => return Err("expected an http:// URL".to_owned()),
         }
@@ -176,7 +186,9 @@ impl Answer {
     /// `204 No Content`.
     pub fn status_line(&self) -> String {
         let reason = self.status.canonical_reason().unwrap_or_default();
-        format!("{} {reason}", self.status.as_u16()).trim_end().to_owned()
+        format!("{} {reason}", self.status.as_u16())
+            .trim_end()
+            .to_owned()
     }
 }
 
@@ -207,7 +219,10 @@ async fn post_inner(
     let mut request = Request::post(target.path_and_query.as_str())
         .header(header::HOST, target.authority.as_str())
         .header(header::CONTENT_TYPE, "application/json")
-        .header(header::USER_AGENT, concat!("retell-webhooks/", env!("CARGO_PKG_VERSION")));
+        .header(
+            header::USER_AGENT,
+            concat!("retell-webhooks/", env!("CARGO_PKG_VERSION")),
+        );
     if let Some(signature) = signature {
         request = request.header(SIGNATURE_HEADER, signature);
     }
