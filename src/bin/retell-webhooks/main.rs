@@ -32,7 +32,6 @@ mod verify;
 #[command(
     name = "retell-webhooks",
     version,
-    about,
     long_about = None,
     after_help = "\
 Try it with no configuration (public demo key, no public URL needed):

@@ -28,6 +28,12 @@ pub enum Kind {
 
 /// Arguments of `parse`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Prints the parsed value written back as compact JSON on standard output \
+(exit 0): unknown fields and enum values are kept, so what you see is what \
+your handler gets. On failure prints the JSON path, position, and when \
+readable the event name and call/chat id on standard error (exit 1); never \
+a value from the body.")]
 pub struct Args {
     /// What the body is.
     #[arg(long, value_enum, default_value_t = Kind::Event)]

@@ -23,7 +23,8 @@ Exit status: 0 on a 2xx answer; 1 on any other answer or when none came \
 (connection refused, timeout); 2 on a usage error.
 
 Only plain http:// URLs are supported (a local receiver). For an https:// \
-target, sign with `retell-webhooks sign` and send with curl:
+target, sign with `retell-webhooks sign` (key in RETELL_API_KEY) and send \
+with curl:
   curl -H 'Content-Type: application/json' \
 -H \"X-Retell-Signature: $(retell-webhooks sign body.json)\" \
 --data-binary @body.json https://example.com/webhook")]
