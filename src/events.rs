@@ -1052,6 +1052,71 @@ impl<'de> Visitor<'de> for ProbeVisitor<'_> {
     }
 }
 
+/// Which id a standalone payload object carries at its top level.
+#[derive(Clone, Copy)]
+pub(crate) enum Standalone {
+    /// A bare Call object (`call_id`).
+    Call,
+    /// A bare Chat object (`chat_id`).
+    Chat,
+}
+
+/// Parses a bare payload object (a Call or Chat outside its envelope) with the
+/// same error reporting as the envelope: JSON path, position, and the id when
+/// it can be read.
+pub(crate) fn parse_standalone<T>(body: &[u8], subject: Standalone) -> Result<T, ParseError>
+where
+    T: serde::de::DeserializeOwned,
+{
+    let text = std::str::from_utf8(body).map_err(|e| ParseError::utf8(body, e))?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed = serde_path_to_error::deserialize::<_, T>(&mut de)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            (e.into_inner(), path)
+        })
+        .and_then(|value| de.end().map(|()| value).map_err(|e| (e, String::new())));
+    parsed.map_err(|(error, path)| {
+        let path = if path == "." { String::new() } else { path };
+        let id = standalone_id(text, subject);
+        let (call_id, chat_id) = match subject {
+            Standalone::Call => (id, None),
+            Standalone::Chat => (None, id),
+        };
+        ParseError::json(&error, path).with_context(None, call_id, chat_id)
+    })
+}
+
+/// The top-level `call_id` / `chat_id` string of a (failed) bare object.
+fn standalone_id(text: &str, subject: Standalone) -> Option<String> {
+    struct IdVisitor<'a>(&'a mut Option<String>, &'static str);
+    impl<'de> Visitor<'de> for IdVisitor<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                if key == self.1 && self.0.is_none() {
+                    *self.0 = map.next_value::<AnyString>()?.0;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    }
+    let key = match subject {
+        Standalone::Call => "call_id",
+        Standalone::Chat => "chat_id",
+    };
+    let mut id = None;
+    let mut de = serde_json::Deserializer::from_str(text);
+    // Errors are expected here (the body already failed); keep what was read.
+    let _ = de.deserialize_map(IdVisitor(&mut id, key));
+    id
+}
+
 /// A string, or `None` for any other JSON value.
 struct AnyString(Option<String>);
 

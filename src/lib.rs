@@ -35,7 +35,12 @@
 //!   `200` with the answer, one identical `401` for any signature failure, `413`
 //!   over 8 MiB, `500` on a handler error or panic, `503` past the deadline
 //!   ([`dispatch`]; the axum router is `adapters::axum`, feature `axum`; the
-//!   actix-web service is `adapters::actix`, feature `actix`).
+//!   actix-web service is `adapters::actix`, feature `actix`);
+//! * ships realistic sample bodies of every request Retell sends, for your own
+//!   tests (`samples`, feature `samples`), and a command-line tool (feature
+//!   `cli`) that parses bodies, signs and checks signatures, runs a local
+//!   receiver (`retell-webhooks listen`) and sends it signed samples
+//!   (`retell-webhooks send`, `retell-webhooks demo`) without a public URL.
 //!
 //! ```
 //! use retell_webhooks::{sign, Verifier, WebhookEvent};
@@ -74,6 +79,9 @@ pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod models;
+#[cfg(feature = "samples")]
+#[cfg_attr(docsrs, doc(cfg(feature = "samples")))]
+pub mod samples;
 pub mod signature;
 
 pub use error::{Error, ParseError, ParseErrorKind};

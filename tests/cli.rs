@@ -1,6 +1,8 @@
 //! The `retell-webhooks` binary, run as a user would.
 #![cfg(feature = "cli")]
 
+mod common;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -345,4 +347,299 @@ fn bad_key_and_usage_errors_exit_2() {
     // No subcommand.
     let out = cli().output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+// ---------------------------------------------------------------------------
+// parse
+// ---------------------------------------------------------------------------
+
+fn json(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+/// Runs `parse --kind KIND` on `body` (standard input); asserts success and
+/// that the printed compact JSON is the input, value for value.
+fn assert_parses(kind: &str, body: &[u8]) {
+    let mut cmd = cli();
+    cmd.args(["parse", "--kind", kind]);
+    let out = run_with_stdin(cmd, body);
+    assert_eq!(out.status.code(), Some(0), "{kind}: {}", stderr(&out));
+    let printed = stdout(&out);
+    assert_eq!(printed.lines().count(), 1, "{kind}: one compact line");
+    common::assert_same_json(&json(printed.as_bytes()), &json(body), kind);
+}
+
+#[test]
+fn parse_every_kind_on_fixtures() {
+    let read = |name: &str| std::fs::read(fixture(name)).unwrap();
+    for name in [
+        "call_started.json",
+        "call_ended_phone.json",
+        "call_analyzed_maximal.json",
+        "transfer_bridged.json",
+        "chat_analyzed.json",
+        "call_inbound_request.json",
+    ] {
+        assert_parses("event", &read(name));
+    }
+    let event = json(&read("call_ended_web.json"));
+    assert_parses("call", event["call"].to_string().as_bytes());
+    let event = json(&read("chat_ended.json"));
+    assert_parses("chat", event["chat"].to_string().as_bytes());
+    assert_parses("inbound", &read("call_inbound_request.json"));
+    assert_parses("inbound", &read("chat_inbound_request.json"));
+    assert_parses("function", &read("custom_function_request.json"));
+    assert_parses("function", &read("custom_function_request_args_only.json"));
+
+    // FILE instead of standard input; `event` is the default kind.
+    let out = cli()
+        .arg("parse")
+        .arg(fixture("call_ended_phone.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    common::assert_same_json(
+        &json(&out.stdout),
+        &json(&read("call_ended_phone.json")),
+        "FILE",
+    );
+}
+
+#[test]
+fn parse_failure_names_path_and_ids_but_no_value() {
+    let body = std::fs::read_to_string(fixture("call_ended_phone.json")).unwrap();
+    let bad = body.replacen(
+        "\"agent_version\": 7",
+        "\"agent_version\": \"v7-secret\"",
+        1,
+    );
+    assert_ne!(bad, body);
+    let mut cmd = cli();
+    cmd.arg("parse");
+    let out = run_with_stdin(cmd, bad.as_bytes());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(err.contains("call.agent_version"), "{err}");
+    assert!(err.contains("event: call_ended"), "{err}");
+    assert!(
+        err.contains("call_id: call_8e2f4a6c1b9d3e7f5a0c2b4d6e"),
+        "{err}"
+    );
+    assert!(!err.contains("v7-secret"), "{err}");
+    assert!(!err.contains("+1"), "no phone number: {err}");
+
+    // A bare call: the path is relative to the object.
+    let mut cmd = cli();
+    cmd.args(["parse", "--kind", "call"]);
+    let out = run_with_stdin(cmd, br#"{"call_id":"call_1","duration_ms":"long"}"#);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("at: duration_ms"), "{err}");
+    assert!(err.contains("call_id: call_1"), "{err}");
+    assert!(!err.contains("long"), "{err}");
+
+    // Another event where an inbound request is expected.
+    let out = cli()
+        .args(["parse", "--kind", "inbound"])
+        .arg(fixture("chat_ended.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("`chat_ended`"), "{}", stderr(&out));
+
+    // Not JSON at all.
+    let mut cmd = cli();
+    cmd.args(["parse", "--kind", "function"]);
+    let out = run_with_stdin(cmd, b"name=check");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
+}
+
+// ---------------------------------------------------------------------------
+// send, listen, demo
+// ---------------------------------------------------------------------------
+
+const SAMPLE_NAMES: &[&str] = &[
+    "call_started",
+    "call_ended",
+    "call_analyzed",
+    "transcript_updated",
+    "transfer_started",
+    "transfer_bridged",
+    "transfer_cancelled",
+    "transfer_ended",
+    "chat_started",
+    "chat_ended",
+    "chat_analyzed",
+    "call_inbound",
+    "chat_inbound",
+    "custom_function",
+];
+
+#[test]
+fn send_event_list_prints_every_sample() {
+    let out = cli().args(["send", "--event", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().collect::<Vec<_>>(), SAMPLE_NAMES);
+
+    // An unknown sample is a usage error that points at the list.
+    let out = cli()
+        .args([
+            "send",
+            "--url",
+            "http://127.0.0.1:9/",
+            "--event",
+            "call_exploded",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    // https is refused with a pointer to `sign` + curl.
+    let out = cli()
+        .args([
+            "send",
+            "--url",
+            "https://example.com/hook",
+            "--event",
+            "call_ended",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("curl"), "{}", stderr(&out));
+}
+
+/// A `listen` child process, killed when dropped.
+struct Listener {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Listener {
+    /// Starts `listen` with `args` on any free port and reads its standard
+    /// output up to the ready line; returns the events URL.
+    fn start(args: &[&str]) -> (Self, String) {
+        use std::io::BufRead;
+        let mut child = cli()
+            .args(["listen", "--port", "0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut listener = Self {
+            child,
+            lines: std::io::BufReader::new(stdout).lines(),
+        };
+        let mut banner = Vec::new();
+        loop {
+            let line = listener.next_line();
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                let url = rest.split(' ').next().unwrap().to_owned();
+                assert!(url.ends_with("/webhook"), "{line}");
+                banner.push(line);
+                return (listener, url);
+            }
+            banner.push(line);
+            assert!(banner.len() < 10, "no ready line: {banner:?}");
+        }
+    }
+
+    fn next_line(&mut self) -> String {
+        self.lines
+            .next()
+            .expect("listen closed its output")
+            .unwrap()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn listen_and_send_end_to_end() {
+    let (mut listener, url) = Listener::start(&[]);
+
+    let out = cli()
+        .args(["send", "--url", &url, "--event", "call_ended"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("204"), "{}", stdout(&out));
+    let line = listener.next_line();
+    assert!(
+        line.contains("call_ended call_8e2f4a6c1b9d3e7f5a0c2b4d6e 204"),
+        "{line}"
+    );
+
+    // A file's raw bytes, signed with another key: refused, exit 1.
+    let out = cli()
+        .args(["send", "--url", &url, "--key", "key_other"])
+        .arg(fixture("chat_started.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).starts_with("401"), "{}", stdout(&out));
+    assert_no_key(&out, "key_other");
+    let line = listener.next_line();
+    assert!(line.ends_with("- - 401 signature mismatch"), "{line}");
+
+    // The inbound webhook is answered with an empty inbound response.
+    let out = cli()
+        .args(["send", "--url", &url, "--event", "call_inbound"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "200 OK\n{\"call_inbound\":{}}\n");
+    assert!(listener.next_line().contains("call_inbound - 200"));
+}
+
+#[test]
+fn listen_with_a_key_never_prints_it() {
+    let (mut listener, url) = Listener::start(&["--key", "key_listen_secret"]);
+    let out = cli()
+        .env("RETELL_API_KEY", "key_listen_secret")
+        .args(["send", "--url", &url, "--event", "chat_analyzed"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_no_key(&out, "key_listen_secret");
+    let line = listener.next_line();
+    assert!(line.contains("chat_analyzed chat_"), "{line}");
+    assert!(!line.contains("key_listen_secret"));
+}
+
+#[test]
+fn demo_sends_every_sample_and_a_forged_request() {
+    let out = cli().arg("demo").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    for name in SAMPLE_NAMES {
+        let received = text
+            .lines()
+            .filter(|l| l.split(' ').nth(1) == Some(name))
+            .count();
+        assert_eq!(received, 1, "receiver lines for {name}:\n{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("  sent {name}: got 20"))),
+            "{name}:\n{text}"
+        );
+    }
+    assert!(text.contains("- - 401 signature mismatch"), "{text}");
+    assert!(text.contains("  sent forged call_ended: got 401"), "{text}");
 }

@@ -76,3 +76,42 @@ pub fn fail(code: u8, message: impl Display, hint: Option<&str>) -> ExitCode {
     }
     ExitCode::from(code)
 }
+
+/// The key `listen`, `send` and `demo` use when none is given. It is public by
+/// design (printed by `listen`, written in the docs): anyone can sign with it,
+/// so it only ever belongs on a local test receiver, never in production.
+pub const DEMO_KEY: &str = "key_public_demo_do_not_use_in_production";
+
+/// The key to use: the one given (flag or environment), else the demo key.
+/// The flag tells whether it is the demo key.
+pub fn key_or_demo(key: Option<&str>) -> (&str, bool) {
+    match key {
+        Some(key) => (key, false),
+        None => (DEMO_KEY, true),
+    }
+}
+
+/// A multi-threaded tokio runtime for the network subcommands.
+pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| {
+            fail(
+                EXIT_USAGE,
+                format_args!("cannot start the runtime: {err}"),
+                None,
+            )
+        })
+}
+
+/// An id read from a body, safe to print: ids Retell issues are short and made
+/// of letters, digits, `_` and `-`; anything else is not echoed.
+pub fn printable_id(id: &str) -> &str {
+    let plain = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+    if plain { id } else { "(id not shown)" }
+}

@@ -1,4 +1,4 @@
-//! `retell-webhooks`: sign and check Retell webhook requests from the command line.
+//! `retell-webhooks`: test a Retell webhook receiver locally, from the command line.
 //!
 //! Each subcommand lives in its own module next to this file; this file only holds
 //! the argument definitions' entry point and the dispatch.
@@ -19,12 +19,29 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod common;
+mod demo;
+mod listen;
+mod parse;
+mod send;
 mod sign;
 mod verify;
 
-/// Sign and verify Retell AI webhook requests (`X-Retell-Signature`).
+/// Test Retell AI webhook receivers locally: parse bodies, sign and verify
+/// `X-Retell-Signature`, run a local receiver and send it signed samples.
 #[derive(Debug, Parser)]
-#[command(name = "retell-webhooks", version, about, long_about = None)]
+#[command(
+    name = "retell-webhooks",
+    version,
+    long_about = None,
+    after_help = "\
+Try it with no configuration (public demo key, no public URL needed):
+  retell-webhooks demo                           # receiver + every sample, one run
+  retell-webhooks listen                         # in one terminal
+  retell-webhooks send --url http://127.0.0.1:3000/webhook --event call_ended
+
+Exit status: 0 success; 1 the request or body was checked and rejected; \
+2 the command could not run (bad arguments, unreadable input, invalid key)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -36,6 +53,16 @@ enum Command {
     Sign(sign::Args),
     /// Check a body against an `X-Retell-Signature` value.
     Verify(verify::Args),
+    /// Parse a body with the typed models and print it back as compact JSON.
+    Parse(parse::Args),
+    /// Run a local receiver (the crate's axum router) that logs one line per
+    /// request.
+    Listen(listen::Args),
+    /// Sign a built-in sample or a file and POST it to a receiver (http://).
+    Send(send::Args),
+    /// Start the receiver, send it every sample and a forged request, check
+    /// the answers.
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +70,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Sign(args) => sign::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Parse(args) => parse::run(&args),
+        Command::Listen(args) => listen::run(&args),
+        Command::Send(args) => send::run(&args),
+        Command::Demo(args) => demo::run(&args),
     }
 }
 

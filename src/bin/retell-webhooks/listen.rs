@@ -1,0 +1,302 @@
+//! `retell-webhooks listen`: a local receiver built on the crate's axum router.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use axum::Router;
+use axum::response::Response;
+use retell_webhooks::adapters::axum::{function_router, router};
+use retell_webhooks::dispatch::{Outcome, Reason, ReceiverConfig, Route, WebhookHandler};
+use retell_webhooks::{FunctionCall, FunctionResponse, Verifier, VerifyError};
+use tokio::task::JoinHandle;
+
+use crate::common;
+
+/// Arguments of `listen`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Every request is verified and answered exactly as the crate's axum router \
+does in production: 204 for events, 200 with an empty answer for \
+call_inbound / chat_inbound, 200 with {\"ok\":true} for custom functions, \
+401 for any signature failure. One line per request: time (UTC), event, \
+call or chat id, status, reason. Bodies and headers are never printed.
+
+Without --key or RETELL_API_KEY, the public demo key is used and printed, \
+with the `send` command to try.")]
+pub struct Args {
+    /// Port to listen on (0: any free port).
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Retell API key to verify with [default: the public demo key]. Never
+    /// printed.
+    #[arg(long, env = common::KEY_ENV, hide_env_values = true)]
+    key: Option<String>,
+    /// URL path of the event webhook (events and inbound call/SMS requests).
+    #[arg(long, default_value = "/webhook")]
+    path: String,
+    /// URL path of the custom-function endpoint.
+    #[arg(long, default_value = "/function")]
+    function_path: String,
+}
+
+/// The local handler: acknowledges everything, answers inbound requests with
+/// an empty response and functions with a small JSON ack.
+#[derive(Debug, Clone, Copy)]
+struct LocalHandler;
+
+impl WebhookHandler for LocalHandler {
+    type Error = Infallible;
+
+    async fn on_function_call(&self, call: FunctionCall) -> Result<FunctionResponse, Infallible> {
+        let _ = call;
+        Ok(FunctionResponse::json(serde_json::json!({ "ok": true })))
+    }
+}
+
+/// A running receiver.
+pub struct Receiver {
+    addr: SocketAddr,
+    path: String,
+    function_path: String,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Receiver {
+    /// Binds `host:port`, mounts the event route at `path` and the function
+    /// route at `function_path`, and serves until `shutdown` completes. Prints
+    /// one line per request on standard output.
+    pub async fn start<F>(
+        host: &str,
+        port: u16,
+        path: &str,
+        function_path: &str,
+        verifier: Verifier,
+        shutdown: F,
+    ) -> Result<Self, ExitCode>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        for (flag, value) in [("--path", path), ("--function-path", function_path)] {
+            check_path(value).map_err(|why| {
+                common::fail(common::EXIT_USAGE, format_args!("{flag}: {why}"), None)
+            })?;
+        }
+        if path == function_path {
+            return Err(common::fail(
+                common::EXIT_USAGE,
+                "--path and --function-path must differ",
+                None,
+            ));
+        }
+        let app = Router::new()
+            .merge(router(
+                path,
+                verifier.clone(),
+                LocalHandler,
+                ReceiverConfig::new(),
+            ))
+            .merge(function_router(
+                function_path,
+                verifier,
+                LocalHandler,
+                ReceiverConfig::new(),
+            ))
+            .layer(axum::middleware::map_response(log_line));
+        let listener = tokio::net::TcpListener::bind((host, port))
+            .await
+            .map_err(|err| {
+                common::fail(
+                    common::EXIT_USAGE,
+                    format_args!("cannot listen on {host}:{port}: {err}"),
+                    Some("pick another --port (0: any free port)"),
+                )
+            })?;
+        let addr = listener.local_addr().map_err(|err| {
+            common::fail(
+                common::EXIT_USAGE,
+                format_args!("cannot listen: {err}"),
+                None,
+            )
+        })?;
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        });
+        Ok(Self {
+            addr,
+            path: path.to_owned(),
+            function_path: function_path.to_owned(),
+            task,
+        })
+    }
+
+    /// `http://host:port` of the bound socket.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The URL of the route that receives `route` requests.
+    pub fn url(&self, route: Route) -> String {
+        let path = match route {
+            Route::Events => &self.path,
+            Route::Function => &self.function_path,
+        };
+        format!("{}{path}", self.base_url())
+    }
+
+    /// Waits until the server has shut down (after the shutdown signal).
+    pub async fn wait(self) -> Result<(), ExitCode> {
+        match self.task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(common::fail(
+                common::EXIT_USAGE,
+                format_args!("the receiver stopped: {err}"),
+                None,
+            )),
+            Err(err) => Err(common::fail(
+                common::EXIT_USAGE,
+                format_args!("the receiver stopped: {err}"),
+                None,
+            )),
+        }
+    }
+}
+
+/// A route path axum accepts as a plain path: `/` then no parameters.
+fn check_path(path: &str) -> Result<(), &'static str> {
+    if !path.starts_with('/') {
+        return Err("must start with `/`");
+    }
+    if path.contains(['{', '}', '*']) {
+        return Err("must be a plain path (no `{`, `}` or `*`)");
+    }
+    Ok(())
+}
+
+/// Prints the one line of a request.
+async fn log_line(response: Response) -> Response {
+    let line = match response.extensions().get::<Outcome>() {
+        Some(outcome) => describe(outcome),
+        None => format!(
+            "- - {} {}",
+            response.status().as_u16(),
+            if response.status() == axum::http::StatusCode::NOT_FOUND {
+                "no route at this path"
+            } else {
+                "not a webhook route"
+            }
+        ),
+    };
+    common::print(format_args!("{} {line}", clock()));
+    response
+}
+
+/// `event id status reason`, with `-` for what is unknown.
+pub fn describe(outcome: &Outcome) -> String {
+    let event = match (&outcome.event, outcome.route) {
+        (Some(event), _) => event.as_str(),
+        (None, Route::Function) => "custom_function",
+        (None, Route::Events) => "-",
+    };
+    let id = outcome
+        .call_id
+        .as_deref()
+        .or(outcome.chat_id.as_deref())
+        .map_or("-", common::printable_id);
+    format!(
+        "{event} {id} {} {}",
+        outcome.status,
+        reason(&outcome.reason)
+    )
+}
+
+/// A short reason: `ok`, `answered`, `signature mismatch`, …
+fn reason(reason: &Reason) -> String {
+    match reason {
+        Reason::Handled => "ok".to_owned(),
+        Reason::Unauthorized(why) => match why {
+            VerifyError::MissingSignature => "missing signature".to_owned(),
+            VerifyError::Mismatch => "signature mismatch".to_owned(),
+            VerifyError::TooOld { skew_ms, .. } => {
+                format!("signature too old ({skew_ms} ms; replay window exceeded)")
+            }
+            VerifyError::TooNew { skew_ms, .. } => {
+                format!("signature from the future ({skew_ms} ms; check the clock)")
+            }
+            other => other.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// The current UTC time, `HH:MM:SS`.
+fn clock() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!("{:02}:{:02}:{:02}", now.hour(), now.minute(), now.second())
+}
+
+/// Runs the receiver until Ctrl-C.
+pub fn run(args: &Args) -> ExitCode {
+    let runtime = match common::runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    match runtime.block_on(listen(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
+}
+
+async fn listen(args: &Args) -> Result<(), ExitCode> {
+    let (key, demo) = common::key_or_demo(args.key.as_deref());
+    let verifier = common::verifier(key)?;
+    let shutdown = async {
+        // Without a signal handler there is no clean way to stop: serve on.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        common::print("shutting down");
+    };
+    let receiver = Receiver::start(
+        &args.host,
+        args.port,
+        &args.path,
+        &args.function_path,
+        verifier,
+        shutdown,
+    )
+    .await?;
+    let events = receiver.url(Route::Events);
+    let function = receiver.url(Route::Function);
+    let env = if demo {
+        common::print(format_args!(
+            "no --key or {}: verifying with the public demo key {} (local tests only)",
+            common::KEY_ENV,
+            common::DEMO_KEY
+        ));
+        ""
+    } else {
+        common::print(format_args!(
+            "verifying with the key from --key or {} (not shown)",
+            common::KEY_ENV
+        ));
+        "RETELL_API_KEY=<same key> "
+    };
+    common::print(format_args!(
+        "try: {env}retell-webhooks send --url {events} --event call_ended"
+    ));
+    common::print(format_args!(
+        "     {env}retell-webhooks send --url {function} --event custom_function"
+    ));
+    common::print(format_args!(
+        "listening on {events} (events, call_inbound, chat_inbound) and {function} \
+         (custom functions); Ctrl-C to stop"
+    ));
+    receiver.wait().await
+}

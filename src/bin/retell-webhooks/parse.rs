@@ -1,0 +1,139 @@
+//! `retell-webhooks parse`: read a body with the typed models.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use retell_webhooks::events::{INBOUND_EVENTS, KNOWN_EVENTS};
+use retell_webhooks::{Call, Chat, FunctionCall, Incoming, ParseError};
+use serde::Serialize;
+
+use crate::common;
+
+/// What the body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// Anything POSTed to the event webhook URL (`Incoming`): the eleven
+    /// events, events unknown to this version (kept as raw JSON) and the
+    /// inbound call/SMS requests.
+    Event,
+    /// A bare Call object (no event envelope).
+    Call,
+    /// A bare Chat object (no event envelope).
+    Chat,
+    /// An inbound call or SMS request (`call_inbound` / `chat_inbound`).
+    Inbound,
+    /// A custom-function request (`{name, call, args}` or args only).
+    Function,
+}
+
+/// Arguments of `parse`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Prints the parsed value written back as compact JSON on standard output \
+(exit 0): unknown fields and enum values are kept, so what you see is what \
+your handler gets. On failure prints the JSON path, position, and when \
+readable the event name and call/chat id on standard error (exit 1); never \
+a value from the body.")]
+pub struct Args {
+    /// What the body is.
+    #[arg(long, value_enum, default_value_t = Kind::Event)]
+    kind: Kind,
+    /// File holding the body; standard input when absent or `-`.
+    #[arg(value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
+/// Why a body was refused.
+enum Refusal {
+    Parse(ParseError),
+    /// `--kind inbound` on a body that is another (known or unknown) event.
+    NotInbound(Option<String>),
+    /// The parsed value could not be written back (not expected to happen).
+    Serialize,
+}
+
+/// Prints the parsed value as compact JSON and exits 0, or prints where and
+/// why it failed (never a value from the body) and exits 1.
+pub fn run(args: &Args) -> ExitCode {
+    let body = match common::read_body(args.file.as_deref()) {
+        Ok(body) => body,
+        Err(code) => return code,
+    };
+    let printed = match args.kind {
+        Kind::Event => Incoming::from_slice(&body)
+            .map_err(Refusal::Parse)
+            .and_then(|incoming| to_json(&incoming)),
+        Kind::Call => Call::from_slice(&body)
+            .map_err(Refusal::Parse)
+            .and_then(|call| to_json(&call)),
+        Kind::Chat => Chat::from_slice(&body)
+            .map_err(Refusal::Parse)
+            .and_then(|chat| to_json(&chat)),
+        Kind::Inbound => match Incoming::from_slice(&body) {
+            Ok(inbound @ (Incoming::CallInbound(_) | Incoming::ChatInbound(_))) => {
+                to_json(&inbound)
+            }
+            Ok(other) => Err(Refusal::NotInbound(Some(other.event_name().to_owned()))),
+            Err(err) => Err(Refusal::Parse(err)),
+        },
+        Kind::Function => FunctionCall::from_slice(&body)
+            .map_err(Refusal::Parse)
+            .and_then(|call| to_json(&call)),
+    };
+    match printed {
+        Ok(json) => {
+            common::print(json);
+            ExitCode::SUCCESS
+        }
+        Err(Refusal::Parse(err)) => report(&err),
+        Err(Refusal::Serialize) => common::fail(
+            common::EXIT_REJECTED,
+            "the parsed body could not be written back as JSON",
+            None,
+        ),
+        Err(Refusal::NotInbound(event)) => {
+            // Only names from the catalogue are echoed, never an arbitrary string.
+            let event = event.as_deref().filter(|e| is_known(e));
+            let got = event.map_or_else(
+                || "an event unknown to this version".to_owned(),
+                |e| format!("event `{e}`"),
+            );
+            common::fail(
+                common::EXIT_REJECTED,
+                format_args!(
+                    "not an inbound request: expected `call_inbound` or `chat_inbound`, got {got}"
+                ),
+                Some("use --kind event for events"),
+            )
+        }
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, Refusal> {
+    // Serializing the models is not expected to fail (string keys, finite
+    // numbers); should it ever, say so without a value.
+    serde_json::to_string(value).map_err(|_| Refusal::Serialize)
+}
+
+fn is_known(event: &str) -> bool {
+    KNOWN_EVENTS.contains(&event) || INBOUND_EVENTS.contains(&event)
+}
+
+/// `error: …` with the path, then the event and id when they could be read.
+fn report(err: &ParseError) -> ExitCode {
+    let mut context = format!("  at: {}", err.path());
+    if let Some(event) = err.event().filter(|e| is_known(e)) {
+        context.push_str(&format!("\n  event: {event}"));
+    }
+    if let Some(id) = err.call_id() {
+        context.push_str(&format!("\n  call_id: {}", common::printable_id(id)));
+    }
+    if let Some(id) = err.chat_id() {
+        context.push_str(&format!("\n  chat_id: {}", common::printable_id(id)));
+    }
+    common::fail(
+        common::EXIT_REJECTED,
+        format_args!("{err}\n{context}"),
+        None,
+    )
+}
