@@ -83,8 +83,8 @@ use std::time::{Duration, SystemTime};
 use crate::signature::{Verifier, VerifyError, unix_ms};
 use crate::{
     CallEvent, ChatEvent, FunctionCall, FunctionResponse, InboundCallRequest, InboundChatRequest,
-    InboundResponse, Incoming, ParseError, TranscriptUpdatedEvent, TransferEvent, UnknownEvent,
-    WebhookEvent,
+    InboundResponse, Incoming, ParseError, ParseErrorKind, TranscriptUpdatedEvent, TransferEvent,
+    UnknownEvent, WebhookEvent,
 };
 
 /// Default body limit: 8 MiB (8 388 608 bytes).
@@ -981,6 +981,34 @@ pub enum BadBody {
     },
 }
 
+impl BadBody {
+    /// Classifies a typed-parse failure of a verified body: not UTF-8, not JSON,
+    /// not an object, or an object the models cannot read
+    /// ([`BadBody::Invalid`]). Adapters' typed extractors use it so their `400`s
+    /// carry the same reasons as [`dispatch`].
+    #[must_use]
+    pub fn from_parse_error(route: Route, body: &[u8], error: ParseError) -> Self {
+        match error.kind() {
+            ParseErrorKind::InvalidUtf8 => Self::NotUtf8 {
+                valid_up_to: std::str::from_utf8(body)
+                    .err()
+                    .map_or(0, |e| e.valid_up_to()),
+            },
+            ParseErrorKind::Syntax | ParseErrorKind::Eof => Self::NotJson {
+                line: error.line(),
+                column: error.column(),
+            },
+            // A shape error can hide a syntax error further on (the models stop
+            // at the first problem, e.g. a missing `event` before trailing
+            // garbage): one syntax-only pass, on this cold path only, tells.
+            _ => match check_json_object(body) {
+                Err(why) => why,
+                Ok(()) => Self::Invalid { route, error },
+            },
+        }
+    }
+}
+
 /// Why the request got its status: one value per request, for one log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -1205,9 +1233,24 @@ pub fn precheck(
 /// the body is authentic and safe to parse; `Err` carries the rejection to send
 /// (boxed: it is the cold path).
 ///
-/// [`dispatch`] starts with it; adapters' extractors (which parse into one
-/// model and call no handler) use it directly, so both answer identically.
+/// Adapters' raw-body extractors use it, so they answer like [`dispatch`].
+/// [`dispatch`] and the typed extractors skip the separate JSON pass: their
+/// typed parse rejects the same bodies ([`BadBody::from_parse_error`]), so the
+/// body is parsed once.
 pub fn authenticate(
+    verifier: &Verifier,
+    config: &ReceiverConfig,
+    route: Route,
+    request: &RawRequest<'_>,
+) -> Result<(), Box<Dispatched>> {
+    authenticate_signature(verifier, config, route, request)?;
+    // The body is authentic from here on; only now is it parsed.
+    check_json_object(request.body)
+        .map_err(|why| Box::new(Dispatched::from_reason(route, Reason::BadRequest(why))))
+}
+
+/// [`authenticate`] without the JSON check: prechecks, body size and signature.
+pub(crate) fn authenticate_signature(
     verifier: &Verifier,
     config: &ReceiverConfig,
     route: Route,
@@ -1221,11 +1264,7 @@ pub fn authenticate(
     if request.body.len() > limit {
         return Err(reject(Reason::PayloadTooLarge { limit }));
     }
-    if let Err(why) = verify(verifier, config, request) {
-        return Err(reject(Reason::Unauthorized(why)));
-    }
-    // The body is authentic from here on; only now is it parsed.
-    check_json_object(request.body).map_err(|why| reject(Reason::BadRequest(why)))
+    verify(verifier, config, request).map_err(|why| reject(Reason::Unauthorized(why)))
 }
 
 /// Handles one request from start to finish; see the [module docs](self) for the
@@ -1249,29 +1288,36 @@ where
     H: WebhookHandler + ?Sized,
     D: Future<Output = ()> + Send,
 {
-    if let Err(rejected) = authenticate(verifier, config, route, request) {
+    if let Err(rejected) = authenticate_signature(verifier, config, route, request) {
         return *rejected;
     }
+    // The body is authentic from here on; only now is it parsed, once.
     let body = request.body;
-    let (work, ids) = match route {
-        Route::Events => match Incoming::from_slice(body) {
-            Ok(incoming) => {
-                let ids = Ids::of_incoming(&incoming);
-                (Work::Incoming(incoming), ids)
+    #[cfg(test)]
+    JSON_PARSES.with(|n| n.set(n.get() + 1));
+    let parsed = match route {
+        Route::Events => Incoming::from_slice(body).map(Work::Incoming),
+        Route::Function => FunctionCall::from_slice(body).map(Work::Function),
+    };
+    let (work, ids) = match parsed {
+        Ok(work) => {
+            let ids = work.ids();
+            (work, ids)
+        }
+        Err(error) => {
+            let ids = Ids::of_error(&error);
+            match BadBody::from_parse_error(route, body, error) {
+                // Valid JSON object that the models cannot read: give the
+                // handler's raw fallback a chance before refusing it.
+                BadBody::Invalid {
+                    route: Route::Events,
+                    error,
+                } => (Work::Unparsed(error), ids),
+                why => {
+                    return Dispatched::from_reason(route, Reason::BadRequest(why)).with_ids(&ids);
+                }
             }
-            Err(error) => {
-                let ids = Ids::of_error(&error);
-                (Work::Unparsed(error), ids)
-            }
-        },
-        Route::Function => match FunctionCall::from_slice(body) {
-            Ok(call) => (Work::Function(call), Ids::default()),
-            Err(error) => {
-                let ids = Ids::of_error(&error);
-                let why = BadBody::Invalid { route, error };
-                return Dispatched::from_reason(route, Reason::BadRequest(why)).with_ids(&ids);
-            }
-        },
+        }
     };
     let run = CatchUnwind::new(run_handler(handler, work, body));
     let result = match race(run, deadline).await {
@@ -1359,6 +1405,20 @@ enum Work {
     Incoming(Incoming),
     Unparsed(ParseError),
     Function(FunctionCall),
+}
+
+impl Work {
+    fn ids(&self) -> Ids {
+        match self {
+            Work::Incoming(incoming) => Ids::of_incoming(incoming),
+            Work::Function(call) => Ids {
+                event: None,
+                call_id: call.call().map(|c| c.call_id.clone()),
+                chat_id: call.chat().map(|c| c.chat_id.clone()),
+            },
+            Work::Unparsed(error) => Ids::of_error(error),
+        }
+    }
 }
 
 enum Answer {
@@ -1913,6 +1973,15 @@ mod tests {
         assert_eq!(done.response.status(), 400);
         assert_eq!(json_parses(), before + 1);
         assert_eq!(h.calls(), 0);
+        // A valid event is parsed exactly once on its way to the handler.
+        let sig = signed(CALL_ENDED);
+        let done = run(
+            &h,
+            &RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]),
+        );
+        assert_eq!(done.response.status(), 204);
+        assert_eq!(json_parses(), before + 2);
+        assert_eq!(h.calls(), 1);
     }
 
     #[test]

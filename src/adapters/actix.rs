@@ -102,6 +102,7 @@ use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, HeaderMap};
 use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, Resource, ResponseError, dev, web};
 
+use super::BodyCheck;
 use crate::dispatch::{
     self, BadBody, Dispatched, Outcome, RawRequest, Reason, ReceiverConfig, Route, WebhookHandler,
 };
@@ -381,6 +382,7 @@ async fn verified_bytes(
     req: HttpRequest,
     mut payload: dev::Payload,
     route: Route,
+    check: BodyCheck,
 ) -> Result<Bytes, WebhookRejection> {
     let Some(webhook) = find_config(&req) else {
         return Err(Dispatched::from_reason(route, Reason::NotConfigured).into());
@@ -392,12 +394,19 @@ async fn verified_bytes(
     let head = RequestHead::of(&req);
     let bytes = read_checked(config, route, &head, &mut payload).await?;
     let request = head.raw_request().with_body(&bytes);
-    dispatch::authenticate(verifier, config, route, &request).map_err(WebhookRejection)?;
+    match check {
+        BodyCheck::JsonObject => dispatch::authenticate(verifier, config, route, &request),
+        BodyCheck::SignatureOnly => {
+            dispatch::authenticate_signature(verifier, config, route, &request)
+        }
+    }
+    .map_err(WebhookRejection)?;
     Ok(bytes)
 }
 
-fn invalid(route: Route, error: crate::ParseError) -> WebhookRejection {
-    Dispatched::from_reason(route, Reason::BadRequest(BadBody::Invalid { route, error })).into()
+fn invalid(route: Route, body: &[u8], error: crate::ParseError) -> WebhookRejection {
+    let why = BadBody::from_parse_error(route, body, error);
+    Dispatched::from_reason(route, Reason::BadRequest(why)).into()
 }
 
 /// The raw body of a verified request: a JSON object, not parsed further (to
@@ -412,7 +421,12 @@ impl FromRequest for VerifiedBody {
     type Future = Extraction<Self>;
 
     fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
-        let fut = verified_bytes(req.clone(), payload.take(), Route::Events);
+        let fut = verified_bytes(
+            req.clone(),
+            payload.take(),
+            Route::Events,
+            BodyCheck::JsonObject,
+        );
         Box::pin(async move { fut.await.map(Self) })
     }
 }
@@ -454,12 +468,17 @@ impl FromRequest for VerifiedEvent {
     type Future = Extraction<Self>;
 
     fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
-        let fut = verified_bytes(req.clone(), payload.take(), Route::Events);
+        let fut = verified_bytes(
+            req.clone(),
+            payload.take(),
+            Route::Events,
+            BodyCheck::SignatureOnly,
+        );
         Box::pin(async move {
             let bytes = fut.await?;
             WebhookEvent::from_slice(&bytes)
                 .map(Self)
-                .map_err(|error| invalid(Route::Events, error))
+                .map_err(|error| invalid(Route::Events, &bytes, error))
         })
     }
 }
@@ -477,12 +496,17 @@ impl FromRequest for VerifiedIncoming {
     type Future = Extraction<Self>;
 
     fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
-        let fut = verified_bytes(req.clone(), payload.take(), Route::Events);
+        let fut = verified_bytes(
+            req.clone(),
+            payload.take(),
+            Route::Events,
+            BodyCheck::SignatureOnly,
+        );
         Box::pin(async move {
             let bytes = fut.await?;
             Incoming::from_slice(&bytes)
                 .map(Self)
-                .map_err(|error| invalid(Route::Events, error))
+                .map_err(|error| invalid(Route::Events, &bytes, error))
         })
     }
 }

@@ -86,6 +86,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any};
 
+use super::BodyCheck;
 use crate::dispatch::{
     self, BadBody, Dispatched, Outcome, RawRequest, Reason, ReceiverConfig, Route, WebhookHandler,
 };
@@ -392,11 +393,14 @@ impl From<Dispatched> for WebhookRejection {
     }
 }
 
-/// Reads, limits and verifies the body; checks it is a JSON object.
+/// Reads, limits and verifies the body. With [`BodyCheck::JsonObject`] also checks it is a
+/// JSON object; typed extractors skip that pass because their parse rejects the
+/// same bodies.
 async fn verified_bytes<S>(
     state: &S,
     route: Route,
     request: Request,
+    check: BodyCheck,
 ) -> Result<Bytes, WebhookRejection>
 where
     WebhookConfig: FromRef<S>,
@@ -409,12 +413,17 @@ where
     let config = webhook.receiver_config();
     let bytes = read_checked(config, route, &parts, body).await?;
     let raw = raw_request(&parts).with_body(&bytes);
-    dispatch::authenticate(verifier, config, route, &raw).map_err(WebhookRejection)?;
+    match check {
+        BodyCheck::JsonObject => dispatch::authenticate(verifier, config, route, &raw),
+        BodyCheck::SignatureOnly => dispatch::authenticate_signature(verifier, config, route, &raw),
+    }
+    .map_err(WebhookRejection)?;
     Ok(bytes)
 }
 
-fn invalid(route: Route, error: crate::ParseError) -> WebhookRejection {
-    Dispatched::from_reason(route, Reason::BadRequest(BadBody::Invalid { route, error })).into()
+fn invalid(route: Route, body: &[u8], error: crate::ParseError) -> WebhookRejection {
+    let why = BadBody::from_parse_error(route, body, error);
+    Dispatched::from_reason(route, Reason::BadRequest(why)).into()
 }
 
 /// The raw body of a verified request: a JSON object, not parsed further (to
@@ -432,7 +441,7 @@ where
     type Rejection = WebhookRejection;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        verified_bytes(state, Route::Events, request)
+        verified_bytes(state, Route::Events, request, BodyCheck::JsonObject)
             .await
             .map(Self)
     }
@@ -471,10 +480,10 @@ where
     type Rejection = WebhookRejection;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = verified_bytes(state, Route::Events, request).await?;
+        let bytes = verified_bytes(state, Route::Events, request, BodyCheck::SignatureOnly).await?;
         WebhookEvent::from_slice(&bytes)
             .map(Self)
-            .map_err(|error| invalid(Route::Events, error))
+            .map_err(|error| invalid(Route::Events, &bytes, error))
     }
 }
 
@@ -493,9 +502,9 @@ where
     type Rejection = WebhookRejection;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = verified_bytes(state, Route::Events, request).await?;
+        let bytes = verified_bytes(state, Route::Events, request, BodyCheck::SignatureOnly).await?;
         Incoming::from_slice(&bytes)
             .map(Self)
-            .map_err(|error| invalid(Route::Events, error))
+            .map_err(|error| invalid(Route::Events, &bytes, error))
     }
 }
