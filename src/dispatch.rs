@@ -18,16 +18,17 @@
 //!
 //! | status | when | retried by Retell |
 //! |---|---|---|
-//! | `204` | event handled, unknown event acknowledged, `on_unparsed` accepted | no |
+//! | `204` | event handled, unknown event acknowledged, `on_unparsed` accepted, duplicate of a handled event ([dedupe](crate::dedupe) on) | no |
 //! | `200` | inbound webhook or custom function answered (JSON or text body) | no |
 //! | `400` | verified body not UTF-8, not JSON, not an object, or not readable by the models; body not fully received | yes |
 //! | `401` | any signature failure: one identical response, the reason only in the [`Outcome`] | yes |
 //! | `403` | source address not in the opt-in [`SourceAllowlist`] | yes |
 //! | `405` | method other than `POST` (with `Allow: POST`) | yes |
 //! | `413` | body or `Content-Length` over [`ReceiverConfig::body_limit`] | yes |
+//! | `409` | the same event is being handled by another request ([dedupe](crate::dedupe) on) | yes |
 //! | `415` | `Content-Encoding` other than `identity` | yes |
 //! | `500` | handler error or panic; adapter without a verifier | yes |
-//! | `503` | handler deadline exceeded | yes |
+//! | `503` | handler deadline exceeded; dedupe store failed | yes |
 //!
 //! [`dispatch`] returns a [`Dispatched`]: the [`WebhookResponse`] to send and an
 //! [`Outcome`] to log (status, reason, event name, call id; never a body, a header
@@ -80,6 +81,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
+use crate::dedupe::{Begin, DedupeKey, DedupeStore, Ticket};
 use crate::signature::{Verifier, VerifyError, unix_ms};
 use crate::{
     CallEvent, ChatEvent, FunctionCall, FunctionResponse, InboundCallRequest, InboundChatRequest,
@@ -362,6 +364,7 @@ enum Clock {
 /// | [`handler_deadline`](Self::handler_deadline) | [`DEFAULT_HANDLER_DEADLINE`] (9 s) | under Retell's 10 s timeout, so a retry never overlaps a running handler |
 /// | clock | the system clock | injectable with [`with_clock`](Self::with_clock) for tests |
 /// | [`source_allowlist`](Self::source_allowlist) | off | the signature is the authority; an allowlist only adds defence in depth |
+/// | [`dedupe`](Self::dedupe) | off | process each event once although Retell redelivers it; see [`crate::dedupe`] |
 ///
 /// `Debug` shows the settings; nothing in it is secret.
 #[derive(Clone)]
@@ -370,6 +373,7 @@ pub struct ReceiverConfig {
     handler_deadline: Duration,
     clock: Clock,
     source_allowlist: Option<SourceAllowlist>,
+    dedupe: Option<Arc<dyn DedupeStore>>,
 }
 
 impl Default for ReceiverConfig {
@@ -387,6 +391,7 @@ impl ReceiverConfig {
             handler_deadline: DEFAULT_HANDLER_DEADLINE,
             clock: Clock::System,
             source_allowlist: None,
+            dedupe: None,
         }
     }
 
@@ -422,6 +427,35 @@ impl ReceiverConfig {
     pub fn with_source_allowlist(mut self, allowlist: SourceAllowlist) -> Self {
         self.source_allowlist = Some(allowlist);
         self
+    }
+
+    /// Turns on deduplication of events with `store`, e.g.
+    /// [`MemoryDedupe::new()`](crate::dedupe::MemoryDedupe::new) in one
+    /// process, or a shared store for several replicas (see [`crate::dedupe`]).
+    ///
+    /// A delivery of an event that was already handled with a `2xx` is
+    /// answered `204` without calling the handler; one that arrives while the
+    /// same event is being handled is answered `409`. A failed attempt (error,
+    /// panic, deadline) releases the key, so Retell's retry is processed.
+    /// Requests that expect an answer (inbound webhook, custom functions) are
+    /// never deduplicated.
+    #[must_use]
+    pub fn with_dedupe<S: DedupeStore + 'static>(self, store: S) -> Self {
+        self.with_dedupe_store(Arc::new(store))
+    }
+
+    /// Like [`with_dedupe`](Self::with_dedupe) with a store shared elsewhere
+    /// (to inspect it, or to share it between routes).
+    #[must_use]
+    pub fn with_dedupe_store(mut self, store: Arc<dyn DedupeStore>) -> Self {
+        self.dedupe = Some(store);
+        self
+    }
+
+    /// The deduplication store, if deduplication is on.
+    #[must_use]
+    pub fn dedupe(&self) -> Option<&Arc<dyn DedupeStore>> {
+        self.dedupe.as_ref()
     }
 
     /// The largest accepted body, in bytes.
@@ -464,6 +498,7 @@ impl fmt::Debug for ReceiverConfig {
                 },
             )
             .field("source_allowlist", &self.source_allowlist)
+            .field("dedupe", &self.dedupe.as_ref().map_or("off", |_| "on"))
             .finish()
     }
 }
@@ -993,6 +1028,14 @@ pub enum Reason {
     UnknownEvent,
     /// `on_unparsed` accepted a body the models could not read (`204`).
     FallbackAccepted,
+    /// The event was already handled successfully; the handler was not called
+    /// again (`204`, deduplication on).
+    Duplicate,
+    /// The same event is being handled by another request (`409`, deduplication
+    /// on); Retell retries later.
+    InFlight,
+    /// The deduplication store failed (`503`); its message.
+    DedupeFailed(String),
     /// The source address is not allowed (`403`).
     Forbidden(SourceRejection),
     /// The method is not `POST` (`405`).
@@ -1030,6 +1073,9 @@ impl fmt::Display for Reason {
             Self::Answered => f.write_str("answered"),
             Self::UnknownEvent => f.write_str("unknown event acknowledged"),
             Self::FallbackAccepted => f.write_str("unparsed body accepted by fallback"),
+            Self::Duplicate => f.write_str("duplicate of an event already handled"),
+            Self::InFlight => f.write_str("duplicate of an event still being handled"),
+            Self::DedupeFailed(why) => write!(f, "dedupe store failed: {why}"),
             Self::Forbidden(why) => write!(f, "forbidden: {why}"),
             Self::MethodNotAllowed => f.write_str("method not allowed (POST only)"),
             Self::UnsupportedEncoding => {
@@ -1126,9 +1172,11 @@ impl Dispatched {
     #[must_use]
     pub fn from_reason(route: Route, reason: Reason) -> Self {
         let response = match &reason {
-            Reason::Handled | Reason::UnknownEvent | Reason::FallbackAccepted => {
-                WebhookResponse::empty(204)
-            }
+            Reason::Handled
+            | Reason::UnknownEvent
+            | Reason::FallbackAccepted
+            | Reason::Duplicate => WebhookResponse::empty(204),
+            Reason::InFlight => WebhookResponse::text(409, b"conflict: already in progress\n"),
             Reason::Answered => WebhookResponse::empty(200),
             Reason::Forbidden(_) => WebhookResponse::text(403, b"forbidden\n"),
             Reason::MethodNotAllowed => WebhookResponse {
@@ -1147,7 +1195,9 @@ impl Dispatched {
             | Reason::HandlerPanicked
             | Reason::AnswerNotSerializable
             | Reason::NotConfigured => WebhookResponse::text(500, b"internal server error\n"),
-            Reason::DeadlineExceeded => WebhookResponse::text(503, b"service unavailable\n"),
+            Reason::DeadlineExceeded | Reason::DedupeFailed(_) => {
+                WebhookResponse::text(503, b"service unavailable\n")
+            }
         };
         Self::new(route, reason, response)
     }
@@ -1273,6 +1323,10 @@ where
             }
         },
     };
+    let claim = match claim(config, &work, body).await {
+        Ok(claim) => claim,
+        Err(reason) => return Dispatched::from_reason(route, reason).with_ids(&ids),
+    };
     let run = CatchUnwind::new(run_handler(handler, work, body));
     let result = match race(run, deadline).await {
         Raced::Deadline => Err(Reason::DeadlineExceeded),
@@ -1303,7 +1357,48 @@ where
             },
         ),
     };
+    if let Some((store, key, ticket)) = claim {
+        // A store failure here only weakens deduplication (a later delivery is
+        // processed again); the answer stands.
+        let _ = if done.outcome.is_success() {
+            store.finish(&key, ticket).await
+        } else {
+            store.release(&key, ticket).await
+        };
+    }
     done.with_ids(&ids)
+}
+
+type Claim<'a> = Option<(&'a Arc<dyn DedupeStore>, DedupeKey, Ticket)>;
+
+/// With deduplication on, claims the event's key: `Ok(Some)` to process it,
+/// `Ok(None)` when deduplication does not apply, `Err` with the answer for a
+/// duplicate or a store failure.
+async fn claim<'a>(
+    config: &'a ReceiverConfig,
+    work: &Work,
+    body: &[u8],
+) -> Result<Claim<'a>, Reason> {
+    let Some(store) = &config.dedupe else {
+        return Ok(None);
+    };
+    let key = match work {
+        Work::Incoming(incoming) => DedupeKey::for_incoming(incoming, body),
+        Work::Unparsed(_) => Some(DedupeKey::of_body(body)),
+        Work::Function(_) => None,
+    };
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let lease = config
+        .handler_deadline
+        .saturating_add(Duration::from_secs(1));
+    match store.begin(&key, lease).await {
+        Ok(Begin::Fresh(ticket)) => Ok(Some((store, key, ticket))),
+        Ok(Begin::InFlight) => Err(Reason::InFlight),
+        Ok(Begin::Done) => Err(Reason::Duplicate),
+        Err(error) => Err(Reason::DedupeFailed(error.0)),
+    }
 }
 
 fn verify(
@@ -2038,6 +2133,187 @@ mod tests {
             std::future::ready(()),
         ));
         assert_eq!(done.response.status(), 204);
+    }
+
+    /// A deadline the test fires by hand.
+    struct Trigger(std::sync::atomic::AtomicBool);
+
+    impl Trigger {
+        fn new() -> Self {
+            Self(std::sync::atomic::AtomicBool::new(false))
+        }
+
+        fn fire(&self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+
+        fn wait(&self) -> impl Future<Output = ()> + Send + '_ {
+            poll_fn(|_| {
+                if self.0.load(Ordering::SeqCst) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+        }
+    }
+
+    fn dedupe_config() -> ReceiverConfig {
+        config().with_dedupe(crate::dedupe::MemoryDedupe::new())
+    }
+
+    /// Fails on the first `failures` calls, then succeeds; counts successes.
+    struct Flaky {
+        failures: usize,
+        calls: AtomicUsize,
+        successes: AtomicUsize,
+        panic_instead: bool,
+    }
+
+    impl WebhookHandler for Flaky {
+        type Error = String;
+
+        async fn on_call_ended(&self, _event: CallEvent) -> Result<(), String> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
+                if self.panic_instead {
+                    panic!("handler bug");
+                }
+                return Err("temporarily down".to_owned());
+            }
+            self.successes.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    /// Checklist R5 / R2 / R3: failures release the key, so Retell's retries are
+    /// processed, and exactly one attempt has the side effect.
+    #[test]
+    fn dedupe_fail_fail_succeed_has_one_side_effect() {
+        for panic_instead in [false, true] {
+            let h = Flaky {
+                failures: 2,
+                calls: AtomicUsize::new(0),
+                successes: AtomicUsize::new(0),
+                panic_instead,
+            };
+            let config = dedupe_config();
+            let sig = signed(CALL_ENDED);
+            let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
+            let statuses: Vec<u16> = (0..4)
+                .map(|_| {
+                    run_with(&h, Route::Events, &config, &request)
+                        .response
+                        .status()
+                })
+                .collect();
+            assert_eq!(statuses, [500, 500, 204, 204], "panic: {panic_instead}");
+            assert_eq!(h.calls.load(Ordering::SeqCst), 3);
+            assert_eq!(h.successes.load(Ordering::SeqCst), 1);
+            let last = run_with(&h, Route::Events, &config, &request);
+            assert_eq!(last.outcome.reason, Reason::Duplicate);
+            assert_eq!(last.outcome.call_id.as_deref(), Some("call_1"));
+        }
+    }
+
+    /// Checklist R6 and R4: a copy arriving while the first runs gets 409; when
+    /// the first hits the deadline (503) the key is released and a retry runs.
+    #[test]
+    fn dedupe_in_flight_is_409_and_deadline_releases() {
+        let h = Counting::new(Mode::Hang);
+        let config = dedupe_config();
+        let v = verifier();
+        let sig = signed(CALL_ENDED);
+        let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
+        let trigger = Trigger::new();
+        let mut first = Box::pin(dispatch(
+            &v,
+            &h,
+            Route::Events,
+            &config,
+            &request,
+            trigger.wait(),
+        ));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(h.calls(), 1);
+        let copy = run_with(&h, Route::Events, &config, &request);
+        assert_eq!(copy.response.status(), 409);
+        assert_eq!(copy.outcome.reason, Reason::InFlight);
+        assert_eq!(h.calls(), 1);
+        trigger.fire();
+        let Poll::Ready(first) = first.as_mut().poll(&mut cx) else {
+            panic!("deadline did not fire")
+        };
+        assert_eq!(first.response.status(), 503);
+        // Released: the retry reaches the handler again.
+        let retry = block_on(dispatch(
+            &v,
+            &h,
+            Route::Events,
+            &config,
+            &request,
+            std::future::ready(()),
+        ));
+        assert_eq!(retry.response.status(), 503);
+        assert_eq!(h.calls(), 2);
+    }
+
+    #[test]
+    fn dedupe_never_applies_to_requests_that_expect_an_answer() {
+        let config = dedupe_config();
+        let inbound = include_bytes!("../tests/fixtures/call_inbound_request.json");
+        let function = include_bytes!("../tests/fixtures/custom_function_request.json");
+        let h = Counting::new(Mode::Ok);
+        for (route, body) in [
+            (Route::Events, &inbound[..]),
+            (Route::Function, &function[..]),
+        ] {
+            let sig = signed(body);
+            let request = RawRequest::post(body).signature_values([sig.as_bytes()]);
+            for _ in 0..3 {
+                assert_eq!(
+                    run_with(&h, route, &config, &request).response.status(),
+                    200
+                );
+            }
+        }
+        assert_eq!(h.calls(), 6);
+    }
+
+    #[test]
+    fn dedupe_store_failure_is_503() {
+        use crate::dedupe::{DedupeError, StoreFuture};
+        struct Down;
+        impl DedupeStore for Down {
+            fn begin<'a>(
+                &'a self,
+                _: &'a DedupeKey,
+                _: Duration,
+            ) -> StoreFuture<'a, Result<Begin, DedupeError>> {
+                Box::pin(async { Err(DedupeError("connection refused".to_owned())) })
+            }
+            fn finish<'a>(
+                &'a self,
+                _: &'a DedupeKey,
+                _: Ticket,
+            ) -> StoreFuture<'a, Result<(), DedupeError>> {
+                Box::pin(async { Ok(()) })
+            }
+            fn release<'a>(
+                &'a self,
+                _: &'a DedupeKey,
+                _: Ticket,
+            ) -> StoreFuture<'a, Result<(), DedupeError>> {
+                Box::pin(async { Ok(()) })
+            }
+        }
+        let h = Counting::new(Mode::Ok);
+        let sig = signed(CALL_ENDED);
+        let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
+        let done = run_with(&h, Route::Events, &config().with_dedupe(Down), &request);
+        assert_eq!(done.response.status(), 503);
+        assert!(done.outcome.to_string().contains("connection refused"));
+        assert_eq!(h.calls(), 0);
     }
 
     #[test]

@@ -70,6 +70,7 @@
 
 #[cfg(any(feature = "axum", feature = "actix"))]
 pub mod adapters;
+pub mod dedupe;
 pub mod dispatch;
 pub mod error;
 pub mod events;
