@@ -779,6 +779,37 @@ impl<'a> SignatureHeader<'a> {
 /// Header values are raw bytes; names are the adapter's business (they are
 /// case-insensitive). Build it with [`RawRequest::new`] or [`RawRequest::post`]
 /// and the `with`-style methods.
+///
+/// The body is the raw bytes as received (`&[u8]`): the signature covers
+/// exactly those bytes, so no entry point of the core takes a parsed value or
+/// a re-serialised string.
+///
+/// ```
+/// use retell_webhooks::dispatch::RawRequest;
+///
+/// fn from_the_wire(body: &[u8], signature: &[u8]) -> RawRequest<'_> {
+///     RawRequest::post(body).signature_values([signature])
+/// }
+/// # let _ = from_the_wire(b"{}", b"");
+/// ```
+///
+/// A parsed value does not compile:
+///
+/// ```compile_fail
+/// use retell_webhooks::dispatch::RawRequest;
+///
+/// let parsed = serde_json::json!({ "event": "call_ended" });
+/// let _ = RawRequest::post(&parsed);
+/// ```
+///
+/// Nor does a `String` (re-serialised JSON is not the signed bytes):
+///
+/// ```compile_fail
+/// use retell_webhooks::dispatch::RawRequest;
+///
+/// let text = String::from(r#"{"event":"call_ended"}"#);
+/// let _ = RawRequest::post(&text);
+/// ```
 #[derive(Clone, Default)]
 pub struct RawRequest<'a> {
     method: &'a str,
@@ -1534,6 +1565,12 @@ thread_local! {
     /// Counts calls of the JSON parser on this thread, so tests can prove that
     /// unverified bodies are never parsed.
     static JSON_PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Calls of the JSON parser on this thread so far (test builds only).
+#[cfg(test)]
+pub(crate) fn json_parses() -> usize {
+    JSON_PARSES.with(std::cell::Cell::get)
 }
 
 /// Whole-body UTF-8 check (serde_json would accept invalid bytes inside values

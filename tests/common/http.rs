@@ -20,6 +20,8 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Bytes of the request written when the response was complete.
     pub sent: usize,
+    /// Bytes of the request written in all (see [`send_raw_to_the_end`]).
+    pub written: usize,
     /// Bytes of the whole request (head and framed body).
     pub wire_len: usize,
 }
@@ -68,6 +70,33 @@ pub async fn send_raw(
     headers: &[(&str, &str)],
     body: &[u8],
     framing: Framing,
+) -> Reply {
+    exchange(addr, method, path, headers, body, framing, false).await
+}
+
+/// Like [`send_raw`], then keeps writing until the whole request is written or
+/// a write fails, and records the total in [`Reply::written`]: less than
+/// [`Reply::wire_len`] proves the server stopped reading and closed the
+/// connection (a server that drains the body lets every write through).
+pub async fn send_raw_to_the_end(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    framing: Framing,
+) -> Reply {
+    exchange(addr, method, path, headers, body, framing, true).await
+}
+
+async fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    framing: Framing,
+    to_the_end: bool,
 ) -> Reply {
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut reader, mut writer) = stream.into_split();
@@ -118,9 +147,15 @@ pub async fn send_raw(
         }
     }
     let sent_at_response = sent.load(Ordering::SeqCst);
-    write.abort();
     let mut reply = parse_reply(&raw);
+    if to_the_end {
+        drop(write.await);
+        drop(reader);
+    } else {
+        write.abort();
+    }
     reply.sent = sent_at_response;
+    reply.written = sent.load(Ordering::SeqCst);
     reply.wire_len = wire_len;
     reply
 }
@@ -169,6 +204,7 @@ pub fn parse_reply(raw: &[u8]) -> Reply {
         headers,
         body: raw[split + 4..].to_vec(),
         sent: 0,
+        written: 0,
         wire_len: 0,
     }
 }

@@ -412,6 +412,7 @@ impl Receiver {
                 .collect(),
             body: done.response.into_body(),
             sent: body.len(),
+            written: body.len(),
             wire_len: body.len(),
         }
     }

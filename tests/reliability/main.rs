@@ -16,4 +16,5 @@ mod http;
 #[path = "../common/receivers.rs"]
 mod receivers;
 
+mod body;
 mod hostile_json;
