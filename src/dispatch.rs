@@ -787,7 +787,7 @@ impl<'a> SignatureHeader<'a> {
 /// ```
 /// use retell_webhooks::dispatch::RawRequest;
 ///
-/// fn from_the_wire(body: &[u8], signature: &[u8]) -> RawRequest<'_> {
+/// fn from_the_wire<'a>(body: &'a [u8], signature: &'a [u8]) -> RawRequest<'a> {
 ///     RawRequest::post(body).signature_values([signature])
 /// }
 /// # let _ = from_the_wire(b"{}", b"");
