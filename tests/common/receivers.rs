@@ -73,6 +73,11 @@ pub fn config() -> ReceiverConfig {
     ReceiverConfig::new().with_clock(|| NOW)
 }
 
+/// [`config`] with deduplication on, in a store of its own.
+pub fn dedupe_config() -> ReceiverConfig {
+    config().with_dedupe(retell_webhooks::dedupe::MemoryDedupe::new())
+}
+
 pub fn signature(body: &[u8]) -> String {
     sign(body, KEY, NOW)
 }
@@ -94,6 +99,8 @@ pub enum Behaviour {
     /// Yields to the scheduler this many times before `Ok` (so concurrent
     /// copies overlap).
     Yield(usize),
+    /// Signals [`Probe::entered`], then waits for [`Probe::open`] before `Ok`.
+    Gated,
 }
 
 /// A handler that counts everything it sees. `calls` counts every handler
@@ -108,6 +115,8 @@ pub struct Probe {
     effects: Mutex<HashMap<String, usize>>,
     /// Transcripts received, to check what the handler saw.
     pub transcripts: Mutex<Vec<String>>,
+    entered: tokio::sync::Semaphore,
+    gate: tokio::sync::Semaphore,
 }
 
 impl Probe {
@@ -125,7 +134,19 @@ impl Probe {
             answers: AtomicUsize::new(0),
             effects: Mutex::new(HashMap::new()),
             transcripts: Mutex::new(Vec::new()),
+            entered: tokio::sync::Semaphore::new(0),
+            gate: tokio::sync::Semaphore::new(0),
         })
+    }
+
+    /// Waits until a [`Behaviour::Gated`] handler call has started.
+    pub async fn entered(&self) {
+        self.entered.acquire().await.unwrap().forget();
+    }
+
+    /// Lets `n` waiting (or future) [`Behaviour::Gated`] calls finish.
+    pub fn open(&self, n: usize) {
+        self.gate.add_permits(n);
     }
 
     pub fn calls(&self) -> usize {
@@ -150,6 +171,10 @@ impl Probe {
             Behaviour::PanicFirst(k) if n < k => panic!("handler bug"),
             Behaviour::FailFirst(_) | Behaviour::PanicFirst(_) => {}
             Behaviour::Hang => std::future::pending::<()>().await,
+            Behaviour::Gated => {
+                self.entered.add_permits(1);
+                self.gate.acquire().await.unwrap().forget();
+            }
             Behaviour::Yield(times) => {
                 for _ in 0..times {
                     tokio::task::yield_now().await;

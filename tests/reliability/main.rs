@@ -18,3 +18,4 @@ mod receivers;
 
 mod body;
 mod hostile_json;
+mod idempotency;
