@@ -19,3 +19,5 @@ mod receivers;
 mod body;
 mod hostile_json;
 mod idempotency;
+mod load;
+mod secrets;
