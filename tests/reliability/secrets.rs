@@ -139,6 +139,8 @@ fn s2_every_error_and_reason_is_clean() {
     }
 }
 
+type Case<'a> = (Vec<(&'a str, &'a str)>, &'a [u8]);
+
 /// What every receiver sends back, and the outcome it logs, for each kind of
 /// request: never the key, the expected digest, the header value or the body.
 #[tokio::test]
@@ -159,7 +161,7 @@ async fn s2_responses_and_outcomes_are_clean() {
     ] {
         for via in all_vias() {
             let r = Receiver::start(via, crate::receivers::Probe::new(behaviour), config()).await;
-            let cases: Vec<(Vec<(&str, &str)>, &[u8])> = vec![
+            let cases: Vec<Case<'_>> = vec![
                 (vec![("X-Retell-Signature", good.as_str())], &body),
                 (vec![("X-Retell-Signature", good.as_str())], &body),
                 (vec![("X-Retell-Signature", wrong.as_str())], &body),
