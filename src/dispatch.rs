@@ -1822,10 +1822,6 @@ mod tests {
         sign(body, KEY, NOW)
     }
 
-    fn json_parses() -> usize {
-        JSON_PARSES.with(std::cell::Cell::get)
-    }
-
     #[test]
     fn defaults_are_pinned() {
         let c = ReceiverConfig::default();

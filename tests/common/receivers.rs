@@ -272,6 +272,7 @@ impl Receiver {
         route: Route,
         workers: usize,
     ) -> Self {
+        #[allow(unused_mut)] // only the adapters set the address
         let mut receiver = Self {
             via,
             probe,

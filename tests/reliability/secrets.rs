@@ -41,6 +41,7 @@ fn s1_configuration_types_redact_the_key() {
     let config = dedupe_config();
     let store = MemoryDedupe::new();
     let key = DedupeKey::of_body(&body());
+    #[allow(unused_mut)] // the adapters' configurations are added with their features
     let mut texts = vec![
         debug,
         format!("{config:?}"),
