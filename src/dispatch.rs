@@ -129,7 +129,14 @@ pub const UNAUTHORIZED_BODY: &[u8] = b"invalid or missing signature\n";
 /// A panic is caught and also answers `500`; the server keeps serving. Keep
 /// handlers short (Retell gives up after 10 seconds; see
 /// [`ReceiverConfig::handler_deadline`]) and idempotent: the same event can
-/// arrive more than once (dedupe on `event` + `call_id`/`chat_id`).
+/// arrive more than once. [`ReceiverConfig::with_dedupe`] filters the copies
+/// (see [`crate::dedupe`]); a side effect outside your own database (an email,
+/// a charge) should still carry its own idempotency key.
+///
+/// For slow work, acknowledge fast and process later ("ack then process"):
+/// hand the event to a durable queue in the handler and return `Ok` only once
+/// the queue has accepted it; return `Err` when it has not (`500`, Retell
+/// retries), never `Ok` for work that is not durably handed off.
 ///
 /// The returned futures must be `Send` so a multi-threaded runtime can run them;
 /// an `async fn` is `Send` when everything it holds across an `.await` is.
@@ -374,6 +381,55 @@ pub struct ReceiverConfig {
     clock: Clock,
     source_allowlist: Option<SourceAllowlist>,
     dedupe: Option<Arc<dyn DedupeStore>>,
+    mismatches: Arc<MismatchMonitor>,
+}
+
+/// After this many signature mismatches in a row, with no verified request in
+/// between, the [`Outcome`] carries a [`key_alert`](Outcome::key_alert): the
+/// configured key is most likely not the one Retell signs with.
+pub const MISMATCH_ALERT_THRESHOLD: u64 = 10;
+
+/// At most one [`key_alert`](Outcome::key_alert) per this many milliseconds
+/// (by the configured clock), so a log line raised on it is rate limited.
+pub const MISMATCH_ALERT_INTERVAL_MS: u64 = 60_000;
+
+/// Counts digest mismatches in a row (shared by every clone of a config, so by
+/// every worker of an adapter).
+#[derive(Default)]
+struct MismatchMonitor {
+    streak: std::sync::atomic::AtomicU64,
+    /// Clock value of the last alert plus one (0: never).
+    last_alert: std::sync::atomic::AtomicU64,
+}
+
+impl MismatchMonitor {
+    /// Records one verification result; returns the streak when an alert is due.
+    fn record(&self, result: &Result<(), VerifyError>, now_ms: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        match result {
+            Ok(()) => {
+                self.streak.store(0, Relaxed);
+                None
+            }
+            Err(VerifyError::Mismatch) => {
+                let streak = self.streak.fetch_add(1, Relaxed).saturating_add(1);
+                if streak < MISMATCH_ALERT_THRESHOLD {
+                    return None;
+                }
+                let last = self.last_alert.load(Relaxed);
+                let due =
+                    last == 0 || now_ms.saturating_sub(last - 1) >= MISMATCH_ALERT_INTERVAL_MS;
+                let stamp = now_ms.saturating_add(1);
+                (due && self
+                    .last_alert
+                    .compare_exchange(last, stamp, Relaxed, Relaxed)
+                    .is_ok())
+                .then_some(streak)
+            }
+            // Missing, stale or malformed signatures say nothing about the key.
+            Err(_) => None,
+        }
+    }
 }
 
 impl Default for ReceiverConfig {
@@ -392,6 +448,7 @@ impl ReceiverConfig {
             clock: Clock::System,
             source_allowlist: None,
             dedupe: None,
+            mismatches: Arc::default(),
         }
     }
 
@@ -458,6 +515,16 @@ impl ReceiverConfig {
         self.dedupe.as_ref()
     }
 
+    /// Signature digest mismatches in a row since the last verified request
+    /// (shared by every clone of this configuration). See
+    /// [`MISMATCH_ALERT_THRESHOLD`].
+    #[must_use]
+    pub fn signature_mismatch_streak(&self) -> u64 {
+        self.mismatches
+            .streak
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The largest accepted body, in bytes.
     #[must_use]
     pub fn body_limit(&self) -> usize {
@@ -499,6 +566,10 @@ impl fmt::Debug for ReceiverConfig {
             )
             .field("source_allowlist", &self.source_allowlist)
             .field("dedupe", &self.dedupe.as_ref().map_or("off", |_| "on"))
+            .field(
+                "signature_mismatch_streak",
+                &self.signature_mismatch_streak(),
+            )
             .finish()
     }
 }
@@ -1145,6 +1216,12 @@ pub struct Outcome {
     pub call_id: Option<String>,
     /// The chat id, when the event has one.
     pub chat_id: Option<String>,
+    /// Set on a `401` when the signature digest has mismatched
+    /// [`MISMATCH_ALERT_THRESHOLD`] times or more in a row (the value is the
+    /// count), at most once per [`MISMATCH_ALERT_INTERVAL_MS`]: the key is
+    /// probably not the Retell API key with the webhook badge, and every event
+    /// is being lost after Retell's retries. Log it as an error.
+    pub key_alert: Option<u64>,
 }
 
 impl Outcome {
@@ -1167,7 +1244,14 @@ impl fmt::Display for Outcome {
         if let Some(id) = &self.chat_id {
             write!(f, " chat_id={id}")?;
         }
-        write!(f, " reason=\"{}\"", self.reason)
+        write!(f, " reason=\"{}\"", self.reason)?;
+        if let Some(streak) = self.key_alert {
+            write!(
+                f,
+                " alert=\"{streak} signature mismatches in a row: check that the key is the Retell API key with the webhook badge\""
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -1191,6 +1275,7 @@ impl Dispatched {
                 event: None,
                 call_id: None,
                 chat_id: None,
+                key_alert: None,
             },
             response,
         }
@@ -1302,8 +1387,14 @@ pub fn authenticate(
     if request.body.len() > limit {
         return Err(reject(Reason::PayloadTooLarge { limit }));
     }
-    if let Err(why) = verify(verifier, config, request) {
-        return Err(reject(Reason::Unauthorized(why)));
+    let verified = verify(verifier, config, request);
+    let alert = config
+        .mismatches
+        .record(&verified, config.now_ms().unwrap_or(0));
+    if let Err(why) = verified {
+        let mut rejected = reject(Reason::Unauthorized(why));
+        rejected.outcome.key_alert = alert;
+        return Err(rejected);
     }
     // The body is authentic from here on; only now is it parsed.
     check_json_object(request.body).map_err(|why| reject(Reason::BadRequest(why)))
@@ -2347,6 +2438,65 @@ mod tests {
         assert_eq!(done.response.status(), 503);
         assert!(done.outcome.to_string().contains("connection refused"));
         assert_eq!(h.calls(), 0);
+    }
+
+    /// Checklist R8: the alert fires at the 10th mismatch in a row, then at most
+    /// once a minute; other failures neither count nor reset; a verified
+    /// request resets the streak.
+    #[test]
+    fn mismatch_streak_alert_is_rate_limited() {
+        let now = Arc::new(std::sync::atomic::AtomicU64::new(NOW));
+        let clock = Arc::clone(&now);
+        let config = ReceiverConfig::new().with_clock(move || clock.load(Ordering::SeqCst));
+        let v = verifier();
+        let send = |header: &str| {
+            let request = RawRequest::post(CALL_ENDED).signature_values([header.as_bytes()]);
+            block_on(dispatch(
+                &v,
+                &Defaults,
+                Route::Events,
+                &config,
+                &request,
+                std::future::pending(),
+            ))
+        };
+        let at = |ms| sign(CALL_ENDED, "wrong_key", ms);
+        let alerts: Vec<_> = (0..12)
+            .map(|_| send(&at(now.load(Ordering::SeqCst))).outcome.key_alert)
+            .collect();
+        let mut expected = vec![None; 12];
+        expected[9] = Some(10);
+        assert_eq!(alerts, expected);
+        // A stale signature is not a mismatch: no count, no reset.
+        assert_eq!(
+            send(&sign(CALL_ENDED, KEY, NOW - 400_000))
+                .response
+                .status(),
+            401
+        );
+        assert_eq!(config.signature_mismatch_streak(), 12);
+        now.fetch_add(59_999, Ordering::SeqCst);
+        assert_eq!(
+            send(&at(now.load(Ordering::SeqCst))).outcome.key_alert,
+            None
+        );
+        now.fetch_add(1, Ordering::SeqCst);
+        let done = send(&at(now.load(Ordering::SeqCst)));
+        assert_eq!(done.outcome.key_alert, Some(14));
+        assert!(
+            done.outcome
+                .to_string()
+                .contains("14 signature mismatches in a row"),
+            "{}",
+            done.outcome
+        );
+        let ok = send(&sign(CALL_ENDED, KEY, now.load(Ordering::SeqCst)));
+        assert_eq!(ok.response.status(), 204);
+        assert_eq!(config.signature_mismatch_streak(), 0);
+        // Clones share the streak (one per adapter, whatever the workers).
+        let clone = config.clone();
+        send(&at(now.load(Ordering::SeqCst)));
+        assert_eq!(clone.signature_mismatch_streak(), 1);
     }
 
     #[test]

@@ -35,7 +35,11 @@
 //!   `200` with the answer, one identical `401` for any signature failure, `413`
 //!   over 8 MiB, `500` on a handler error or panic, `503` past the deadline
 //!   ([`dispatch`]; the axum router is `adapters::axum`, feature `axum`; the
-//!   actix-web service is `adapters::actix`, feature `actix`).
+//!   actix-web service is `adapters::actix`, feature `actix`);
+//! * optionally processes each event once although Retell redelivers it
+//!   ([`dedupe`]: `409` while a copy is in flight, `204` for a copy of a handled
+//!   event, failures release the event for Retell's retry), with a bounded
+//!   in-memory store or your own shared one.
 //!
 //! ```
 //! use retell_webhooks::{sign, Verifier, WebhookEvent};

@@ -307,6 +307,12 @@ impl Receiver {
         out
     }
 
+    /// The configuration (shared with the receiver: its mismatch streak and
+    /// dedupe store are the receiver's).
+    pub fn config(&self) -> &ReceiverConfig {
+        &self.config
+    }
+
     /// The listening address (HTTP receivers only).
     pub fn addr(&self) -> SocketAddr {
         self.addr

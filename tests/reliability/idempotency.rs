@@ -159,24 +159,41 @@ async fn r9_unreadable_verified_body_goes_to_the_fallback() {
     }
 }
 
-/// R8: with the wrong key every delivery is the same `401`, and each outcome
-/// says what to check (the key with the webhook badge, the raw body).
+/// R8: with the wrong key every delivery is the same `401`; each outcome says
+/// what to check, and the 10th mismatch in a row raises a `key_alert` (once per
+/// minute of the configured clock); a verified request resets the streak.
 #[tokio::test]
-async fn r8_wrong_key_gives_repeated_401_with_the_hint() {
+async fn r8_wrong_key_raises_a_rate_limited_alert() {
     let body = call_ended("call_r8");
     let wrong = retell_webhooks::sign(&body, "key_without_the_badge", crate::receivers::NOW);
     for via in all_vias() {
         let r = Receiver::start(via, Probe::new(Behaviour::Ok), config()).await;
-        for _ in 0..10 {
+        for _ in 0..12 {
             let headers = [("X-Retell-Signature", wrong.as_str())];
             let reply = r
                 .send("POST", &headers, &body, crate::http::Framing::Length)
                 .await;
             assert_eq!(reply.status, 401, "via {via}");
         }
-        assert_eq!(r.probe.calls(), 0);
-        for outcome in r.outcomes() {
-            assert!(outcome.to_string().contains("webhook badge"), "{outcome}");
+        assert_eq!(r.config().signature_mismatch_streak(), 12, "via {via}");
+        // Outcomes are collected for the entry point and axum.
+        let outcomes = r.outcomes();
+        if !outcomes.is_empty() {
+            let alerts: Vec<_> = outcomes.iter().map(|o| o.key_alert).collect();
+            let mut expected = vec![None; 12];
+            expected[9] = Some(10);
+            assert_eq!(alerts, expected, "via {via}");
+            assert!(
+                outcomes[9].to_string().contains("webhook badge"),
+                "{}",
+                outcomes[9]
+            );
+            for outcome in &outcomes {
+                assert!(outcome.to_string().contains("webhook badge"), "{outcome}");
+            }
         }
+        assert_eq!(r.post_signed(&body).await.status, 204, "via {via}");
+        assert_eq!(r.config().signature_mismatch_streak(), 0, "via {via}");
+        assert_eq!(r.probe.calls(), 1);
     }
 }
