@@ -10,7 +10,10 @@
 //!   256 KiB [`PayloadConfig`](actix_web::web::PayloadConfig) default, which
 //!   does not apply here. [`endpoint`] then closes the connection; after an
 //!   extractor's `413`, actix-web reads and discards the rest of a chunked body
-//!   (nothing more is buffered);
+//!   (nothing more is buffered). Before closing, actix-web "lingers": it reads
+//!   and discards whatever the client still sends for up to
+//!   `HttpServer::client_disconnect_timeout` (1 s by default), so the client
+//!   sees the `413` rather than a reset; lower it to close sooner;
 //! * applies the handler deadline with `tokio::time::sleep` (`503`); a handler
 //!   panic is answered `500` instead of actix-web's closed connection;
 //! * answers `500` when no verifier is configured (fail closed);
