@@ -18,16 +18,17 @@
 //!
 //! | status | when | retried by Retell |
 //! |---|---|---|
-//! | `204` | event handled, unknown event acknowledged, `on_unparsed` accepted | no |
+//! | `204` | event handled, unknown event acknowledged, `on_unparsed` accepted, duplicate of a handled event ([dedupe](crate::dedupe) on) | no |
 //! | `200` | inbound webhook or custom function answered (JSON or text body) | no |
 //! | `400` | verified body not UTF-8, not JSON, not an object, or not readable by the models; body not fully received | yes |
 //! | `401` | any signature failure: one identical response, the reason only in the [`Outcome`] | yes |
 //! | `403` | source address not in the opt-in [`SourceAllowlist`] | yes |
 //! | `405` | method other than `POST` (with `Allow: POST`) | yes |
 //! | `413` | body or `Content-Length` over [`ReceiverConfig::body_limit`] | yes |
+//! | `409` | the same event is being handled by another request ([dedupe](crate::dedupe) on) | yes |
 //! | `415` | `Content-Encoding` other than `identity` | yes |
 //! | `500` | handler error or panic; adapter without a verifier | yes |
-//! | `503` | handler deadline exceeded | yes |
+//! | `503` | handler deadline exceeded; dedupe store failed | yes |
 //!
 //! [`dispatch`] returns a [`Dispatched`]: the [`WebhookResponse`] to send and an
 //! [`Outcome`] to log (status, reason, event name, call id; never a body, a header
@@ -80,6 +81,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
+use crate::dedupe::{Begin, DedupeKey, DedupeStore, Ticket};
 use crate::signature::{Verifier, VerifyError, unix_ms};
 use crate::{
     CallEvent, ChatEvent, FunctionCall, FunctionResponse, InboundCallRequest, InboundChatRequest,
@@ -127,7 +129,14 @@ pub const UNAUTHORIZED_BODY: &[u8] = b"invalid or missing signature\n";
 /// A panic is caught and also answers `500`; the server keeps serving. Keep
 /// handlers short (Retell gives up after 10 seconds; see
 /// [`ReceiverConfig::handler_deadline`]) and idempotent: the same event can
-/// arrive more than once (dedupe on `event` + `call_id`/`chat_id`).
+/// arrive more than once. [`ReceiverConfig::with_dedupe`] filters the copies
+/// (see [`crate::dedupe`]); a side effect outside your own database (an email,
+/// a charge) should still carry its own idempotency key.
+///
+/// For slow work, acknowledge fast and process later ("ack then process"):
+/// hand the event to a durable queue in the handler and return `Ok` only once
+/// the queue has accepted it; return `Err` when it has not (`500`, Retell
+/// retries), never `Ok` for work that is not durably handed off.
 ///
 /// The returned futures must be `Send` so a multi-threaded runtime can run them;
 /// an `async fn` is `Send` when everything it holds across an `.await` is.
@@ -362,6 +371,7 @@ enum Clock {
 /// | [`handler_deadline`](Self::handler_deadline) | [`DEFAULT_HANDLER_DEADLINE`] (9 s) | under Retell's 10 s timeout, so a retry never overlaps a running handler |
 /// | clock | the system clock | injectable with [`with_clock`](Self::with_clock) for tests |
 /// | [`source_allowlist`](Self::source_allowlist) | off | the signature is the authority; an allowlist only adds defence in depth |
+/// | [`dedupe`](Self::dedupe) | off | process each event once although Retell redelivers it; see [`crate::dedupe`] |
 ///
 /// `Debug` shows the settings; nothing in it is secret.
 #[derive(Clone)]
@@ -370,6 +380,56 @@ pub struct ReceiverConfig {
     handler_deadline: Duration,
     clock: Clock,
     source_allowlist: Option<SourceAllowlist>,
+    dedupe: Option<Arc<dyn DedupeStore>>,
+    mismatches: Arc<MismatchMonitor>,
+}
+
+/// After this many signature mismatches in a row, with no verified request in
+/// between, the [`Outcome`] carries a [`key_alert`](Outcome::key_alert): the
+/// configured key is most likely not the one Retell signs with.
+pub const MISMATCH_ALERT_THRESHOLD: u64 = 10;
+
+/// At most one [`key_alert`](Outcome::key_alert) per this many milliseconds
+/// (by the configured clock), so a log line raised on it is rate limited.
+pub const MISMATCH_ALERT_INTERVAL_MS: u64 = 60_000;
+
+/// Counts digest mismatches in a row (shared by every clone of a config, so by
+/// every worker of an adapter).
+#[derive(Default)]
+struct MismatchMonitor {
+    streak: std::sync::atomic::AtomicU64,
+    /// Clock value of the last alert plus one (0: never).
+    last_alert: std::sync::atomic::AtomicU64,
+}
+
+impl MismatchMonitor {
+    /// Records one verification result; returns the streak when an alert is due.
+    fn record(&self, result: &Result<(), VerifyError>, now_ms: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        match result {
+            Ok(()) => {
+                self.streak.store(0, Relaxed);
+                None
+            }
+            Err(VerifyError::Mismatch) => {
+                let streak = self.streak.fetch_add(1, Relaxed).saturating_add(1);
+                if streak < MISMATCH_ALERT_THRESHOLD {
+                    return None;
+                }
+                let last = self.last_alert.load(Relaxed);
+                let due =
+                    last == 0 || now_ms.saturating_sub(last - 1) >= MISMATCH_ALERT_INTERVAL_MS;
+                let stamp = now_ms.saturating_add(1);
+                (due && self
+                    .last_alert
+                    .compare_exchange(last, stamp, Relaxed, Relaxed)
+                    .is_ok())
+                .then_some(streak)
+            }
+            // Missing, stale or malformed signatures say nothing about the key.
+            Err(_) => None,
+        }
+    }
 }
 
 impl Default for ReceiverConfig {
@@ -387,6 +447,8 @@ impl ReceiverConfig {
             handler_deadline: DEFAULT_HANDLER_DEADLINE,
             clock: Clock::System,
             source_allowlist: None,
+            dedupe: None,
+            mismatches: Arc::default(),
         }
     }
 
@@ -422,6 +484,45 @@ impl ReceiverConfig {
     pub fn with_source_allowlist(mut self, allowlist: SourceAllowlist) -> Self {
         self.source_allowlist = Some(allowlist);
         self
+    }
+
+    /// Turns on deduplication of events with `store`, e.g.
+    /// [`MemoryDedupe::new()`](crate::dedupe::MemoryDedupe::new) in one
+    /// process, or a shared store for several replicas (see [`crate::dedupe`]).
+    ///
+    /// A delivery of an event that was already handled with a `2xx` is
+    /// answered `204` without calling the handler; one that arrives while the
+    /// same event is being handled is answered `409`. A failed attempt (error,
+    /// panic, deadline) releases the key, so Retell's retry is processed.
+    /// Requests that expect an answer (inbound webhook, custom functions) are
+    /// never deduplicated.
+    #[must_use]
+    pub fn with_dedupe<S: DedupeStore + 'static>(self, store: S) -> Self {
+        self.with_dedupe_store(Arc::new(store))
+    }
+
+    /// Like [`with_dedupe`](Self::with_dedupe) with a store shared elsewhere
+    /// (to inspect it, or to share it between routes).
+    #[must_use]
+    pub fn with_dedupe_store(mut self, store: Arc<dyn DedupeStore>) -> Self {
+        self.dedupe = Some(store);
+        self
+    }
+
+    /// The deduplication store, if deduplication is on.
+    #[must_use]
+    pub fn dedupe(&self) -> Option<&Arc<dyn DedupeStore>> {
+        self.dedupe.as_ref()
+    }
+
+    /// Signature digest mismatches in a row since the last verified request
+    /// (shared by every clone of this configuration). See
+    /// [`MISMATCH_ALERT_THRESHOLD`].
+    #[must_use]
+    pub fn signature_mismatch_streak(&self) -> u64 {
+        self.mismatches
+            .streak
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The largest accepted body, in bytes.
@@ -464,6 +565,11 @@ impl fmt::Debug for ReceiverConfig {
                 },
             )
             .field("source_allowlist", &self.source_allowlist)
+            .field("dedupe", &self.dedupe.as_ref().map_or("off", |_| "on"))
+            .field(
+                "signature_mismatch_streak",
+                &self.signature_mismatch_streak(),
+            )
             .finish()
     }
 }
@@ -744,6 +850,37 @@ impl<'a> SignatureHeader<'a> {
 /// Header values are raw bytes; names are the adapter's business (they are
 /// case-insensitive). Build it with [`RawRequest::new`] or [`RawRequest::post`]
 /// and the `with`-style methods.
+///
+/// The body is the raw bytes as received (`&[u8]`): the signature covers
+/// exactly those bytes, so no entry point of the core takes a parsed value or
+/// a re-serialised string.
+///
+/// ```
+/// use retell_webhooks::dispatch::RawRequest;
+///
+/// fn from_the_wire<'a>(body: &'a [u8], signature: &'a [u8]) -> RawRequest<'a> {
+///     RawRequest::post(body).signature_values([signature])
+/// }
+/// # let _ = from_the_wire(b"{}", b"");
+/// ```
+///
+/// A parsed value does not compile:
+///
+/// ```compile_fail
+/// use retell_webhooks::dispatch::RawRequest;
+///
+/// let parsed = serde_json::json!({ "event": "call_ended" });
+/// let _ = RawRequest::post(&parsed);
+/// ```
+///
+/// Nor does a `String` (re-serialised JSON is not the signed bytes):
+///
+/// ```compile_fail
+/// use retell_webhooks::dispatch::RawRequest;
+///
+/// let text = String::from(r#"{"event":"call_ended"}"#);
+/// let _ = RawRequest::post(&text);
+/// ```
 #[derive(Clone, Default)]
 pub struct RawRequest<'a> {
     method: &'a str,
@@ -1021,6 +1158,14 @@ pub enum Reason {
     UnknownEvent,
     /// `on_unparsed` accepted a body the models could not read (`204`).
     FallbackAccepted,
+    /// The event was already handled successfully; the handler was not called
+    /// again (`204`, deduplication on).
+    Duplicate,
+    /// The same event is being handled by another request (`409`, deduplication
+    /// on); Retell retries later.
+    InFlight,
+    /// The deduplication store failed (`503`); its message.
+    DedupeFailed(String),
     /// The source address is not allowed (`403`).
     Forbidden(SourceRejection),
     /// The method is not `POST` (`405`).
@@ -1058,6 +1203,9 @@ impl fmt::Display for Reason {
             Self::Answered => f.write_str("answered"),
             Self::UnknownEvent => f.write_str("unknown event acknowledged"),
             Self::FallbackAccepted => f.write_str("unparsed body accepted by fallback"),
+            Self::Duplicate => f.write_str("duplicate of an event already handled"),
+            Self::InFlight => f.write_str("duplicate of an event still being handled"),
+            Self::DedupeFailed(why) => write!(f, "dedupe store failed: {why}"),
             Self::Forbidden(why) => write!(f, "forbidden: {why}"),
             Self::MethodNotAllowed => f.write_str("method not allowed (POST only)"),
             Self::UnsupportedEncoding => {
@@ -1096,6 +1244,12 @@ pub struct Outcome {
     pub call_id: Option<String>,
     /// The chat id, when the event has one.
     pub chat_id: Option<String>,
+    /// Set on a `401` when the signature digest has mismatched
+    /// [`MISMATCH_ALERT_THRESHOLD`] times or more in a row (the value is the
+    /// count), at most once per [`MISMATCH_ALERT_INTERVAL_MS`]: the key is
+    /// probably not the Retell API key with the webhook badge, and every event
+    /// is being lost after Retell's retries. Log it as an error.
+    pub key_alert: Option<u64>,
 }
 
 impl Outcome {
@@ -1118,7 +1272,14 @@ impl fmt::Display for Outcome {
         if let Some(id) = &self.chat_id {
             write!(f, " chat_id={id}")?;
         }
-        write!(f, " reason=\"{}\"", self.reason)
+        write!(f, " reason=\"{}\"", self.reason)?;
+        if let Some(streak) = self.key_alert {
+            write!(
+                f,
+                " alert=\"{streak} signature mismatches in a row: check that the key is the Retell API key with the webhook badge\""
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -1142,6 +1303,7 @@ impl Dispatched {
                 event: None,
                 call_id: None,
                 chat_id: None,
+                key_alert: None,
             },
             response,
         }
@@ -1154,9 +1316,11 @@ impl Dispatched {
     #[must_use]
     pub fn from_reason(route: Route, reason: Reason) -> Self {
         let response = match &reason {
-            Reason::Handled | Reason::UnknownEvent | Reason::FallbackAccepted => {
-                WebhookResponse::empty(204)
-            }
+            Reason::Handled
+            | Reason::UnknownEvent
+            | Reason::FallbackAccepted
+            | Reason::Duplicate => WebhookResponse::empty(204),
+            Reason::InFlight => WebhookResponse::text(409, b"conflict: already in progress\n"),
             Reason::Answered => WebhookResponse::empty(200),
             Reason::Forbidden(_) => WebhookResponse::text(403, b"forbidden\n"),
             Reason::MethodNotAllowed => WebhookResponse {
@@ -1175,7 +1339,9 @@ impl Dispatched {
             | Reason::HandlerPanicked
             | Reason::AnswerNotSerializable
             | Reason::NotConfigured => WebhookResponse::text(500, b"internal server error\n"),
-            Reason::DeadlineExceeded => WebhookResponse::text(503, b"service unavailable\n"),
+            Reason::DeadlineExceeded | Reason::DedupeFailed(_) => {
+                WebhookResponse::text(503, b"service unavailable\n")
+            }
         };
         Self::new(route, reason, response)
     }
@@ -1264,7 +1430,16 @@ pub(crate) fn authenticate_signature(
     if request.body.len() > limit {
         return Err(reject(Reason::PayloadTooLarge { limit }));
     }
-    verify(verifier, config, request).map_err(|why| reject(Reason::Unauthorized(why)))
+    let verified = verify(verifier, config, request);
+    let alert = config
+        .mismatches
+        .record(&verified, config.now_ms().unwrap_or(0));
+    if let Err(why) = verified {
+        let mut rejected = reject(Reason::Unauthorized(why));
+        rejected.outcome.key_alert = alert;
+        return Err(rejected);
+    }
+    Ok(())
 }
 
 /// Handles one request from start to finish; see the [module docs](self) for the
@@ -1319,6 +1494,10 @@ where
             }
         }
     };
+    let claim = match claim(config, &work, body).await {
+        Ok(claim) => claim,
+        Err(reason) => return Dispatched::from_reason(route, reason).with_ids(&ids),
+    };
     let run = CatchUnwind::new(run_handler(handler, work, body));
     let result = match race(run, deadline).await {
         Raced::Deadline => Err(Reason::DeadlineExceeded),
@@ -1349,7 +1528,48 @@ where
             },
         ),
     };
+    if let Some((store, key, ticket)) = claim {
+        // A store failure here only weakens deduplication (a later delivery is
+        // processed again); the answer stands.
+        let _ = if done.outcome.is_success() {
+            store.finish(&key, ticket).await
+        } else {
+            store.release(&key, ticket).await
+        };
+    }
     done.with_ids(&ids)
+}
+
+type Claim<'a> = Option<(&'a Arc<dyn DedupeStore>, DedupeKey, Ticket)>;
+
+/// With deduplication on, claims the event's key: `Ok(Some)` to process it,
+/// `Ok(None)` when deduplication does not apply, `Err` with the answer for a
+/// duplicate or a store failure.
+async fn claim<'a>(
+    config: &'a ReceiverConfig,
+    work: &Work,
+    body: &[u8],
+) -> Result<Claim<'a>, Reason> {
+    let Some(store) = &config.dedupe else {
+        return Ok(None);
+    };
+    let key = match work {
+        Work::Incoming(incoming) => DedupeKey::for_incoming(incoming, body),
+        Work::Unparsed(_) => Some(DedupeKey::of_body(body)),
+        Work::Function(_) => None,
+    };
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let lease = config
+        .handler_deadline
+        .saturating_add(Duration::from_secs(1));
+    match store.begin(&key, lease).await {
+        Ok(Begin::Fresh(ticket)) => Ok(Some((store, key, ticket))),
+        Ok(Begin::InFlight) => Err(Reason::InFlight),
+        Ok(Begin::Done) => Err(Reason::Duplicate),
+        Err(error) => Err(Reason::DedupeFailed(error.0)),
+    }
 }
 
 fn verify(
@@ -1499,6 +1719,12 @@ thread_local! {
     /// Counts calls of the JSON parser on this thread, so tests can prove that
     /// unverified bodies are never parsed.
     static JSON_PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Calls of the JSON parser on this thread so far (test builds only).
+#[cfg(test)]
+pub(crate) fn json_parses() -> usize {
+    JSON_PARSES.with(std::cell::Cell::get)
 }
 
 /// Whole-body UTF-8 check (serde_json would accept invalid bytes inside values
@@ -1748,10 +1974,6 @@ mod tests {
 
     fn signed(body: &[u8]) -> String {
         sign(body, KEY, NOW)
-    }
-
-    fn json_parses() -> usize {
-        JSON_PARSES.with(std::cell::Cell::get)
     }
 
     #[test]
@@ -2107,6 +2329,246 @@ mod tests {
             std::future::ready(()),
         ));
         assert_eq!(done.response.status(), 204);
+    }
+
+    /// A deadline the test fires by hand.
+    struct Trigger(std::sync::atomic::AtomicBool);
+
+    impl Trigger {
+        fn new() -> Self {
+            Self(std::sync::atomic::AtomicBool::new(false))
+        }
+
+        fn fire(&self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+
+        fn wait(&self) -> impl Future<Output = ()> + Send + '_ {
+            poll_fn(|_| {
+                if self.0.load(Ordering::SeqCst) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+        }
+    }
+
+    fn dedupe_config() -> ReceiverConfig {
+        config().with_dedupe(crate::dedupe::MemoryDedupe::new())
+    }
+
+    /// Fails on the first `failures` calls, then succeeds; counts successes.
+    struct Flaky {
+        failures: usize,
+        calls: AtomicUsize,
+        successes: AtomicUsize,
+        panic_instead: bool,
+    }
+
+    impl WebhookHandler for Flaky {
+        type Error = String;
+
+        async fn on_call_ended(&self, _event: CallEvent) -> Result<(), String> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
+                if self.panic_instead {
+                    panic!("handler bug");
+                }
+                return Err("temporarily down".to_owned());
+            }
+            self.successes.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    /// Checklist R5 / R2 / R3: failures release the key, so Retell's retries are
+    /// processed, and exactly one attempt has the side effect.
+    #[test]
+    fn dedupe_fail_fail_succeed_has_one_side_effect() {
+        for panic_instead in [false, true] {
+            let h = Flaky {
+                failures: 2,
+                calls: AtomicUsize::new(0),
+                successes: AtomicUsize::new(0),
+                panic_instead,
+            };
+            let config = dedupe_config();
+            let sig = signed(CALL_ENDED);
+            let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
+            let statuses: Vec<u16> = (0..4)
+                .map(|_| {
+                    run_with(&h, Route::Events, &config, &request)
+                        .response
+                        .status()
+                })
+                .collect();
+            assert_eq!(statuses, [500, 500, 204, 204], "panic: {panic_instead}");
+            assert_eq!(h.calls.load(Ordering::SeqCst), 3);
+            assert_eq!(h.successes.load(Ordering::SeqCst), 1);
+            let last = run_with(&h, Route::Events, &config, &request);
+            assert_eq!(last.outcome.reason, Reason::Duplicate);
+            assert_eq!(last.outcome.call_id.as_deref(), Some("call_1"));
+        }
+    }
+
+    /// Checklist R6 and R4: a copy arriving while the first runs gets 409; when
+    /// the first hits the deadline (503) the key is released and a retry runs.
+    #[test]
+    fn dedupe_in_flight_is_409_and_deadline_releases() {
+        let h = Counting::new(Mode::Hang);
+        let config = dedupe_config();
+        let v = verifier();
+        let sig = signed(CALL_ENDED);
+        let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
+        let trigger = Trigger::new();
+        let mut first = Box::pin(dispatch(
+            &v,
+            &h,
+            Route::Events,
+            &config,
+            &request,
+            trigger.wait(),
+        ));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(h.calls(), 1);
+        let copy = run_with(&h, Route::Events, &config, &request);
+        assert_eq!(copy.response.status(), 409);
+        assert_eq!(copy.outcome.reason, Reason::InFlight);
+        assert_eq!(h.calls(), 1);
+        trigger.fire();
+        let Poll::Ready(first) = first.as_mut().poll(&mut cx) else {
+            panic!("deadline did not fire")
+        };
+        assert_eq!(first.response.status(), 503);
+        // Released: the retry reaches the handler again.
+        let retry = block_on(dispatch(
+            &v,
+            &h,
+            Route::Events,
+            &config,
+            &request,
+            std::future::ready(()),
+        ));
+        assert_eq!(retry.response.status(), 503);
+        assert_eq!(h.calls(), 2);
+    }
+
+    #[test]
+    fn dedupe_never_applies_to_requests_that_expect_an_answer() {
+        let config = dedupe_config();
+        let inbound = include_bytes!("../tests/fixtures/call_inbound_request.json");
+        let function = include_bytes!("../tests/fixtures/custom_function_request.json");
+        let h = Counting::new(Mode::Ok);
+        for (route, body) in [
+            (Route::Events, &inbound[..]),
+            (Route::Function, &function[..]),
+        ] {
+            let sig = signed(body);
+            let request = RawRequest::post(body).signature_values([sig.as_bytes()]);
+            for _ in 0..3 {
+                assert_eq!(
+                    run_with(&h, route, &config, &request).response.status(),
+                    200
+                );
+            }
+        }
+        assert_eq!(h.calls(), 6);
+    }
+
+    #[test]
+    fn dedupe_store_failure_is_503() {
+        use crate::dedupe::{DedupeError, StoreFuture};
+        struct Down;
+        impl DedupeStore for Down {
+            fn begin<'a>(
+                &'a self,
+                _: &'a DedupeKey,
+                _: Duration,
+            ) -> StoreFuture<'a, Result<Begin, DedupeError>> {
+                Box::pin(async { Err(DedupeError("connection refused".to_owned())) })
+            }
+            fn finish<'a>(
+                &'a self,
+                _: &'a DedupeKey,
+                _: Ticket,
+            ) -> StoreFuture<'a, Result<(), DedupeError>> {
+                Box::pin(async { Ok(()) })
+            }
+            fn release<'a>(
+                &'a self,
+                _: &'a DedupeKey,
+                _: Ticket,
+            ) -> StoreFuture<'a, Result<(), DedupeError>> {
+                Box::pin(async { Ok(()) })
+            }
+        }
+        let h = Counting::new(Mode::Ok);
+        let sig = signed(CALL_ENDED);
+        let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
+        let done = run_with(&h, Route::Events, &config().with_dedupe(Down), &request);
+        assert_eq!(done.response.status(), 503);
+        assert!(done.outcome.to_string().contains("connection refused"));
+        assert_eq!(h.calls(), 0);
+    }
+
+    /// Checklist R8: the alert fires at the 10th mismatch in a row, then at most
+    /// once a minute; other failures neither count nor reset; a verified
+    /// request resets the streak.
+    #[test]
+    fn mismatch_streak_alert_is_rate_limited() {
+        let now = Arc::new(std::sync::atomic::AtomicU64::new(NOW));
+        let clock = Arc::clone(&now);
+        let config = ReceiverConfig::new().with_clock(move || clock.load(Ordering::SeqCst));
+        let v = verifier();
+        let send = |header: &str| {
+            let request = RawRequest::post(CALL_ENDED).signature_values([header.as_bytes()]);
+            block_on(dispatch(
+                &v,
+                &Defaults,
+                Route::Events,
+                &config,
+                &request,
+                std::future::pending(),
+            ))
+        };
+        let at = |ms| sign(CALL_ENDED, "wrong_key", ms);
+        let alerts: Vec<_> = (0..12)
+            .map(|_| send(&at(now.load(Ordering::SeqCst))).outcome.key_alert)
+            .collect();
+        let mut expected = vec![None; 12];
+        expected[9] = Some(10);
+        assert_eq!(alerts, expected);
+        // A stale signature is not a mismatch: no count, no reset.
+        assert_eq!(
+            send(&sign(CALL_ENDED, KEY, NOW - 400_000))
+                .response
+                .status(),
+            401
+        );
+        assert_eq!(config.signature_mismatch_streak(), 12);
+        now.fetch_add(59_999, Ordering::SeqCst);
+        assert_eq!(
+            send(&at(now.load(Ordering::SeqCst))).outcome.key_alert,
+            None
+        );
+        now.fetch_add(1, Ordering::SeqCst);
+        let done = send(&at(now.load(Ordering::SeqCst)));
+        assert_eq!(done.outcome.key_alert, Some(14));
+        assert!(
+            done.outcome
+                .to_string()
+                .contains("14 signature mismatches in a row"),
+            "{}",
+            done.outcome
+        );
+        let ok = send(&sign(CALL_ENDED, KEY, now.load(Ordering::SeqCst)));
+        assert_eq!(ok.response.status(), 204);
+        assert_eq!(config.signature_mismatch_streak(), 0);
+        // Clones share the streak (one per adapter, whatever the workers).
+        let clone = config.clone();
+        send(&at(now.load(Ordering::SeqCst)));
+        assert_eq!(clone.signature_mismatch_streak(), 1);
     }
 
     #[test]

@@ -40,7 +40,11 @@
 //!   tests (`samples`, feature `samples`), and a command-line tool (feature
 //!   `cli`) that parses bodies, signs and checks signatures, runs a local
 //!   receiver (`retell-webhooks listen`) and sends it signed samples
-//!   (`retell-webhooks send`, `retell-webhooks demo`) without a public URL.
+//!   (`retell-webhooks send`, `retell-webhooks demo`) without a public URL;
+//! * optionally processes each event once although Retell redelivers it
+//!   ([`dedupe`]: `409` while a copy is in flight, `204` for a copy of a handled
+//!   event, failures release the event for Retell's retry), with a bounded
+//!   in-memory store or your own shared one.
 //!
 //! ```
 //! use retell_webhooks::{sign, Verifier, WebhookEvent};
@@ -75,6 +79,7 @@
 
 #[cfg(any(feature = "axum", feature = "actix"))]
 pub mod adapters;
+pub mod dedupe;
 pub mod dispatch;
 pub mod error;
 pub mod events;

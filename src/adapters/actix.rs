@@ -10,7 +10,10 @@
 //!   256 KiB [`PayloadConfig`](actix_web::web::PayloadConfig) default, which
 //!   does not apply here. [`endpoint`] then closes the connection; after an
 //!   extractor's `413`, actix-web reads and discards the rest of a chunked body
-//!   (nothing more is buffered);
+//!   (nothing more is buffered). Before closing, actix-web "lingers": it reads
+//!   and discards whatever the client still sends for up to
+//!   `HttpServer::client_disconnect_timeout` (1 s by default), so the client
+//!   sees the `413` rather than a reset; lower it to close sooner;
 //! * applies the handler deadline with `tokio::time::sleep` (`503`); a handler
 //!   panic is answered `500` instead of actix-web's closed connection;
 //! * answers `500` when no verifier is configured (fail closed);
@@ -600,4 +603,72 @@ fn into_response(done: Dispatched, unread: Option<dev::Payload>) -> HttpResponse
     }
     res.extensions_mut().insert(outcome);
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::json_parses;
+    use actix_web::test::{TestRequest, call_service, init_service};
+
+    struct Noop;
+    impl WebhookHandler for Noop {
+        type Error = String;
+    }
+
+    /// Checklist D9: unsigned hostile bodies, 10 000-deep nesting (20 KB) and
+    /// a 500 000-key object (about 5 MB).
+    fn hostile_bodies() -> [Vec<u8>; 2] {
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        let mut wide = String::from("{");
+        for i in 0..500_000 {
+            wide.push_str(&format!("\"{i}\":1,"));
+        }
+        wide.push_str("\"event\":\"call_ended\"}");
+        [deep.into_bytes(), wide.into_bytes()]
+    }
+
+    /// D9 through the service: `401`, and the JSON parser never ran. The
+    /// in-process test service runs on this thread (actix-web's HTTP server
+    /// would run it on worker threads, out of reach of the parse counter).
+    #[actix_web::test]
+    async fn unsigned_hostile_bodies_are_401_without_parsing() {
+        let verifier = Verifier::new("key_unit").unwrap_or_else(|e| panic!("{e}"));
+        let app = init_service(actix_web::App::new().service(service(
+            "/webhook",
+            verifier,
+            Noop,
+            ReceiverConfig::new(),
+        )))
+        .await;
+        let before = json_parses();
+        let bad =
+            "v=1785423600000,d=0000000000000000000000000000000000000000000000000000000000000000";
+        for body in hostile_bodies() {
+            for signature in [None, Some(bad)] {
+                let mut request = TestRequest::post()
+                    .uri("/webhook")
+                    .set_payload(body.clone());
+                if let Some(value) = signature {
+                    request = request.insert_header((SIGNATURE_HEADER, value));
+                }
+                let response = call_service(&app, request.to_request()).await;
+                assert_eq!(response.status().as_u16(), 401);
+            }
+        }
+        assert_eq!(
+            json_parses(),
+            before,
+            "an unverified body reached the JSON parser"
+        );
+        // Control: a signed body does reach the parser on this thread.
+        let now = crate::unix_ms(std::time::SystemTime::now()).unwrap_or_default();
+        let request = TestRequest::post()
+            .uri("/webhook")
+            .insert_header((SIGNATURE_HEADER, crate::sign(b"{}", "key_unit", now)))
+            .set_payload("{}");
+        let response = call_service(&app, request.to_request()).await;
+        assert_eq!(response.status().as_u16(), 400);
+        assert!(json_parses() > before);
+    }
 }

@@ -508,3 +508,89 @@ where
             .map_err(|error| invalid(Route::Events, &bytes, error))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::json_parses;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Noop;
+    impl WebhookHandler for Noop {
+        type Error = String;
+    }
+
+    /// Checklist D9: unsigned hostile bodies, 10 000-deep nesting (20 KB) and
+    /// a 500 000-key object (about 5 MB).
+    fn hostile_bodies() -> [Vec<u8>; 2] {
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        let mut wide = String::from("{");
+        for i in 0..500_000 {
+            wide.push_str(&format!("\"{i}\":1,"));
+        }
+        wide.push_str("\"event\":\"call_ended\"}");
+        [deep.into_bytes(), wide.into_bytes()]
+    }
+
+    /// D9 through the router over HTTP: `401`, and the JSON parser never ran.
+    /// The runtime is single-threaded, so server and client share this thread
+    /// and its parse counter.
+    #[tokio::test(flavor = "current_thread")]
+    async fn unsigned_hostile_bodies_are_401_without_parsing() {
+        let app: Router = router(
+            "/webhook",
+            Verifier::new("key_unit").unwrap_or_else(|e| panic!("{e}")),
+            Noop,
+            ReceiverConfig::new(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let before = json_parses();
+        for body in hostile_bodies() {
+            for signature in [
+                "",
+                "X-Retell-Signature: v=1785423600000,d=0000000000000000000000000000000000000000000000000000000000000000\r\n",
+            ] {
+                let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let head = format!(
+                    "POST /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{signature}Content-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(head.as_bytes()).await.unwrap();
+                stream.write_all(&body).await.unwrap();
+                let mut reply = Vec::new();
+                stream.read_to_end(&mut reply).await.unwrap();
+                assert!(
+                    reply.starts_with(b"HTTP/1.1 401"),
+                    "{}",
+                    String::from_utf8_lossy(&reply)
+                );
+            }
+        }
+        assert_eq!(
+            json_parses(),
+            before,
+            "an unverified body reached the JSON parser"
+        );
+        // Control: a signed body does reach the parser on this thread.
+        let now = crate::unix_ms(std::time::SystemTime::now()).unwrap_or_default();
+        let signed = format!(
+            "X-Retell-Signature: {}\r\n",
+            crate::sign(b"{}", "key_unit", now)
+        );
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{signed}Content-Length: 2\r\n\r\n{{}}"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).await.unwrap();
+        assert!(
+            reply.starts_with(b"HTTP/1.1 400"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+        assert!(json_parses() > before);
+    }
+}

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,6 +18,12 @@ pub struct Reply {
     /// Lower-cased names, in the order received.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Bytes of the request written when the response was complete.
+    pub sent: usize,
+    /// Bytes of the request written in all (see [`send_raw_to_the_end`]).
+    pub written: usize,
+    /// Bytes of the whole request (head and framed body).
+    pub wire_len: usize,
 }
 
 impl Reply {
@@ -48,11 +56,13 @@ pub enum Framing {
     Chunked,
 }
 
-/// Sends one request with `Connection: close` and reads the response until the
-/// server closes.
+/// Sends one request with `Connection: close` and reads the response until it
+/// is complete (its `Content-Length` is in, or the server closes).
 ///
-/// The body is written concurrently with reading, and write errors are ignored:
-/// a server may answer (413) and close before reading everything.
+/// The body is written concurrently with reading, in 64 KiB writes, and write
+/// errors are ignored: a server may answer (413) and close before reading
+/// everything. [`Reply::sent`] says how many bytes of the request had been
+/// written when the response was complete.
 pub async fn send_raw(
     addr: SocketAddr,
     method: &str,
@@ -60,6 +70,33 @@ pub async fn send_raw(
     headers: &[(&str, &str)],
     body: &[u8],
     framing: Framing,
+) -> Reply {
+    exchange(addr, method, path, headers, body, framing, false).await
+}
+
+/// Like [`send_raw`], then keeps writing until the whole request is written or
+/// a write fails, and records the total in [`Reply::written`]: less than
+/// [`Reply::wire_len`] proves the server stopped reading and closed the
+/// connection (a server that drains the body lets every write through).
+pub async fn send_raw_to_the_end(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    framing: Framing,
+) -> Reply {
+    exchange(addr, method, path, headers, body, framing, true).await
+}
+
+async fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    framing: Framing,
+    to_the_end: bool,
 ) -> Reply {
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut reader, mut writer) = stream.into_split();
@@ -85,8 +122,16 @@ pub async fn send_raw(
         }
         _ => wire.extend_from_slice(body),
     }
+    let wire_len = wire.len();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let progress = Arc::clone(&sent);
     let write = tokio::spawn(async move {
-        let _ = writer.write_all(&wire).await;
+        for piece in wire.chunks(64 * 1024) {
+            if writer.write_all(piece).await.is_err() {
+                break;
+            }
+            progress.fetch_add(piece.len(), Ordering::SeqCst);
+        }
         let _ = writer.flush().await;
         writer
     });
@@ -97,9 +142,46 @@ pub async fn send_raw(
             Ok(0) | Err(_) => break,
             Ok(n) => raw.extend_from_slice(&buf[..n]),
         }
+        if response_complete(&raw) {
+            break;
+        }
     }
-    drop(write.await);
-    parse_reply(&raw)
+    let sent_at_response = sent.load(Ordering::SeqCst);
+    let mut reply = parse_reply(&raw);
+    if to_the_end {
+        drop(write.await);
+        drop(reader);
+    } else {
+        write.abort();
+    }
+    reply.sent = sent_at_response;
+    reply.written = sent.load(Ordering::SeqCst);
+    reply.wire_len = wire_len;
+    reply
+}
+
+/// Whether `raw` holds a whole response: the head, then as many body bytes as
+/// its `Content-Length` (none for 1xx, 204 and 304).
+fn response_complete(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let Ok(head) = std::str::from_utf8(&raw[..split]) else {
+        return false;
+    };
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if status == 204 || status == 304 || (100..200).contains(&status) {
+        return true;
+    }
+    head.split("\r\n")
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .is_some_and(|len| raw.len() >= split + 4 + len)
 }
 
 pub fn parse_reply(raw: &[u8]) -> Reply {
@@ -121,6 +203,9 @@ pub fn parse_reply(raw: &[u8]) -> Reply {
         status,
         headers,
         body: raw[split + 4..].to_vec(),
+        sent: 0,
+        written: 0,
+        wire_len: 0,
     }
 }
 

@@ -1,0 +1,686 @@
+//! Idempotency: process each Retell event once, although Retell delivers it up
+//! to four times (the first attempt plus 3 retries when no `2xx` arrives in
+//! time), sometimes less than a second apart.
+//!
+//! Switch it on with [`ReceiverConfig::with_dedupe`](crate::dispatch::ReceiverConfig::with_dedupe);
+//! every adapter and the command-line listener then share the behaviour, since
+//! it lives in [`dispatch`](crate::dispatch::dispatch):
+//!
+//! | delivery | answer | handler called |
+//! |---|---|---|
+//! | first time | the handler's (`204`, `500`, `503`) | yes |
+//! | again, after a `2xx` | `204` ([`Reason::Duplicate`](crate::dispatch::Reason::Duplicate)) | no |
+//! | again, while the first is still running | `409` ([`Reason::InFlight`](crate::dispatch::Reason::InFlight)), so Retell retries later | no |
+//! | again, after the first failed (error, panic, deadline) | the handler's | yes: a failure releases the key |
+//!
+//! # Keys
+//!
+//! Retell sends no delivery id, so the key is derived from the **same typed
+//! parse that dispatches the event** (never from a second, looser parse, where a
+//! duplicated JSON key could make the two disagree), following Retell's advice:
+//!
+//! | event | key |
+//! |---|---|
+//! | `call_started`, `call_ended`, `call_analyzed` | event + `call_id` |
+//! | `chat_started`, `chat_ended`, `chat_analyzed` | event + `chat_id` |
+//! | `transfer_*` (a call can transfer several times) | event + `call_id` + the call's `start_timestamp` + `transfer_destination` + `event_timestamp` |
+//! | `transcript_updated` (legitimately repeats), unknown events, bodies only the fallback could read | SHA-256 of the raw body |
+//!
+//! Requests that expect an answer (the inbound call/SMS webhook, custom
+//! functions) are **never** deduplicated: Retell needs the answer every time it
+//! asks. Each part is length-prefixed and the whole key is hashed with SHA-256,
+//! so every [`DedupeKey`] is 32 bytes whatever the ids.
+//!
+//! # Several replicas: a shared store
+//!
+//! [`MemoryDedupe`] (the default store) only sees the requests of its own
+//! process. Behind a load balancer, retries land on any replica: back the
+//! [`DedupeStore`] trait with a shared store. With Redis:
+//!
+//! | method | command |
+//! |---|---|
+//! | [`begin`](DedupeStore::begin) | `SET rw:<hex> <token> NX PX <lease_ms>`; if it was not set, `GET rw:<hex>`: `done` → [`Begin::Done`], anything else → [`Begin::InFlight`] |
+//! | [`finish`](DedupeStore::finish) | `SET rw:<hex> done PX 3600000` (keep for the TTL) |
+//! | [`release`](DedupeStore::release) | delete the key only if it still holds `<token>` (a 3-line Lua script: `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end`) |
+//!
+//! `<hex>` is [`DedupeKey::to_hex`], `<token>` is [`Ticket::token`] (make it
+//! unique across replicas, e.g. random). The lease given to `begin` (the
+//! handler deadline plus a second) frees the key of a replica that crashed or
+//! whose request was cancelled mid-way; the token keeps a late `release` from
+//! deleting someone else's lease. If the store fails, return an error: the
+//! request is answered `503` and Retell retries.
+//!
+//! ```
+//! use retell_webhooks::dedupe::{Begin, DedupeError, DedupeKey, DedupeStore, StoreFuture, Ticket};
+//! use std::time::Duration;
+//!
+//! /// Sketch of a Redis-backed store (the client calls are elided).
+//! struct RedisDedupe;
+//!
+//! impl DedupeStore for RedisDedupe {
+//!     fn begin<'a>(&'a self, key: &'a DedupeKey, lease: Duration) -> StoreFuture<'a, Result<Begin, DedupeError>> {
+//!         Box::pin(async move {
+//!             let token = 42; // random per call
+//!             let _cmd = format!("SET rw:{} {token} NX PX {}", key.to_hex(), lease.as_millis());
+//!             Ok(Begin::Fresh(Ticket::new(token)))
+//!         })
+//!     }
+//!     fn finish<'a>(&'a self, key: &'a DedupeKey, _ticket: Ticket) -> StoreFuture<'a, Result<(), DedupeError>> {
+//!         Box::pin(async move { let _cmd = format!("SET rw:{} done PX 3600000", key.to_hex()); Ok(()) })
+//!     }
+//!     fn release<'a>(&'a self, _key: &'a DedupeKey, _ticket: Ticket) -> StoreFuture<'a, Result<(), DedupeError>> {
+//!         Box::pin(async move { Ok(()) }) // compare-and-delete script
+//!     }
+//! }
+//! ```
+//!
+//! # Cancelled requests
+//!
+//! When the client goes away, the HTTP server drops the request future: the
+//! key is neither finished nor released, and stays in flight until its lease
+//! ends (the handler deadline plus one second). A retry meanwhile gets `409`
+//! and Retell tries again later; none is lost.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::{Incoming, WebhookEvent};
+
+/// Default number of keys [`MemoryDedupe`] keeps: 100 000.
+pub const DEFAULT_CAPACITY: usize = 100_000;
+
+/// Default time [`MemoryDedupe`] remembers a processed event: one hour (Retell's
+/// retries come within minutes).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+
+/// A boxed future, as returned by [`DedupeStore`] methods (so the trait works
+/// as `dyn DedupeStore` with synchronous and networked stores alike).
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The identity of one Retell event: 32 bytes (a SHA-256), see the
+/// [module docs](self) for what goes in.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DedupeKey([u8; 32]);
+
+impl DedupeKey {
+    /// A key from raw bytes (for stores and tests).
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 bytes.
+    #[must_use]
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lower-case hex, 64 characters (for an external store's key).
+    #[must_use]
+    pub fn to_hex(&self) -> String {
+        use fmt::Write as _;
+        let mut out = String::with_capacity(64);
+        for byte in self.0 {
+            let _ = write!(out, "{byte:02x}");
+        }
+        out
+    }
+
+    /// The key of an event from the event webhook, or `None` for requests that
+    /// expect an answer (inbound call/SMS webhook), which are never
+    /// deduplicated. `body` is the raw verified body the event was parsed from.
+    #[must_use]
+    pub fn for_incoming(incoming: &Incoming, body: &[u8]) -> Option<Self> {
+        match incoming {
+            Incoming::Event(event) => Some(Self::for_event(event, body)),
+            Incoming::CallInbound(_) | Incoming::ChatInbound(_) => None,
+        }
+    }
+
+    /// The key of an event; `body` is the raw verified body it was parsed from.
+    #[must_use]
+    pub fn for_event(event: &WebhookEvent, body: &[u8]) -> Self {
+        let name = event.event_name().as_bytes();
+        match event {
+            WebhookEvent::CallStarted(e)
+            | WebhookEvent::CallEnded(e)
+            | WebhookEvent::CallAnalyzed(e) => {
+                Self::of_parts(&[b"lifecycle", name, e.call.call_id.as_bytes()])
+            }
+            WebhookEvent::ChatStarted(e)
+            | WebhookEvent::ChatEnded(e)
+            | WebhookEvent::ChatAnalyzed(e) => {
+                Self::of_parts(&[b"lifecycle", name, e.chat.chat_id.as_bytes()])
+            }
+            WebhookEvent::TransferStarted(e)
+            | WebhookEvent::TransferBridged(e)
+            | WebhookEvent::TransferCancelled(e)
+            | WebhookEvent::TransferEnded(e) => {
+                let start = e
+                    .call
+                    .start_timestamp
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+                let destination = e
+                    .transfer_destination
+                    .as_ref()
+                    .and_then(|d| serde_json::to_vec(d).ok())
+                    .unwrap_or_default();
+                let at = e.event_timestamp.map(|t| t.to_string()).unwrap_or_default();
+                Self::of_parts(&[
+                    b"transfer",
+                    name,
+                    e.call.call_id.as_bytes(),
+                    start.as_bytes(),
+                    &destination,
+                    at.as_bytes(),
+                ])
+            }
+            _ => Self::of_body(body),
+        }
+    }
+
+    /// SHA-256 of the raw body (for `transcript_updated`, unknown events and
+    /// bodies only the fallback could read).
+    #[must_use]
+    pub fn of_body(body: &[u8]) -> Self {
+        Self::of_parts(&[b"body", body])
+    }
+
+    fn of_parts(parts: &[&[u8]]) -> Self {
+        let mut hash = Sha256::new();
+        for part in parts {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+        Self(hash.finalize().into())
+    }
+}
+
+impl fmt::Debug for DedupeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DedupeKey({})", self.to_hex())
+    }
+}
+
+/// Proof that [`DedupeStore::begin`] handed this caller the key; give it back to
+/// [`finish`](DedupeStore::finish) or [`release`](DedupeStore::release).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ticket(u64);
+
+impl Ticket {
+    /// A ticket with this token (unique per `begin`, chosen by the store).
+    #[must_use]
+    pub const fn new(token: u64) -> Self {
+        Self(token)
+    }
+
+    /// The token.
+    #[must_use]
+    pub const fn token(self) -> u64 {
+        self.0
+    }
+}
+
+/// The answer of [`DedupeStore::begin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    /// First time (or every earlier attempt failed): process it, then
+    /// `finish` or `release` with this ticket.
+    Fresh(Ticket),
+    /// Another delivery of the same event is being processed: answer `409`.
+    InFlight,
+    /// Already processed successfully: answer `204` without processing.
+    Done,
+}
+
+/// A store failure (e.g. the shared store is unreachable). The request is
+/// answered `503` so Retell retries; the message goes to the
+/// [`Outcome`](crate::dispatch::Outcome).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("dedupe store failed: {0}")]
+pub struct DedupeError(pub String);
+
+/// Where processed and in-flight event keys live. See the [module docs](self)
+/// for the protocol and a Redis mapping.
+///
+/// A key moves `absent → in flight` (`begin` returns [`Begin::Fresh`]), then
+/// `in flight → done` (`finish`, after a `2xx`) or `in flight → absent`
+/// (`release`, after a failure). An in-flight key whose lease ran out counts as
+/// absent.
+pub trait DedupeStore: Send + Sync {
+    /// Claims `key` for `lease` if it is absent.
+    fn begin<'a>(
+        &'a self,
+        key: &'a DedupeKey,
+        lease: Duration,
+    ) -> StoreFuture<'a, Result<Begin, DedupeError>>;
+
+    /// Marks `key` processed (it is then remembered for the store's TTL).
+    fn finish<'a>(
+        &'a self,
+        key: &'a DedupeKey,
+        ticket: Ticket,
+    ) -> StoreFuture<'a, Result<(), DedupeError>>;
+
+    /// Forgets `key` if `ticket` still holds it, so the next delivery is
+    /// processed.
+    fn release<'a>(
+        &'a self,
+        key: &'a DedupeKey,
+        ticket: Ticket,
+    ) -> StoreFuture<'a, Result<(), DedupeError>>;
+}
+
+impl<T: DedupeStore + ?Sized> DedupeStore for Arc<T> {
+    fn begin<'a>(
+        &'a self,
+        key: &'a DedupeKey,
+        lease: Duration,
+    ) -> StoreFuture<'a, Result<Begin, DedupeError>> {
+        (**self).begin(key, lease)
+    }
+
+    fn finish<'a>(
+        &'a self,
+        key: &'a DedupeKey,
+        ticket: Ticket,
+    ) -> StoreFuture<'a, Result<(), DedupeError>> {
+        (**self).finish(key, ticket)
+    }
+
+    fn release<'a>(
+        &'a self,
+        key: &'a DedupeKey,
+        ticket: Ticket,
+    ) -> StoreFuture<'a, Result<(), DedupeError>> {
+        (**self).release(key, ticket)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// In-memory store
+// ---------------------------------------------------------------------------
+
+type ClockFn = dyn Fn() -> u64 + Send + Sync;
+
+/// The default store: in memory, one process, bounded.
+///
+/// * at most `capacity` keys (default [`DEFAULT_CAPACITY`]); when full, the
+///   oldest entry is evicted;
+/// * a processed key is remembered for `ttl` (default [`DEFAULT_TTL`]), an
+///   in-flight one for its lease;
+/// * every operation is O(1) amortised (a hash map plus a queue in insertion
+///   order), under one short mutex.
+///
+/// Memory is bounded by the capacity (about 100 bytes per key). For several
+/// replicas, see the [module docs](self).
+pub struct MemoryDedupe {
+    capacity: usize,
+    ttl_ms: u64,
+    clock: Box<ClockFn>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<DedupeKey, Entry>,
+    /// Keys in the order their current entry was written, with its token;
+    /// entries whose token no longer matches are stale and skipped.
+    order: VecDeque<(DedupeKey, u64)>,
+    next_token: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    token: u64,
+    done: bool,
+    expires_ms: u64,
+}
+
+impl Default for MemoryDedupe {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryDedupe {
+    /// [`DEFAULT_CAPACITY`] keys, [`DEFAULT_TTL`], the system's monotonic clock.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_limits(DEFAULT_CAPACITY, DEFAULT_TTL)
+    }
+
+    /// At most `capacity` keys (at least 1), each processed key kept for `ttl`.
+    #[must_use]
+    pub fn with_limits(capacity: usize, ttl: Duration) -> Self {
+        let start = Instant::now();
+        Self {
+            capacity: capacity.max(1),
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            clock: Box::new(move || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Replaces the clock (milliseconds, any origin, never decreasing). Meant
+    /// for tests.
+    #[must_use]
+    pub fn with_clock<F>(mut self, now_ms: F) -> Self
+    where
+        F: Fn() -> u64 + Send + Sync + 'static,
+    {
+        self.clock = Box::new(now_ms);
+        self
+    }
+
+    /// The configured capacity.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The configured TTL of a processed key.
+    #[must_use]
+    pub fn ttl(&self) -> Duration {
+        Duration::from_millis(self.ttl_ms)
+    }
+
+    /// Number of keys held (in flight or processed, expired ones not yet
+    /// swept included); never more than the capacity.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether no key is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Length of the internal eviction queue; at most twice the capacity plus
+    /// one (exposed so tests can check the memory bound).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn queue_len(&self) -> usize {
+        self.lock().order.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The synchronous core of [`DedupeStore::begin`].
+    pub fn begin_now(&self, key: &DedupeKey, lease: Duration) -> Begin {
+        let now = (self.clock)();
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        let mut state = self.lock();
+        self.sweep(&mut state, now);
+        if let Some(entry) = state.entries.get(key)
+            && entry.expires_ms > now
+        {
+            return if entry.done {
+                Begin::Done
+            } else {
+                Begin::InFlight
+            };
+        }
+        let token = state.next_token;
+        state.next_token = state.next_token.wrapping_add(1);
+        self.write(
+            &mut state,
+            *key,
+            Entry {
+                token,
+                done: false,
+                expires_ms: now.saturating_add(lease_ms),
+            },
+        );
+        Begin::Fresh(Ticket(token))
+    }
+
+    /// The synchronous core of [`DedupeStore::finish`].
+    pub fn finish_now(&self, key: &DedupeKey, ticket: Ticket) {
+        let now = (self.clock)();
+        let mut state = self.lock();
+        if state.entries.get(key).is_some_and(|e| e.token == ticket.0) {
+            let entry = Entry {
+                token: ticket.0,
+                done: true,
+                expires_ms: now.saturating_add(self.ttl_ms),
+            };
+            self.write(&mut state, *key, entry);
+        }
+        self.sweep(&mut state, now);
+    }
+
+    /// The synchronous core of [`DedupeStore::release`].
+    pub fn release_now(&self, key: &DedupeKey, ticket: Ticket) {
+        let now = (self.clock)();
+        let mut state = self.lock();
+        if state.entries.get(key).is_some_and(|e| e.token == ticket.0) {
+            state.entries.remove(key);
+        }
+        self.sweep(&mut state, now);
+    }
+
+    /// Inserts or replaces `key`, evicting the oldest entries beyond capacity.
+    fn write(&self, state: &mut State, key: DedupeKey, entry: Entry) {
+        let is_new = state.entries.insert(key, entry).is_none();
+        state.order.push_back((key, entry.token));
+        if is_new {
+            while state.entries.len() > self.capacity {
+                let Some((old, token)) = state.order.pop_front() else {
+                    break;
+                };
+                if state.entries.get(&old).is_some_and(|e| e.token == token) {
+                    state.entries.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Drops stale and expired entries from the front of the queue, and keeps
+    /// the queue within twice the capacity.
+    fn sweep(&self, state: &mut State, now: u64) {
+        let bound = self.capacity.saturating_mul(2).saturating_add(1);
+        while let Some(&(key, token)) = state.order.front() {
+            let live = state
+                .entries
+                .get(&key)
+                .filter(|e| e.token == token)
+                .copied();
+            match live {
+                None => {}
+                Some(entry) if entry.expires_ms <= now || state.order.len() > bound => {
+                    state.entries.remove(&key);
+                }
+                Some(_) => break,
+            }
+            state.order.pop_front();
+        }
+    }
+}
+
+impl fmt::Debug for MemoryDedupe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryDedupe")
+            .field("capacity", &self.capacity)
+            .field("ttl_ms", &self.ttl_ms)
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DedupeStore for MemoryDedupe {
+    fn begin<'a>(
+        &'a self,
+        key: &'a DedupeKey,
+        lease: Duration,
+    ) -> StoreFuture<'a, Result<Begin, DedupeError>> {
+        let begun = self.begin_now(key, lease);
+        Box::pin(std::future::ready(Ok(begun)))
+    }
+
+    fn finish<'a>(
+        &'a self,
+        key: &'a DedupeKey,
+        ticket: Ticket,
+    ) -> StoreFuture<'a, Result<(), DedupeError>> {
+        self.finish_now(key, ticket);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn release<'a>(
+        &'a self,
+        key: &'a DedupeKey,
+        ticket: Ticket,
+    ) -> StoreFuture<'a, Result<(), DedupeError>> {
+        self.release_now(key, ticket);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    fn key(n: u64) -> DedupeKey {
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&n.to_be_bytes());
+        DedupeKey::from_bytes(bytes)
+    }
+
+    fn store(capacity: usize, ttl_ms: u64) -> (MemoryDedupe, Arc<AtomicU64>) {
+        let now = Arc::new(AtomicU64::new(1_000));
+        let clock = Arc::clone(&now);
+        let store = MemoryDedupe::with_limits(capacity, Duration::from_millis(ttl_ms))
+            .with_clock(move || clock.load(Ordering::SeqCst));
+        (store, now)
+    }
+
+    const LEASE: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn defaults_are_pinned() {
+        let s = MemoryDedupe::new();
+        assert_eq!(s.capacity(), 100_000);
+        assert_eq!(s.ttl(), Duration::from_secs(3600));
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn fresh_in_flight_done_and_release() {
+        let (s, _) = store(10, 60_000);
+        let Begin::Fresh(t) = s.begin_now(&key(1), LEASE) else {
+            panic!()
+        };
+        assert_eq!(s.begin_now(&key(1), LEASE), Begin::InFlight);
+        s.finish_now(&key(1), t);
+        assert_eq!(s.begin_now(&key(1), LEASE), Begin::Done);
+        let Begin::Fresh(t2) = s.begin_now(&key(2), LEASE) else {
+            panic!()
+        };
+        s.release_now(&key(2), t2);
+        assert!(matches!(s.begin_now(&key(2), LEASE), Begin::Fresh(_)));
+    }
+
+    #[test]
+    fn lease_and_ttl_expire_and_stale_tickets_do_nothing() {
+        let (s, now) = store(10, 60_000);
+        let Begin::Fresh(old) = s.begin_now(&key(1), LEASE) else {
+            panic!()
+        };
+        now.fetch_add(10_000, Ordering::SeqCst);
+        // The lease ran out: a new delivery takes over.
+        let Begin::Fresh(new) = s.begin_now(&key(1), LEASE) else {
+            panic!()
+        };
+        // The first holder's late release must not free the new lease.
+        s.release_now(&key(1), old);
+        assert_eq!(s.begin_now(&key(1), LEASE), Begin::InFlight);
+        s.finish_now(&key(1), old);
+        assert_eq!(s.begin_now(&key(1), LEASE), Begin::InFlight);
+        s.finish_now(&key(1), new);
+        assert_eq!(s.begin_now(&key(1), LEASE), Begin::Done);
+        now.fetch_add(59_999, Ordering::SeqCst);
+        assert_eq!(s.begin_now(&key(1), LEASE), Begin::Done);
+        now.fetch_add(1, Ordering::SeqCst);
+        assert!(matches!(s.begin_now(&key(1), LEASE), Begin::Fresh(_)));
+    }
+
+    /// Checklist L6: a million distinct keys never grow the store past its
+    /// capacity, and the TTL empties it.
+    #[test]
+    fn a_million_keys_stay_within_capacity() {
+        let (s, now) = store(100_000, 3_600_000);
+        for n in 0..1_000_000u64 {
+            let Begin::Fresh(t) = s.begin_now(&key(n), LEASE) else {
+                panic!("key {n} was not fresh")
+            };
+            s.finish_now(&key(n), t);
+            if n % 1000 == 0 {
+                now.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        assert_eq!(s.len(), 100_000);
+        assert!(s.queue_len() <= 200_001, "{}", s.queue_len());
+        // The most recent keys are remembered, the oldest were evicted.
+        assert_eq!(s.begin_now(&key(999_999), LEASE), Begin::Done);
+        assert!(matches!(s.begin_now(&key(0), LEASE), Begin::Fresh(_)));
+        // After the TTL everything is swept by the next operation.
+        now.fetch_add(3_600_001, Ordering::SeqCst);
+        assert!(matches!(s.begin_now(&key(5), LEASE), Begin::Fresh(_)));
+        assert_eq!(s.len(), 1);
+        assert!(s.queue_len() <= 2);
+    }
+
+    #[test]
+    fn begin_release_cycles_do_not_grow_the_queue() {
+        let (s, _) = store(4, 60_000);
+        for _ in 0..10_000 {
+            let Begin::Fresh(t) = s.begin_now(&key(7), LEASE) else {
+                panic!()
+            };
+            s.release_now(&key(7), t);
+        }
+        assert!(s.queue_len() <= 9, "{}", s.queue_len());
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn keys_follow_the_documented_parts() {
+        let ended = br#"{"event":"call_ended","call":{"call_id":"c1"}}"#;
+        let ended_pretty =
+            b"{ \"event\" : \"call_ended\", \"call\" : {\"call_id\":\"c1\", \"x\": 1} }";
+        let analyzed = br#"{"event":"call_analyzed","call":{"call_id":"c1"}}"#;
+        let k = |b: &[u8]| {
+            let e = WebhookEvent::from_slice(b).unwrap();
+            DedupeKey::for_event(&e, b)
+        };
+        assert_eq!(k(ended), k(ended_pretty));
+        assert_ne!(k(ended), k(analyzed));
+        let t1 = br#"{"event":"transcript_updated","call":{"call_id":"c1","transcript":"a"}}"#;
+        let t2 = br#"{"event":"transcript_updated","call":{"call_id":"c1","transcript":"ab"}}"#;
+        assert_ne!(k(t1), k(t2));
+        assert_eq!(k(t1), DedupeKey::of_body(t1));
+        let x1 = br#"{"event":"transfer_started","call":{"call_id":"c1","start_timestamp":5},"transfer_destination":{"number":"+1"}}"#;
+        let x2 = br#"{"event":"transfer_started","call":{"call_id":"c1","start_timestamp":5},"transfer_destination":{"number":"+2"}}"#;
+        let x1b = br#"{"transfer_destination":{"number":"+1"},"event":"transfer_started","call":{"start_timestamp":5,"call_id":"c1"}}"#;
+        assert_ne!(k(x1), k(x2));
+        assert_eq!(k(x1), k(x1b));
+        let inbound =
+            br#"{"event":"call_inbound","call_inbound":{"from_number":"+1","to_number":"+2"}}"#;
+        let incoming = Incoming::from_slice(inbound).unwrap();
+        assert_eq!(DedupeKey::for_incoming(&incoming, inbound), None);
+        assert_eq!(k(ended).to_hex().len(), 64);
+    }
+}

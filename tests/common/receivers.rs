@@ -1,0 +1,479 @@
+//! One request, three receivers: the framework-agnostic entry point
+//! ([`dispatch`]), the axum router and the actix-web service, both over real
+//! HTTP on 127.0.0.1. Tests write a case once and run it through
+//! [`Receiver::all`]. Include it next to `http.rs`:
+//!
+//! ```ignore
+//! #[path = "../common/http.rs"] mod http;
+//! #[path = "../common/receivers.rs"] mod receivers;
+//! ```
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use retell_webhooks::dispatch::{
+    Fallback, Outcome, RawRequest, ReceiverConfig, Route, WebhookHandler, dispatch,
+};
+use retell_webhooks::{
+    CallEvent, ChatEvent, FunctionCall, FunctionResponse, InboundCallRequest, InboundResponse,
+    ParseError, TranscriptUpdatedEvent, TransferEvent, UnknownEvent, Verifier, sign,
+};
+
+use crate::http::{Framing, Reply, send_raw};
+
+pub const KEY: &str = "key_reliability_test";
+pub const NOW: u64 = 1_785_423_600_000;
+pub const PATH: &str = "/webhook";
+
+/// Which receiver a request goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `dispatch::dispatch` called directly (no HTTP).
+    Core,
+    /// `adapters::axum::endpoint` behind `axum::serve`.
+    Axum,
+    /// `adapters::actix::endpoint` behind `HttpServer`.
+    Actix,
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Every receiver compiled in (the adapters need their features).
+pub fn all_vias() -> Vec<Via> {
+    let mut vias = vec![Via::Core];
+    if cfg!(feature = "axum") {
+        vias.push(Via::Axum);
+    }
+    if cfg!(feature = "actix") {
+        vias.push(Via::Actix);
+    }
+    vias
+}
+
+/// The HTTP adapters compiled in.
+pub fn http_vias() -> Vec<Via> {
+    all_vias().into_iter().filter(|v| *v != Via::Core).collect()
+}
+
+pub fn verifier() -> Verifier {
+    Verifier::new(KEY).unwrap()
+}
+
+/// The test configuration: injected clock at [`NOW`].
+pub fn config() -> ReceiverConfig {
+    ReceiverConfig::new().with_clock(|| NOW)
+}
+
+/// [`config`] with deduplication on, in a store of its own.
+pub fn dedupe_config() -> ReceiverConfig {
+    config().with_dedupe(retell_webhooks::dedupe::MemoryDedupe::new())
+}
+
+pub fn signature(body: &[u8]) -> String {
+    sign(body, KEY, NOW)
+}
+
+// ---------------------------------------------------------------------------
+// Handler
+// ---------------------------------------------------------------------------
+
+/// What [`Probe`] does when an event reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    Ok,
+    /// `Err` for the first `n` calls, then `Ok`.
+    FailFirst(usize),
+    /// Panic for the first `n` calls, then `Ok`.
+    PanicFirst(usize),
+    /// Never finishes (for the deadline).
+    Hang,
+    /// Yields to the scheduler this many times before `Ok` (so concurrent
+    /// copies overlap).
+    Yield(usize),
+    /// Signals [`Probe::entered`], then waits for [`Probe::open`] before `Ok`.
+    Gated,
+}
+
+/// A handler that counts everything it sees. `calls` counts every handler
+/// invocation (all methods); `effects` only the successful ones, per id.
+pub struct Probe {
+    behaviour: Behaviour,
+    fallback: Fallback,
+    pub calls: AtomicUsize,
+    pub unknown: AtomicUsize,
+    pub unparsed: AtomicUsize,
+    pub answers: AtomicUsize,
+    effects: Mutex<HashMap<String, usize>>,
+    /// Transcripts received, to check what the handler saw.
+    pub transcripts: Mutex<Vec<String>>,
+    entered: tokio::sync::Semaphore,
+    gate: tokio::sync::Semaphore,
+}
+
+impl Probe {
+    pub fn new(behaviour: Behaviour) -> Arc<Self> {
+        Self::with_fallback(behaviour, Fallback::Declined)
+    }
+
+    pub fn with_fallback(behaviour: Behaviour, fallback: Fallback) -> Arc<Self> {
+        Arc::new(Self {
+            behaviour,
+            fallback,
+            calls: AtomicUsize::new(0),
+            unknown: AtomicUsize::new(0),
+            unparsed: AtomicUsize::new(0),
+            answers: AtomicUsize::new(0),
+            effects: Mutex::new(HashMap::new()),
+            transcripts: Mutex::new(Vec::new()),
+            entered: tokio::sync::Semaphore::new(0),
+            gate: tokio::sync::Semaphore::new(0),
+        })
+    }
+
+    /// Waits until a [`Behaviour::Gated`] handler call has started.
+    pub async fn entered(&self) {
+        self.entered.acquire().await.unwrap().forget();
+    }
+
+    /// Lets `n` waiting (or future) [`Behaviour::Gated`] calls finish.
+    pub fn open(&self, n: usize) {
+        self.gate.add_permits(n);
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Successful side effects per id.
+    pub fn effects(&self) -> HashMap<String, usize> {
+        self.effects.lock().unwrap().clone()
+    }
+
+    /// Total successful side effects.
+    pub fn effect_count(&self) -> usize {
+        self.effects.lock().unwrap().values().sum()
+    }
+
+    async fn act(&self, id: &str) -> Result<(), String> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        match self.behaviour {
+            Behaviour::Ok => {}
+            Behaviour::FailFirst(k) if n < k => return Err("store unavailable".to_owned()),
+            Behaviour::PanicFirst(k) if n < k => panic!("handler bug"),
+            Behaviour::FailFirst(_) | Behaviour::PanicFirst(_) => {}
+            Behaviour::Hang => std::future::pending::<()>().await,
+            Behaviour::Gated => {
+                self.entered.add_permits(1);
+                self.gate.acquire().await.unwrap().forget();
+            }
+            Behaviour::Yield(times) => {
+                for _ in 0..times {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        *self
+            .effects
+            .lock()
+            .unwrap()
+            .entry(id.to_owned())
+            .or_default() += 1;
+        Ok(())
+    }
+
+    async fn call_event(&self, event: CallEvent) -> Result<(), String> {
+        if let Some(t) = &event.call.transcript {
+            self.transcripts.lock().unwrap().push(t.clone());
+        }
+        self.act(&event.call.call_id).await
+    }
+}
+
+impl WebhookHandler for Probe {
+    type Error = String;
+
+    async fn on_call_started(&self, event: CallEvent) -> Result<(), String> {
+        self.call_event(event).await
+    }
+    async fn on_call_ended(&self, event: CallEvent) -> Result<(), String> {
+        self.call_event(event).await
+    }
+    async fn on_call_analyzed(&self, event: CallEvent) -> Result<(), String> {
+        self.call_event(event).await
+    }
+    async fn on_transcript_updated(&self, event: TranscriptUpdatedEvent) -> Result<(), String> {
+        let id = event.call().map(|c| c.call_id.clone()).unwrap_or_default();
+        self.act(&id).await
+    }
+    async fn on_transfer_started(&self, event: TransferEvent) -> Result<(), String> {
+        self.act(&event.call.call_id).await
+    }
+    async fn on_chat_ended(&self, event: ChatEvent) -> Result<(), String> {
+        self.act(&event.chat.chat_id).await
+    }
+    async fn on_unknown(&self, event: UnknownEvent) -> Result<(), String> {
+        self.unknown.fetch_add(1, Ordering::SeqCst);
+        self.act(&event.event).await
+    }
+    async fn on_call_inbound(&self, _r: InboundCallRequest) -> Result<InboundResponse, String> {
+        self.answers.fetch_add(1, Ordering::SeqCst);
+        self.act("inbound").await?;
+        Ok(InboundResponse::call())
+    }
+    async fn on_function_call(&self, _c: FunctionCall) -> Result<FunctionResponse, String> {
+        self.answers.fetch_add(1, Ordering::SeqCst);
+        self.act("function").await?;
+        Ok(FunctionResponse::text("ok"))
+    }
+    async fn on_unparsed(&self, _body: &[u8], _error: &ParseError) -> Result<Fallback, String> {
+        self.unparsed.fetch_add(1, Ordering::SeqCst);
+        Ok(self.fallback)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Receivers
+// ---------------------------------------------------------------------------
+
+/// A running receiver of one kind, with its handler.
+pub struct Receiver {
+    pub via: Via,
+    pub probe: Arc<Probe>,
+    verifier: Arc<Verifier>,
+    config: ReceiverConfig,
+    route: Route,
+    addr: Option<SocketAddr>,
+    outcomes: Arc<Mutex<Vec<Outcome>>>,
+    #[cfg(feature = "actix")]
+    actix: Option<actix_web::dev::ServerHandle>,
+}
+
+impl Receiver {
+    /// Starts `via` on the event route with `config`. HTTP receivers listen on
+    /// an ephemeral loopback port (axum on the current tokio runtime, actix-web
+    /// on its own system thread with `workers` workers).
+    pub async fn start(via: Via, probe: Arc<Probe>, config: ReceiverConfig) -> Self {
+        Self::start_with(via, probe, config, Route::Events, 1).await
+    }
+
+    pub async fn start_with(
+        via: Via,
+        probe: Arc<Probe>,
+        config: ReceiverConfig,
+        route: Route,
+        workers: usize,
+    ) -> Self {
+        #[allow(unused_mut)] // only the adapters set the address
+        let mut receiver = Self {
+            via,
+            probe,
+            verifier: Arc::new(verifier()),
+            config,
+            route,
+            addr: None,
+            outcomes: Arc::default(),
+            #[cfg(feature = "actix")]
+            actix: None,
+        };
+        match via {
+            Via::Core => {}
+            #[cfg(feature = "axum")]
+            Via::Axum => receiver.addr = Some(receiver.serve_axum().await),
+            #[cfg(feature = "actix")]
+            Via::Actix => receiver.serve_actix(workers),
+            #[allow(unreachable_patterns)]
+            other => panic!("{other} adapter not compiled in"),
+        }
+        let _ = workers;
+        receiver
+    }
+
+    /// One receiver of each kind compiled in, each with its own fresh probe
+    /// and a copy of `config`.
+    pub async fn all(behaviour: Behaviour, config: &ReceiverConfig) -> Vec<Self> {
+        let mut out = Vec::new();
+        for via in all_vias() {
+            out.push(Self::start(via, Probe::new(behaviour), config.clone()).await);
+        }
+        out
+    }
+
+    /// The configuration (shared with the receiver: its mismatch streak and
+    /// dedupe store are the receiver's).
+    pub fn config(&self) -> &ReceiverConfig {
+        &self.config
+    }
+
+    /// The listening address (HTTP receivers only).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+            .unwrap_or_else(|| panic!("{} has no socket", self.via))
+    }
+
+    /// Outcomes seen so far (entry point and axum; actix-web via its
+    /// middleware is not wired here).
+    pub fn outcomes(&self) -> Vec<Outcome> {
+        self.outcomes.lock().unwrap().clone()
+    }
+
+    #[cfg(feature = "axum")]
+    async fn serve_axum(&self) -> SocketAddr {
+        use retell_webhooks::adapters::axum::{WebhookConfig, endpoint};
+        let webhook =
+            WebhookConfig::new((*self.verifier).clone()).with_receiver_config(self.config.clone());
+        let seen = Arc::clone(&self.outcomes);
+        let app = axum::Router::new()
+            .route(PATH, endpoint(self.route, webhook, Arc::clone(&self.probe)))
+            .layer(axum::middleware::map_response(
+                move |response: axum::response::Response| {
+                    let seen = Arc::clone(&seen);
+                    async move {
+                        if let Some(outcome) = response.extensions().get::<Outcome>() {
+                            seen.lock().unwrap().push(outcome.clone());
+                        }
+                        response
+                    }
+                },
+            ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        addr
+    }
+
+    #[cfg(feature = "actix")]
+    fn serve_actix(&mut self, workers: usize) {
+        use retell_webhooks::adapters::actix::{WebhookConfig, endpoint};
+        let webhook =
+            WebhookConfig::new((*self.verifier).clone()).with_receiver_config(self.config.clone());
+        let probe = Arc::clone(&self.probe);
+        let route = self.route;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = actix_web::HttpServer::new(move || {
+                    actix_web::App::new()
+                        .route(PATH, endpoint(route, webhook.clone(), Arc::clone(&probe)))
+                })
+                .workers(workers.max(1))
+                .disable_signals()
+                .bind(("127.0.0.1", 0))
+                .unwrap();
+                let addr = server.addrs()[0];
+                let server = server.run();
+                tx.send((addr, server.handle())).unwrap();
+                let _ = server.await;
+            });
+        });
+        let (addr, handle) = rx.recv().unwrap();
+        self.addr = Some(addr);
+        self.actix = Some(handle);
+    }
+
+    /// Sends one request and returns what the client got.
+    pub async fn send(
+        &self,
+        method: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        framing: Framing,
+    ) -> Reply {
+        match self.via {
+            Via::Core => self.send_core(method, headers, body, framing).await,
+            _ => send_raw(self.addr(), method, PATH, headers, body, framing).await,
+        }
+    }
+
+    async fn send_core(
+        &self,
+        method: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        framing: Framing,
+    ) -> Reply {
+        let values = |name: &str| -> Vec<&[u8]> {
+            headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_bytes())
+                .collect()
+        };
+        let content_length = match framing {
+            Framing::Length => Some(body.len() as u64),
+            Framing::DeclaredLength(n) => Some(n),
+            Framing::Chunked => None,
+        };
+        let request = RawRequest::new(method, body)
+            .signature_values(values("x-retell-signature"))
+            .content_encoding_values(values("content-encoding"))
+            .with_content_length(content_length)
+            .with_peer(Some([127, 0, 0, 1].into()));
+        let deadline = tokio::time::sleep(self.config.handler_deadline());
+        let done = dispatch(
+            &self.verifier,
+            self.probe.as_ref(),
+            self.route,
+            &self.config,
+            &request,
+            deadline,
+        )
+        .await;
+        self.outcomes.lock().unwrap().push(done.outcome.clone());
+        Reply {
+            status: done.response.status(),
+            headers: done
+                .response
+                .headers()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect(),
+            body: done.response.into_body(),
+            sent: body.len(),
+            written: body.len(),
+            wire_len: body.len(),
+        }
+    }
+
+    /// `POST` with a valid signature over `body` at [`NOW`].
+    pub async fn post_signed(&self, body: &[u8]) -> Reply {
+        let sig = signature(body);
+        self.send(
+            "POST",
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Retell-Signature", &sig),
+            ],
+            body,
+            Framing::Length,
+        )
+        .await
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        #[cfg(feature = "actix")]
+        if let Some(handle) = self.actix.take() {
+            // Sends the stop command at once; the system thread then exits.
+            drop(handle.stop(false));
+        }
+    }
+}
+
+/// Shorthand for the deadline used by deadline tests.
+pub const SHORT_DEADLINE: Duration = Duration::from_millis(50);

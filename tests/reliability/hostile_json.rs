@@ -1,0 +1,395 @@
+//! Checklist §2 E: hostile JSON, correctly signed, through every receiver. One
+//! table of cases; each row names its checklist item.
+
+use crate::http::Framing;
+use crate::receivers::{Behaviour, Receiver, config, signature};
+
+/// A body of 10 000 nested arrays, or any other depth.
+fn nested(depth: usize) -> String {
+    format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+fn call_ended_with(call_fields: &str) -> Vec<u8> {
+    format!(r#"{{"event":"call_ended","call":{{"call_id":"c1"{call_fields}}}}}"#).into_bytes()
+}
+
+fn with_top_level(extra: &str) -> Vec<u8> {
+    format!(r#"{{"event":"call_ended","call":{{"call_id":"c1"}},{extra}}}"#).into_bytes()
+}
+
+fn bytes_in_transcript(raw: &[u8]) -> Vec<u8> {
+    let mut body = br#"{"event":"call_ended","call":{"call_id":"c1","transcript":"a"#.to_vec();
+    body.extend_from_slice(raw);
+    body.extend_from_slice(br#""}}"#);
+    body
+}
+
+fn metadata_object(keys: usize) -> Vec<u8> {
+    let mut body = String::with_capacity(keys * 14 + 64);
+    body.push_str(r#"{"event":"call_ended","call":{"call_id":"c1","metadata":{"#);
+    for i in 0..keys {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!(r#""k{i}":{i}"#));
+    }
+    body.push_str("}}}");
+    body.into_bytes()
+}
+
+const B1: &[u8] = br#"{"event":"call_ended","call":{"call_id":"c1"}}"#;
+
+/// `(checklist item, what, body, expected status)`.
+fn cases() -> Vec<(&'static str, &'static str, Vec<u8>, u16)> {
+    let latency = |n: &str| call_ended_with(&format!(r#","latency":{{"e2e":{{"p50":{n}}}}}"#));
+    let duration = |n: &str| call_ended_with(&format!(r#","duration_ms":{n}"#));
+    let cost = |n: &str| {
+        call_ended_with(&format!(
+            r#","call_cost":{{"combined_cost":{n},"product_costs":[],"total_duration_seconds":1,"total_duration_unit_price":1}}"#
+        ))
+    };
+    vec![
+        (
+            "J1",
+            "10 000-deep array in metadata",
+            call_ended_with(&format!(r#","metadata":{}"#, nested(10_000))),
+            400,
+        ),
+        // Deliberate divergence from the checklist ("Ok"): unknown keys are kept
+        // losslessly as `serde_json::Value`, which has serde_json's depth limit.
+        // Lossless forwarding beats unlimited depth; a deep unknown key is a 400.
+        (
+            "J1",
+            "10 000-deep array in an unknown top-level key",
+            with_top_level(&format!(r#""x":{}"#, nested(10_000))),
+            400,
+        ),
+        (
+            "J1",
+            "10 000-deep array in an unknown call key",
+            call_ended_with(&format!(r#","x":{}"#, nested(10_000))),
+            400,
+        ),
+        (
+            "J2",
+            "metadata 125 arrays deep (the deepest accepted)",
+            call_ended_with(&format!(r#","metadata":{}"#, nested(125))),
+            204,
+        ),
+        (
+            "J2",
+            "metadata 126 arrays deep",
+            call_ended_with(&format!(r#","metadata":{}"#, nested(126))),
+            400,
+        ),
+        (
+            "J2",
+            "unknown top-level key 126 deep (the deepest accepted)",
+            with_top_level(&format!(r#""x":{}"#, nested(126))),
+            204,
+        ),
+        (
+            "J2",
+            "unknown top-level key 127 deep",
+            with_top_level(&format!(r#""x":{}"#, nested(127))),
+            400,
+        ),
+        ("J3", "1e400 in call_cost.combined_cost", cost("1e400"), 400),
+        (
+            "J3",
+            "1e400 in metadata",
+            call_ended_with(r#","metadata":{"a":1e400}"#),
+            400,
+        ),
+        // Deliberate, as in J1: unknown keys are parsed into `Value` too.
+        (
+            "J3",
+            "1e400 in an unknown key",
+            with_top_level(r#""x":1e400"#),
+            400,
+        ),
+        ("J4", "-1e400", latency("-1e400"), 400),
+        ("J4", "1e-400 underflows to 0.0", latency("1e-400"), 204),
+        (
+            "J4",
+            "1 followed by 1 000 000 zeros",
+            latency(&format!("1{}", "0".repeat(1_000_000))),
+            400,
+        ),
+        (
+            "J5",
+            "duration_ms 2^64",
+            duration("18446744073709551616"),
+            400,
+        ),
+        ("J5", "duration_ms -1", duration("-1"), 400),
+        ("J5", "duration_ms 1.5", duration("1.5"), 400),
+        (
+            "J5",
+            "duration_ms 1e3 (integral float accepted)",
+            duration("1e3"),
+            204,
+        ),
+        (
+            "J5",
+            "duration_ms 1000.0 (integral float accepted)",
+            duration("1000.0"),
+            204,
+        ),
+        (
+            "J6",
+            "duplicate top-level event",
+            br#"{"event":"call_started","event":"call_ended","call":{"call_id":"c1"}}"#.to_vec(),
+            400,
+        ),
+        (
+            "J6",
+            "duplicate call_id",
+            br#"{"event":"call_ended","call":{"call_id":"a","call_id":"b"}}"#.to_vec(),
+            400,
+        ),
+        (
+            "J6",
+            "duplicate key inside metadata (last wins)",
+            call_ended_with(r#","metadata":{"k":1,"k":2}"#),
+            204,
+        ),
+        (
+            "J7",
+            "overlong UTF-8 C0 AF",
+            bytes_in_transcript(b"\xC0\xAF"),
+            400,
+        ),
+        (
+            "J7",
+            "surrogate bytes ED A0 80",
+            bytes_in_transcript(b"\xED\xA0\x80"),
+            400,
+        ),
+        (
+            "J7",
+            "0xFF in an unknown key",
+            with_top_level("\"x\":\"\u{0}\"")
+                .iter()
+                .map(|&b| if b == 0 { 0xFF } else { b })
+                .collect(),
+            400,
+        ),
+        (
+            "J8",
+            "BOM before the object",
+            [&b"\xEF\xBB\xBF"[..], B1].concat(),
+            400,
+        ),
+        ("J9", "trailing garbage", [B1, b" xyz"].concat(), 400),
+        ("J9", "two objects", [B1, B1].concat(), 400),
+        ("J9", "trailing whitespace", [B1, b"\r\n  "].concat(), 204),
+        (
+            "J10",
+            "lone surrogate escape",
+            call_ended_with(r#","transcript":"\ud800""#),
+            400,
+        ),
+        (
+            "J10",
+            "escaped NUL reaches the handler",
+            call_ended_with(r#","transcript":"a\u0000b""#),
+            204,
+        ),
+        (
+            "J11",
+            "raw 0x00 in a string",
+            bytes_in_transcript(b"\x00"),
+            400,
+        ),
+        (
+            "J11",
+            "raw 0x1F in a string",
+            bytes_in_transcript(b"\x1F"),
+            400,
+        ),
+        ("J12", "NaN", duration("NaN"), 400),
+        ("J12", "Infinity", duration("Infinity"), 400),
+        (
+            "J12",
+            "line comment",
+            br#"{"event":"call_ended", // c
+ "call":{"call_id":"c1"}}"#
+                .to_vec(),
+            400,
+        ),
+        (
+            "J12",
+            "block comment",
+            br#"{"event":"call_ended", /* c */ "call":{"call_id":"c1"}}"#.to_vec(),
+            400,
+        ),
+        (
+            "J12",
+            "trailing comma",
+            br#"{"event":"call_ended","call":{"call_id":"c1"},}"#.to_vec(),
+            400,
+        ),
+        (
+            "J12",
+            "single quotes",
+            br#"{'event':'call_ended'}"#.to_vec(),
+            400,
+        ),
+        ("J13", "null", b"null".to_vec(), 400),
+        ("J13", "[]", b"[]".to_vec(), 400),
+        ("J13", "string", br#""s""#.to_vec(), 400),
+        ("J13", "number", b"42".to_vec(), 400),
+        ("J13", "{} (no event)", b"{}".to_vec(), 400),
+        ("J13", "event is a number", br#"{"event":5}"#.to_vec(), 400),
+    ]
+}
+
+#[tokio::test]
+async fn j1_to_j13_through_every_receiver() {
+    let cases = cases();
+    let expected_ok = cases.iter().filter(|c| c.3 == 204).count();
+    for receiver in Receiver::all(Behaviour::Ok, &config()).await {
+        for (item, what, body, status) in &cases {
+            let reply = receiver.post_signed(body).await;
+            assert_eq!(
+                reply.status,
+                *status,
+                "{item} {what} via {}: {}",
+                receiver.via,
+                String::from_utf8_lossy(&reply.body)
+            );
+        }
+        let probe = &receiver.probe;
+        assert_eq!(probe.calls(), expected_ok, "via {}", receiver.via);
+        // J10: the handler receives the NUL as is (PostgreSQL `text` would
+        // refuse it: a handler writing it naively fails on every retry).
+        assert!(
+            probe
+                .transcripts
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|t| t == "a\0b"),
+            "via {}",
+            receiver.via
+        );
+    }
+}
+
+/// J14: 500 000 keys in `metadata` (≈6 MB) are parsed and handled.
+#[tokio::test]
+async fn j14_half_a_million_keys_in_metadata_are_handled() {
+    let body = metadata_object(500_000);
+    assert!(
+        (5_000_000..8_388_608).contains(&body.len()),
+        "{}",
+        body.len()
+    );
+    for receiver in Receiver::all(Behaviour::Ok, &config()).await {
+        let started = std::time::Instant::now();
+        assert_eq!(
+            receiver.post_signed(&body).await.status,
+            204,
+            "via {}",
+            receiver.via
+        );
+        println!(
+            "J14 500 000 keys via {}: {:?}",
+            receiver.via,
+            started.elapsed()
+        );
+        assert_eq!(receiver.probe.calls(), 1);
+    }
+}
+
+/// J15: over the limit is 413 and never parsed. Each body is signed once (the
+/// HMAC of 100 MiB is the slow part in a debug build) and sent to every receiver.
+#[tokio::test]
+async fn j15_over_the_limit_is_413() {
+    let started = std::time::Instant::now();
+    let million = metadata_object(1_000_000);
+    assert!(million.len() > 11_000_000, "{}", million.len());
+    let mut string = br#"{"event":"call_ended","call":{"call_id":"c1","transcript":""#.to_vec();
+    string.resize(100 * 1024 * 1024 - 3, b'a');
+    string.extend_from_slice(br#""}}"#);
+    let bodies = [(signature(&million), million), (signature(&string), string)];
+    println!("J15 bodies built and signed in {:?}", started.elapsed());
+    for receiver in Receiver::all(Behaviour::Ok, &config()).await {
+        for (sig, body) in &bodies {
+            let started = std::time::Instant::now();
+            let headers = [("X-Retell-Signature", sig.as_str())];
+            let reply = receiver.send("POST", &headers, body, Framing::Length).await;
+            println!(
+                "J15 {} bytes via {}: {:?}",
+                body.len(),
+                receiver.via,
+                started.elapsed()
+            );
+            assert_eq!(
+                reply.status,
+                413,
+                "{} bytes via {}",
+                body.len(),
+                receiver.via
+            );
+        }
+        assert_eq!(receiver.probe.calls(), 0);
+        assert_eq!(
+            receiver
+                .probe
+                .unparsed
+                .load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+    }
+}
+
+fn suite(prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = format!(
+        "{}/tests/data/jsontestsuite/test_parsing",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(prefix) && name.ends_with(".json")
+        })
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect()
+}
+
+/// J16: every `n_*.json` of JSONTestSuite, correctly signed, is 400 through
+/// every receiver (all of them, not a subset: a few hundred loopback requests
+/// take well under a second); every `y_*.json` is 400 or 2xx, never a panic
+/// (a panic would be a 500).
+#[tokio::test]
+async fn j16_jsontestsuite_through_every_receiver() {
+    let rejects = suite("n_");
+    let accepts = suite("y_");
+    assert!(rejects.len() > 180, "{}", rejects.len());
+    for receiver in Receiver::all(Behaviour::Ok, &config()).await {
+        for (name, body) in &rejects {
+            let reply = receiver.post_signed(body).await;
+            assert_eq!(reply.status, 400, "{name} via {}", receiver.via);
+        }
+        for (name, body) in &accepts {
+            let status = receiver.post_signed(body).await.status;
+            assert!(
+                status == 400 || status == 204,
+                "{name} via {}: {status}",
+                receiver.via
+            );
+        }
+        assert_eq!(receiver.probe.calls(), 0, "via {}", receiver.via);
+    }
+}

@@ -1,0 +1,23 @@
+//! Reliability checklist, run through every receiver: the framework-agnostic
+//! entry point and the axum and actix-web adapters over real HTTP on
+//! 127.0.0.1 (each adapter when its feature is on). One test binary, so the
+//! suite links once.
+//!
+//! | module | checklist |
+//! |---|---|
+//! | [`hostile_json`] | §2 E, J1–J16 |
+//! | [`body`] | §2 D, D1–D11 |
+//! | [`idempotency`] | §2 G L3, H R4–R6, R8, R9 |
+//! | [`load`] | §2 G L1–L5 |
+//! | [`secrets`] | §2 I S1–S3, S5 |
+
+#[path = "../common/http.rs"]
+mod http;
+#[path = "../common/receivers.rs"]
+mod receivers;
+
+mod body;
+mod hostile_json;
+mod idempotency;
+mod load;
+mod secrets;
