@@ -106,6 +106,7 @@ use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, Resource, ResponseError, dev, web};
 
 use super::BodyCheck;
+pub use super::WebhookConfig;
 use crate::dispatch::{
     self, BadBody, Dispatched, Outcome, RawRequest, Reason, ReceiverConfig, Route, WebhookHandler,
 };
@@ -119,63 +120,6 @@ const FORWARDED_FOR: &str = "x-forwarded-for";
 // ---------------------------------------------------------------------------
 // Configuration
 // ---------------------------------------------------------------------------
-
-/// The verifier and limits, shared by [`endpoint`] and the extractors.
-///
-/// Cheap to clone. [`Default`] (or [`unconfigured`](Self::unconfigured)) has no
-/// verifier: every request is then answered `500`, never accepted unverified.
-///
-/// The extractors find it in `app_data`, registered as is
-/// (`App::app_data(config)`) or wrapped in [`web::Data`]. Without it they also
-/// answer `500`.
-#[derive(Clone, Default, Debug)]
-pub struct WebhookConfig {
-    verifier: Option<Arc<Verifier>>,
-    receiver: Arc<ReceiverConfig>,
-}
-
-impl WebhookConfig {
-    /// Verifies with `verifier` and the default [`ReceiverConfig`].
-    #[must_use]
-    pub fn new(verifier: Verifier) -> Self {
-        Self {
-            verifier: Some(Arc::new(verifier)),
-            receiver: Arc::default(),
-        }
-    }
-
-    /// No verifier: every request is refused with `500` (for an app that starts
-    /// before its key is available, or whose key failed to load).
-    #[must_use]
-    pub fn unconfigured() -> Self {
-        Self::default()
-    }
-
-    /// Replaces the limits and policies.
-    #[must_use]
-    pub fn with_receiver_config(mut self, config: ReceiverConfig) -> Self {
-        self.receiver = Arc::new(config);
-        self
-    }
-
-    /// Whether a verifier is configured.
-    #[must_use]
-    pub fn is_configured(&self) -> bool {
-        self.verifier.is_some()
-    }
-
-    /// The verifier, if configured.
-    #[must_use]
-    pub fn verifier(&self) -> Option<&Verifier> {
-        self.verifier.as_deref()
-    }
-
-    /// The limits and policies.
-    #[must_use]
-    pub fn receiver_config(&self) -> &ReceiverConfig {
-        &self.receiver
-    }
-}
 
 /// The configuration registered in `app_data`, plain or as [`web::Data`].
 fn find_config(req: &HttpRequest) -> Option<&WebhookConfig> {

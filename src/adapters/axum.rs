@@ -87,6 +87,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any};
 
 use super::BodyCheck;
+pub use super::WebhookConfig;
 use crate::dispatch::{
     self, BadBody, Dispatched, Outcome, RawRequest, Reason, ReceiverConfig, Route, WebhookHandler,
 };
@@ -98,59 +99,6 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 /// Most bytes reserved up front from a `Content-Length`; the rest grows as data
 /// arrives, so a false length cannot make the server allocate the whole limit.
 const MAX_PREALLOCATION: u64 = 1024 * 1024;
-
-/// The verifier and limits, shared by the router and the extractors.
-///
-/// Cheap to clone. [`Default`] (or [`unconfigured`](Self::unconfigured)) has no
-/// verifier: every request is then answered `500`, never accepted unverified.
-#[derive(Clone, Default, Debug)]
-pub struct WebhookConfig {
-    verifier: Option<Arc<Verifier>>,
-    receiver: Arc<ReceiverConfig>,
-}
-
-impl WebhookConfig {
-    /// Verifies with `verifier` and the default [`ReceiverConfig`].
-    #[must_use]
-    pub fn new(verifier: Verifier) -> Self {
-        Self {
-            verifier: Some(Arc::new(verifier)),
-            receiver: Arc::default(),
-        }
-    }
-
-    /// No verifier: every request is refused with `500` (for an app that starts
-    /// before its key is available, or whose key failed to load).
-    #[must_use]
-    pub fn unconfigured() -> Self {
-        Self::default()
-    }
-
-    /// Replaces the limits and policies.
-    #[must_use]
-    pub fn with_receiver_config(mut self, config: ReceiverConfig) -> Self {
-        self.receiver = Arc::new(config);
-        self
-    }
-
-    /// Whether a verifier is configured.
-    #[must_use]
-    pub fn is_configured(&self) -> bool {
-        self.verifier.is_some()
-    }
-
-    /// The verifier, if configured.
-    #[must_use]
-    pub fn verifier(&self) -> Option<&Verifier> {
-        self.verifier.as_deref()
-    }
-
-    /// The limits and policies.
-    #[must_use]
-    pub fn receiver_config(&self) -> &ReceiverConfig {
-        &self.receiver
-    }
-}
 
 /// A router with one `POST` route at `path` for the event webhook (and the
 /// inbound call/SMS webhook), handled by `handler`.

@@ -10,6 +10,68 @@ pub mod actix;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 
+#[cfg(any(feature = "axum", feature = "actix"))]
+use std::sync::Arc;
+
+#[cfg(any(feature = "axum", feature = "actix"))]
+use crate::{Verifier, dispatch::ReceiverConfig};
+
+#[cfg(any(feature = "axum", feature = "actix"))]
+/// The verifier and limits, shared by an adapter's ready-made routes and its
+/// extractors (axum: router state via `FromRef`; actix-web: `app_data`, as is or
+/// wrapped in `web::Data`).
+///
+/// Cheap to clone. [`Default`] (or [`unconfigured`](Self::unconfigured)) has no
+/// verifier: every request is then answered `500`, never accepted unverified.
+#[derive(Clone, Default, Debug)]
+pub struct WebhookConfig {
+    verifier: Option<Arc<Verifier>>,
+    receiver: Arc<ReceiverConfig>,
+}
+
+impl WebhookConfig {
+    /// Verifies with `verifier` and the default [`ReceiverConfig`].
+    #[must_use]
+    pub fn new(verifier: Verifier) -> Self {
+        Self {
+            verifier: Some(Arc::new(verifier)),
+            receiver: Arc::default(),
+        }
+    }
+
+    /// No verifier: every request is refused with `500` (for an app that starts
+    /// before its key is available, or whose key failed to load).
+    #[must_use]
+    pub fn unconfigured() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the limits and policies.
+    #[must_use]
+    pub fn with_receiver_config(mut self, config: ReceiverConfig) -> Self {
+        self.receiver = Arc::new(config);
+        self
+    }
+
+    /// Whether a verifier is configured.
+    #[must_use]
+    pub fn is_configured(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// The verifier, if configured.
+    #[must_use]
+    pub fn verifier(&self) -> Option<&Verifier> {
+        self.verifier.as_deref()
+    }
+
+    /// The limits and policies.
+    #[must_use]
+    pub fn receiver_config(&self) -> &ReceiverConfig {
+        &self.receiver
+    }
+}
+
 /// How much of a verified body an extractor checks before handing it over.
 #[cfg(any(feature = "axum", feature = "actix"))]
 #[derive(Debug, Clone, Copy)]
