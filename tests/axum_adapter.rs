@@ -24,8 +24,12 @@ use retell_webhooks::{
     UnknownEvent, Verifier, WebhookEvent, sign,
 };
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+
+#[path = "common/http.rs"]
+mod http;
+
+use http::{Framing, Reply, call_ended_of_len, fixture, long_call_analyzed, send_raw};
 
 const KEY: &str = "key_axum_adapter_test";
 const NOW: u64 = 1_785_423_600_000;
@@ -164,117 +168,6 @@ async fn start(
     (serve(app).await, outcomes)
 }
 
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Status, content type, content length and body: what a client can tell
-    /// apart (the `date` header aside).
-    fn fingerprint(&self) -> (u16, Option<String>, Option<String>, Vec<u8>) {
-        (
-            self.status,
-            self.header("content-type").map(str::to_owned),
-            self.header("content-length").map(str::to_owned),
-            self.body.clone(),
-        )
-    }
-}
-
-enum Framing {
-    /// `Content-Length` equal to the body length.
-    Length,
-    /// `Content-Length` with this value (the body is sent as given).
-    DeclaredLength(u64),
-    /// `Transfer-Encoding: chunked`, 64 KiB chunks.
-    Chunked,
-}
-
-/// Sends one request and reads the response until the server closes.
-///
-/// The body is written concurrently with reading, and write errors are
-/// ignored: a server may answer (413) and close before reading everything.
-async fn send_raw(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-    framing: Framing,
-) -> Reply {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut reader, mut writer) = stream.into_split();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    match framing {
-        Framing::Length => head.push_str(&format!("Content-Length: {}\r\n", body.len())),
-        Framing::DeclaredLength(n) => head.push_str(&format!("Content-Length: {n}\r\n")),
-        Framing::Chunked => head.push_str("Transfer-Encoding: chunked\r\n"),
-    }
-    head.push_str("\r\n");
-    let mut wire = head.into_bytes();
-    match framing {
-        Framing::Chunked => {
-            for chunk in body.chunks(64 * 1024) {
-                wire.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                wire.extend_from_slice(chunk);
-                wire.extend_from_slice(b"\r\n");
-            }
-            wire.extend_from_slice(b"0\r\n\r\n");
-        }
-        _ => wire.extend_from_slice(body),
-    }
-    let write = tokio::spawn(async move {
-        let _ = writer.write_all(&wire).await;
-        let _ = writer.flush().await;
-        writer
-    });
-    let mut raw = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-        }
-    }
-    drop(write.await);
-    parse_reply(&raw)
-}
-
-fn parse_reply(raw: &[u8]) -> Reply {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no complete response: {:?}", String::from_utf8_lossy(raw)));
-    let head = std::str::from_utf8(&raw[..split]).unwrap();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap();
-    let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
-    let headers = lines
-        .map(|line| {
-            let (name, value) = line.split_once(':').unwrap();
-            (name.trim().to_ascii_lowercase(), value.trim().to_owned())
-        })
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
-}
-
 async fn post_signed(addr: SocketAddr, body: &[u8]) -> Reply {
     let sig = sign(body, KEY, NOW);
     send_raw(
@@ -290,53 +183,6 @@ async fn post_signed(addr: SocketAddr, body: &[u8]) -> Reply {
     )
     .await
 }
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
-/// A `call_ended` body of exactly `len` bytes (padded inside a JSON string).
-fn call_ended_of_len(len: usize) -> Vec<u8> {
-    let prefix = br#"{"event":"call_ended","call":{"call_id":"call_big"},"padding":""#;
-    let suffix = br#""}"#;
-    let pad = len - prefix.len() - suffix.len();
-    let mut body = Vec::with_capacity(len);
-    body.extend_from_slice(prefix);
-    body.resize(prefix.len() + pad, b'a');
-    body.extend_from_slice(suffix);
-    assert_eq!(body.len(), len);
-    body
-}
-
-/// A deterministic two-hour-class `call_analyzed` body of about 3 MiB: the
-/// maximal fixture with its utterances repeated, like a long call with word
-/// timings in `transcript_object` and two tool-call transcripts.
-fn long_call_analyzed() -> Vec<u8> {
-    let mut event: Value = serde_json::from_slice(&fixture("call_analyzed_maximal.json")).unwrap();
-    let call = event["call"].as_object_mut().unwrap();
-    for key in [
-        "transcript_object",
-        "transcript_with_tool_calls",
-        "scrubbed_transcript_with_tool_calls",
-    ] {
-        let items = call[key].as_array().unwrap().clone();
-        let once = serde_json::to_vec(&items).unwrap().len();
-        let copies = 1_000_000 / once + 1;
-        let long: Vec<Value> = (0..copies).flat_map(|_| items.iter().cloned()).collect();
-        call.insert(key.to_owned(), Value::Array(long));
-    }
-    let transcript = call["transcript"].as_str().unwrap().repeat(60);
-    call.insert("transcript".to_owned(), Value::String(transcript));
-    serde_json::to_vec(&event).unwrap()
-}
-
-// ---------------------------------------------------------------------------
-// Tests
-// ---------------------------------------------------------------------------
 
 #[tokio::test]
 async fn valid_event_is_204_and_outcome_is_attached() {
