@@ -46,7 +46,9 @@ fn verify_parse(c: &mut Criterion) {
             })
         });
         group.bench_with_input(BenchmarkId::new("plain_serde", size), &body, |b, body| {
-            b.iter(|| serde_json::from_slice::<mirror::Body>(black_box(body)).map(|v| v.call.duration_ms))
+            b.iter(|| {
+                serde_json::from_slice::<mirror::Body>(black_box(body)).map(|v| v.call.duration_ms)
+            })
         });
         group.bench_with_input(
             BenchmarkId::new("verify+plain_serde", size),

@@ -60,3 +60,31 @@ pub(crate) fn ms_to_datetime(ms: Option<u64>) -> Option<time::OffsetDateTime> {
     let ms = i128::from(ms?);
     time::OffsetDateTime::from_unix_timestamp_nanos(ms.checked_mul(1_000_000)?).ok()
 }
+
+/// Sequences are read into a growing `Vec`, which ends with up to twice the
+/// capacity it needs; the large ones (transcripts, word timings, latency
+/// samples) are trimmed to their length so a parsed body stays close to its
+/// size in memory.
+pub(crate) mod exact {
+    use serde::{Deserialize, Deserializer};
+
+    /// A `Vec<T>` without spare capacity.
+    pub(crate) fn vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<T>, D::Error> {
+        let mut items = Vec::<T>::deserialize(deserializer)?;
+        items.shrink_to_fit();
+        Ok(items)
+    }
+
+    /// An optional `Vec<T>` without spare capacity (`null` → `None`).
+    pub(crate) fn opt_vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Vec<T>>, D::Error> {
+        let mut items = Option::<Vec<T>>::deserialize(deserializer)?;
+        if let Some(items) = items.as_mut() {
+            items.shrink_to_fit();
+        }
+        Ok(items)
+    }
+}
