@@ -1,5 +1,5 @@
 //! Verify + full typed parse (`Verifier::verify_and_parse_at`) of realistic
-//! bodies, next to the same bytes through (a) `serde_json::from_slice` into a
+//! bodies (1 KB `call_started`, 30 KB `call_ended`, 500 KB `call_analyzed`), next to the same bytes through (a) `serde_json::from_slice` into a
 //! plain derived mirror of the Call model (`support/mirror.rs`: every field
 //! typed, nothing kept that it does not know), with and without verification,
 //! and (b) `serde_json::Value`. Same bytes, same run, so compare ratios.
@@ -22,6 +22,7 @@ const NOW: u64 = 1_785_423_787_420;
 fn verify_parse(c: &mut Criterion) {
     let verifier = Verifier::new(KEY).expect("valid key");
     let bodies = [
+        ("call_started_1k", payloads::call_started()),
         ("call_ended_30k", payloads::call_of_size(30_000, false)),
         ("call_analyzed_500k", payloads::call_of_size(500_000, true)),
     ];
