@@ -2,7 +2,8 @@
 //! (`valgrind --tool=callgrind target/release/examples/parse_profile 30k 20`).
 //!
 //! Arguments: size (`1k`, `30k`, `500k`, `3m`), iterations, and an optional
-//! mode: `typed` (default), `verify` (verify + typed), `plain` or `value`.
+//! mode: `typed` (default), `verify` (verify + typed), `plain`, `value` or `ignored` (UTF-8 check and a pass
+//! that builds nothing, as the receiver's object check does).
 
 use retell_webhooks::{Verifier, WebhookEvent, sign};
 
@@ -31,6 +32,10 @@ fn main() {
         ok += match mode {
             "verify" => usize::from(verifier.verify_and_parse_at(&body, &signature, now).is_ok()),
             "plain" => usize::from(serde_json::from_slice::<mirror::Body>(&body).is_ok()),
+            "ignored" => usize::from(
+                std::str::from_utf8(&body).is_ok()
+                    && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok(),
+            ),
             "value" => usize::from(serde_json::from_slice::<serde_json::Value>(&body).is_ok()),
             _ => usize::from(WebhookEvent::from_slice(&body).is_ok()),
         };

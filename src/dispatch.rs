@@ -1213,6 +1213,28 @@ pub fn authenticate(
     route: Route,
     request: &RawRequest<'_>,
 ) -> Result<(), Box<Dispatched>> {
+    authenticate_then(verifier, config, route, request, ObjectCheck::Now)
+}
+
+/// When [`authenticate_then`] checks that the body is a JSON object.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ObjectCheck {
+    /// Before returning.
+    Now,
+    /// Left to the caller: [`dispatch`] parses events straight away (the typed
+    /// parse accepts only UTF-8 JSON objects) and runs the check only when that
+    /// parse fails, so a good body is parsed once instead of twice and a bad
+    /// one gets the same answer as from [`authenticate`].
+    OnParseFailure,
+}
+
+fn authenticate_then(
+    verifier: &Verifier,
+    config: &ReceiverConfig,
+    route: Route,
+    request: &RawRequest<'_>,
+    object_check: ObjectCheck,
+) -> Result<(), Box<Dispatched>> {
     if let Some(rejected) = precheck(config, route, request) {
         return Err(Box::new(rejected));
     }
@@ -1225,6 +1247,9 @@ pub fn authenticate(
         return Err(reject(Reason::Unauthorized(why)));
     }
     // The body is authentic from here on; only now is it parsed.
+    if object_check == ObjectCheck::OnParseFailure {
+        return Ok(());
+    }
     check_json_object(request.body).map_err(|why| reject(Reason::BadRequest(why)))
 }
 
@@ -1249,7 +1274,11 @@ where
     H: WebhookHandler + ?Sized,
     D: Future<Output = ()> + Send,
 {
-    if let Err(rejected) = authenticate(verifier, config, route, request) {
+    let object_check = match route {
+        Route::Events => ObjectCheck::OnParseFailure,
+        Route::Function => ObjectCheck::Now,
+    };
+    if let Err(rejected) = authenticate_then(verifier, config, route, request, object_check) {
         return *rejected;
     }
     let body = request.body;
@@ -1260,6 +1289,9 @@ where
                 (Work::Incoming(incoming), ids)
             }
             Err(error) => {
+                if let Err(why) = check_json_object(body) {
+                    return Dispatched::from_reason(route, Reason::BadRequest(why));
+                }
                 let ids = Ids::of_error(&error);
                 (Work::Unparsed(error), ids)
             }
