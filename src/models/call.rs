@@ -11,7 +11,7 @@ use super::enums::{
     DisconnectionReason, UserSentiment,
 };
 use super::transcript::{TranscriptItem, Utterance};
-use super::{Extra, ms_to_datetime, number};
+use super::{Extra, exact, ms_to_datetime, number};
 
 /// A phone or web call, as Retell sends it in webhooks.
 ///
@@ -128,13 +128,25 @@ pub struct Call {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcript: Option<String>,
     /// Utterances with word timings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "exact::opt_vec",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub transcript_object: Option<Vec<Utterance>>,
     /// Utterances interleaved with tool calls, transitions, DTMF, SMS, ….
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "exact::opt_vec",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub transcript_with_tool_calls: Option<Vec<TranscriptItem>>,
     /// Same as `transcript_with_tool_calls`, PII removed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "exact::opt_vec",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub scrubbed_transcript_with_tool_calls: Option<Vec<TranscriptItem>>,
     /// Recording URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -354,7 +366,11 @@ pub struct LatencyStats {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num: Option<f64>,
     /// The samples.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "exact::opt_vec",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub values: Option<Vec<f64>>,
     /// Keys this version does not model.
     #[serde(flatten)]

@@ -60,3 +60,63 @@ pub(crate) fn ms_to_datetime(ms: Option<u64>) -> Option<time::OffsetDateTime> {
     let ms = i128::from(ms?);
     time::OffsetDateTime::from_unix_timestamp_nanos(ms.checked_mul(1_000_000)?).ok()
 }
+
+/// Sequences are read into a growing `Vec`, which ends with up to twice the
+/// capacity it needs; the large ones (transcripts, word timings, latency
+/// samples) are trimmed to their length so a parsed body stays close to its
+/// size in memory.
+pub(crate) mod exact {
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::{SeqAccess, Visitor};
+    use serde::{Deserialize, Deserializer};
+
+    /// First allocation of a non-empty sequence: enough for a typical
+    /// utterance's word timings, so most arrays are read without regrowing.
+    const FIRST_CAPACITY: usize = 16;
+
+    /// A `Vec<T>` without spare capacity.
+    pub(crate) fn vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<T>, D::Error> {
+        deserializer.deserialize_seq(ExactVec(PhantomData))
+    }
+
+    /// An optional `Vec<T>` without spare capacity (`null` → `None`).
+    pub(crate) fn opt_vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Vec<T>>, D::Error> {
+        Option::<Exact<T>>::deserialize(deserializer).map(|items| items.map(|Exact(items)| items))
+    }
+
+    struct Exact<T>(Vec<T>);
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Exact<T> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            vec(deserializer).map(Exact)
+        }
+    }
+
+    struct ExactVec<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ExactVec<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a sequence")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                if items.capacity() == 0 {
+                    items.reserve_exact(FIRST_CAPACITY);
+                }
+                items.push(item);
+            }
+            items.shrink_to_fit();
+            Ok(items)
+        }
+    }
+}

@@ -130,6 +130,7 @@ pub struct Utterance {
     /// The text (may be empty).
     pub content: String,
     /// Word timings (may be empty).
+    #[serde(deserialize_with = "super::exact::vec")]
     pub words: Vec<Word>,
     /// Keys this version does not model (real payloads carry e.g. `metadata`).
     #[serde(flatten)]
@@ -140,6 +141,7 @@ pub struct Utterance {
 #[derive(Deserialize)]
 struct UtteranceBody {
     content: String,
+    #[serde(deserialize_with = "super::exact::vec")]
     words: Vec<Word>,
     #[serde(flatten)]
     extra: Extra,

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# HTTP load test of the axum and actix-web receivers.
+#
+# What it does: builds `examples/bench_server.rs` (no-op handler; every request
+# is read, verified, parsed and dispatched) and `examples/bench_body.rs` in
+# release, writes the 30 KB signed `call_ended` body, starts each receiver on
+# 127.0.0.1 and drives it with wrk (POST with the `X-Retell-Signature` header)
+# at 2 and 32 connections, then prints requests/s, p50/p99 latency and the
+# number of non-2xx answers per run.
+#
+# Usage (from the repository root, on a fresh machine too; installs wrk with
+# apt-get when it is missing):
+#
+#   bash benches/http.sh
+#
+# Environment (all optional):
+#   DURATION=10s       length of each wrk run (the signature window is 5 minutes,
+#                      the body is re-signed before every run)
+#   CONNECTIONS="2 32" connection counts
+#   FRAMEWORKS="axum actix"
+#   WORKERS=2          server worker threads
+#   WRK_THREADS=2      wrk threads (capped at the connection count)
+#   SIZE=30k           body: 1k, 30k or 500k
+#   PORT=3917
+#
+# The load generator shares the machine's cores with the server, so the
+# figures are a lower bound of what the receiver does on its own.
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-"2 32"}
+FRAMEWORKS=${FRAMEWORKS:-"axum actix"}
+WORKERS=${WORKERS:-2}
+WRK_THREADS=${WRK_THREADS:-2}
+SIZE=${SIZE:-30k}
+PORT=${PORT:-3917}
+export RETELL_API_KEY=${RETELL_API_KEY:-key_bench_0123456789abcdef}
+
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "installing wrk" >&2
+    if ! apt-get install -y wrk >/dev/null 2>&1; then
+        apt-get update >/dev/null && apt-get install -y wrk >/dev/null
+    fi
+fi
+
+cargo build --release --features axum,actix --example bench_server --example bench_body >&2
+target=${CARGO_TARGET_DIR:-target}/release/examples
+
+cat >"$work/post.lua" <<'LUA'
+local f = assert(io.open(os.getenv("BODY_FILE"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Retell-Signature"] = os.getenv("SIGNATURE")
+
+-- summary.errors.status counts answers with a status of 400 or more; the
+-- receiver answers 200 or an error status, never 1xx/3xx, so it is the
+-- non-2xx count (no per-response Lua callback, which would slow wrk down).
+done = function(summary, latency, requests)
+    io.write(string.format("RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f requests=%d non2xx=%d errors=%d\n",
+        summary.requests / (summary.duration / 1e6),
+        latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+        summary.requests, summary.errors.status,
+        summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+LUA
+
+export BODY_FILE="$work/body.json"
+printf "%-6s %5s %10s %9s %9s %8s %7s\n" framework conns "req/s" "p50 ms" "p99 ms" non-2xx errors
+for framework in $FRAMEWORKS; do
+    "$target/bench_server" --framework "$framework" --port "$PORT" --workers "$WORKERS" >"$work/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 50); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    for conns in $CONNECTIONS; do
+        threads=$((WRK_THREADS < conns ? WRK_THREADS : conns))
+        SIGNATURE=$("$target/bench_body" "$SIZE" "$BODY_FILE")
+        export SIGNATURE
+        line=$(wrk -t"$threads" -c"$conns" -d"$DURATION" --latency -s "$work/post.lua" \
+            "http://127.0.0.1:$PORT/retell/webhook" | grep '^RESULT')
+        # shellcheck disable=SC2086
+        eval "$(echo "${line#RESULT }" | tr ' ' '\n' | sed 's/^/r_/')"
+        printf "%-6s %5s %10s %9s %9s %8s %7s\n" "$framework" "$conns" "$r_rps" "$r_p50_ms" "$r_p99_ms" "$r_non2xx" "$r_errors"
+    done
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+done

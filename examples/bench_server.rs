@@ -1,0 +1,103 @@
+//! A receiver with a no-op handler, for load tests (`benches/http.sh`).
+//!
+//! ```text
+//! RETELL_API_KEY=key_… cargo run --release --features axum,actix --example bench_server -- \
+//!     --framework axum --port 3000 --workers 2
+//! ```
+//!
+//! Every request is read, verified, parsed and dispatched to the handler
+//! exactly as in a real receiver; the handler does nothing.
+
+use std::sync::Arc;
+
+use retell_webhooks::Verifier;
+use retell_webhooks::dispatch::{ReceiverConfig, Route, WebhookHandler};
+
+/// Accepts every event.
+struct Noop;
+
+impl WebhookHandler for Noop {
+    type Error = String;
+}
+
+struct Args {
+    framework: String,
+    port: u16,
+    workers: usize,
+}
+
+fn args() -> Result<Args, String> {
+    let mut args = Args {
+        framework: "axum".to_owned(),
+        port: 3000,
+        workers: std::thread::available_parallelism().map_or(2, usize::from),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--framework" => args.framework = value,
+            "--port" => args.port = value.parse().map_err(|e| format!("--port: {e}"))?,
+            "--workers" => args.workers = value.parse().map_err(|e| format!("--workers: {e}"))?,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = args()?;
+    let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
+    println!(
+        "{} listening on http://127.0.0.1:{}/retell/webhook ({} workers)",
+        args.framework, args.port, args.workers
+    );
+    match args.framework.as_str() {
+        "axum" => axum_server(verifier, args.port, args.workers),
+        "actix" => actix_server(verifier, args.port, args.workers),
+        other => Err(format!("unknown framework {other} (axum or actix)").into()),
+    }
+}
+
+fn axum_server(
+    verifier: Verifier,
+    port: u16,
+    workers: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let app = retell_webhooks::adapters::axum::router::<_, ()>(
+            "/retell/webhook",
+            verifier,
+            Noop,
+            ReceiverConfig::new(),
+        );
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
+fn actix_server(
+    verifier: Verifier,
+    port: u16,
+    workers: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use retell_webhooks::adapters::actix::{WebhookConfig, endpoint};
+    let webhook = WebhookConfig::new(verifier).with_receiver_config(ReceiverConfig::new());
+    let handler = Arc::new(Noop);
+    actix_web::rt::System::new().block_on(async move {
+        actix_web::HttpServer::new(move || {
+            let route = endpoint(Route::Events, webhook.clone(), Arc::clone(&handler));
+            actix_web::App::new().route("/retell/webhook", route)
+        })
+        .workers(workers.max(1))
+        .bind(("127.0.0.1", port))?
+        .run()
+        .await
+    })?;
+    Ok(())
+}
