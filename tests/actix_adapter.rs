@@ -19,13 +19,15 @@ use retell_webhooks::adapters::actix::{
     service,
 };
 use retell_webhooks::dispatch::{
-    IpRange, Outcome, ReceiverConfig, Route, SourceAllowlist, UNAUTHORIZED_BODY, WebhookHandler,
+    IpRange, Outcome, ReceiverConfig, Route, SourceAllowlist, UNAUTHORIZED_BODY,
 };
-use retell_webhooks::{
-    CallEvent, FunctionCall, FunctionResponse, InboundCallRequest, InboundResponse, Incoming,
-    UnknownEvent, Verifier, WebhookEvent, sign,
-};
-use serde_json::{Value, json};
+use retell_webhooks::{InboundResponse, Incoming, Verifier, WebhookEvent, sign};
+use serde_json::Value;
+
+#[path = "common/handler.rs"]
+mod handler;
+
+use handler::{Mode, TestHandler};
 
 const KEY: &str = "key_actix_adapter_test";
 const NOW: u64 = 1_785_423_600_000;
@@ -34,89 +36,6 @@ const LIMIT: usize = 8 * 1024 * 1024;
 // ---------------------------------------------------------------------------
 // Handler under test
 // ---------------------------------------------------------------------------
-
-#[derive(Default)]
-struct Counts {
-    ended: AtomicUsize,
-    analyzed: AtomicUsize,
-    unknown: AtomicUsize,
-    inbound: AtomicUsize,
-    functions: AtomicUsize,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Ok,
-    Fail,
-    PanicOnce,
-    PanicAlways,
-    Hang,
-}
-
-struct TestHandler {
-    mode: Mode,
-    counts: Arc<Counts>,
-    panicked: AtomicUsize,
-}
-
-impl TestHandler {
-    fn new(mode: Mode) -> (Self, Arc<Counts>) {
-        let counts = Arc::new(Counts::default());
-        let handler = Self {
-            mode,
-            counts: Arc::clone(&counts),
-            panicked: AtomicUsize::new(0),
-        };
-        (handler, counts)
-    }
-}
-
-impl WebhookHandler for TestHandler {
-    type Error = String;
-
-    async fn on_call_ended(&self, event: CallEvent) -> Result<(), String> {
-        self.counts.ended.fetch_add(1, Ordering::SeqCst);
-        assert!(!event.call.call_id.is_empty());
-        match self.mode {
-            Mode::Ok => Ok(()),
-            Mode::Fail => Err("storage unavailable".to_owned()),
-            Mode::PanicOnce => {
-                if self.panicked.fetch_add(1, Ordering::SeqCst) == 0 {
-                    panic!("handler bug on first call");
-                }
-                Ok(())
-            }
-            Mode::PanicAlways => panic!("handler bug on every call"),
-            Mode::Hang => std::future::pending().await,
-        }
-    }
-
-    async fn on_call_analyzed(&self, _event: CallEvent) -> Result<(), String> {
-        self.counts.analyzed.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-
-    async fn on_unknown(&self, _event: UnknownEvent) -> Result<(), String> {
-        self.counts.unknown.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-
-    async fn on_call_inbound(
-        &self,
-        request: InboundCallRequest,
-    ) -> Result<InboundResponse, String> {
-        self.counts.inbound.fetch_add(1, Ordering::SeqCst);
-        let caller = request.call_inbound.from_number.clone();
-        Ok(InboundResponse::call().dynamic_variables([("caller", caller)]))
-    }
-
-    async fn on_function_call(&self, call: FunctionCall) -> Result<FunctionResponse, String> {
-        self.counts.functions.fetch_add(1, Ordering::SeqCst);
-        Ok(FunctionResponse::json(
-            json!({ "booked": true, "name": call.name() }),
-        ))
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Server and client

@@ -1,0 +1,96 @@
+//! The handler both adapter test suites run: counts calls per method and
+//! misbehaves on demand (error, panic, hang). Include it with
+//! `#[path = "common/handler.rs"] mod handler;`.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use retell_webhooks::dispatch::WebhookHandler;
+use retell_webhooks::{
+    CallEvent, FunctionCall, FunctionResponse, InboundCallRequest, InboundResponse, UnknownEvent,
+};
+use serde_json::json;
+
+#[derive(Default)]
+pub struct Counts {
+    pub ended: AtomicUsize,
+    pub analyzed: AtomicUsize,
+    pub unknown: AtomicUsize,
+    pub inbound: AtomicUsize,
+    pub functions: AtomicUsize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Ok,
+    Fail,
+    PanicOnce,
+    PanicAlways,
+    Hang,
+}
+
+pub struct TestHandler {
+    mode: Mode,
+    counts: Arc<Counts>,
+    panicked: AtomicUsize,
+}
+
+impl TestHandler {
+    pub fn new(mode: Mode) -> (Self, Arc<Counts>) {
+        let counts = Arc::new(Counts::default());
+        let handler = Self {
+            mode,
+            counts: Arc::clone(&counts),
+            panicked: AtomicUsize::new(0),
+        };
+        (handler, counts)
+    }
+}
+
+impl WebhookHandler for TestHandler {
+    type Error = String;
+
+    async fn on_call_ended(&self, event: CallEvent) -> Result<(), String> {
+        self.counts.ended.fetch_add(1, Ordering::SeqCst);
+        assert!(!event.call.call_id.is_empty());
+        match self.mode {
+            Mode::Ok => Ok(()),
+            Mode::Fail => Err("storage unavailable".to_owned()),
+            Mode::PanicOnce => {
+                if self.panicked.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("handler bug on first call");
+                }
+                Ok(())
+            }
+            Mode::PanicAlways => panic!("handler bug on every call"),
+            Mode::Hang => std::future::pending().await,
+        }
+    }
+
+    async fn on_call_analyzed(&self, _event: CallEvent) -> Result<(), String> {
+        self.counts.analyzed.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn on_unknown(&self, _event: UnknownEvent) -> Result<(), String> {
+        self.counts.unknown.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn on_call_inbound(
+        &self,
+        request: InboundCallRequest,
+    ) -> Result<InboundResponse, String> {
+        self.counts.inbound.fetch_add(1, Ordering::SeqCst);
+        let caller = request.call_inbound.from_number.clone();
+        Ok(InboundResponse::call().dynamic_variables([("caller", caller)]))
+    }
+
+    async fn on_function_call(&self, call: FunctionCall) -> Result<FunctionResponse, String> {
+        self.counts.functions.fetch_add(1, Ordering::SeqCst);
+        Ok(FunctionResponse::json(
+            json!({ "booked": true, "name": call.name() }),
+        ))
+    }
+}
