@@ -104,6 +104,14 @@ pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// means the retry never races a handler that is still running.
 pub const DEFAULT_HANDLER_DEADLINE: Duration = Duration::from_secs(9);
 
+/// Default cap on requests an adapter handles at once: 32.
+///
+/// Each request in flight may hold up to the body limit in memory, so the cap
+/// bounds buffered bodies at 32 × 8 MiB = 256 MiB by default. Requests over the
+/// cap wait (their bodies stay unread in the socket) rather than fail: Retell
+/// would only retry them.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
+
 /// The one documented address Retell sends webhooks from: `100.20.5.228`.
 pub const RETELL_SOURCE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(100, 20, 5, 228));
 
@@ -369,6 +377,7 @@ enum Clock {
 /// |---|---|---|
 /// | [`body_limit`](Self::body_limit) | [`DEFAULT_BODY_LIMIT`] (8 MiB) | long calls produce ~3 MiB bodies; framework defaults (axum 2 MiB, actix-web 256 KiB) would drop them |
 /// | [`handler_deadline`](Self::handler_deadline) | [`DEFAULT_HANDLER_DEADLINE`] (9 s) | under Retell's 10 s timeout, so a retry never overlaps a running handler |
+/// | [`max_in_flight`](Self::max_in_flight) | [`DEFAULT_MAX_IN_FLIGHT`] (32) | bounds the bodies adapters buffer at once (32 × 8 MiB); later requests wait |
 /// | clock | the system clock | injectable with [`with_clock`](Self::with_clock) for tests |
 /// | [`source_allowlist`](Self::source_allowlist) | off | the signature is the authority; an allowlist only adds defence in depth |
 /// | [`dedupe`](Self::dedupe) | off | process each event once although Retell redelivers it; see [`crate::dedupe`] |
@@ -378,6 +387,7 @@ enum Clock {
 pub struct ReceiverConfig {
     body_limit: usize,
     handler_deadline: Duration,
+    max_in_flight: usize,
     clock: Clock,
     source_allowlist: Option<SourceAllowlist>,
     dedupe: Option<Arc<dyn DedupeStore>>,
@@ -445,6 +455,7 @@ impl ReceiverConfig {
         Self {
             body_limit: DEFAULT_BODY_LIMIT,
             handler_deadline: DEFAULT_HANDLER_DEADLINE,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             clock: Clock::System,
             source_allowlist: None,
             dedupe: None,
@@ -456,6 +467,16 @@ impl ReceiverConfig {
     #[must_use]
     pub fn with_body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
+        self
+    }
+
+    /// Sets how many requests the framework adapters read and handle at once
+    /// (at least 1; default [`DEFAULT_MAX_IN_FLIGHT`]). Further requests wait
+    /// before their body is read. The framework-agnostic [`dispatch`] itself
+    /// does not limit anything.
+    #[must_use]
+    pub fn with_max_in_flight(mut self, requests: usize) -> Self {
+        self.max_in_flight = requests.max(1);
         self
     }
 
@@ -537,6 +558,12 @@ impl ReceiverConfig {
         self.handler_deadline
     }
 
+    /// How many requests the adapters read and handle at once.
+    #[must_use]
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
     /// The source allowlist, if one is configured.
     #[must_use]
     pub fn source_allowlist(&self) -> Option<&SourceAllowlist> {
@@ -557,6 +584,7 @@ impl fmt::Debug for ReceiverConfig {
         f.debug_struct("ReceiverConfig")
             .field("body_limit", &self.body_limit)
             .field("handler_deadline", &self.handler_deadline)
+            .field("max_in_flight", &self.max_in_flight)
             .field(
                 "clock",
                 &match self.clock {

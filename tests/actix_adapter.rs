@@ -790,3 +790,26 @@ fn nothing_secret_in_debug_or_display() {
         assert!(!text.contains(KEY), "{text}");
     }
 }
+
+#[actix_web::test]
+async fn in_flight_cap_bounds_concurrent_requests_across_workers() {
+    let (handler, counts) = TestHandler::new(Mode::Gated);
+    let (server, _) = start_on(handler, config().with_max_in_flight(2), 2);
+    let body = Arc::new(fixture("call_ended_phone.json"));
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let body = Arc::clone(&body);
+            let addr = server.addr;
+            actix_web::rt::spawn(async move { post_signed(addr, &body).await.status })
+        })
+        .collect();
+    // Two requests reach the handler; the other four wait for a place, whichever
+    // worker they landed on.
+    counts.wait_for_active(2).await;
+    counts.open_gate();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 204);
+    }
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 6);
+    assert_eq!(counts.max_active.load(Ordering::SeqCst), 2);
+}

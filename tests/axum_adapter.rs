@@ -569,3 +569,24 @@ async fn concurrent_deliveries_on_a_multi_threaded_runtime() {
     assert_eq!(counts.ended.load(Ordering::SeqCst), 40);
     assert_eq!(outcomes.lock().unwrap().len(), 40);
 }
+
+#[tokio::test]
+async fn in_flight_cap_bounds_concurrent_requests() {
+    let (handler, counts) = TestHandler::new(Mode::Gated);
+    let (addr, _) = start(handler, config().with_max_in_flight(2)).await;
+    let body = Arc::new(fixture("call_ended_phone.json"));
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let body = Arc::clone(&body);
+            tokio::spawn(async move { post_signed(addr, &body).await.status })
+        })
+        .collect();
+    // Two requests reach the handler; the other four wait for a place.
+    counts.wait_for_active(2).await;
+    counts.open_gate();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 204);
+    }
+    assert_eq!(counts.ended.load(Ordering::SeqCst), 6);
+    assert_eq!(counts.max_active.load(Ordering::SeqCst), 2);
+}

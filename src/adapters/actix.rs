@@ -231,6 +231,8 @@ impl<H: WebhookHandler + 'static> Endpoint<H> {
         let Some(verifier) = self.webhook.verifier() else {
             return into_response(Dispatched::from_reason(route, Reason::NotConfigured), None);
         };
+        // Held until the answer is built: bounds the bodies buffered at once.
+        let _permit = self.webhook.in_flight_permit().await;
         let config = self.webhook.receiver_config();
         let head = RequestHead::of(req);
         let bytes = match read_checked(config, route, &head, &mut payload).await {

@@ -183,6 +183,8 @@ where
     let Some(verifier) = endpoint.webhook.verifier() else {
         return Dispatched::from_reason(route, Reason::NotConfigured);
     };
+    // Held until the answer is built: bounds the bodies buffered at once.
+    let _permit = endpoint.webhook.in_flight_permit().await;
     let config = endpoint.webhook.receiver_config();
     let bytes = match read_checked(config, route, &parts, body).await {
         Ok(bytes) => bytes,

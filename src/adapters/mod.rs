@@ -23,10 +23,24 @@ use crate::{Verifier, dispatch::ReceiverConfig};
 ///
 /// Cheap to clone. [`Default`] (or [`unconfigured`](Self::unconfigured)) has no
 /// verifier: every request is then answered `500`, never accepted unverified.
-#[derive(Clone, Default, Debug)]
+#[derive(Clone, Debug)]
 pub struct WebhookConfig {
     verifier: Option<Arc<Verifier>>,
     receiver: Arc<ReceiverConfig>,
+    /// Permits for [`ReceiverConfig::max_in_flight`], shared by every clone.
+    in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+#[cfg(any(feature = "axum", feature = "actix"))]
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        let receiver = ReceiverConfig::default();
+        Self {
+            verifier: None,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(receiver.max_in_flight())),
+            receiver: Arc::new(receiver),
+        }
+    }
 }
 
 impl WebhookConfig {
@@ -35,7 +49,7 @@ impl WebhookConfig {
     pub fn new(verifier: Verifier) -> Self {
         Self {
             verifier: Some(Arc::new(verifier)),
-            receiver: Arc::default(),
+            ..Self::default()
         }
     }
 
@@ -49,6 +63,7 @@ impl WebhookConfig {
     /// Replaces the limits and policies.
     #[must_use]
     pub fn with_receiver_config(mut self, config: ReceiverConfig) -> Self {
+        self.in_flight = Arc::new(tokio::sync::Semaphore::new(config.max_in_flight()));
         self.receiver = Arc::new(config);
         self
     }
@@ -69,6 +84,13 @@ impl WebhookConfig {
     #[must_use]
     pub fn receiver_config(&self) -> &ReceiverConfig {
         &self.receiver
+    }
+
+    /// Waits for one of the [`max_in_flight`](ReceiverConfig::max_in_flight)
+    /// places; the request holds it, body and handler included, until dropped.
+    async fn in_flight_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        // The semaphore is never closed, so this only waits.
+        self.in_flight.acquire().await.ok()
     }
 }
 

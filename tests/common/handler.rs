@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
 
 use retell_webhooks::dispatch::WebhookHandler;
 use retell_webhooks::{
@@ -19,6 +21,45 @@ pub struct Counts {
     pub unknown: AtomicUsize,
     pub inbound: AtomicUsize,
     pub functions: AtomicUsize,
+    /// `Mode::Gated`: handlers inside `on_call_ended` now, and the most at once.
+    pub active: AtomicUsize,
+    pub max_active: AtomicUsize,
+    gate_open: AtomicBool,
+    gate: Notify,
+    entered: Notify,
+}
+
+impl Counts {
+    /// Waits until at least `n` gated handlers are inside `on_call_ended`.
+    pub async fn wait_for_active(&self, n: usize) {
+        loop {
+            let entered = self.entered.notified();
+            if self.active.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            entered.await;
+        }
+    }
+
+    /// Lets every gated handler, present and future, finish.
+    pub fn open_gate(&self) {
+        self.gate_open.store(true, Ordering::SeqCst);
+        self.gate.notify_waiters();
+    }
+
+    async fn pass_gate(&self) {
+        let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_active.fetch_max(now, Ordering::SeqCst);
+        self.entered.notify_waiters();
+        loop {
+            let opened = self.gate.notified();
+            if self.gate_open.load(Ordering::SeqCst) {
+                break;
+            }
+            opened.await;
+        }
+        self.active.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -28,6 +69,8 @@ pub enum Mode {
     PanicOnce,
     PanicAlways,
     Hang,
+    /// Waits in `on_call_ended` until [`Counts::open_gate`].
+    Gated,
 }
 
 pub struct TestHandler {
@@ -65,6 +108,10 @@ impl WebhookHandler for TestHandler {
             }
             Mode::PanicAlways => panic!("handler bug on every call"),
             Mode::Hang => std::future::pending().await,
+            Mode::Gated => {
+                self.counts.pass_gate().await;
+                Ok(())
+            }
         }
     }
 
