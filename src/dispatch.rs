@@ -1498,11 +1498,17 @@ where
         Ok(claim) => claim,
         Err(reason) => return Dispatched::from_reason(route, reason).with_ids(&ids),
     };
-    let run = CatchUnwind::new(run_handler(handler, work, body));
+    // The handler's error is rendered (and dropped) inside `CatchUnwind` too:
+    // its `Display` is handler code as well.
+    let run = CatchUnwind::new(async move {
+        run_handler(handler, work, body)
+            .await
+            .map_err(|error| error.to_string())
+    });
     let result = match race(run, deadline).await {
         Raced::Deadline => Err(Reason::DeadlineExceeded),
         Raced::Done(Err(Panicked)) => Err(Reason::HandlerPanicked),
-        Raced::Done(Ok(Err(error))) => Err(Reason::HandlerFailed(error.to_string())),
+        Raced::Done(Ok(Err(message))) => Err(Reason::HandlerFailed(message)),
         Raced::Done(Ok(Ok(answer))) => Ok(answer),
     };
     let done = match result {
@@ -1783,14 +1789,17 @@ struct Panicked;
 
 /// Polls the inner future inside `catch_unwind`, turning a panic into
 /// `Err(Panicked)`. After a panic it is never polled again.
+///
+/// Dropping it drops the inner future inside `catch_unwind` as well: a
+/// handler cut short by the deadline runs its destructors then.
 struct CatchUnwind<F> {
-    inner: Pin<Box<F>>,
+    inner: Option<Pin<Box<F>>>,
 }
 
 impl<F: Future> CatchUnwind<F> {
     fn new(inner: F) -> Self {
         Self {
-            inner: Box::pin(inner),
+            inner: Some(Box::pin(inner)),
         }
     }
 }
@@ -1799,12 +1808,21 @@ impl<F: Future> Future for CatchUnwind<F> {
     type Output = Result<F::Output, Panicked>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.get_mut().inner.as_mut();
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+        let Some(inner) = self.get_mut().inner.as_mut() else {
+            return Poll::Ready(Err(Panicked));
+        };
+        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
             Err(_payload) => Poll::Ready(Err(Panicked)),
         }
+    }
+}
+
+impl<F> Drop for CatchUnwind<F> {
+    fn drop(&mut self) {
+        let inner = self.inner.take();
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(inner)));
     }
 }
 
@@ -2299,6 +2317,72 @@ mod tests {
         assert_eq!(done.response.body(), b"internal server error\n");
         let fine = Counting::new(Mode::Ok);
         assert_eq!(run(&fine, &request).response.status(), 204);
+    }
+
+    /// An error whose `Display` panics.
+    struct BadDisplay;
+
+    impl fmt::Display for BadDisplay {
+        fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+            panic!("Display bug")
+        }
+    }
+
+    struct FailsWithBadDisplay;
+
+    impl WebhookHandler for FailsWithBadDisplay {
+        type Error = BadDisplay;
+
+        async fn on_call_ended(&self, _event: CallEvent) -> Result<(), BadDisplay> {
+            Err(BadDisplay)
+        }
+    }
+
+    #[test]
+    fn handler_error_whose_display_panics_is_500() {
+        let sig = signed(CALL_ENDED);
+        let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
+        let done = run(&FailsWithBadDisplay, &request);
+        assert_eq!(done.response.status(), 500);
+        assert_eq!(done.outcome.reason, Reason::HandlerPanicked);
+    }
+
+    /// Panics when dropped.
+    struct PanicOnDrop;
+
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("destructor bug");
+        }
+    }
+
+    struct HangsHoldingPanicOnDrop;
+
+    impl WebhookHandler for HangsHoldingPanicOnDrop {
+        type Error = String;
+
+        async fn on_call_ended(&self, _event: CallEvent) -> Result<(), String> {
+            let guard = PanicOnDrop;
+            std::future::pending::<()>().await;
+            drop(guard);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn handler_dropped_at_the_deadline_may_panic_in_drop() {
+        let sig = signed(CALL_ENDED);
+        let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
+        let done = block_on(dispatch(
+            &verifier(),
+            &HangsHoldingPanicOnDrop,
+            Route::Events,
+            &config(),
+            &request,
+            std::future::ready(()),
+        ));
+        assert_eq!(done.response.status(), 503);
+        assert_eq!(done.outcome.reason, Reason::DeadlineExceeded);
     }
 
     #[test]
