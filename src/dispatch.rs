@@ -1535,13 +1535,17 @@ where
         ),
     };
     if let Some((store, key, ticket)) = claim {
-        // A store failure here only weakens deduplication (a later delivery is
-        // processed again); the answer stands.
-        let _ = if done.outcome.is_success() {
-            store.finish(&key, ticket).await
-        } else {
-            store.release(&key, ticket).await
-        };
+        // A store failure (or panic) here only weakens deduplication (a later
+        // delivery is processed again); the answer stands.
+        let success = done.outcome.is_success();
+        let _ = CatchUnwind::new(async {
+            if success {
+                store.finish(&key, ticket).await
+            } else {
+                store.release(&key, ticket).await
+            }
+        })
+        .await;
     }
     done.with_ids(&ids)
 }
@@ -1570,11 +1574,14 @@ async fn claim<'a>(
     let lease = config
         .handler_deadline
         .saturating_add(Duration::from_secs(1));
-    match store.begin(&key, lease).await {
-        Ok(Begin::Fresh(ticket)) => Ok(Some((store, key, ticket))),
-        Ok(Begin::InFlight) => Err(Reason::InFlight),
-        Ok(Begin::Done) => Err(Reason::Duplicate),
-        Err(error) => Err(Reason::DedupeFailed(error.0)),
+    // The store is user code too: a panic in it is a store failure (`503`).
+    let begun = CatchUnwind::new(async { store.begin(&key, lease).await }).await;
+    match begun {
+        Ok(Ok(Begin::Fresh(ticket))) => Ok(Some((store, key, ticket))),
+        Ok(Ok(Begin::InFlight)) => Err(Reason::InFlight),
+        Ok(Ok(Begin::Done)) => Err(Reason::Duplicate),
+        Ok(Err(error)) => Err(Reason::DedupeFailed(error.0)),
+        Err(Panicked) => Err(Reason::DedupeFailed("the store panicked".to_owned())),
     }
 }
 
@@ -2594,6 +2601,57 @@ mod tests {
         assert_eq!(done.response.status(), 503);
         assert!(done.outcome.to_string().contains("connection refused"));
         assert_eq!(h.calls(), 0);
+    }
+
+    #[test]
+    fn dedupe_store_panic_is_503_and_never_unwinds() {
+        use crate::dedupe::{DedupeError, StoreFuture};
+        /// Panics in `begin` (synchronously) when `begin_panics`, else in
+        /// `finish` and `release` (inside the future).
+        struct Buggy {
+            begin_panics: bool,
+        }
+        impl DedupeStore for Buggy {
+            fn begin<'a>(
+                &'a self,
+                _: &'a DedupeKey,
+                _: Duration,
+            ) -> StoreFuture<'a, Result<Begin, DedupeError>> {
+                assert!(!self.begin_panics, "store bug in begin");
+                Box::pin(async { Ok(Begin::Fresh(Ticket::new(1))) })
+            }
+            fn finish<'a>(
+                &'a self,
+                _: &'a DedupeKey,
+                _: Ticket,
+            ) -> StoreFuture<'a, Result<(), DedupeError>> {
+                Box::pin(async { panic!("store bug in finish") })
+            }
+            fn release<'a>(
+                &'a self,
+                _: &'a DedupeKey,
+                _: Ticket,
+            ) -> StoreFuture<'a, Result<(), DedupeError>> {
+                Box::pin(async { panic!("store bug in release") })
+            }
+        }
+        let sig = signed(CALL_ENDED);
+        let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
+        let h = Counting::new(Mode::Ok);
+        let store = Buggy { begin_panics: true };
+        let done = run_with(&h, Route::Events, &config().with_dedupe(store), &request);
+        assert_eq!(done.response.status(), 503);
+        assert!(matches!(done.outcome.reason, Reason::DedupeFailed(_)));
+        assert_eq!(h.calls(), 0);
+        for (mode, status) in [(Mode::Ok, 204), (Mode::Fail, 500)] {
+            let h = Counting::new(mode);
+            let store = Buggy {
+                begin_panics: false,
+            };
+            let done = run_with(&h, Route::Events, &config().with_dedupe(store), &request);
+            assert_eq!(done.response.status(), status);
+            assert_eq!(h.calls(), 1);
+        }
     }
 
     /// Checklist R8: the alert fires at the 10th mismatch in a row, then at most
