@@ -45,9 +45,11 @@
 //! #[actix_web::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
+//!     // Built once, outside the per-worker factory, so every worker shares its
+//!     // state (the mismatch streak, a dedupe store).
+//!     let config = ReceiverConfig::new();
 //!     HttpServer::new(move || {
-//!         let config = ReceiverConfig::new();
-//!         App::new().service(service("/retell/webhook", verifier.clone(), Handler, config))
+//!         App::new().service(service("/retell/webhook", verifier.clone(), Handler, config.clone()))
 //!     })
 //!     .bind(("127.0.0.1", 3000))?
 //!     .run()
@@ -140,7 +142,11 @@ fn find_config(req: &HttpRequest) -> Option<&WebhookConfig> {
 ///
 /// `HttpServer` calls its factory closure once per worker thread, so this builds
 /// one handler per worker. To share a single handler (a connection pool, a
-/// queue), build it once in an [`Arc`] and mount [`endpoint`] instead.
+/// queue), build it once in an [`Arc`] and mount [`endpoint`] instead. Build
+/// `config` once outside the closure too and pass clones: clones share the
+/// dedupe store and the mismatch streak, while a `ReceiverConfig` built per
+/// worker gives each worker its own (deduplication would then miss copies
+/// that land on another worker).
 #[must_use]
 pub fn service<H>(path: &str, verifier: Verifier, handler: H, config: ReceiverConfig) -> Resource
 where
