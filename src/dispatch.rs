@@ -1446,9 +1446,11 @@ pub(crate) fn authenticate_signature(
 /// order of checks and the status of each outcome.
 ///
 /// `deadline` bounds the handler only (not verification or parsing): when it
-/// completes first, the handler future is dropped and the answer is `503`. Pass
-/// e.g. `tokio::time::sleep(config.handler_deadline())`, or
-/// `std::future::pending()` for no deadline.
+/// completes first, the handler future is dropped and the answer is `503`. It
+/// is first polled when the handler starts, so a lazy timer such as
+/// `async move { tokio::time::sleep(deadline).await }` gives the handler the
+/// whole of `deadline` (a bare `tokio::time::sleep` counts from its creation);
+/// pass `std::future::pending()` for no deadline.
 ///
 /// Never panics; a panicking handler is caught and answered with `500`.
 pub async fn dispatch<H, D>(

@@ -245,7 +245,10 @@ impl<H: WebhookHandler + 'static> Endpoint<H> {
             Err(rejected) => return into_response(rejected, Some(payload)),
         };
         let request = head.raw_request().with_body(&bytes);
-        let deadline = tokio::time::sleep(config.handler_deadline());
+        // The timer starts when `dispatch` first polls it, i.e. when the handler
+        // starts: verification, parsing and deduplication do not use it up.
+        let handler_deadline = config.handler_deadline();
+        let deadline = async move { tokio::time::sleep(handler_deadline).await };
         let done = dispatch::dispatch(
             verifier,
             self.handler.as_ref(),

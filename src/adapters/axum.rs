@@ -189,7 +189,10 @@ where
         Err(rejected) => return rejected,
     };
     let raw = raw_request(&parts).with_body(&bytes);
-    let deadline = tokio::time::sleep(config.handler_deadline());
+    // The timer starts when `dispatch` first polls it, i.e. when the handler
+    // starts: verification, parsing and deduplication do not use it up.
+    let handler_deadline = config.handler_deadline();
+    let deadline = async move { tokio::time::sleep(handler_deadline).await };
     dispatch::dispatch(
         verifier,
         endpoint.handler.as_ref(),
