@@ -588,9 +588,18 @@ pub struct IpRange {
 impl IpRange {
     /// A block of `prefix` leading bits; `None` when `prefix` is longer than
     /// the address (32 for IPv4, 128 for IPv6). Host bits are cleared.
+    ///
+    /// An IPv4-mapped IPv6 block (`::ffff:10.0.0.0/104`) is the IPv4 block it
+    /// maps (`10.0.0.0/8`); with a prefix under 96 it stays an IPv6 block.
     #[must_use]
     pub fn new(addr: IpAddr, prefix: u8) -> Option<Self> {
-        let addr = addr.to_canonical();
+        let (addr, prefix) = match addr {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) if prefix >= 96 => (IpAddr::V4(v4), prefix - 96),
+                _ => (addr, prefix),
+            },
+            IpAddr::V4(_) => (addr, prefix),
+        };
         let max = if addr.is_ipv4() { 32 } else { 128 };
         if prefix > max {
             return None;
@@ -2995,6 +3004,14 @@ mod tests {
                 .contains(ip("8.8.8.8"))
         );
         assert!(!"0.0.0.0/0".parse::<IpRange>().unwrap().contains(ip("::1")));
+        // IPv4-mapped IPv6 blocks: the prefix counts IPv6 bits.
+        let r: IpRange = "::ffff:10.0.0.0/104".parse().unwrap();
+        assert_eq!(r, "10.0.0.0/8".parse().unwrap());
+        assert!(r.contains(ip("10.1.2.3")) && r.contains(ip("::ffff:10.1.2.3")));
+        let r: IpRange = "::ffff:100.20.5.228/128".parse().unwrap();
+        assert_eq!(r, IpRange::from(RETELL_SOURCE_IP));
+        let r: IpRange = "::ffff:10.0.0.0/8".parse().unwrap();
+        assert!(!r.contains(ip("10.1.2.3")) && !r.contains(ip("11.0.0.1")));
         for bad in ["10.0.0.0/33", "10.0.0.0/", "10.0.0.0/+8", "nope", "::/129"] {
             assert_eq!(bad.parse::<IpRange>(), Err(IpRangeParseError), "{bad}");
         }
