@@ -92,8 +92,9 @@
 //! To share one handler between workers and routes, mount [`endpoint`] with an
 //! [`Arc`]'d handler. To handle events in your own actix handler instead, use
 //! the [`VerifiedEvent`] (or [`VerifiedIncoming`], [`VerifiedBody`]) extractor
-//! with a [`WebhookConfig`] in `app_data`. Extractors do not catch panics or
-//! apply the deadline: that is the service's job.
+//! with a [`WebhookConfig`] in `app_data`. Extractors do not catch panics,
+//! apply the deadline or deduplicate (a dedupe store in the configuration is
+//! not consulted): that is the service's job.
 
 use std::fmt;
 use std::future::Future;
@@ -390,8 +391,8 @@ impl FromRequest for VerifiedBody {
 /// A verified, typed event from the event webhook.
 ///
 /// Needs a [`WebhookConfig`] in `app_data`. Extractors run the same checks as
-/// [`endpoint`] but do not catch panics or apply the handler deadline: your
-/// handler decides the response (Retell expects a `2xx`).
+/// [`endpoint`] but do not catch panics, apply the handler deadline or
+/// deduplicate: your handler decides the response (Retell expects a `2xx`).
 ///
 /// ```no_run
 /// use actix_web::{App, HttpResponse, HttpServer, post};

@@ -70,8 +70,9 @@
 //!
 //! To handle events in your own axum handler instead, use the [`VerifiedEvent`]
 //! (or [`VerifiedIncoming`], [`VerifiedBody`]) extractor with a
-//! [`WebhookConfig`] in the router state. Extractors do not catch panics or
-//! apply the deadline: that is the router's job.
+//! [`WebhookConfig`] in the router state. Extractors do not catch panics,
+//! apply the deadline or deduplicate (a dedupe store in the configuration is
+//! not consulted): that is the router's job.
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
