@@ -4,7 +4,8 @@
 //!
 //! Switch it on with [`ReceiverConfig::with_dedupe`](crate::dispatch::ReceiverConfig::with_dedupe);
 //! every adapter and the command-line listener then share the behaviour, since
-//! it lives in [`dispatch`](crate::dispatch::dispatch):
+//! it lives in [`dispatch`](crate::dispatch::dispatch) (the adapters' ready-made
+//! routes; their extractors only verify and parse, and do not deduplicate):
 //!
 //! | delivery | answer | handler called |
 //! |---|---|---|

@@ -616,9 +616,18 @@ pub struct IpRange {
 impl IpRange {
     /// A block of `prefix` leading bits; `None` when `prefix` is longer than
     /// the address (32 for IPv4, 128 for IPv6). Host bits are cleared.
+    ///
+    /// An IPv4-mapped IPv6 block (`::ffff:10.0.0.0/104`) is the IPv4 block it
+    /// maps (`10.0.0.0/8`); with a prefix under 96 it stays an IPv6 block.
     #[must_use]
     pub fn new(addr: IpAddr, prefix: u8) -> Option<Self> {
-        let addr = addr.to_canonical();
+        let (addr, prefix) = match addr {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) if prefix >= 96 => (IpAddr::V4(v4), prefix - 96),
+                _ => (addr, prefix),
+            },
+            IpAddr::V4(_) => (addr, prefix),
+        };
         let max = if addr.is_ipv4() { 32 } else { 128 };
         if prefix > max {
             return None;
@@ -1474,9 +1483,11 @@ pub(crate) fn authenticate_signature(
 /// order of checks and the status of each outcome.
 ///
 /// `deadline` bounds the handler only (not verification or parsing): when it
-/// completes first, the handler future is dropped and the answer is `503`. Pass
-/// e.g. `tokio::time::sleep(config.handler_deadline())`, or
-/// `std::future::pending()` for no deadline.
+/// completes first, the handler future is dropped and the answer is `503`. It
+/// is first polled when the handler starts, so a lazy timer such as
+/// `async move { tokio::time::sleep(deadline).await }` gives the handler the
+/// whole of `deadline` (a bare `tokio::time::sleep` counts from its creation);
+/// pass `std::future::pending()` for no deadline.
 ///
 /// Never panics; a panicking handler is caught and answered with `500`.
 pub async fn dispatch<H, D>(
@@ -1526,11 +1537,17 @@ where
         Ok(claim) => claim,
         Err(reason) => return Dispatched::from_reason(route, reason).with_ids(&ids),
     };
-    let run = CatchUnwind::new(run_handler(handler, work, body));
+    // The handler's error is rendered (and dropped) inside `CatchUnwind` too:
+    // its `Display` is handler code as well.
+    let run = CatchUnwind::new(async move {
+        run_handler(handler, work, body)
+            .await
+            .map_err(|error| error.to_string())
+    });
     let result = match race(run, deadline).await {
         Raced::Deadline => Err(Reason::DeadlineExceeded),
         Raced::Done(Err(Panicked)) => Err(Reason::HandlerPanicked),
-        Raced::Done(Ok(Err(error))) => Err(Reason::HandlerFailed(error.to_string())),
+        Raced::Done(Ok(Err(message))) => Err(Reason::HandlerFailed(message)),
         Raced::Done(Ok(Ok(answer))) => Ok(answer),
     };
     let done = match result {
@@ -1557,13 +1574,17 @@ where
         ),
     };
     if let Some((store, key, ticket)) = claim {
-        // A store failure here only weakens deduplication (a later delivery is
-        // processed again); the answer stands.
-        let _ = if done.outcome.is_success() {
-            store.finish(&key, ticket).await
-        } else {
-            store.release(&key, ticket).await
-        };
+        // A store failure (or panic) here only weakens deduplication (a later
+        // delivery is processed again); the answer stands.
+        let success = done.outcome.is_success();
+        let _ = CatchUnwind::new(async {
+            if success {
+                store.finish(&key, ticket).await
+            } else {
+                store.release(&key, ticket).await
+            }
+        })
+        .await;
     }
     done.with_ids(&ids)
 }
@@ -1592,11 +1613,14 @@ async fn claim<'a>(
     let lease = config
         .handler_deadline
         .saturating_add(Duration::from_secs(1));
-    match store.begin(&key, lease).await {
-        Ok(Begin::Fresh(ticket)) => Ok(Some((store, key, ticket))),
-        Ok(Begin::InFlight) => Err(Reason::InFlight),
-        Ok(Begin::Done) => Err(Reason::Duplicate),
-        Err(error) => Err(Reason::DedupeFailed(error.0)),
+    // The store is user code too: a panic in it is a store failure (`503`).
+    let begun = CatchUnwind::new(async { store.begin(&key, lease).await }).await;
+    match begun {
+        Ok(Ok(Begin::Fresh(ticket))) => Ok(Some((store, key, ticket))),
+        Ok(Ok(Begin::InFlight)) => Err(Reason::InFlight),
+        Ok(Ok(Begin::Done)) => Err(Reason::Duplicate),
+        Ok(Err(error)) => Err(Reason::DedupeFailed(error.0)),
+        Err(Panicked) => Err(Reason::DedupeFailed("the store panicked".to_owned())),
     }
 }
 
@@ -1811,14 +1835,17 @@ struct Panicked;
 
 /// Polls the inner future inside `catch_unwind`, turning a panic into
 /// `Err(Panicked)`. After a panic it is never polled again.
+///
+/// Dropping it drops the inner future inside `catch_unwind` as well: a
+/// handler cut short by the deadline runs its destructors then.
 struct CatchUnwind<F> {
-    inner: Pin<Box<F>>,
+    inner: Option<Pin<Box<F>>>,
 }
 
 impl<F: Future> CatchUnwind<F> {
     fn new(inner: F) -> Self {
         Self {
-            inner: Box::pin(inner),
+            inner: Some(Box::pin(inner)),
         }
     }
 }
@@ -1827,12 +1854,21 @@ impl<F: Future> Future for CatchUnwind<F> {
     type Output = Result<F::Output, Panicked>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.get_mut().inner.as_mut();
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+        let Some(inner) = self.get_mut().inner.as_mut() else {
+            return Poll::Ready(Err(Panicked));
+        };
+        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
             Err(_payload) => Poll::Ready(Err(Panicked)),
         }
+    }
+}
+
+impl<F> Drop for CatchUnwind<F> {
+    fn drop(&mut self) {
+        let inner = self.inner.take();
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(inner)));
     }
 }
 
@@ -2329,6 +2365,72 @@ mod tests {
         assert_eq!(run(&fine, &request).response.status(), 204);
     }
 
+    /// An error whose `Display` panics.
+    struct BadDisplay;
+
+    impl fmt::Display for BadDisplay {
+        fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+            panic!("Display bug")
+        }
+    }
+
+    struct FailsWithBadDisplay;
+
+    impl WebhookHandler for FailsWithBadDisplay {
+        type Error = BadDisplay;
+
+        async fn on_call_ended(&self, _event: CallEvent) -> Result<(), BadDisplay> {
+            Err(BadDisplay)
+        }
+    }
+
+    #[test]
+    fn handler_error_whose_display_panics_is_500() {
+        let sig = signed(CALL_ENDED);
+        let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
+        let done = run(&FailsWithBadDisplay, &request);
+        assert_eq!(done.response.status(), 500);
+        assert_eq!(done.outcome.reason, Reason::HandlerPanicked);
+    }
+
+    /// Panics when dropped.
+    struct PanicOnDrop;
+
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("destructor bug");
+        }
+    }
+
+    struct HangsHoldingPanicOnDrop;
+
+    impl WebhookHandler for HangsHoldingPanicOnDrop {
+        type Error = String;
+
+        async fn on_call_ended(&self, _event: CallEvent) -> Result<(), String> {
+            let guard = PanicOnDrop;
+            std::future::pending::<()>().await;
+            drop(guard);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn handler_dropped_at_the_deadline_may_panic_in_drop() {
+        let sig = signed(CALL_ENDED);
+        let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
+        let done = block_on(dispatch(
+            &verifier(),
+            &HangsHoldingPanicOnDrop,
+            Route::Events,
+            &config(),
+            &request,
+            std::future::ready(()),
+        ));
+        assert_eq!(done.response.status(), 503);
+        assert_eq!(done.outcome.reason, Reason::DeadlineExceeded);
+    }
+
     #[test]
     fn deadline_is_503_and_drops_the_handler() {
         let h = Counting::new(Mode::Hang);
@@ -2538,6 +2640,57 @@ mod tests {
         assert_eq!(done.response.status(), 503);
         assert!(done.outcome.to_string().contains("connection refused"));
         assert_eq!(h.calls(), 0);
+    }
+
+    #[test]
+    fn dedupe_store_panic_is_503_and_never_unwinds() {
+        use crate::dedupe::{DedupeError, StoreFuture};
+        /// Panics in `begin` (synchronously) when `begin_panics`, else in
+        /// `finish` and `release` (inside the future).
+        struct Buggy {
+            begin_panics: bool,
+        }
+        impl DedupeStore for Buggy {
+            fn begin<'a>(
+                &'a self,
+                _: &'a DedupeKey,
+                _: Duration,
+            ) -> StoreFuture<'a, Result<Begin, DedupeError>> {
+                assert!(!self.begin_panics, "store bug in begin");
+                Box::pin(async { Ok(Begin::Fresh(Ticket::new(1))) })
+            }
+            fn finish<'a>(
+                &'a self,
+                _: &'a DedupeKey,
+                _: Ticket,
+            ) -> StoreFuture<'a, Result<(), DedupeError>> {
+                Box::pin(async { panic!("store bug in finish") })
+            }
+            fn release<'a>(
+                &'a self,
+                _: &'a DedupeKey,
+                _: Ticket,
+            ) -> StoreFuture<'a, Result<(), DedupeError>> {
+                Box::pin(async { panic!("store bug in release") })
+            }
+        }
+        let sig = signed(CALL_ENDED);
+        let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
+        let h = Counting::new(Mode::Ok);
+        let store = Buggy { begin_panics: true };
+        let done = run_with(&h, Route::Events, &config().with_dedupe(store), &request);
+        assert_eq!(done.response.status(), 503);
+        assert!(matches!(done.outcome.reason, Reason::DedupeFailed(_)));
+        assert_eq!(h.calls(), 0);
+        for (mode, status) in [(Mode::Ok, 204), (Mode::Fail, 500)] {
+            let h = Counting::new(mode);
+            let store = Buggy {
+                begin_panics: false,
+            };
+            let done = run_with(&h, Route::Events, &config().with_dedupe(store), &request);
+            assert_eq!(done.response.status(), status);
+            assert_eq!(h.calls(), 1);
+        }
     }
 
     /// Checklist R8: the alert fires at the 10th mismatch in a row, then at most
@@ -2879,6 +3032,14 @@ mod tests {
                 .contains(ip("8.8.8.8"))
         );
         assert!(!"0.0.0.0/0".parse::<IpRange>().unwrap().contains(ip("::1")));
+        // IPv4-mapped IPv6 blocks: the prefix counts IPv6 bits.
+        let r: IpRange = "::ffff:10.0.0.0/104".parse().unwrap();
+        assert_eq!(r, "10.0.0.0/8".parse().unwrap());
+        assert!(r.contains(ip("10.1.2.3")) && r.contains(ip("::ffff:10.1.2.3")));
+        let r: IpRange = "::ffff:100.20.5.228/128".parse().unwrap();
+        assert_eq!(r, IpRange::from(RETELL_SOURCE_IP));
+        let r: IpRange = "::ffff:10.0.0.0/8".parse().unwrap();
+        assert!(!r.contains(ip("10.1.2.3")) && !r.contains(ip("11.0.0.1")));
         for bad in ["10.0.0.0/33", "10.0.0.0/", "10.0.0.0/+8", "nope", "::/129"] {
             assert_eq!(bad.parse::<IpRange>(), Err(IpRangeParseError), "{bad}");
         }

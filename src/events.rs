@@ -1215,6 +1215,7 @@ impl<'de> Deserialize<'de> for IdIn {
 impl Verifier {
     /// Verifies the signature at `now_ms` (epoch ms), then parses the body as an
     /// event. Nothing is parsed when the signature fails.
+    #[must_use = "the signature is only checked if the result is inspected"]
     pub fn verify_and_parse_at(
         &self,
         body: &[u8],
@@ -1226,6 +1227,7 @@ impl Verifier {
     }
 
     /// [`Self::verify_and_parse_at`] with the system clock.
+    #[must_use = "the signature is only checked if the result is inspected"]
     pub fn verify_and_parse(&self, body: &[u8], signature: &str) -> Result<WebhookEvent, Error> {
         self.verify(body, signature)?;
         Ok(WebhookEvent::from_slice(body)?)
@@ -1233,6 +1235,7 @@ impl Verifier {
 
     /// Verifies at `now_ms`, then parses anything with an `event` key
     /// (events and inbound call / SMS requests).
+    #[must_use = "the signature is only checked if the result is inspected"]
     pub fn verify_and_parse_incoming_at(
         &self,
         body: &[u8],
@@ -1244,6 +1247,7 @@ impl Verifier {
     }
 
     /// [`Self::verify_and_parse_incoming_at`] with the system clock.
+    #[must_use = "the signature is only checked if the result is inspected"]
     pub fn verify_and_parse_incoming(
         &self,
         body: &[u8],

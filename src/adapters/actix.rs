@@ -45,9 +45,11 @@
 //! #[actix_web::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
+//!     // Built once, outside the per-worker factory, so every worker shares its
+//!     // state (the mismatch streak, a dedupe store).
+//!     let config = ReceiverConfig::new();
 //!     HttpServer::new(move || {
-//!         let config = ReceiverConfig::new();
-//!         App::new().service(service("/retell/webhook", verifier.clone(), Handler, config))
+//!         App::new().service(service("/retell/webhook", verifier.clone(), Handler, config.clone()))
 //!     })
 //!     .bind(("127.0.0.1", 3000))?
 //!     .run()
@@ -90,8 +92,9 @@
 //! To share one handler between workers and routes, mount [`endpoint`] with an
 //! [`Arc`]'d handler. To handle events in your own actix handler instead, use
 //! the [`VerifiedEvent`] (or [`VerifiedIncoming`], [`VerifiedBody`]) extractor
-//! with a [`WebhookConfig`] in `app_data`. Extractors do not catch panics or
-//! apply the deadline: that is the service's job.
+//! with a [`WebhookConfig`] in `app_data`. Extractors do not catch panics,
+//! apply the deadline or deduplicate (a dedupe store in the configuration is
+//! not consulted): that is the service's job.
 
 use std::fmt;
 use std::future::Future;
@@ -140,7 +143,11 @@ fn find_config(req: &HttpRequest) -> Option<&WebhookConfig> {
 ///
 /// `HttpServer` calls its factory closure once per worker thread, so this builds
 /// one handler per worker. To share a single handler (a connection pool, a
-/// queue), build it once in an [`Arc`] and mount [`endpoint`] instead.
+/// queue), build it once in an [`Arc`] and mount [`endpoint`] instead. Build
+/// `config` once outside the closure too and pass clones: clones share the
+/// dedupe store and the mismatch streak, while a `ReceiverConfig` built per
+/// worker gives each worker its own (deduplication would then miss copies
+/// that land on another worker).
 #[must_use]
 pub fn service<H>(path: &str, verifier: Verifier, handler: H, config: ReceiverConfig) -> Resource
 where
@@ -241,7 +248,10 @@ impl<H: WebhookHandler + 'static> Endpoint<H> {
             Err(rejected) => return into_response(rejected, Some(payload)),
         };
         let request = head.raw_request().with_body(&bytes);
-        let deadline = tokio::time::sleep(config.handler_deadline());
+        // The timer starts when `dispatch` first polls it, i.e. when the handler
+        // starts: verification, parsing and deduplication do not use it up.
+        let handler_deadline = config.handler_deadline();
+        let deadline = async move { tokio::time::sleep(handler_deadline).await };
         let done = dispatch::dispatch(
             verifier,
             self.handler.as_ref(),
@@ -383,8 +393,8 @@ impl FromRequest for VerifiedBody {
 /// A verified, typed event from the event webhook.
 ///
 /// Needs a [`WebhookConfig`] in `app_data`. Extractors run the same checks as
-/// [`endpoint`] but do not catch panics or apply the handler deadline: your
-/// handler decides the response (Retell expects a `2xx`).
+/// [`endpoint`] but do not catch panics, apply the handler deadline or
+/// deduplicate: your handler decides the response (Retell expects a `2xx`).
 ///
 /// ```no_run
 /// use actix_web::{App, HttpResponse, HttpServer, post};

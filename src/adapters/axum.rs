@@ -70,8 +70,9 @@
 //!
 //! To handle events in your own axum handler instead, use the [`VerifiedEvent`]
 //! (or [`VerifiedIncoming`], [`VerifiedBody`]) extractor with a
-//! [`WebhookConfig`] in the router state. Extractors do not catch panics or
-//! apply the deadline: that is the router's job.
+//! [`WebhookConfig`] in the router state. Extractors do not catch panics,
+//! apply the deadline or deduplicate (a dedupe store in the configuration is
+//! not consulted): that is the router's job.
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -191,7 +192,10 @@ where
         Err(rejected) => return rejected,
     };
     let raw = raw_request(&parts).with_body(&bytes);
-    let deadline = tokio::time::sleep(config.handler_deadline());
+    // The timer starts when `dispatch` first polls it, i.e. when the handler
+    // starts: verification, parsing and deduplication do not use it up.
+    let handler_deadline = config.handler_deadline();
+    let deadline = async move { tokio::time::sleep(handler_deadline).await };
     dispatch::dispatch(
         verifier,
         endpoint.handler.as_ref(),
