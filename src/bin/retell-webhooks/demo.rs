@@ -14,7 +14,7 @@ use crate::send::{Target, post};
 const FORGED_KEY: &str = "key_forged_not_the_receivers_key";
 
 /// Arguments of `demo`.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 #[command(after_help = "\
 Starts the `listen` receiver on 127.0.0.1 with the public demo key, sends it \
 every built-in sample signed with that key, then one request signed with \

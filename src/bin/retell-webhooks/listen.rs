@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::common;
 
 /// Arguments of `listen`.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 #[command(after_help = "\
 Every request is verified and answered exactly as the crate's axum router \
 does in production: 204 for events, 200 with an empty answer for \

@@ -28,7 +28,7 @@ mod verify;
 
 /// Test Retell AI webhook receivers locally: parse bodies, sign and verify
 /// `X-Retell-Signature`, run a local receiver and send it signed samples.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(
     name = "retell-webhooks",
     version,
@@ -47,7 +47,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum Command {
     /// Print the `X-Retell-Signature` value Retell would send for a body.
     Sign(sign::Args),

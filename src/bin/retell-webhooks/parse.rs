@@ -27,7 +27,7 @@ pub enum Kind {
 }
 
 /// Arguments of `parse`.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 #[command(after_help = "\
 Prints the parsed value written back as compact JSON on standard output \
 (exit 0): unknown fields and enum values are kept, so what you see is what \

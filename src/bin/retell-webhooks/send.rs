@@ -17,7 +17,7 @@ use crate::common;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Arguments of `send`.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 #[command(after_help = "\
 Exit status: 0 on a 2xx answer; 1 on any other answer or when none came \
 (connection refused, timeout); 2 on a usage error.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use crate::common;
 
 /// Arguments of `sign`.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct Args {
     /// Retell API key (the one with the webhook badge). Never printed.
     #[arg(long, env = common::KEY_ENV, hide_env_values = true)]

@@ -9,7 +9,7 @@ use retell_webhooks::{DEFAULT_TOLERANCE, Signature, Verifier, VerifyError};
 use crate::common;
 
 /// Arguments of `verify`.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct Args {
     /// Retell API key (the one with the webhook badge). Never printed.
     #[arg(long, env = common::KEY_ENV, hide_env_values = true)]
