@@ -1300,14 +1300,15 @@ impl Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "status={} route={}", self.status, self.route)?;
-        if let Some(event) = &self.event {
-            write!(f, " event={event}")?;
-        }
-        if let Some(id) = &self.call_id {
-            write!(f, " call_id={id}")?;
-        }
-        if let Some(id) = &self.chat_id {
-            write!(f, " chat_id={id}")?;
+        for (name, value) in [
+            ("event", &self.event),
+            ("call_id", &self.call_id),
+            ("chat_id", &self.chat_id),
+        ] {
+            if let Some(value) = value {
+                write!(f, " {name}=")?;
+                write_log_value(f, value)?;
+            }
         }
         write!(f, " reason=\"{}\"", self.reason)?;
         if let Some(streak) = self.key_alert {
@@ -1317,6 +1318,21 @@ impl fmt::Display for Outcome {
             )?;
         }
         Ok(())
+    }
+}
+
+/// Writes a value taken from a verified body into a log line: plain ids as
+/// they are, anything else quoted with control characters, quotes and
+/// backslashes escaped, so a crafted id cannot forge or split log lines.
+fn write_log_value(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::Result {
+    let plain = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+    if plain {
+        f.write_str(value)
+    } else {
+        write!(f, "\"{}\"", value.escape_debug())
     }
 }
 
@@ -2086,6 +2102,24 @@ mod tests {
         assert_eq!(
             done.outcome.to_string(),
             "status=204 route=events event=call_ended call_id=call_1 reason=\"handled\""
+        );
+    }
+
+    #[test]
+    fn ids_from_the_body_cannot_forge_log_lines() {
+        let h = Counting::new(Mode::Ok);
+        let body = br#"{"event":"call_ended","call":{"call_id":"c1\nstatus=200 reason=\"ok\""}}"#;
+        let sig = signed(body);
+        let done = run(
+            &h,
+            &RawRequest::post(body).signature_values([sig.as_bytes()]),
+        );
+        assert_eq!(done.response.status(), 204);
+        let line = done.outcome.to_string();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.contains(r#"call_id="c1\nstatus=200 reason=\"ok\"""#),
+            "{line}"
         );
     }
 

@@ -200,7 +200,7 @@ async fn log_line(response: Response) -> Response {
 /// `event id status reason`, with `-` for what is unknown.
 pub fn describe(outcome: &Outcome) -> String {
     let event = match (&outcome.event, outcome.route) {
-        (Some(event), _) => event.as_str(),
+        (Some(event), _) => common::printable_id(event),
         (None, Route::Function) => "custom_function",
         (None, Route::Events) => "-",
     };
