@@ -46,7 +46,7 @@ impl WebhookHandler for App {
         &self,
         request: InboundCallRequest,
     ) -> Result<InboundResponse, Self::Error> {
-        let caller = request.call_inbound.from_number;
+        let caller = request.call_inbound.from_number.unwrap_or_default();
         Ok(InboundResponse::call().dynamic_variables([
             ("caller_number", caller),
             ("customer_tier", "gold".to_owned()),

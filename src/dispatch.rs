@@ -1281,6 +1281,11 @@ pub struct Outcome {
     pub call_id: Option<String>,
     /// The chat id, when the event has one.
     pub chat_id: Option<String>,
+    /// How many parts of the parsed body are kept only as raw JSON (unknown
+    /// keys, enum values and item kinds, fallbacks): non-zero when Retell
+    /// sends something this version does not model. The paths are in the
+    /// parsed value's `untyped_paths()`.
+    pub untyped: usize,
     /// Set on a `401` when the signature digest has mismatched
     /// [`MISMATCH_ALERT_THRESHOLD`] times or more in a row (the value is the
     /// count), at most once per [`MISMATCH_ALERT_INTERVAL_MS`]: the key is
@@ -1309,6 +1314,9 @@ impl fmt::Display for Outcome {
                 write!(f, " {name}=")?;
                 write_log_value(f, value)?;
             }
+        }
+        if self.untyped > 0 {
+            write!(f, " untyped={}", self.untyped)?;
         }
         write!(f, " reason=\"{}\"", self.reason)?;
         if let Some(streak) = self.key_alert {
@@ -1356,6 +1364,7 @@ impl Dispatched {
                 event: None,
                 call_id: None,
                 chat_id: None,
+                untyped: 0,
                 key_alert: None,
             },
             response,
@@ -1403,6 +1412,7 @@ impl Dispatched {
         self.outcome.event.clone_from(&ids.event);
         self.outcome.call_id.clone_from(&ids.call_id);
         self.outcome.chat_id.clone_from(&ids.chat_id);
+        self.outcome.untyped = ids.untyped;
         self
     }
 }
@@ -1659,6 +1669,7 @@ struct Ids {
     event: Option<String>,
     call_id: Option<String>,
     chat_id: Option<String>,
+    untyped: usize,
 }
 
 impl Ids {
@@ -1667,6 +1678,7 @@ impl Ids {
             event: error.event().map(str::to_owned),
             call_id: error.call_id().map(str::to_owned),
             chat_id: error.chat_id().map(str::to_owned),
+            untyped: 0,
         }
     }
 
@@ -1676,13 +1688,18 @@ impl Ids {
                 event: Some(event.event_name().to_owned()),
                 call_id: event.call_id().map(str::to_owned),
                 chat_id: event.chat_id().map(str::to_owned),
+                untyped: event.untyped_paths().len(),
             },
-            Incoming::CallInbound(_) => Self {
+            Incoming::CallInbound(request) => Self {
                 event: Some("call_inbound".to_owned()),
+                call_id: request.call_inbound.call_id.clone(),
+                untyped: request.untyped_paths().len(),
                 ..Self::default()
             },
-            Incoming::ChatInbound(_) => Self {
+            Incoming::ChatInbound(request) => Self {
                 event: Some("chat_inbound".to_owned()),
+                chat_id: request.chat_inbound.chat_id.clone(),
+                untyped: request.untyped_paths().len(),
                 ..Self::default()
             },
         }
@@ -1703,6 +1720,7 @@ impl Work {
                 event: None,
                 call_id: call.call().map(|c| c.call_id.clone()),
                 chat_id: call.chat().map(|c| c.chat_id.clone()),
+                untyped: call.untyped_paths().len(),
             },
             Work::Unparsed(error) => Ids::of_error(error),
         }

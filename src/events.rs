@@ -8,9 +8,12 @@
 //!    any order (`event` may be last); `call`, `data`, `chat`, … go straight into
 //!    their typed models, other keys into `extra`. No intermediate
 //!    `serde_json::Value` of the body, no internally tagged enum (which would
-//!    buffer everything first). Every key may appear once; `event` must be a
-//!    string; trailing characters are rejected; nesting is limited by
-//!    serde_json's recursion limit (128).
+//!    buffer everything first). Every key may appear once in every object;
+//!    `event` must be a string and the call or chat an object with its id;
+//!    trailing characters are rejected; nesting is limited by serde_json's
+//!    recursion limit (128). Every other field is read leniently: `null` and
+//!    values of another type are kept (see the [models' rules](crate::models)),
+//!    so a verified body is delivered whenever its envelope is readable.
 //! 3. The event name picks the variant. An unknown name gives
 //!    [`WebhookEvent::Unknown`] with the whole body as JSON, never an error.
 //! 4. On failure a second, lenient pass finds the JSON path, the event name and
@@ -26,15 +29,18 @@
 //!   which means they count towards the nesting limit like everything else: a
 //!   10 000-deep array anywhere in the body is a [`ParseError`], never a stack
 //!   overflow. The whole document may nest 127 containers.
-//! * Inside raw JSON fields (`metadata`, `custom_analysis_data`, unknown keys)
-//!   a duplicate key keeps the last value and integers above `u64::MAX` become
-//!   floats — serde_json's own behaviour. Typed keys reject both.
+//! * A duplicate key is an error in every object, inside raw JSON fields
+//!   (`metadata`, `custom_analysis_data`, unknown keys) too, so that two
+//!   parsers can never disagree about a signed body. Inside raw JSON fields,
+//!   integers above `u64::MAX` become floats (serde_json's own behaviour); in a
+//!   typed integer field they are a fallback. A number outside the range of
+//!   `f64` (`1e400`) cannot be represented and is an error wherever it is.
 //! * An escaped `"\u0000"` is valid JSON and reaches your handler as a NUL
 //!   character. PostgreSQL `text` columns reject NUL, so a naive insert fails the
 //!   same way on every retry; strip or escape it before storing.
 //! * Integer fields (timestamps, durations, versions) accept integral floats
-//!   (`1e3`, `1000.0`) because Retell's types say `number`, and reject fractions,
-//!   negative values and values above `u64::MAX`.
+//!   (`1e3`, `1000.0`) because Retell's types say `number`; fractions, negative
+//!   values and values above `u64::MAX` are fallbacks.
 
 use std::fmt;
 
@@ -44,10 +50,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::error::{Error, ParseError};
+use crate::models::lenient::{Lenient, ReadSeed, StrictValue, insert_unique};
+use crate::models::model::store;
+use crate::models::untyped::Path;
 use crate::models::{
     Call, Chat, Extra, InboundCall, InboundCallRequest, InboundChat, InboundChatRequest,
     TranscriptItem,
 };
+use crate::models::{Untyped, UntypedReason};
 use crate::signature::Verifier;
 
 /// Every event name of the event webhook this version knows.
@@ -91,10 +101,18 @@ pub(crate) fn is_known_event(name: &str) -> bool {
 /// assert!(matches!(event, WebhookEvent::Unknown(_)));
 /// assert_eq!(event.event_name(), "call_exploded");
 ///
-/// // Structural problems are errors that name the JSON path, never the value.
-/// let err = WebhookEvent::from_slice(br#"{"event":"call_ended","call":{"call_id":"c1","duration_ms":1.5}}"#)
+/// // A field of an unexpected type falls back instead of failing the body:
+/// // it reads `None`, is reported by path, and is written back as received.
+/// let body = br#"{"event":"call_ended","call":{"call_id":"c1","duration_ms":"61s"}}"#;
+/// let event = WebhookEvent::from_slice(body)?;
+/// assert_eq!(event.call().and_then(|c| c.duration_ms), None);
+/// assert_eq!(event.fallbacks()[0].path, "call.duration_ms");
+/// assert_eq!(serde_json::to_vec(&event).unwrap(), body.to_vec());
+///
+/// // Broken structure is an error that names the JSON path, never a value.
+/// let err = WebhookEvent::from_slice(br#"{"event":"call_ended","call":{"duration_ms":1}}"#)
 ///     .unwrap_err();
-/// assert_eq!(err.path(), "call.duration_ms");
+/// assert_eq!(err.path(), "call");
 /// # Ok::<(), retell_webhooks::ParseError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -362,6 +380,134 @@ impl WebhookEvent {
     }
 }
 
+impl WebhookEvent {
+    /// What this event keeps only as raw JSON, by path from the body's root:
+    /// unknown keys, unknown enum values and item kinds, and fallbacks (known
+    /// fields whose value did not fit their type). An unknown event is
+    /// reported as its `event` key. Log these to see what Retell sends that
+    /// this version does not model.
+    pub fn untyped_paths(&self) -> Vec<Untyped> {
+        let mut out = Vec::new();
+        let mut path = Path::new("");
+        match self {
+            Self::CallStarted(e) | Self::CallEnded(e) | Self::CallAnalyzed(e) => {
+                walk_call(&e.call, &e.legacy_data, &mut path, &mut out);
+                walk_envelope(&e.extra, &mut path, &mut out);
+            }
+            Self::TransferStarted(e)
+            | Self::TransferBridged(e)
+            | Self::TransferCancelled(e)
+            | Self::TransferEnded(e) => {
+                walk_call(&e.call, &e.legacy_data, &mut path, &mut out);
+                walk_envelope(&e.extra, &mut path, &mut out);
+            }
+            Self::TranscriptUpdated(e) => {
+                match &e.subject {
+                    TranscriptSubject::Call(call) => {
+                        walk_call(call, &e.legacy_data, &mut path, &mut out);
+                    }
+                    TranscriptSubject::Chat(chat) => {
+                        walk_under("chat", &**chat, &mut path, &mut out)
+                    }
+                }
+                if let Some(items) = &e.transcript_with_tool_calls {
+                    walk_under(Slot::Transcript.name(), items, &mut path, &mut out);
+                }
+                walk_envelope(&e.extra, &mut path, &mut out);
+            }
+            Self::ChatStarted(e) | Self::ChatEnded(e) | Self::ChatAnalyzed(e) => {
+                walk_under("chat", &*e.chat, &mut path, &mut out);
+                walk_envelope(&e.extra, &mut path, &mut out);
+            }
+            Self::Unknown(_) => path.record_key("event", &mut out, UntypedReason::UnknownValue),
+        }
+        out
+    }
+
+    /// The known fields at any depth whose values did not fit their type: a
+    /// subset of [`Self::untyped_paths`].
+    pub fn fallbacks(&self) -> Vec<Untyped> {
+        let mut all = self.untyped_paths();
+        all.retain(Untyped::is_fallback);
+        all
+    }
+}
+
+impl Incoming {
+    /// What this request keeps only as raw JSON; see
+    /// [`WebhookEvent::untyped_paths`].
+    pub fn untyped_paths(&self) -> Vec<Untyped> {
+        match self {
+            Self::Event(event) => event.untyped_paths(),
+            Self::CallInbound(request) => request.untyped_paths(),
+            Self::ChatInbound(request) => request.untyped_paths(),
+        }
+    }
+
+    /// The known fields whose values did not fit their type.
+    pub fn fallbacks(&self) -> Vec<Untyped> {
+        let mut all = self.untyped_paths();
+        all.retain(Untyped::is_fallback);
+        all
+    }
+}
+
+impl InboundCallRequest {
+    /// What this request keeps only as raw JSON, by path from the body's root.
+    pub fn untyped_paths(&self) -> Vec<Untyped> {
+        let mut out = Vec::new();
+        let mut path = Path::new("");
+        walk_under("call_inbound", &self.call_inbound, &mut path, &mut out);
+        walk_envelope(&self.extra, &mut path, &mut out);
+        out
+    }
+}
+
+impl InboundChatRequest {
+    /// What this request keeps only as raw JSON, by path from the body's root.
+    pub fn untyped_paths(&self) -> Vec<Untyped> {
+        let mut out = Vec::new();
+        let mut path = Path::new("");
+        walk_under("chat_inbound", &self.chat_inbound, &mut path, &mut out);
+        walk_envelope(&self.extra, &mut path, &mut out);
+        out
+    }
+}
+
+fn walk_under<T: Lenient>(key: &str, value: &T, path: &mut Path, out: &mut Vec<Untyped>) {
+    path.push_key(key);
+    value.walk(path, out);
+    path.pop();
+}
+
+fn walk_call(call: &Call, legacy: &LegacyData, path: &mut Path, out: &mut Vec<Untyped>) {
+    match legacy {
+        LegacyData::Absent => walk_under("call", call, path, out),
+        LegacyData::Only => walk_under("data", call, path, out),
+        LegacyData::Alongside(data) => {
+            walk_under("call", call, path, out);
+            walk_under("data", &**data, path, out);
+        }
+    }
+}
+
+/// Fallbacks of the envelope's lenient slots, and its unknown keys.
+fn walk_envelope(extra: &Extra, path: &mut Path, out: &mut Vec<Untyped>) {
+    const NAMES: [&str; Slot::ALL.len()] = {
+        let mut names = [""; Slot::ALL.len()];
+        let mut i = 0;
+        while i < Slot::ALL.len() {
+            names[i] = Slot::ALL[i].0;
+            i += 1;
+        }
+        names
+    };
+    let mut expected: [&'static str; Slot::ALL.len()] = ["an object"; Slot::ALL.len()];
+    expected[Slot::EventTimestamp as usize] = <u64 as Lenient>::EXPECTED;
+    expected[Slot::Transcript as usize] = <Vec<TranscriptItem> as Lenient>::EXPECTED;
+    crate::models::model::walk_extra(extra, &NAMES, &expected, path, out);
+}
+
 fn raw_str<'a>(raw: &'a Value, objects: &[&str], key: &str) -> Option<&'a str> {
     objects
         .iter()
@@ -388,7 +534,7 @@ impl Incoming {
         match serde_json::from_str::<Incoming>(text) {
             Ok(Incoming::Event(WebhookEvent::Unknown(unknown))) => {
                 // Rare path: keep the body exactly (nulls included) with a second parse.
-                let raw = serde_json::from_str(text).unwrap_or(unknown.raw);
+                let raw = strict_body(text).unwrap_or(unknown.raw);
                 Ok(Incoming::Event(WebhookEvent::Unknown(UnknownEvent {
                     event: unknown.event,
                     raw,
@@ -412,8 +558,19 @@ impl Incoming {
 fn unknown_from(body: &[u8], event: &str) -> UnknownEvent {
     UnknownEvent {
         event: event.to_owned(),
-        raw: serde_json::from_slice(body).unwrap_or(Value::Null),
+        raw: std::str::from_utf8(body)
+            .ok()
+            .and_then(|text| strict_body(text).ok())
+            .unwrap_or(Value::Null),
     }
+}
+
+/// The whole body as a JSON value, duplicate keys rejected at every level.
+fn strict_body(text: &str) -> Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = StrictValue.deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
 }
 
 /// Handles a failed parse (the rare path, so it may parse again).
@@ -438,7 +595,7 @@ fn failure(text: &str, error: &serde_json::Error) -> Result<Incoming, ParseError
         .event
         .as_deref()
         .filter(|e| in_model && !is_known_event(e))
-        && let Ok(raw) = serde_json::from_str::<Value>(text)
+        && let Ok(raw) = strict_body(text)
     {
         return Ok(Incoming::Event(WebhookEvent::Unknown(UnknownEvent {
             event: event.to_owned(),
@@ -529,10 +686,6 @@ impl Visitor<'_> for KeySeed {
     }
 }
 
-/// `Option<u64>` with the crate's integer leniency, for `next_value`.
-#[derive(Deserialize)]
-struct Timestamp(#[serde(deserialize_with = "crate::models::number_opt_u64")] Option<u64>);
-
 struct EnvelopeVisitor;
 
 impl<'de> Visitor<'de> for EnvelopeVisitor {
@@ -549,14 +702,8 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
             let slot = match key {
                 Key::Slot(slot) => slot,
                 Key::Other(name) => {
-                    if env.extra.contains_key(&name) {
-                        return Err(de::Error::custom(format_args!(
-                            "duplicate field `{}`",
-                            crate::models::short_key(&name)
-                        )));
-                    }
-                    let value: Value = map.next_value()?;
-                    env.extra.insert(name, value);
+                    let value = map.next_value_seed(StrictValue)?;
+                    insert_unique(&mut env.extra, name, value)?;
                     continue;
                 }
             };
@@ -568,16 +715,36 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
             if std::mem::replace(seen, true) {
                 return Err(de::Error::duplicate_field(slot.name()));
             }
-            // `null` in an optional slot means absent, like everywhere else.
+            // The identifying parts (`event`, the call, chat or inbound object)
+            // must have their type; the others are read leniently, their
+            // nulls and fallbacks kept in `extra` by slot index.
+            let index = slot as u8;
             match slot {
                 Slot::Event => env.event = Some(map.next_value()?),
-                Slot::EventTimestamp => env.event_timestamp = map.next_value::<Timestamp>()?.0,
+                Slot::EventTimestamp => {
+                    let read = map.next_value_seed(ReadSeed::new())?;
+                    store(&mut env.event_timestamp, &mut env.extra, index, read);
+                }
                 Slot::Call => env.call = map.next_value()?,
                 Slot::Data => env.data = map.next_value()?,
                 Slot::Chat => env.chat = map.next_value()?,
-                Slot::TransferDestination => env.transfer_destination = map.next_value()?,
-                Slot::TransferOption => env.transfer_option = map.next_value()?,
-                Slot::Transcript => env.transcript_with_tool_calls = map.next_value()?,
+                Slot::TransferDestination => {
+                    let read = map.next_value_seed(ReadSeed::new())?;
+                    store(&mut env.transfer_destination, &mut env.extra, index, read);
+                }
+                Slot::TransferOption => {
+                    let read = map.next_value_seed(ReadSeed::new())?;
+                    store(&mut env.transfer_option, &mut env.extra, index, read);
+                }
+                Slot::Transcript => {
+                    let read = map.next_value_seed(ReadSeed::new())?;
+                    store(
+                        &mut env.transcript_with_tool_calls,
+                        &mut env.extra,
+                        index,
+                        read,
+                    );
+                }
                 Slot::CallInbound => env.call_inbound = map.next_value()?,
                 Slot::ChatInbound => env.chat_inbound = map.next_value()?,
             }
@@ -613,9 +780,25 @@ impl Envelope {
         }
     }
 
-    /// Puts every typed part still present into `extra`.
+    /// Puts every typed part still present into `extra`, and the nulls and
+    /// fallbacks of slots the chosen variant does not have among its unknown
+    /// keys.
     fn into_extra<E: de::Error>(mut self) -> Result<Extra, E> {
         let mut extra = std::mem::take(&mut self.extra);
+        for slot in [
+            Slot::TransferDestination,
+            Slot::TransferOption,
+            Slot::Transcript,
+        ] {
+            let used = match slot {
+                Slot::TransferDestination => self.transfer_destination.is_some(),
+                Slot::TransferOption => self.transfer_option.is_some(),
+                _ => self.transcript_with_tool_calls.is_some(),
+            };
+            if !used && let Some(value) = extra.take_absent(slot as u8) {
+                extra.insert(slot.name().to_owned(), value);
+            }
+        }
         stash(&mut extra, "call", self.call)?;
         stash(&mut extra, "data", self.data)?;
         stash(&mut extra, "chat", self.chat)?;
@@ -722,13 +905,17 @@ impl Envelope {
             }
             _ => {
                 let mut raw = self.into_extra::<E>()?;
-                if let Some(ts) = event_timestamp {
-                    raw.insert("event_timestamp".to_owned(), Value::from(ts));
+                let timestamp = match event_timestamp {
+                    Some(ts) => Some(Value::from(ts)),
+                    None => raw.take_absent(Slot::EventTimestamp as u8),
+                };
+                if let Some(ts) = timestamp {
+                    raw.insert("event_timestamp".to_owned(), ts);
                 }
                 raw.insert("event".to_owned(), Value::String(event.clone()));
                 WebhookEvent::Unknown(UnknownEvent {
                     event,
-                    raw: Value::Object(raw),
+                    raw: Value::Object(raw.into_unknown()),
                 })
             }
         };
@@ -838,21 +1025,21 @@ trait WriteFields {
     fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error>;
 }
 
-fn write_opt<M: SerializeMap, T: Serialize>(
+/// Writes a lenient slot: its value, or what `extra` kept of it.
+fn write_slot<M: SerializeMap, T: Serialize>(
     map: &mut M,
-    key: &str,
+    slot: Slot,
     value: &Option<T>,
+    extra: &Extra,
 ) -> Result<(), M::Error> {
     match value {
-        Some(value) => map.serialize_entry(key, value),
-        None => Ok(()),
+        Some(value) => map.serialize_entry(slot.name(), value),
+        None => extra.write_absent(map, slot.name(), slot as u8),
     }
 }
 
 fn write_extra<M: SerializeMap>(map: &mut M, extra: &Extra) -> Result<(), M::Error> {
-    extra
-        .iter()
-        .try_for_each(|(k, v)| map.serialize_entry(k, v))
+    extra.write_unknown(map)
 }
 
 fn write_call<M: SerializeMap>(
@@ -872,7 +1059,12 @@ fn write_call<M: SerializeMap>(
 
 impl WriteFields for CallEvent {
     fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        write_opt(map, "event_timestamp", &self.event_timestamp)?;
+        write_slot(
+            map,
+            Slot::EventTimestamp,
+            &self.event_timestamp,
+            &self.extra,
+        )?;
         write_call(map, &self.call, &self.legacy_data)?;
         write_extra(map, &self.extra)
     }
@@ -880,25 +1072,46 @@ impl WriteFields for CallEvent {
 
 impl WriteFields for TransferEvent {
     fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        write_opt(map, "event_timestamp", &self.event_timestamp)?;
+        write_slot(
+            map,
+            Slot::EventTimestamp,
+            &self.event_timestamp,
+            &self.extra,
+        )?;
         write_call(map, &self.call, &self.legacy_data)?;
-        write_opt(map, "transfer_destination", &self.transfer_destination)?;
-        write_opt(map, "transfer_option", &self.transfer_option)?;
+        write_slot(
+            map,
+            Slot::TransferDestination,
+            &self.transfer_destination,
+            &self.extra,
+        )?;
+        write_slot(
+            map,
+            Slot::TransferOption,
+            &self.transfer_option,
+            &self.extra,
+        )?;
         write_extra(map, &self.extra)
     }
 }
 
 impl WriteFields for TranscriptUpdatedEvent {
     fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        write_opt(map, "event_timestamp", &self.event_timestamp)?;
+        write_slot(
+            map,
+            Slot::EventTimestamp,
+            &self.event_timestamp,
+            &self.extra,
+        )?;
         match &self.subject {
             TranscriptSubject::Call(call) => write_call(map, call, &self.legacy_data)?,
             TranscriptSubject::Chat(chat) => map.serialize_entry("chat", chat)?,
         }
-        write_opt(
+        write_slot(
             map,
-            "transcript_with_tool_calls",
+            Slot::Transcript,
             &self.transcript_with_tool_calls,
+            &self.extra,
         )?;
         write_extra(map, &self.extra)
     }
@@ -906,7 +1119,12 @@ impl WriteFields for TranscriptUpdatedEvent {
 
 impl WriteFields for ChatEvent {
     fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        write_opt(map, "event_timestamp", &self.event_timestamp)?;
+        write_slot(
+            map,
+            Slot::EventTimestamp,
+            &self.event_timestamp,
+            &self.extra,
+        )?;
         map.serialize_entry("chat", &self.chat)?;
         write_extra(map, &self.extra)
     }
@@ -914,7 +1132,12 @@ impl WriteFields for ChatEvent {
 
 impl WriteFields for InboundCallRequest {
     fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        write_opt(map, "event_timestamp", &self.event_timestamp)?;
+        write_slot(
+            map,
+            Slot::EventTimestamp,
+            &self.event_timestamp,
+            &self.extra,
+        )?;
         map.serialize_entry("call_inbound", &self.call_inbound)?;
         write_extra(map, &self.extra)
     }
@@ -922,7 +1145,12 @@ impl WriteFields for InboundCallRequest {
 
 impl WriteFields for InboundChatRequest {
     fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        write_opt(map, "event_timestamp", &self.event_timestamp)?;
+        write_slot(
+            map,
+            Slot::EventTimestamp,
+            &self.event_timestamp,
+            &self.extra,
+        )?;
         map.serialize_entry("chat_inbound", &self.chat_inbound)?;
         write_extra(map, &self.extra)
     }

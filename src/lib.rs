@@ -95,8 +95,9 @@ pub use events::{
     TransferEvent, UnknownEvent, WebhookEvent,
 };
 pub use models::{
-    Call, Chat, ChatMessage, FunctionCall, FunctionResponse, InboundCallRequest,
-    InboundChatRequest, InboundResponse, TranscriptItem,
+    AgentVersion, Call, Chat, ChatMessage, Extra, FunctionCall, FunctionResponse,
+    InboundCallRequest, InboundChatRequest, InboundResponse, TranscriptItem, Untyped,
+    UntypedReason,
 };
 
 pub use signature::{

@@ -622,7 +622,7 @@ async fn typed(seen: web::Data<Seen>, VerifiedEvent(event): VerifiedEvent) -> Ht
 async fn incoming(VerifiedIncoming(incoming): VerifiedIncoming) -> HttpResponse {
     match incoming {
         Incoming::CallInbound(request) => {
-            let caller = request.call_inbound.from_number;
+            let caller = request.call_inbound.from_number.unwrap_or_default();
             let answer = InboundResponse::call().dynamic_variables([("caller", caller)]);
             HttpResponse::Ok()
                 .content_type(InboundResponse::CONTENT_TYPE)

@@ -462,8 +462,10 @@ async fn incoming(
     state.seen.fetch_add(1, Ordering::SeqCst);
     match incoming {
         Incoming::CallInbound(request) => {
-            let answer = InboundResponse::call()
-                .dynamic_variables([("caller", request.call_inbound.from_number)]);
+            let answer = InboundResponse::call().dynamic_variables([(
+                "caller",
+                request.call_inbound.from_number.unwrap_or_default(),
+            )]);
             serde_json::to_vec(&answer).unwrap()
         }
         _ => b"{}".to_vec(),

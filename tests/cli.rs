@@ -407,10 +407,12 @@ fn parse_every_kind_on_fixtures() {
 
 #[test]
 fn parse_failure_names_path_and_ids_but_no_value() {
+    // A duplicate key inside `metadata`: the body is refused, the error names
+    // the object holding it, the event and the call id, never a value.
     let body = std::fs::read_to_string(fixture("call_ended_phone.json")).unwrap();
     let bad = body.replacen(
-        "\"agent_version\": 7",
-        "\"agent_version\": \"v7-secret\"",
+        "\"crm_contact_id\": \"cnt_20931\",",
+        "\"crm_contact_id\": \"cnt_20931\", \"crm_contact_id\": \"cnt-secret\",",
         1,
     );
     assert_ne!(bad, body);
@@ -420,24 +422,54 @@ fn parse_failure_names_path_and_ids_but_no_value() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "");
     let err = stderr(&out);
-    assert!(err.contains("call.agent_version"), "{err}");
+    assert!(err.contains("at: call.metadata\n"), "{err}");
+    assert!(err.contains("duplicate field `crm_contact_id`"), "{err}");
     assert!(err.contains("event: call_ended"), "{err}");
     assert!(
         err.contains("call_id: call_8e2f4a6c1b9d3e7f5a0c2b4d6e"),
         "{err}"
     );
-    assert!(!err.contains("v7-secret"), "{err}");
+    assert!(!err.contains("secret"), "{err}");
+    assert!(!err.contains("cnt_20931"), "{err}");
     assert!(!err.contains("+1"), "no phone number: {err}");
+
+    // A known event whose call has no `call_id`: refused, with the event.
+    let bad = body.replacen("\"call_id\": \"call_8e2f4a6c1b9d3e7f5a0c2b4d6e\",", "", 1);
+    assert_ne!(bad, body);
+    let mut cmd = cli();
+    cmd.arg("parse");
+    let out = run_with_stdin(cmd, bad.as_bytes());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(err.contains("at: call\n"), "{err}");
+    assert!(err.contains("missing field `call_id`"), "{err}");
+    assert!(err.contains("event: call_ended"), "{err}");
+    assert!(!err.contains("call_id: "), "{err}");
+    assert!(!err.contains("+1"), "no phone number: {err}");
+    assert!(!err.contains("Harbor"), "no transcript or name: {err}");
 
     // A bare call: the path is relative to the object.
     let mut cmd = cli();
     cmd.args(["parse", "--kind", "call"]);
-    let out = run_with_stdin(cmd, br#"{"call_id":"call_1","duration_ms":"long"}"#);
+    let out = run_with_stdin(
+        cmd,
+        br#"{"call_id":"call_1","transcript_object":[{"role":"user","content":"long","content":"longer"}]}"#,
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("at: duration_ms"), "{err}");
+    assert!(err.contains("at: transcript_object[0]\n"), "{err}");
+    assert!(err.contains("duplicate field `content`"), "{err}");
     assert!(err.contains("call_id: call_1"), "{err}");
     assert!(!err.contains("long"), "{err}");
+
+    // A field of the wrong type is no failure: the call is written back as is.
+    let drifted = br#"{"call_id":"call_1","agent_version":"v7-secret","duration_ms":"long"}"#;
+    let mut cmd = cli();
+    cmd.args(["parse", "--kind", "call"]);
+    let out = run_with_stdin(cmd, drifted);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out.stdout), json(drifted));
 
     // Another event where an inbound request is expected.
     let out = cli()

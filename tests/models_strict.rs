@@ -1,12 +1,31 @@
 //! Hostile JSON at the parse level (reliability checklist §2 E, J1–J13):
 //! every input gives a `ParseError` or the documented `Ok`, never a panic.
 
-use retell_webhooks::{Incoming, ParseErrorKind, WebhookEvent};
+use retell_webhooks::{Incoming, ParseErrorKind, Untyped, UntypedReason, WebhookEvent};
+use serde_json::Value;
 
 const B1: &[u8] = br#"{"event":"call_ended","call":{"call_id":"c1"}}"#;
 
 fn parse(body: &[u8]) -> Result<WebhookEvent, retell_webhooks::ParseError> {
     WebhookEvent::from_slice(body)
+}
+
+/// `parse` that must succeed, with the body written back unchanged (compared
+/// as JSON values: serde_json reads integers above `u64::MAX` as floats on
+/// both sides).
+fn parse_lossless(body: &[u8]) -> WebhookEvent {
+    let event = parse(body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)));
+    let written = serde_json::to_value(&event).unwrap();
+    let original: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(written, original, "{}", String::from_utf8_lossy(body));
+    event
+}
+
+fn fallback_at(path: &str, expected: &'static str) -> Untyped {
+    Untyped {
+        path: path.to_owned(),
+        reason: UntypedReason::Fallback { expected },
+    }
 }
 
 fn nested_arrays(depth: usize) -> String {
@@ -123,6 +142,8 @@ fn j5_integer_leniency_is_pinned() {
     let wrap = |n: &str| {
         format!(r#"{{"event":"call_ended","call":{{"call_id":"c1","duration_ms":{n}}}}}"#)
     };
+    // Valid JSON that does not fit a `u64`: the body parses, the field reads
+    // `None`, the value is kept, reported at its path and written back.
     for bad in [
         "18446744073709551616",
         "-1",
@@ -131,11 +152,36 @@ fn j5_integer_leniency_is_pinned() {
         "-0.5",
         "\"1000\"",
         "true",
+        "[1000]",
+        r#"{"ms":1000}"#,
     ] {
-        let err = parse(wrap(bad).as_bytes()).unwrap_err();
-        assert_eq!(err.path(), "call.duration_ms", "{bad}");
-        assert_eq!(err.kind(), ParseErrorKind::Data, "{bad}");
+        let event = parse_lossless(wrap(bad).as_bytes());
+        let call = event.call().unwrap();
+        assert_eq!(call.duration_ms, None, "{bad}");
+        assert!(!call.is_null("duration_ms"), "{bad}");
+        let kept: Value = serde_json::from_str(bad).unwrap();
+        assert_eq!(call.fallback("duration_ms"), Some(&kept), "{bad}");
+        assert_eq!(
+            event.fallbacks(),
+            vec![fallback_at("call.duration_ms", "a non-negative integer")],
+            "{bad}"
+        );
+        assert_eq!(
+            call.fallbacks(),
+            vec![fallback_at("duration_ms", "a non-negative integer")],
+            "{bad}"
+        );
     }
+    // A kept integer above `u64::MAX` is a float, as serde_json reads it.
+    let event = parse(wrap("18446744073709551616").as_bytes()).unwrap();
+    assert!(
+        event
+            .call()
+            .unwrap()
+            .fallback("duration_ms")
+            .unwrap()
+            .is_f64()
+    );
     for (good, expected) in [
         ("1e3", 1000),
         ("1000.0", 1000),
@@ -146,7 +192,25 @@ fn j5_integer_leniency_is_pinned() {
     ] {
         let event = parse(wrap(good).as_bytes()).unwrap();
         assert_eq!(event.call().unwrap().duration_ms, Some(expected), "{good}");
+        assert_eq!(event.fallbacks(), vec![], "{good}");
+        assert_eq!(
+            event.call().unwrap().fallback("duration_ms"),
+            None,
+            "{good}"
+        );
     }
+    // `null` is neither a value nor a fallback, and is written back.
+    let event = parse_lossless(wrap("null").as_bytes());
+    let call = event.call().unwrap();
+    assert_eq!(call.duration_ms, None);
+    assert!(call.is_null("duration_ms"));
+    assert_eq!(call.fallback("duration_ms"), None);
+    assert_eq!(event.fallbacks(), vec![]);
+    // Outside the range of f64 serde_json cannot read the number at all: an
+    // error, not a fallback.
+    let err = parse(wrap("1e400").as_bytes()).unwrap_err();
+    assert_eq!(err.path(), "call.duration_ms");
+    assert_eq!(err.kind(), ParseErrorKind::Syntax);
     // Large integers in `metadata` (raw JSON) silently become floats.
     let event = parse(
         br#"{"event":"call_ended","call":{"call_id":"c1","metadata":{"n":18446744073709551616}}}"#,
@@ -179,11 +243,76 @@ fn j6_duplicate_keys() {
     ] {
         assert!(parse(body).is_err(), "{}", String::from_utf8_lossy(body));
     }
-    // Inside raw JSON (`metadata`) the last duplicate wins, as serde_json does.
-    let event =
-        parse(br#"{"event":"call_ended","call":{"call_id":"c1","metadata":{"k":1,"k":2}}}"#)
-            .unwrap();
-    assert_eq!(event.call().unwrap().metadata.as_ref().unwrap()["k"], 2);
+    // The error path is the object holding the duplicate, at any depth:
+    // typed objects, raw JSON (`metadata`, dynamic variables), unknown keys,
+    // values kept as fallbacks, transcript items of known and unknown kinds.
+    for (body, path, key) in [
+        (
+            &br#"{"event":"call_ended","call":{"call_id":"a","agent_id":"x","agent_id":"y"}}"#[..],
+            "call",
+            "agent_id",
+        ),
+        (
+            br#"{"event":"call_ended","call":{"call_id":"a","duration_ms":"1","duration_ms":"2"}}"#,
+            "call",
+            "duration_ms",
+        ),
+        (
+            br#"{"event":"call_ended","call":{"call_id":"c1","metadata":{"k":1,"k":2}}}"#,
+            "call.metadata",
+            "k",
+        ),
+        (
+            br#"{"event":"call_ended","call":{"call_id":"c1","metadata":{"a":[{"k":1,"k":1}]}}}"#,
+            "call.metadata.a[0]",
+            "k",
+        ),
+        (
+            br#"{"event":"call_ended","call":{"call_id":"c1","retell_llm_dynamic_variables":{"k":"1","k":"2"}}}"#,
+            "call.retell_llm_dynamic_variables",
+            "k",
+        ),
+        (
+            br#"{"event":"call_ended","call":{"call_id":"c1","x":{"k":1,"k":2}}}"#,
+            "call.x",
+            "k",
+        ),
+        (
+            br#"{"event":"call_ended","call":{"call_id":"c1"},"x":{"k":1,"k":2}}"#,
+            "x",
+            "k",
+        ),
+        (
+            br#"{"event":"call_ended","call":{"call_id":"c1","duration_ms":{"k":1,"k":2}}}"#,
+            "call.duration_ms",
+            "k",
+        ),
+        (
+            br#"{"event":"call_ended","call":{"call_id":"c1","transcript_object":[{"role":"agent","content":"a","content":"b"}]}}"#,
+            "call.transcript_object[0]",
+            "content",
+        ),
+        (
+            br#"{"event":"call_ended","call":{"call_id":"c1","transcript_with_tool_calls":[{"role":"new","a":{"k":1,"k":2}}]}}"#,
+            "call.transcript_with_tool_calls[0].a",
+            "k",
+        ),
+        (
+            br#"{"event":"chat_ended","chat":{"chat_id":"h1","metadata":{"k":1,"k":2}}}"#,
+            "chat.metadata",
+            "k",
+        ),
+    ] {
+        let shown = String::from_utf8_lossy(body);
+        let err = parse(body).unwrap_err();
+        assert_eq!(err.kind(), ParseErrorKind::Data, "{shown}");
+        assert_eq!(err.path(), path, "{shown}");
+        assert!(
+            err.message().contains(&format!("duplicate field `{key}`")),
+            "{shown}: {err}"
+        );
+        assert!(Incoming::from_slice(body).is_err(), "{shown}");
+    }
 }
 
 #[test]
@@ -297,55 +426,137 @@ fn j13_wrong_shapes() {
 
 #[test]
 fn known_event_with_a_broken_call_is_an_error_with_context() {
-    let err =
-        parse(br#"{"call":{"call_id":"call_9","agent_version":"seven"},"event":"call_started"}"#)
-            .unwrap_err();
-    assert_eq!(err.path(), "call.agent_version");
+    // `event` after `call`: the context is still found.
+    let err = parse(
+        br#"{"call":{"call_id":"call_9","agent_version":"seven","agent_version":"seven"},"event":"call_started"}"#,
+    )
+    .unwrap_err();
+    assert_eq!(err.path(), "call");
+    assert!(
+        err.message().contains("duplicate field `agent_version`"),
+        "{err}"
+    );
     assert_eq!(err.event(), Some("call_started"));
     assert_eq!(err.call_id(), Some("call_9"));
     assert_eq!(err.line(), 1);
     let shown = err.to_string();
-    assert!(shown.contains("call.agent_version"), "{shown}");
+    assert!(shown.contains("`call`"), "{shown}");
+    assert!(shown.contains("agent_version"), "{shown}");
     assert!(shown.contains("call_started"), "{shown}");
     // Never a value from the body.
     assert!(!shown.contains("seven"), "{shown}");
     assert!(!shown.contains("call_9"), "{shown}");
+
+    // A call without its id cannot be told apart from another: an error.
+    let err = parse(br#"{"call":{"agent_id":"agent_9","agent_version":7},"event":"call_started"}"#)
+        .unwrap_err();
+    assert_eq!(err.path(), "call");
+    assert!(err.message().contains("missing field `call_id`"), "{err}");
+    assert_eq!(err.event(), Some("call_started"));
+    assert_eq!(err.call_id(), None);
+    assert!(!err.to_string().contains("agent_9"), "{err}");
+
+    // A field of the wrong type is not a broken call: it is delivered with
+    // the field as `None` and the value kept.
+    let event = parse_lossless(
+        br#"{"call":{"call_id":"call_9","agent_version":"seven"},"event":"call_started"}"#,
+    );
+    assert_eq!(event.event_name(), "call_started");
+    let call = event.call().unwrap();
+    assert_eq!(call.call_id, "call_9");
+    assert_eq!(call.agent_version, None);
+    assert_eq!(call.fallback("agent_version"), Some(&Value::from("seven")));
+    assert_eq!(
+        event.fallbacks(),
+        vec![fallback_at("call.agent_version", "a non-negative integer")]
+    );
 }
 
 #[test]
 fn display_never_contains_values() {
     let secret = "+14155550142-secret";
+    let digits = "14155550142";
+    // Every body fails on its structure, next to (or because of) the secret.
     let bodies = [
+        // Duplicate keys whose values hold the secret.
         format!(
-            r#"{{"event":"call_ended","call":{{"call_id":"c1","from_number":{{"n":"{secret}"}}}}}}"#
+            r#"{{"event":"call_ended","call":{{"call_id":"c1","from_number":"{secret}","from_number":"{secret}"}}}}"#
         ),
-        format!(r#"{{"event":"call_ended","call":{{"call_id":"c1","duration_ms":"{secret}"}}}}"#),
+        format!(
+            r#"{{"event":"call_ended","call":{{"call_id":"c1","metadata":{{"n":"{secret}","n":"{secret}"}}}}}}"#
+        ),
         format!(r#"{{"event":"{secret}","event":"x"}}"#),
-        format!(r#"{{"event":"call_ended","call":{{"call_id":"{secret}","call_type":5}}}}"#),
+        // The secret as the call id, the failure further on.
         format!(
-            r#"{{"event":"call_ended","call":{{"call_id":"c1","transcript_with_tool_calls":[{{"role":"agent","content":"{secret}","words":5}}]}}}}"#
+            r#"{{"event":"call_ended","call":{{"call_id":"{secret}","transcript_with_tool_calls":[{{"role":"agent","content":"{secret}","content":"x"}}]}}}}"#
         ),
+        // Ids and `event` of the wrong type (serde_json would name the value).
+        format!(r#"{{"event":"call_ended","call":{{"call_id":{digits}}}}}"#),
+        format!(r#"{{"event":"call_ended","call":{{"call_id":{{"n":"{secret}"}}}}}}"#),
+        format!(r#"{{"event":{digits},"call":{{"call_id":"c1"}}}}"#),
+        format!(r#"{{"event":"chat_ended","chat":{{"chat_id":{digits}}}}}"#),
+        // Syntax: a bad escape after the secret, trailing characters, a string
+        // cut off.
+        format!(r#"{{"event":"call_ended","call":{{"call_id":"c1","transcript":"{secret}\q"}}}}"#),
+        format!(r#"{{"event":"call_ended","call":{{"call_id":"c1"}}}} {secret}"#),
+        format!(r#"{{"event":"call_ended","call":{{"call_id":"c1","transcript":"{secret}"#),
+        // Not an object.
         format!(r#""{secret}""#),
     ];
     for body in bodies {
         let err = parse(body.as_bytes()).unwrap_err();
-        let shown = format!("{err} {:?}", err.message());
-        assert!(!shown.contains(secret), "{shown}");
-        assert!(!shown.contains("secret"), "{shown}");
+        let shown = format!("{err} {:?} {}", err.message(), err.path());
+        assert!(!shown.contains(digits), "{body}: {shown}");
+        assert!(!shown.contains("secret"), "{body}: {shown}");
+    }
+    // The same values in fields of the wrong type are not errors at all.
+    for body in [
+        format!(
+            r#"{{"event":"call_ended","call":{{"call_id":"c1","from_number":{{"n":"{secret}"}}}}}}"#
+        ),
+        format!(r#"{{"event":"call_ended","call":{{"call_id":"c1","duration_ms":"{secret}"}}}}"#),
+        format!(r#"{{"event":"call_ended","call":{{"call_id":"{secret}","call_type":5}}}}"#),
+    ] {
+        parse_lossless(body.as_bytes());
     }
 }
 
 #[test]
 fn error_path_inside_transcript_items() {
+    // A structural failure in a nested item: the path names the item, the
+    // line is the item's.
+    let body = br#"{"event":"call_ended","call":{"call_id":"c1","transcript_with_tool_calls":[
+        {"role":"dtmf","digit":"1"},
+        {"role":"agent","content":"hi","words":[{"word":"hi","start":1,"start":2}]}]}}"#;
+    let err = parse(body).unwrap_err();
+    assert_eq!(err.path(), "call.transcript_with_tool_calls[1].words[0]");
+    assert!(err.message().contains("duplicate field `start`"), "{err}");
+    assert_eq!(err.line(), 3);
+    // A value of the wrong type there is a fallback at the same depth.
     let body = br#"{"event":"call_ended","call":{"call_id":"c1","transcript_with_tool_calls":[
         {"role":"dtmf","digit":"1"},
         {"role":"agent","content":"hi","words":[{"word":"hi","start":"x"}]}]}}"#;
-    let err = parse(body).unwrap_err();
+    let event = parse_lossless(body);
     assert_eq!(
-        err.path(),
-        "call.transcript_with_tool_calls[1].words[0].start"
+        event.fallbacks(),
+        vec![fallback_at(
+            "call.transcript_with_tool_calls[1].words[0].start",
+            "a number"
+        )]
     );
-    assert_eq!(err.line(), 3);
+    let items = event
+        .call()
+        .unwrap()
+        .transcript_with_tool_calls
+        .as_ref()
+        .unwrap();
+    let retell_webhooks::TranscriptItem::Utterance(utterance) = &items[1] else {
+        panic!("{:?}", items[1]);
+    };
+    let word = &utterance.words.as_ref().unwrap()[0];
+    assert_eq!(word.word.as_deref(), Some("hi"));
+    assert_eq!(word.start, None);
+    assert_eq!(word.fallback("start"), Some(&Value::from("x")));
 }
 
 #[test]
@@ -408,4 +619,19 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Unknown events are kept whole, but their structure is checked like any
+/// other body: a duplicate key at any depth is an error.
+#[test]
+fn unknown_events_reject_duplicate_keys_at_any_depth() {
+    for body in [
+        &br#"{"event":"call_exploded","x":{"k":1,"k":2}}"#[..],
+        br#"{"event":"call_exploded","call":{"call_id":"c1","call_id":"c2"}}"#,
+        br#"{"event":"call_exploded","call":{"call_id":"c1","metadata":{"k":"a","k":"b"}}}"#,
+    ] {
+        let err = WebhookEvent::from_slice(body).unwrap_err();
+        assert!(err.to_string().contains("duplicate field"), "{err}");
+        assert!(Incoming::from_slice(body).is_err());
+    }
 }

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
@@ -10,207 +9,121 @@ use super::enums::{
     AudioEncoding, AudioWebsocketProtocol, CallStatus, CallType, DataStorageSetting, Direction,
     DisconnectionReason, UserSentiment,
 };
+use super::ms_to_datetime;
 use super::transcript::{TranscriptItem, Utterance};
-use super::{Extra, exact, ms_to_datetime, number};
 
-/// A phone or web call, as Retell sends it in webhooks.
-///
-/// One struct covers both call types (`call_type` says which; phone-only and
-/// web-only fields are simply absent). Only `call_id` is required: `call_started`
-/// and custom-function requests carry a subset, and fields come and go between
-/// Retell releases. Fields this version does not know are kept in `extra`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Call {
-    /// Unique call id (not always `call_`-prefixed; `playground` occurs).
-    pub call_id: String,
-    /// `phone_call` or `web_call`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call_type: Option<CallType>,
-    /// Agent that handled the call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_id: Option<String>,
-    /// Agent version (may be `0`).
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub agent_version: Option<u64>,
-    /// Agent name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_name: Option<String>,
-    /// Version tag frozen at creation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_tag: Option<String>,
-    /// Lifecycle state.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call_status: Option<CallStatus>,
-    /// Phone calls: `inbound` or `outbound`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub direction: Option<Direction>,
-    /// Phone calls: caller number (not always E.164: `anonymous` occurs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from_number: Option<String>,
-    /// Phone calls: callee number.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to_number: Option<String>,
-    /// Web calls: token for the call room.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_token: Option<String>,
-    /// Phone calls: provider identifiers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub telephony_identifier: Option<TelephonyIdentifier>,
-    /// Start, epoch milliseconds (see [`Call::start_time`]).
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub start_timestamp: Option<u64>,
-    /// End, epoch milliseconds (see [`Call::end_time`]).
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub end_timestamp: Option<u64>,
-    /// Duration in milliseconds.
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub duration_ms: Option<u64>,
-    /// End of the transfer leg, epoch milliseconds.
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub transfer_end_timestamp: Option<u64>,
-    /// Why the call ended.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disconnection_reason: Option<DisconnectionReason>,
-    /// Transfer target (number or `sip:` URI); set when the call was transferred.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transfer_destination: Option<String>,
-    /// Post-call analysis (only in `call_analyzed`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call_analysis: Option<CallAnalysis>,
-    /// Cost breakdown.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call_cost: Option<CallCost>,
-    /// Latency statistics (`{}` on live calls).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency: Option<Latency>,
-    /// LLM token usage.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub llm_token_usage: Option<LlmTokenUsage>,
-    /// Your metadata, as given when the call was created.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
-    /// Dynamic variables injected into the prompt.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retell_llm_dynamic_variables: Option<Map<String, Value>>,
-    /// Dynamic variables collected during the call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub collected_dynamic_variables: Option<Map<String, Value>>,
-    /// Custom SIP headers of the call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_sip_headers: Option<BTreeMap<String, String>>,
-    /// What Retell stores for this call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_storage_setting: Option<DataStorageSetting>,
-    /// Whether URLs are signed (they expire after 24 h).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub opt_in_signed_url: Option<bool>,
-    /// Plain transcript (`Agent: …\nUser: …\n`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transcript: Option<String>,
-    /// Utterances with word timings.
-    #[serde(
-        default,
-        deserialize_with = "exact::opt_vec",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub transcript_object: Option<Vec<Utterance>>,
-    /// Utterances interleaved with tool calls, transitions, DTMF, SMS, ….
-    #[serde(
-        default,
-        deserialize_with = "exact::opt_vec",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub transcript_with_tool_calls: Option<Vec<TranscriptItem>>,
-    /// Same as `transcript_with_tool_calls`, PII removed.
-    #[serde(
-        default,
-        deserialize_with = "exact::opt_vec",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub scrubbed_transcript_with_tool_calls: Option<Vec<TranscriptItem>>,
-    /// Recording URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recording_url: Option<String>,
-    /// Multi-channel recording URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recording_multi_channel_url: Option<String>,
-    /// Recording URL, PII removed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scrubbed_recording_url: Option<String>,
-    /// Multi-channel recording URL, PII removed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scrubbed_recording_multi_channel_url: Option<String>,
-    /// Public debug log URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_log_url: Option<String>,
-    /// Knowledge-base retrievals URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub knowledge_base_retrieved_contents_url: Option<String>,
-    /// Legacy (replaced by `data_storage_setting`, still seen).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub opt_out_sensitive_data_storage: Option<bool>,
-    /// Legacy name of `agent_version`.
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub version: Option<u64>,
-    /// Legacy (before `latency`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub e2e_latency: Option<LatencyStats>,
-    /// Legacy (before `latency`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub llm_latency: Option<LatencyStats>,
-    /// Legacy (before `latency`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub llm_websocket_network_rtt_latency: Option<LatencyStats>,
-    /// Legacy v1 audio encoding.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audio_encoding: Option<AudioEncoding>,
-    /// Legacy v1 audio protocol.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audio_websocket_protocol: Option<AudioWebsocketProtocol>,
-    /// Legacy v1 sample rate.
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub sample_rate: Option<u64>,
-    /// Legacy v1 silence timeout.
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub end_call_after_silence_ms: Option<u64>,
-    /// Legacy v1 evaluation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conversation_eval: Option<Value>,
-    /// Keys this version does not model (e.g. `batch_call_id`, `tool_mocks`).
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// A phone or web call, as Retell sends it in webhooks.
+    ///
+    /// One struct covers both call types (`call_type` says which; phone-only and
+    /// web-only fields are simply absent). Only `call_id` is required: `call_started`
+    /// and custom-function requests carry a subset, and fields come and go between
+    /// Retell releases. Fields this version does not know are kept in `extra`.
+    pub struct Call [call_id: "Unique call id (not always `call_`-prefixed; `playground` occurs)."] {
+        /// `phone_call` or `web_call`.
+        call_type: CallType,
+        /// Agent that handled the call.
+        agent_id: String,
+        /// Agent version (may be `0`).
+        agent_version: u64,
+        /// Agent name.
+        agent_name: String,
+        /// Version tag frozen at creation.
+        agent_tag: String,
+        /// Lifecycle state.
+        call_status: CallStatus,
+        /// Phone calls: `inbound` or `outbound`.
+        direction: Direction,
+        /// Phone calls: caller number (not always E.164: `anonymous` occurs).
+        from_number: String,
+        /// Phone calls: callee number.
+        to_number: String,
+        /// Web calls: token for the call room.
+        access_token: String,
+        /// Phone calls: provider identifiers.
+        telephony_identifier: TelephonyIdentifier,
+        /// Start, epoch milliseconds (see [`Call::start_time`]).
+        start_timestamp: u64,
+        /// End, epoch milliseconds (see [`Call::end_time`]).
+        end_timestamp: u64,
+        /// Duration in milliseconds.
+        duration_ms: u64,
+        /// End of the transfer leg, epoch milliseconds.
+        transfer_end_timestamp: u64,
+        /// Why the call ended.
+        disconnection_reason: DisconnectionReason,
+        /// Transfer target (number or `sip:` URI); set when the call was transferred.
+        transfer_destination: String,
+        /// Post-call analysis (only in `call_analyzed`).
+        call_analysis: CallAnalysis,
+        /// Cost breakdown.
+        call_cost: CallCost,
+        /// Latency statistics (`{}` on live calls).
+        latency: Latency,
+        /// LLM token usage.
+        llm_token_usage: LlmTokenUsage,
+        /// Your metadata, as given when the call was created.
+        metadata: Value,
+        /// Dynamic variables injected into the prompt.
+        retell_llm_dynamic_variables: Map<String, Value>,
+        /// Dynamic variables collected during the call.
+        collected_dynamic_variables: Map<String, Value>,
+        /// Custom SIP headers of the call.
+        custom_sip_headers: BTreeMap<String, String>,
+        /// What Retell stores for this call.
+        data_storage_setting: DataStorageSetting,
+        /// Whether URLs are signed (they expire after 24 h).
+        opt_in_signed_url: bool,
+        /// Plain transcript (`Agent: …\nUser: …\n`).
+        transcript: String,
+        /// Utterances with word timings.
+        transcript_object: Vec<Utterance>,
+        /// Utterances interleaved with tool calls, transitions, DTMF, SMS, ….
+        transcript_with_tool_calls: Vec<TranscriptItem>,
+        /// Same as `transcript_with_tool_calls`, PII removed.
+        scrubbed_transcript_with_tool_calls: Vec<TranscriptItem>,
+        /// Tool calls of integrations that ran before the session (same item
+        /// kinds as `transcript_with_tool_calls`).
+        pre_session_transcript_with_tool_calls: Vec<TranscriptItem>,
+        /// Tool calls that ran after the session (after post-call analysis).
+        post_session_transcript_with_tool_calls: Vec<TranscriptItem>,
+        /// Same as `pre_session_transcript_with_tool_calls`, PII removed.
+        scrubbed_pre_session_transcript_with_tool_calls: Vec<TranscriptItem>,
+        /// Same as `post_session_transcript_with_tool_calls`, PII removed.
+        scrubbed_post_session_transcript_with_tool_calls: Vec<TranscriptItem>,
+        /// Recording URL.
+        recording_url: String,
+        /// Multi-channel recording URL.
+        recording_multi_channel_url: String,
+        /// Recording URL, PII removed.
+        scrubbed_recording_url: String,
+        /// Multi-channel recording URL, PII removed.
+        scrubbed_recording_multi_channel_url: String,
+        /// Public debug log URL.
+        public_log_url: String,
+        /// Knowledge-base retrievals URL.
+        knowledge_base_retrieved_contents_url: String,
+        /// Legacy (replaced by `data_storage_setting`, still seen).
+        opt_out_sensitive_data_storage: bool,
+        /// Legacy name of `agent_version`.
+        version: u64,
+        /// Legacy (before `latency`).
+        e2e_latency: LatencyStats,
+        /// Legacy (before `latency`).
+        llm_latency: LatencyStats,
+        /// Legacy (before `latency`).
+        llm_websocket_network_rtt_latency: LatencyStats,
+        /// Legacy v1 audio encoding.
+        audio_encoding: AudioEncoding,
+        /// Legacy v1 audio protocol.
+        audio_websocket_protocol: AudioWebsocketProtocol,
+        /// Legacy v1 sample rate.
+        sample_rate: u64,
+        /// Legacy v1 silence timeout.
+        end_call_after_silence_ms: u64,
+        /// Legacy v1 evaluation.
+        conversation_eval: Value,
+    }
 }
 
 impl Call {
@@ -254,150 +167,109 @@ impl Call {
     }
 }
 
-/// `call.call_analysis`: post-call analysis (all fields optional).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CallAnalysis {
-    /// Summary of the call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call_summary: Option<String>,
-    /// Whether the call reached voicemail.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub in_voicemail: Option<bool>,
-    /// Sentiment of the user.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_sentiment: Option<UserSentiment>,
-    /// Whether the agent achieved its task.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call_successful: Option<bool>,
-    /// Your custom analysis fields. Raw JSON: real payloads carry an object, `{}`
-    /// or even `[]` for the same call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_analysis_data: Option<Value>,
-    /// Keys this version does not model (e.g. legacy `agent_sentiment`).
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// `call.call_analysis`: post-call analysis (all fields optional).
+    pub struct CallAnalysis {
+        /// Summary of the call.
+        call_summary: String,
+        /// Whether the call reached voicemail.
+        in_voicemail: bool,
+        /// Sentiment of the user.
+        user_sentiment: UserSentiment,
+        /// Whether the agent achieved its task.
+        call_successful: bool,
+        /// Your custom analysis fields. Raw JSON: real payloads carry an object, `{}`
+        /// or even `[]` for the same call.
+        custom_analysis_data: Value,
+    }
 }
 
-/// `call.call_cost`: cost breakdown, in US cents.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CallCost {
-    /// Total cost in cents.
-    pub combined_cost: f64,
-    /// Cost per product (may be empty on live calls).
-    pub product_costs: Vec<ProductCost>,
-    /// Billed duration in seconds.
-    pub total_duration_seconds: f64,
-    /// Price per second in cents.
-    pub total_duration_unit_price: f64,
-    /// Keys this version does not model (e.g. removed `total_one_time_price`).
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// `call.call_cost`: cost breakdown, in US cents.
+    pub struct CallCost {
+        /// Total cost in cents.
+        combined_cost: f64,
+        /// Cost per product (may be empty on live calls).
+        product_costs: Vec<ProductCost>,
+        /// Billed duration in seconds.
+        total_duration_seconds: f64,
+        /// Price per second in cents.
+        total_duration_unit_price: f64,
+    }
 }
 
-/// One line of a cost breakdown.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProductCost {
-    /// Free-form product name (`elevenlabs_tts`, `gpt-4o-mini`, …).
-    pub product: String,
-    /// Cost in cents.
-    pub cost: f64,
-    /// Price per second in cents.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit_price: Option<f64>,
-    /// Whether the cost belongs to a transfer leg.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub is_transfer_leg_cost: Option<bool>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// One line of a cost breakdown.
+    pub struct ProductCost {
+        /// Free-form product name (`elevenlabs_tts`, `gpt-4o-mini`, …).
+        product: String,
+        /// Cost in cents.
+        cost: f64,
+        /// Price per second in cents.
+        unit_price: f64,
+        /// Whether the cost belongs to a transfer leg.
+        is_transfer_leg_cost: bool,
+    }
 }
 
-/// `call.latency`: per-component latency statistics (all optional; `{}` on live calls).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Latency {
-    /// End to end.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub e2e: Option<LatencyStats>,
-    /// Speech recognition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub asr: Option<LatencyStats>,
-    /// LLM.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub llm: Option<LatencyStats>,
-    /// Custom-LLM websocket round trip.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub llm_websocket_network_rtt: Option<LatencyStats>,
-    /// Text to speech.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tts: Option<LatencyStats>,
-    /// Knowledge-base retrieval.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub knowledge_base: Option<LatencyStats>,
-    /// Speech to speech (realtime models).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub s2s: Option<LatencyStats>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// `call.latency`: per-component latency statistics (all optional; `{}` on live calls).
+    pub struct Latency {
+        /// End to end.
+        e2e: LatencyStats,
+        /// Speech recognition.
+        asr: LatencyStats,
+        /// LLM.
+        llm: LatencyStats,
+        /// Custom-LLM websocket round trip.
+        llm_websocket_network_rtt: LatencyStats,
+        /// Text to speech.
+        tts: LatencyStats,
+        /// Knowledge-base retrieval.
+        knowledge_base: LatencyStats,
+        /// Speech to speech (realtime models).
+        s2s: LatencyStats,
+    }
 }
 
-/// Statistics of one latency component, in milliseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LatencyStats {
-    /// Median.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p50: Option<f64>,
-    /// 90th percentile.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p90: Option<f64>,
-    /// 95th percentile.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p95: Option<f64>,
-    /// 99th percentile.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p99: Option<f64>,
-    /// Maximum.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<f64>,
-    /// Minimum.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<f64>,
-    /// Number of samples (a float on the wire).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub num: Option<f64>,
-    /// The samples.
-    #[serde(
-        default,
-        deserialize_with = "exact::opt_vec",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub values: Option<Vec<f64>>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// Statistics of one latency component, in milliseconds.
+    pub struct LatencyStats {
+        /// Median.
+        p50: f64,
+        /// 90th percentile.
+        p90: f64,
+        /// 95th percentile.
+        p95: f64,
+        /// 99th percentile.
+        p99: f64,
+        /// Maximum.
+        max: f64,
+        /// Minimum.
+        min: f64,
+        /// Number of samples (a float on the wire).
+        num: f64,
+        /// The samples.
+        values: Vec<f64>,
+    }
 }
 
-/// `call.llm_token_usage`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LlmTokenUsage {
-    /// Tokens per request.
-    pub values: Vec<f64>,
-    /// Average tokens per request.
-    pub average: f64,
-    /// Number of requests (a float on the wire).
-    pub num_requests: f64,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// `call.llm_token_usage`.
+    pub struct LlmTokenUsage {
+        /// Tokens per request.
+        values: Vec<f64>,
+        /// Average tokens per request.
+        average: f64,
+        /// Number of requests (a float on the wire).
+        num_requests: f64,
+    }
 }
 
-/// `call.telephony_identifier`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TelephonyIdentifier {
-    /// Twilio call SID.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub twilio_call_sid: Option<String>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// `call.telephony_identifier`.
+    pub struct TelephonyIdentifier {
+        /// Twilio call SID.
+        twilio_call_sid: String,
+    }
 }

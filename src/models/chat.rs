@@ -1,80 +1,64 @@
 //! The Chat object (`chat` in chat events) and its messages.
 
+use serde::de::MapAccess;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::call::ProductCost;
-use super::enums::{ChatRole, ChatStatus, ChatType, TransitionType, UserSentiment};
+use super::enums::{ChatRole, ChatStatus, ChatType, ToolType, TransitionType, UserSentiment};
+use super::lenient::{Lenient, Read};
+use super::ms_to_datetime;
 use super::role::{self, RoleTagged};
-use super::transcript::{Multimedia, Tagged};
-use super::{Extra, ms_to_datetime, number};
+use super::transcript::Multimedia;
+use super::untyped::{Path, Untyped, UntypedReason};
 
-/// A chat (API chat or SMS conversation), as Retell sends it in webhooks.
-///
-/// Only `chat_id` is required; everything else may be absent. Fields this version
-/// does not know are kept in `extra`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Chat {
-    /// Unique chat id.
-    pub chat_id: String,
-    /// Chat agent id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_id: Option<String>,
-    /// Agent version (named `version` here, unlike calls).
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub version: Option<u64>,
-    /// Lifecycle state.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chat_status: Option<ChatStatus>,
-    /// `api_chat` or `sms_chat`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chat_type: Option<ChatType>,
-    /// Start, epoch milliseconds.
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub start_timestamp: Option<u64>,
-    /// End, epoch milliseconds.
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub end_timestamp: Option<u64>,
-    /// Plain transcript.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transcript: Option<String>,
-    /// Messages interleaved with tool calls and transitions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_with_tool_calls: Option<Vec<ChatMessage>>,
-    /// Post-chat analysis (only in `chat_analyzed`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chat_analysis: Option<ChatAnalysis>,
-    /// Cost breakdown.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chat_cost: Option<ChatCost>,
-    /// Dynamic variables collected during the chat.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub collected_dynamic_variables: Option<Map<String, Value>>,
-    /// Dynamic variables injected into the prompt.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retell_llm_dynamic_variables: Option<Map<String, Value>>,
-    /// Custom attributes (values are strings, numbers or booleans).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_attributes: Option<Map<String, Value>>,
-    /// Your metadata.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// A chat (API chat or SMS conversation), as Retell sends it in webhooks.
+    ///
+    /// Only `chat_id` is required; everything else may be absent. Fields this version
+    /// does not know are kept in `extra`.
+    pub struct Chat [chat_id: "Unique chat id."] {
+        /// Chat agent id.
+        agent_id: String,
+        /// Version tag frozen at creation.
+        agent_tag: String,
+        /// Agent version (named `version` here, unlike calls).
+        version: u64,
+        /// Lifecycle state.
+        chat_status: ChatStatus,
+        /// `api_chat` or `sms_chat`.
+        chat_type: ChatType,
+        /// Start, epoch milliseconds.
+        start_timestamp: u64,
+        /// End, epoch milliseconds.
+        end_timestamp: u64,
+        /// Plain transcript.
+        transcript: String,
+        /// Messages interleaved with tool calls and transitions.
+        message_with_tool_calls: Vec<ChatMessage>,
+        /// Tool calls of integrations that ran before the session (same item
+        /// kinds as `message_with_tool_calls`).
+        pre_session_message_with_tool_calls: Vec<ChatMessage>,
+        /// Tool calls that ran after the session (after post-chat analysis).
+        post_session_message_with_tool_calls: Vec<ChatMessage>,
+        /// Same as `pre_session_message_with_tool_calls`, PII removed.
+        scrubbed_pre_session_message_with_tool_calls: Vec<ChatMessage>,
+        /// Same as `post_session_message_with_tool_calls`, PII removed.
+        scrubbed_post_session_message_with_tool_calls: Vec<ChatMessage>,
+        /// Post-chat analysis (only in `chat_analyzed`).
+        chat_analysis: ChatAnalysis,
+        /// Cost breakdown.
+        chat_cost: ChatCost,
+        /// Dynamic variables collected during the chat.
+        collected_dynamic_variables: Map<String, Value>,
+        /// Dynamic variables injected into the prompt.
+        retell_llm_dynamic_variables: Map<String, Value>,
+        /// Custom attributes (values are strings, numbers or booleans).
+        custom_attributes: Map<String, Value>,
+        /// Your metadata.
+        metadata: Value,
+    }
 }
 
 impl Chat {
@@ -103,190 +87,126 @@ impl Chat {
     }
 }
 
-/// `chat.chat_analysis` (all fields optional).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChatAnalysis {
-    /// Summary of the chat.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chat_summary: Option<String>,
-    /// Sentiment of the user.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_sentiment: Option<UserSentiment>,
-    /// Whether the agent achieved its task.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chat_successful: Option<bool>,
-    /// Your custom analysis fields (raw JSON).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_analysis_data: Option<Value>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// `chat.chat_analysis` (all fields optional).
+    pub struct ChatAnalysis {
+        /// Summary of the chat.
+        chat_summary: String,
+        /// Sentiment of the user.
+        user_sentiment: UserSentiment,
+        /// Whether the agent achieved its task.
+        chat_successful: bool,
+        /// Your custom analysis fields (raw JSON).
+        custom_analysis_data: Value,
+    }
 }
 
-/// `chat.chat_cost` in US cents (no duration fields, unlike calls).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChatCost {
-    /// Total cost in cents.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub combined_cost: Option<f64>,
-    /// Cost per product.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub product_costs: Option<Vec<ProductCost>>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// `chat.chat_cost` in US cents (no duration fields, unlike calls).
+    pub struct ChatCost {
+        /// Total cost in cents.
+        combined_cost: f64,
+        /// Cost per product.
+        product_costs: Vec<ProductCost>,
+    }
 }
 
-/// An `agent`, `user` or `injected` chat message.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChatText {
-    /// Message id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
-    /// Creation time, epoch milliseconds (by convention; the unit is undocumented).
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub created_timestamp: Option<u64>,
-    /// Message text.
-    pub content: String,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// An `agent`, `user` or `injected` chat message.
+    pub struct ChatText {
+        /// Message id.
+        message_id: String,
+        /// Creation time, epoch milliseconds (by convention; the unit is undocumented).
+        created_timestamp: u64,
+        /// Message text.
+        content: String,
+        /// Attachments (agent and user messages).
+        multimedia: Vec<Multimedia>,
+    }
 }
 
-/// An `sms` chat message.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChatSms {
-    /// Message id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
-    /// Creation time, epoch milliseconds.
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub created_timestamp: Option<u64>,
-    /// Message text.
-    pub content: String,
-    /// Attachments.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub multimedia: Option<Vec<Multimedia>>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// An `sms` chat message.
+    pub struct ChatSms {
+        /// Message id.
+        message_id: String,
+        /// Creation time, epoch milliseconds.
+        created_timestamp: u64,
+        /// Message text.
+        content: String,
+        /// Attachments.
+        multimedia: Vec<Multimedia>,
+    }
 }
 
-/// A `tool_call_invocation` chat message.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChatToolCallInvocation {
-    /// Message id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
-    /// Creation time, epoch milliseconds.
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub created_timestamp: Option<u64>,
-    /// Id linking the invocation to its result.
-    pub tool_call_id: String,
-    /// Tool name.
-    pub name: String,
-    /// Arguments as a JSON string.
-    pub arguments: String,
-    /// Gemini thought signature.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thought_signature: Option<String>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// A `tool_call_invocation` chat message.
+    pub struct ChatToolCallInvocation {
+        /// Message id.
+        message_id: String,
+        /// Creation time, epoch milliseconds.
+        created_timestamp: u64,
+        /// Id linking the invocation to its result.
+        tool_call_id: String,
+        /// Tool name.
+        name: String,
+        /// Arguments as a JSON string.
+        arguments: String,
+        /// Gemini thought signature.
+        thought_signature: String,
+        /// Kind of tool (`custom`, `transfer_call`, …).
+        tool_type as "type": ToolType,
+    }
 }
 
-/// A `tool_call_result` chat message.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChatToolCallResult {
-    /// Message id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
-    /// Creation time, epoch milliseconds.
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub created_timestamp: Option<u64>,
-    /// Id of the matching invocation.
-    pub tool_call_id: String,
-    /// Result text.
-    pub content: String,
-    /// Whether the tool succeeded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub successful: Option<bool>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// A `tool_call_result` chat message.
+    pub struct ChatToolCallResult {
+        /// Message id.
+        message_id: String,
+        /// Creation time, epoch milliseconds.
+        created_timestamp: u64,
+        /// Id of the matching invocation.
+        tool_call_id: String,
+        /// Result text.
+        content: String,
+        /// Whether the tool succeeded.
+        successful: bool,
+    }
 }
 
-/// A `node_transition` chat message (every field optional, unlike calls).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChatNodeTransition {
-    /// Message id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
-    /// Creation time, epoch milliseconds.
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub created_timestamp: Option<u64>,
-    /// Previous node id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub former_node_id: Option<String>,
-    /// Previous node name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub former_node_name: Option<String>,
-    /// New node id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub new_node_id: Option<String>,
-    /// New node name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub new_node_name: Option<String>,
-    /// Kind of transition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transition_type: Option<TransitionType>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// A `node_transition` chat message (every field optional, unlike calls).
+    pub struct ChatNodeTransition {
+        /// Message id.
+        message_id: String,
+        /// Creation time, epoch milliseconds.
+        created_timestamp: u64,
+        /// Previous node id.
+        former_node_id: String,
+        /// Previous node name.
+        former_node_name: String,
+        /// New node id.
+        new_node_id: String,
+        /// New node name.
+        new_node_name: String,
+        /// Kind of transition.
+        transition_type: TransitionType,
+    }
 }
 
-/// A `state_transition` chat message (multi-state prompts).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChatStateTransition {
-    /// Message id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
-    /// Creation time, epoch milliseconds.
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub created_timestamp: Option<u64>,
-    /// Previous state.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub former_state_name: Option<String>,
-    /// New state.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub new_state_name: Option<String>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// A `state_transition` chat message (multi-state prompts).
+    pub struct ChatStateTransition {
+        /// Message id.
+        message_id: String,
+        /// Creation time, epoch milliseconds.
+        created_timestamp: u64,
+        /// Previous state.
+        former_state_name: String,
+        /// New state.
+        new_state_name: String,
+    }
 }
 
 /// One item of `message_with_tool_calls`, chosen by its `role`.
@@ -337,56 +257,57 @@ impl ChatMessage {
     /// The text of agent, user, injected, SMS and tool-result messages.
     pub fn content(&self) -> Option<&str> {
         match self {
-            Self::Agent(m) | Self::User(m) | Self::Injected(m) => Some(&m.content),
-            Self::Sms(m) => Some(&m.content),
-            Self::ToolCallResult(m) => Some(&m.content),
+            Self::Agent(m) | Self::User(m) | Self::Injected(m) => m.content.as_deref(),
+            Self::Sms(m) => m.content.as_deref(),
+            Self::ToolCallResult(m) => m.content.as_deref(),
             _ => None,
         }
-    }
-
-    fn extra(&self) -> Option<&Extra> {
-        Some(match self {
-            Self::Agent(m) | Self::User(m) | Self::Injected(m) => &m.extra,
-            Self::Sms(m) => &m.extra,
-            Self::ToolCallInvocation(m) => &m.extra,
-            Self::ToolCallResult(m) => &m.extra,
-            Self::NodeTransition(m) => &m.extra,
-            Self::StateTransition(m) => &m.extra,
-            Self::Unknown(_) => return None,
-        })
     }
 }
 
 impl RoleTagged for ChatMessage {
     const EXPECTING: &'static str = "a chat message object";
 
-    fn from_rest<'de, D: Deserializer<'de>>(role: String, rest: D) -> Result<Self, D::Error> {
+    fn from_role<'de, A: MapAccess<'de>>(
+        role: String,
+        before: Vec<(String, Value)>,
+        map: &mut A,
+    ) -> Result<Self, A::Error> {
         Ok(match role.as_str() {
-            "agent" => Self::Agent(Deserialize::deserialize(rest)?),
-            "user" => Self::User(Deserialize::deserialize(rest)?),
-            "tool_call_invocation" => Self::ToolCallInvocation(Deserialize::deserialize(rest)?),
-            "tool_call_result" => Self::ToolCallResult(Deserialize::deserialize(rest)?),
-            "node_transition" => Self::NodeTransition(Deserialize::deserialize(rest)?),
-            "state_transition" => Self::StateTransition(Deserialize::deserialize(rest)?),
-            "injected" => Self::Injected(Deserialize::deserialize(rest)?),
-            "sms" => Self::Sms(Deserialize::deserialize(rest)?),
-            _ => {
-                let mut object = Map::<String, Value>::deserialize(rest)?;
-                if object.contains_key("role") {
-                    return Err(serde::de::Error::duplicate_field("role"));
-                }
-                object.insert("role".to_owned(), Value::String(role));
-                Self::Unknown(Value::Object(object))
-            }
+            "agent" => Self::Agent(role::read_kind(None, before, map)?),
+            "user" => Self::User(role::read_kind(None, before, map)?),
+            "tool_call_invocation" => Self::ToolCallInvocation(role::read_kind(None, before, map)?),
+            "tool_call_result" => Self::ToolCallResult(role::read_kind(None, before, map)?),
+            "node_transition" => Self::NodeTransition(role::read_kind(None, before, map)?),
+            "state_transition" => Self::StateTransition(role::read_kind(None, before, map)?),
+            "injected" => Self::Injected(role::read_kind(None, before, map)?),
+            "sms" => Self::Sms(role::read_kind(None, before, map)?),
+            _ => Self::Unknown(role::read_unknown(role, before, map)?),
         })
     }
 
-    fn unknown(object: Map<String, Value>) -> Self {
-        Self::Unknown(Value::Object(object))
+    fn unknown(value: Value) -> Self {
+        Self::Unknown(value)
+    }
+}
+
+impl Lenient for ChatMessage {
+    const EXPECTED: &'static str = "a chat message";
+
+    fn read<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Read<Self>, D::Error> {
+        role::read_tagged(deserializer)
     }
 
-    fn extra_has_role(&self) -> bool {
-        self.extra().is_some_and(|extra| extra.contains_key("role"))
+    fn walk(&self, path: &mut Path, out: &mut Vec<Untyped>) {
+        match self {
+            Self::Agent(m) | Self::User(m) | Self::Injected(m) => m.walk(path, out),
+            Self::Sms(m) => m.walk(path, out),
+            Self::ToolCallInvocation(m) => m.walk(path, out),
+            Self::ToolCallResult(m) => m.walk(path, out),
+            Self::NodeTransition(m) => m.walk(path, out),
+            Self::StateTransition(m) => m.walk(path, out),
+            Self::Unknown(_) => path.record(out, UntypedReason::UnknownKind),
+        }
     }
 }
 
@@ -398,22 +319,17 @@ impl<'de> Deserialize<'de> for ChatMessage {
 
 impl Serialize for ChatMessage {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        fn tagged<S: Serializer, T: Serialize>(
-            s: S,
-            role: &str,
-            inner: &T,
-        ) -> Result<S::Ok, S::Error> {
-            Tagged { role, inner }.serialize(s)
-        }
         match self {
-            Self::Agent(m) => tagged(serializer, "agent", m),
-            Self::User(m) => tagged(serializer, "user", m),
-            Self::ToolCallInvocation(m) => tagged(serializer, "tool_call_invocation", m),
-            Self::ToolCallResult(m) => tagged(serializer, "tool_call_result", m),
-            Self::NodeTransition(m) => tagged(serializer, "node_transition", m),
-            Self::StateTransition(m) => tagged(serializer, "state_transition", m),
-            Self::Injected(m) => tagged(serializer, "injected", m),
-            Self::Sms(m) => tagged(serializer, "sms", m),
+            Self::Agent(m) => role::write_tagged(serializer, "agent", m),
+            Self::User(m) => role::write_tagged(serializer, "user", m),
+            Self::ToolCallInvocation(m) => {
+                role::write_tagged(serializer, "tool_call_invocation", m)
+            }
+            Self::ToolCallResult(m) => role::write_tagged(serializer, "tool_call_result", m),
+            Self::NodeTransition(m) => role::write_tagged(serializer, "node_transition", m),
+            Self::StateTransition(m) => role::write_tagged(serializer, "state_transition", m),
+            Self::Injected(m) => role::write_tagged(serializer, "injected", m),
+            Self::Sms(m) => role::write_tagged(serializer, "sms", m),
             Self::Unknown(value) => value.serialize(serializer),
         }
     }

@@ -38,12 +38,22 @@ open_enum! {
 }
 
 open_enum! {
-    /// `call.disconnection_reason`: why the call ended (34 known values).
+    /// `call.disconnection_reason`: why the call ended (39 known values).
     pub enum DisconnectionReason {
         /// The user hung up.
         UserHangup = "user_hangup",
         /// The agent ended the call.
         AgentHangup = "agent_hangup",
+        /// The user asked not to be called again.
+        UserRequestedDnc = "user_requested_dnc",
+        /// The user asked to be called back.
+        UserRequestedCallback = "user_requested_callback",
+        /// The account ran out of credit.
+        CreditExhausted = "credit_exhausted",
+        /// A spending budget was reached.
+        BudgetReached = "budget_reached",
+        /// The network blocked the call.
+        NetworkBlocked = "network_blocked",
         /// The call was transferred.
         CallTransfer = "call_transfer",
         /// Voicemail detected.
@@ -249,5 +259,55 @@ open_enum! {
         Web = "web",
         /// Twilio media streams.
         Twilio = "twilio",
+    }
+}
+
+open_enum! {
+    /// `metadata.backup_model_used.reason`: why a backup LLM answered.
+    pub enum BackupModelReason {
+        /// The primary model failed.
+        PrimaryFailed = "primary_failed",
+        /// The preference for the primary model expired.
+        PreferenceExpired = "preference_expired",
+        /// The backup was the first model ready.
+        FirstUsable = "first_usable",
+    }
+}
+
+open_enum! {
+    /// `type` of a tool call: which kind of tool ran. Retell types it as a
+    /// string and documents these values, saying new ones can be added: an
+    /// unknown value is not reported by `untyped_paths()`.
+    pub enum ToolType [free] {
+        /// A custom function (your URL).
+        Custom = "custom",
+        /// Code run by Retell.
+        Code = "code",
+        /// A tool of an MCP server.
+        Mcp = "mcp",
+        /// An integration app.
+        IntegrationApp = "integration_app",
+        /// End the call.
+        EndCall = "end_call",
+        /// Transfer the call.
+        TransferCall = "transfer_call",
+        /// Bridge a warm transfer.
+        BridgeTransfer = "bridge_transfer",
+        /// Cancel a transfer.
+        CancelTransfer = "cancel_transfer",
+        /// Swap to another agent.
+        AgentSwap = "agent_swap",
+        /// Press a keypad digit.
+        PressDigit = "press_digit",
+        /// Send an SMS.
+        SendSms = "send_sms",
+        /// Extract a dynamic variable.
+        ExtractDynamicVariable = "extract_dynamic_variable",
+        /// Change the voice speed.
+        AdjustVoiceSpeed = "adjust_voice_speed",
+        /// Book an appointment with Cal.com.
+        BookAppointmentCal = "book_appointment_cal",
+        /// Check availability with Cal.com.
+        CheckAvailabilityCal = "check_availability_cal",
     }
 }

@@ -5,28 +5,22 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::Extra;
 use super::call::Call;
 use super::chat::Chat;
+use super::lenient::strict_value;
 use crate::error::ParseError;
 
-/// The default request body: `{name, call, args}` (chat agents presumably
-/// send `chat` instead of `call`; both are accepted).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WrappedFunctionCall {
-    /// Tool name.
-    pub name: String,
-    /// The live call so far (`call_status: "ongoing"`, transcript up to now).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call: Option<Box<Call>>,
-    /// The live chat so far (chat agents).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chat: Option<Box<Chat>>,
-    /// Arguments produced by the LLM (an object matching the tool's parameters).
-    pub args: Value,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// The default request body: `{name, call, args}` (chat agents presumably
+    /// send `chat` instead of `call`; both are accepted).
+    pub struct WrappedFunctionCall [name: "Tool name."] {
+        /// The live call so far (`call_status: "ongoing"`, transcript up to now).
+        call: Box<Call>,
+        /// The live chat so far (chat agents).
+        chat: Box<Chat>,
+        /// Arguments produced by the LLM (an object matching the tool's parameters).
+        args: Value,
+    }
 }
 
 /// A custom-function request body, in either of its two forms.
@@ -48,8 +42,10 @@ impl FunctionCall {
     /// be a JSON object). GET/DELETE tools send an empty body: don't parse it.
     pub fn from_slice(body: &[u8]) -> Result<Self, ParseError> {
         let text = std::str::from_utf8(body).map_err(|e| ParseError::utf8(body, e))?;
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| ParseError::json(&e, String::new()))?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let value = strict_value(&mut de)
+            .and_then(|value| de.end().map(|()| value))
+            .map_err(|e| ParseError::json(&e, String::new()))?;
         let Value::Object(object) = value else {
             return Err(ParseError::shape(
                 "a custom-function body must be a JSON object",
@@ -74,7 +70,7 @@ impl FunctionCall {
     /// The arguments, in either form.
     pub fn args(&self) -> Option<&Map<String, Value>> {
         match self {
-            Self::Wrapped(w) => w.args.as_object(),
+            Self::Wrapped(w) => w.args.as_ref().and_then(Value::as_object),
             Self::ArgsOnly(args) => Some(args),
         }
     }
@@ -82,8 +78,17 @@ impl FunctionCall {
     /// Deserializes the arguments into your own type.
     pub fn args_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         match self {
-            Self::Wrapped(w) => T::deserialize(&w.args),
+            Self::Wrapped(w) => T::deserialize(w.args.as_ref().unwrap_or(&Value::Null)),
             Self::ArgsOnly(args) => T::deserialize(Value::Object(args.clone())),
+        }
+    }
+
+    /// What the wrapped form keeps only as raw JSON (the arguments are
+    /// free-form by design: nothing for the args-only form).
+    pub fn untyped_paths(&self) -> Vec<super::Untyped> {
+        match self {
+            Self::Wrapped(w) => w.untyped_paths(),
+            Self::ArgsOnly(_) => Vec::new(),
         }
     }
 
@@ -122,7 +127,9 @@ impl Serialize for FunctionCall {
 
 impl<'de> Deserialize<'de> for FunctionCall {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let object = Map::<String, Value>::deserialize(deserializer)?;
+        let Value::Object(object) = strict_value(deserializer)? else {
+            return Err(D::Error::custom("expected a JSON object"));
+        };
         if is_wrapped(&object) {
             serde_json::from_value(Value::Object(object))
                 .map(Self::Wrapped)

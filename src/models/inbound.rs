@@ -12,53 +12,123 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use super::{Extra, number};
+use super::Extra;
+use super::lenient::{Lenient, Read, Scalar, read_scalar};
 
-/// `call_inbound`: details of a phone call waiting for an agent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct InboundCall {
-    /// The number's inbound agent, if one is configured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_id: Option<String>,
-    /// The number's inbound agent version, if configured.
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub agent_version: Option<u64>,
-    /// Caller number.
-    pub from_number: String,
-    /// Called number.
-    pub to_number: String,
-    /// Forwarded SIP headers (`X-*` and a few standard ones; names lower-cased).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_sip_headers: Option<BTreeMap<String, String>>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// `call_inbound`: details of a phone call waiting for an agent.
+    pub struct InboundCall {
+        /// Id of the call being set up: the same on every retry of this
+        /// request, so it deduplicates them (absent when set-up failed early).
+        call_id: String,
+        /// The number's inbound agent, if one is configured.
+        agent_id: String,
+        /// The number's inbound agent version (a number or a tag such as
+        /// `"prod"`), if configured.
+        agent_version: AgentVersion,
+        /// Caller number.
+        from_number: String,
+        /// Called number.
+        to_number: String,
+        /// Forwarded SIP headers (`X-*` and a few standard ones; names lower-cased).
+        custom_sip_headers: BTreeMap<String, String>,
+    }
 }
 
-/// `chat_inbound`: details of an inbound SMS conversation waiting for an agent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct InboundChat {
-    /// The number's inbound SMS agent, if one is configured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_id: Option<String>,
-    /// The agent version, if configured.
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub agent_version: Option<u64>,
-    /// Sender number.
-    pub from_number: String,
-    /// Receiving number.
-    pub to_number: String,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// `chat_inbound`: details of an inbound SMS conversation waiting for an agent.
+    pub struct InboundChat {
+        /// Id of the chat being set up: the same on every retry of this
+        /// request, so it deduplicates them.
+        chat_id: String,
+        /// The number's inbound SMS agent, if one is configured.
+        agent_id: String,
+        /// The agent version (a number or a tag such as `"prod"`), if configured.
+        agent_version: AgentVersion,
+        /// Sender number.
+        from_number: String,
+        /// Receiving number.
+        to_number: String,
+    }
+}
+
+/// A reference to an agent version: a number, or a tag such as `"prod"` or
+/// `"latest"`.
+///
+/// ```
+/// use retell_webhooks::AgentVersion;
+///
+/// assert_eq!(AgentVersion::from(3), AgentVersion::Number(3));
+/// assert_eq!(AgentVersion::from("prod"), AgentVersion::Tag("prod".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AgentVersion {
+    /// A version number.
+    Number(u64),
+    /// A version tag.
+    Tag(String),
+}
+
+impl From<u64> for AgentVersion {
+    fn from(version: u64) -> Self {
+        Self::Number(version)
+    }
+}
+
+impl From<&str> for AgentVersion {
+    fn from(tag: &str) -> Self {
+        Self::Tag(tag.to_owned())
+    }
+}
+
+impl From<String> for AgentVersion {
+    fn from(tag: String) -> Self {
+        Self::Tag(tag)
+    }
+}
+
+impl Scalar for AgentVersion {
+    const EXPECTED: &'static str = "a version number or tag";
+    fn from_str(v: &str) -> Option<Self> {
+        Some(Self::Tag(v.to_owned()))
+    }
+    fn from_string(v: String) -> Result<Self, String> {
+        Ok(Self::Tag(v))
+    }
+    fn from_u64(v: u64) -> Option<Self> {
+        <u64 as Scalar>::from_u64(v).map(Self::Number)
+    }
+    fn from_i64(v: i64) -> Option<Self> {
+        <u64 as Scalar>::from_i64(v).map(Self::Number)
+    }
+    fn from_f64(v: f64) -> Option<Self> {
+        <u64 as Scalar>::from_f64(v).map(Self::Number)
+    }
+}
+
+impl Lenient for AgentVersion {
+    const EXPECTED: &'static str = <Self as Scalar>::EXPECTED;
+    fn read<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Read<Self>, D::Error> {
+        read_scalar(deserializer)
+    }
+}
+
+impl Serialize for AgentVersion {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Number(n) => serializer.serialize_u64(*n),
+            Self::Tag(tag) => serializer.serialize_str(tag),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AgentVersion {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match read_scalar(deserializer)? {
+            Read::Typed(version) => Ok(version),
+            _ => Err(D::Error::custom("expected a version number or tag")),
+        }
+    }
 }
 
 /// Body of a `call_inbound` request.
@@ -105,34 +175,22 @@ impl InboundKind {
     }
 }
 
-/// The fields of an inbound response (all optional).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct InboundResponseBody {
-    /// `Some(true)` rejects the call / drops the SMS. Only JSON `true` rejects.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reject: Option<bool>,
-    /// Agent to use instead of the number's inbound agent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub override_agent_id: Option<String>,
-    /// Agent version to use.
-    #[serde(
-        default,
-        deserialize_with = "number::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub override_agent_version: Option<u64>,
-    /// Dynamic variables injected into the prompts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dynamic_variables: Option<BTreeMap<String, String>>,
-    /// Metadata stored on the call / chat.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
-    /// Per-session agent / LLM / flow overrides (`{agent?, retell_llm?, conversation_flow?}`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_override: Option<Value>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// The fields of an inbound response (all optional).
+    pub struct InboundResponseBody {
+        /// `Some(true)` rejects the call / drops the SMS. Only JSON `true` rejects.
+        reject: bool,
+        /// Agent to use instead of the number's inbound agent.
+        override_agent_id: String,
+        /// Agent version to use (a number or a tag such as `"prod"`).
+        override_agent_version: AgentVersion,
+        /// Dynamic variables injected into the prompts.
+        dynamic_variables: BTreeMap<String, String>,
+        /// Metadata stored on the call / chat.
+        metadata: Value,
+        /// Per-session agent / LLM / flow overrides (`{agent?, retell_llm?, conversation_flow?}`).
+        agent_override: Value,
+    }
 }
 
 /// Answer to an inbound call / SMS webhook, built with a small builder.
@@ -204,10 +262,10 @@ impl InboundResponse {
         self
     }
 
-    /// Uses a specific agent version.
+    /// Uses a specific agent version: a number, or a tag such as `"prod"`.
     #[must_use]
-    pub fn override_agent_version(mut self, version: u64) -> Self {
-        self.body.override_agent_version = Some(version);
+    pub fn override_agent_version(mut self, version: impl Into<AgentVersion>) -> Self {
+        self.body.override_agent_version = Some(version.into());
         self
     }
 

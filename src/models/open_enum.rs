@@ -4,10 +4,21 @@
 //! values in two years). `#[serde(other)]` would drop the new string, so every enum
 //! here has an `Unknown(String)` variant that keeps it and serializes it back.
 
+/// Whether an unknown value counts as untyped: not for enums that Retell types
+/// as free strings and only documents known values of (marked `[free]`).
+macro_rules! unknown_is_untyped {
+    () => {
+        true
+    };
+    (free) => {
+        false
+    };
+}
+
 macro_rules! open_enum {
     (
         $(#[$meta:meta])*
-        pub enum $name:ident {
+        pub enum $name:ident $([$free:ident])? {
             $( $(#[$vmeta:meta])* $variant:ident = $wire:literal, )+
         }
     ) => {
@@ -95,6 +106,34 @@ macro_rules! open_enum {
                     }
                 }
                 deserializer.deserialize_str(V)
+            }
+        }
+
+        impl $crate::models::lenient::Scalar for $name {
+            const EXPECTED: &'static str = "a string";
+            fn from_str(value: &str) -> Option<Self> {
+                Some(Self::from(value))
+            }
+            fn from_string(value: String) -> Result<Self, String> {
+                Ok(Self::from(value))
+            }
+        }
+
+        impl $crate::models::lenient::Lenient for $name {
+            const EXPECTED: &'static str = "a string";
+            fn read<'de, D: ::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> Result<$crate::models::lenient::Read<Self>, D::Error> {
+                $crate::models::lenient::read_scalar(deserializer)
+            }
+            fn walk(
+                &self,
+                path: &mut $crate::models::untyped::Path,
+                out: &mut Vec<$crate::models::untyped::Untyped>,
+            ) {
+                if unknown_is_untyped!($($free)?) && self.is_unknown() {
+                    path.record(out, $crate::models::untyped::UntypedReason::UnknownValue);
+                }
             }
         }
     };

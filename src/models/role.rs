@@ -3,33 +3,93 @@
 //! Transcript items and chat messages are tagged by `role`. serde's internally
 //! tagged enums buffer the whole object first (and then fail on deep unknown
 //! fields, see the module docs of `events`). Retell writes `role` first, so the
-//! fast path reads it and streams the rest straight into the right struct. Keys
-//! that come before `role` are buffered as JSON values and replayed first, so
+//! fast path reads it and streams the rest straight into the right model. Keys
+//! that come before `role` are buffered as JSON values and applied first, so
 //! any key order works and only those few keys pay for buffering.
 
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::value::{MapAccessDeserializer, StringDeserializer};
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
+
+use super::lenient::{Read, StrictValue, collect_map, collect_seq, duplicate, insert_unique};
+use super::model::{Buffered, Model, Seen};
 
 /// A family of kinds selected by the `role` string.
 pub(crate) trait RoleTagged: Sized {
     /// What the visitor expects, for error messages.
     const EXPECTING: &'static str;
 
-    /// Builds the kind for `role` from the object's other keys.
-    fn from_rest<'de, D: Deserializer<'de>>(role: String, rest: D) -> Result<Self, D::Error>;
+    /// Reads the kind named `role`; `kind` is given what came before `role`
+    /// and the live rest of the object (see [`read_kind`]).
+    fn from_role<'de, A: MapAccess<'de>>(
+        role: String,
+        before: Vec<(String, Value)>,
+        map: &mut A,
+    ) -> Result<Self, A::Error>;
 
-    /// Wraps an object whose role is unknown, missing or not a string.
-    fn unknown(object: Map<String, Value>) -> Self;
-
-    /// The struct's unknown-key map, used to detect a repeated `role` key.
-    fn extra_has_role(&self) -> bool;
+    /// Wraps a value whose role is unknown or missing, or that is not an
+    /// object at all.
+    fn unknown(value: Value) -> Self;
 }
 
-/// Deserializes a role-tagged object.
+/// Reads a model of one kind: the entries buffered before `role`, then the
+/// rest. `role_field` passes the role on to kinds that keep it as a field
+/// (utterances); for the others a second `role` key is a duplicate.
+pub(crate) fn read_kind<'de, T: Model, A: MapAccess<'de>>(
+    role_field: Option<String>,
+    before: Vec<(String, Value)>,
+    map: &mut A,
+) -> Result<T, A::Error> {
+    let mut item = T::default();
+    let mut seen = Seen::default();
+    let keeps_role = role_field.is_some();
+    if let Some(role) = role_field {
+        item.entry(
+            &mut seen,
+            "role",
+            Buffered(Value::String(role), PhantomData),
+        )?;
+    }
+    for (key, value) in before {
+        item.entry(&mut seen, &key, Buffered(value, PhantomData))?;
+    }
+    item.entries(&mut seen, map)?;
+    item.complete(&seen)?;
+    if !keeps_role && item.extra().contains_key("role") {
+        return Err(de::Error::duplicate_field("role"));
+    }
+    Ok(item)
+}
+
+/// Reads the rest of an object of an unknown kind, with its `role`.
+pub(crate) fn read_unknown<'de, A: MapAccess<'de>>(
+    role: String,
+    before: Vec<(String, Value)>,
+    map: &mut A,
+) -> Result<Value, A::Error> {
+    let mut object = collect_map(&mut *map)?;
+    for (key, value) in before {
+        insert_unique::<A::Error>(&mut object, key, value)?;
+    }
+    insert_unique::<A::Error>(&mut object, "role".to_owned(), Value::String(role))?;
+    Ok(Value::Object(object))
+}
+
+/// Reads a role-tagged item leniently: never a fallback, since any value
+/// that is not a known kind is kept as the family's unknown item.
+pub(crate) fn read_tagged<'de, D: Deserializer<'de>, T: RoleTagged>(
+    deserializer: D,
+) -> Result<Read<T>, D::Error> {
+    deserializer
+        .deserialize_any(TaggedVisitor(PhantomData))
+        .map(Read::Typed)
+}
+
+/// Deserializes a role-tagged item that must be an object.
 pub(crate) fn deserialize_tagged<'de, D: Deserializer<'de>, T: RoleTagged>(
     deserializer: D,
 ) -> Result<T, D::Error> {
@@ -46,8 +106,7 @@ impl<'de, T: RoleTagged> Visitor<'de> for TaggedVisitor<T> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
-        // Keys before `role` (none in Retell's own bodies) are buffered as
-        // JSON values; everything after it streams into the typed struct.
+        // Keys before `role` (none in Retell's own bodies) are buffered.
         let mut before: Vec<(String, Value)> = Vec::new();
         loop {
             match map.next_key_seed(FirstKey)? {
@@ -56,106 +115,80 @@ impl<'de, T: RoleTagged> Visitor<'de> for TaggedVisitor<T> {
                     for (key, value) in before {
                         insert_unique::<A::Error>(&mut object, key, value)?;
                     }
-                    return Ok(T::unknown(object));
+                    return Ok(T::unknown(Value::Object(object)));
                 }
                 Some(Some(key)) => {
                     if before.iter().any(|(k, _)| *k == key) {
-                        return Err(de::Error::custom(format_args!(
-                            "duplicate field `{}`",
-                            short_key(&key)
-                        )));
+                        return Err(duplicate(&key));
                     }
-                    let value: Value = map.next_value()?;
+                    let value = map.next_value_seed(StrictValue)?;
                     before.push((key, value));
                 }
                 Some(None) => break,
             }
         }
-        let role: Value = map.next_value()?;
-        let Value::String(role) = role else {
-            let mut object = collect_rest(map)?;
-            for (key, value) in before {
-                insert_unique::<A::Error>(&mut object, key, value)?;
+        match map.next_value_seed(StrictValue)? {
+            Value::String(role) => T::from_role(role, before, &mut map),
+            other => {
+                let mut object = collect_map(&mut map)?;
+                for (key, value) in before {
+                    insert_unique::<A::Error>(&mut object, key, value)?;
+                }
+                insert_unique::<A::Error>(&mut object, "role".to_owned(), other)?;
+                Ok(T::unknown(Value::Object(object)))
             }
-            insert_unique::<A::Error>(&mut object, "role".to_owned(), role)?;
-            return Ok(T::unknown(object));
-        };
-        let rest = Chain {
-            before: before.into_iter(),
-            pending: None,
-            live: map,
-        };
-        let item = T::from_rest(role, MapAccessDeserializer::new(rest))?;
-        if item.extra_has_role() {
-            return Err(de::Error::duplicate_field("role"));
-        }
-        Ok(item)
-    }
-}
-
-/// A map that yields the buffered entries first, then the live ones.
-struct Chain<A> {
-    before: std::vec::IntoIter<(String, Value)>,
-    pending: Option<Value>,
-    live: A,
-}
-
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for Chain<A> {
-    type Error = A::Error;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, A::Error> {
-        match self.before.next() {
-            Some((key, value)) => {
-                self.pending = Some(value);
-                seed.deserialize(StringDeserializer::<A::Error>::new(key))
-                    .map(Some)
-            }
-            None => self.live.next_key_seed(seed),
         }
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
-        match self.pending.take() {
-            Some(value) => seed.deserialize(value).map_err(de::Error::custom),
-            None => self.live.next_value_seed(seed),
-        }
+    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+        Ok(T::unknown(Value::Null))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<T, E> {
+        Ok(T::unknown(Value::Null))
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
+        collect_seq(seq).map(|items| T::unknown(Value::Array(items)))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<T, E> {
+        Ok(T::unknown(Value::Bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        Ok(T::unknown(Value::Number(v.into())))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        Ok(T::unknown(Value::Number(v.into())))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        Ok(T::unknown(
+            serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
+        ))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        Ok(T::unknown(Value::String(v.to_owned())))
     }
 }
 
-/// Reads the remaining entries, rejecting duplicate keys.
-fn collect_rest<'de, A: MapAccess<'de>>(mut map: A) -> Result<Map<String, Value>, A::Error> {
-    let mut object = Map::new();
-    while let Some(key) = map.next_key::<String>()? {
-        let value: Value = map.next_value()?;
-        insert_unique::<A::Error>(&mut object, key, value)?;
-    }
-    Ok(object)
+/// Writes `role` followed by the fields of a kind that does not keep it.
+pub(crate) fn write_tagged<S: Serializer, T: Model>(
+    serializer: S,
+    role: &str,
+    item: &T,
+) -> Result<S::Ok, S::Error> {
+    let mut map = serializer.serialize_map(None)?;
+    map.serialize_entry("role", role)?;
+    item.write_fields(&mut map)?;
+    map.end()
 }
 
-fn insert_unique<E: de::Error>(
-    object: &mut Map<String, Value>,
-    key: String,
-    value: Value,
-) -> Result<(), E> {
-    if object.contains_key(&key) {
-        return Err(E::custom(format_args!(
-            "duplicate field `{}`",
-            short_key(&key)
-        )));
-    }
-    object.insert(key, value);
-    Ok(())
-}
-
-/// Key names in messages are capped so an error never echoes a huge key.
-pub(crate) fn short_key(key: &str) -> &str {
-    match key.char_indices().nth(64) {
-        Some((end, _)) => key.get(..end).unwrap_or(key),
-        None => key,
-    }
+/// Writes a kind that keeps its role as a field.
+pub(crate) fn write_plain<S: Serializer, T: Serialize>(
+    serializer: S,
+    item: &T,
+) -> Result<S::Ok, S::Error> {
+    item.serialize(serializer)
 }
 
 /// Reads the first key: `None` for `role` (no allocation), else the key.

@@ -1,270 +1,186 @@
-//! Transcript items of a call (`transcript_object`, `transcript_with_tool_calls`,
-//! `scrubbed_transcript_with_tool_calls`).
+//! Transcript items of a call (`transcript_object`, `transcript_with_tool_calls`
+//! and its `scrubbed_`, `pre_session_` and `post_session_` forms).
 
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde::de::MapAccess;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::Extra;
-use super::enums::{TranscriptRole, TransitionType, UtteranceRole};
+use super::enums::{BackupModelReason, ToolType, TranscriptRole, TransitionType, UtteranceRole};
+use super::lenient::{Lenient, Read};
 use super::role::{self, RoleTagged};
+use super::untyped::{Path, Untyped, UntypedReason};
 
-/// One timed word of an utterance. Times are seconds relative to the call audio
-/// (approximate; integers in playground calls).
-///
-/// The most numerous object in a payload (thousands per call, three copies), so
-/// it has a hand-written `Deserialize` that avoids `#[serde(flatten)]`'s
-/// buffering; the behaviour is the same as the derived one.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Word {
-    /// The word as transcribed (with punctuation).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub word: Option<String>,
-    /// Start time in seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start: Option<f64>,
-    /// End time in seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end: Option<f64>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-impl<'de> Deserialize<'de> for Word {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(WordVisitor)
+model! {
+    /// One timed word of an utterance. Times are seconds relative to the call
+    /// audio (approximate; integers in playground calls).
+    pub struct Word {
+        /// The word as transcribed (with punctuation).
+        word: String,
+        /// Start time in seconds.
+        start: f64,
+        /// End time in seconds.
+        end: f64,
     }
 }
 
-struct WordVisitor;
-
-impl<'de> Visitor<'de> for WordVisitor {
-    type Value = Word;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a word object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Word, A::Error> {
-        let mut word = Word::default();
-        let (mut seen_word, mut seen_start, mut seen_end) = (false, false, false);
-        while let Some(key) = map.next_key_seed(WordKey)? {
-            match key {
-                WordField::Word => {
-                    if std::mem::replace(&mut seen_word, true) {
-                        return Err(de::Error::duplicate_field("word"));
-                    }
-                    word.word = map.next_value()?;
-                }
-                WordField::Start => {
-                    if std::mem::replace(&mut seen_start, true) {
-                        return Err(de::Error::duplicate_field("start"));
-                    }
-                    word.start = map.next_value()?;
-                }
-                WordField::End => {
-                    if std::mem::replace(&mut seen_end, true) {
-                        return Err(de::Error::duplicate_field("end"));
-                    }
-                    word.end = map.next_value()?;
-                }
-                WordField::Other(name) => {
-                    let value: Value = map.next_value()?;
-                    if word.extra.contains_key(&name) {
-                        return Err(de::Error::custom(format_args!(
-                            "duplicate field `{}`",
-                            role::short_key(&name)
-                        )));
-                    }
-                    word.extra.insert(name, value);
-                }
-            }
-        }
-        Ok(word)
+model! {
+    /// What someone said (`role` = `agent`, `user` or `transfer_target`).
+    pub struct Utterance {
+        /// Who spoke (always set in `transcript_with_tool_calls`, where it
+        /// selects the item kind).
+        role: UtteranceRole,
+        /// The text (may be empty).
+        content: String,
+        /// Word timings (may be empty).
+        words: Vec<Word>,
+        /// How the response was produced (model fallback, interruptions).
+        /// Boxed: rare, and utterances are numerous.
+        metadata: Box<UtteranceMetadata>,
     }
 }
 
-enum WordField {
-    Word,
-    Start,
-    End,
-    Other(String),
-}
-
-/// Matches keys without allocating for the three known ones.
-struct WordKey;
-
-impl<'de> DeserializeSeed<'de> for WordKey {
-    type Value = WordField;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<WordField, D::Error> {
-        deserializer.deserialize_str(self)
+model! {
+    /// `metadata` of an utterance.
+    pub struct UtteranceMetadata {
+        /// Set when a backup LLM produced the response.
+        backup_model_used: Box<BackupModelUsed>,
+        /// Id of the interruption this utterance belongs to.
+        interrupt_id: u64,
+        /// Whether the utterance is a backchannel ("uh-huh").
+        is_backchannel: bool,
+        /// Id of the LLM response.
+        response_id: u64,
     }
 }
 
-impl Visitor<'_> for WordKey {
-    type Value = WordField;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a key")
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<WordField, E> {
-        Ok(match key {
-            "word" => WordField::Word,
-            "start" => WordField::Start,
-            "end" => WordField::End,
-            other => WordField::Other(other.to_owned()),
-        })
+model! {
+    /// `metadata` of a tool-call invocation.
+    pub struct ToolCallMetadata {
+        /// Set when a backup LLM produced the call.
+        backup_model_used: Box<BackupModelUsed>,
     }
 }
 
-/// What someone said (`role` = `agent`, `user` or `transfer_target`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Utterance {
-    /// Who spoke.
-    pub role: UtteranceRole,
-    /// The text (may be empty).
-    pub content: String,
-    /// Word timings (may be empty).
-    #[serde(deserialize_with = "super::exact::vec")]
-    pub words: Vec<Word>,
-    /// Keys this version does not model (real payloads carry e.g. `metadata`).
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// Which backup LLM answered instead of the primary one, and why.
+    pub struct BackupModelUsed {
+        /// The backup model configured.
+        backup_model: String,
+        /// The model that answered.
+        model: String,
+        /// The primary model configured.
+        primary_model: String,
+        /// Why the backup was used.
+        reason: BackupModelReason,
+        /// Time spent choosing the model, in milliseconds.
+        selection_latency_ms: f64,
+        /// When the backup was ready, in milliseconds.
+        backup_ready_ms: f64,
+        /// When the primary was ready, in milliseconds.
+        primary_ready_ms: f64,
+    }
 }
 
-/// An [`Utterance`] without its `role`, read after the role was consumed.
-#[derive(Deserialize)]
-struct UtteranceBody {
-    content: String,
-    #[serde(deserialize_with = "super::exact::vec")]
-    words: Vec<Word>,
-    #[serde(flatten)]
-    extra: Extra,
-}
-
-/// `role: "tool_call_invocation"`: the agent called a tool.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ToolCallInvocation {
-    /// Id linking the invocation to its result.
-    pub tool_call_id: String,
-    /// Tool name.
-    pub name: String,
-    /// Arguments as a JSON **string** (may be `""`); see [`Self::arguments_json`].
-    pub arguments: String,
-    /// Gemini thought signature.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thought_signature: Option<String>,
-    /// Tool type seen in real payloads (`custom`, `extract_dynamic_variable`, …).
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
-    pub tool_type: Option<String>,
-    /// Seconds since call start (seen in real payloads; often absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_sec: Option<f64>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// `role: "tool_call_invocation"`: the agent called a tool.
+    pub struct ToolCallInvocation {
+        /// Id linking the invocation to its result.
+        tool_call_id: String,
+        /// Tool name.
+        name: String,
+        /// Arguments as a JSON **string** (may be `""`); see [`Self::arguments_json`].
+        arguments: String,
+        /// Gemini thought signature.
+        thought_signature: String,
+        /// Kind of tool (`custom`, `transfer_call`, …).
+        tool_type as "type": ToolType,
+        /// Seconds since call start (seen in real payloads; often absent).
+        time_sec: f64,
+        /// How the call was produced (model fallback).
+        metadata: Box<ToolCallMetadata>,
+    }
 }
 
 impl ToolCallInvocation {
-    /// Parses [`Self::arguments`] as JSON (`None` when empty or not JSON).
+    /// Parses [`Self::arguments`] as JSON (`None` when absent, empty or not JSON).
     pub fn arguments_json(&self) -> Option<Value> {
-        serde_json::from_str(&self.arguments).ok()
+        serde_json::from_str(self.arguments.as_deref()?).ok()
     }
 }
 
-/// `role: "tool_call_result"`: what a tool returned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ToolCallResult {
-    /// Id of the matching invocation.
-    pub tool_call_id: String,
-    /// Result text (often stringified JSON).
-    pub content: String,
-    /// Whether the tool succeeded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub successful: Option<bool>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// `role: "tool_call_result"`: what a tool returned.
+    pub struct ToolCallResult {
+        /// Id of the matching invocation.
+        tool_call_id: String,
+        /// Result text (often stringified JSON).
+        content: String,
+        /// Whether the tool succeeded.
+        successful: bool,
+    }
 }
 
-/// `role: "node_transition"`: the conversation flow moved to another node.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodeTransition {
-    /// Previous node id.
-    pub former_node_id: String,
-    /// Previous node name.
-    pub former_node_name: String,
-    /// New node id.
-    pub new_node_id: String,
-    /// New node name.
-    pub new_node_name: String,
-    /// Kind of transition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transition_type: Option<TransitionType>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// `role: "node_transition"`: the conversation flow moved to another node.
+    pub struct NodeTransition {
+        /// Previous node id.
+        former_node_id: String,
+        /// Previous node name.
+        former_node_name: String,
+        /// New node id.
+        new_node_id: String,
+        /// New node name.
+        new_node_name: String,
+        /// Kind of transition.
+        transition_type: TransitionType,
+    }
 }
 
-/// `role: "dtmf"`: a keypad digit pressed by the user.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Dtmf {
-    /// `"0"`–`"9"`, `"*"` or `"#"`.
-    pub digit: String,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// `role: "dtmf"`: a keypad digit pressed by the user.
+    pub struct Dtmf {
+        /// `"0"`–`"9"`, `"*"` or `"#"`.
+        digit: String,
+    }
 }
 
-/// An attachment of an SMS/MMS.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Multimedia {
-    /// Media URL.
-    pub url: String,
-    /// Retell's description of the media.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub summary: Option<String>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// An attachment of a message (SMS/MMS, chat).
+    pub struct Multimedia {
+        /// Media URL.
+        url: String,
+        /// Retell's description of the media.
+        summary: String,
+    }
 }
 
-/// `role: "sms"`: an SMS exchanged during the call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sms {
-    /// Message text.
-    pub content: String,
-    /// Seconds since call start.
-    pub time_sec: f64,
-    /// Attachments.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub multimedia: Option<Vec<Multimedia>>,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// `role: "sms"`: an SMS exchanged during the call.
+    pub struct Sms {
+        /// Message text.
+        content: String,
+        /// Seconds since call start.
+        time_sec: f64,
+        /// Attachments.
+        multimedia: Vec<Multimedia>,
+    }
 }
 
-/// `role: "injected"`: context injected with the update-live-call API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Injected {
-    /// Injected text.
-    pub content: String,
-    /// Seconds since call start.
-    pub time_sec: f64,
-    /// Keys this version does not model.
-    #[serde(flatten)]
-    pub extra: Extra,
+model! {
+    /// `role: "injected"`: context injected with the update-live-call API.
+    pub struct Injected {
+        /// Injected text.
+        content: String,
+        /// Seconds since call start.
+        time_sec: f64,
+    }
 }
 
 /// One item of `transcript_with_tool_calls`, chosen by its `role`.
 ///
 /// Unknown roles (three new kinds appeared in twelve months) keep the whole
-/// object in [`TranscriptItem::Unknown`], including its `role`.
+/// object in [`TranscriptItem::Unknown`], including its `role`; so does an item
+/// that is not an object at all.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum TranscriptItem {
@@ -282,7 +198,7 @@ pub enum TranscriptItem {
     Sms(Sms),
     /// `injected`.
     Injected(Injected),
-    /// Any other role (or none): the whole object.
+    /// Any other role (or none, or not an object): the whole value.
     Unknown(Value),
 }
 
@@ -290,7 +206,7 @@ impl TranscriptItem {
     /// The `role` string of the item (`None` for an unknown item without one).
     pub fn role(&self) -> Option<&str> {
         Some(match self {
-            Self::Utterance(u) => u.role.as_str(),
+            Self::Utterance(u) => return u.role.as_ref().map(UtteranceRole::as_str),
             Self::ToolCallInvocation(_) => "tool_call_invocation",
             Self::ToolCallResult(_) => "tool_call_result",
             Self::NodeTransition(_) => "node_transition",
@@ -309,10 +225,10 @@ impl TranscriptItem {
     /// The text of utterances, tool results, SMS and injected items.
     pub fn content(&self) -> Option<&str> {
         match self {
-            Self::Utterance(u) => Some(&u.content),
-            Self::ToolCallResult(r) => Some(&r.content),
-            Self::Sms(s) => Some(&s.content),
-            Self::Injected(i) => Some(&i.content),
+            Self::Utterance(u) => u.content.as_deref(),
+            Self::ToolCallResult(r) => r.content.as_deref(),
+            Self::Sms(s) => s.content.as_deref(),
+            Self::Injected(i) => i.content.as_deref(),
             _ => None,
         }
     }
@@ -329,50 +245,48 @@ impl TranscriptItem {
 impl RoleTagged for TranscriptItem {
     const EXPECTING: &'static str = "a transcript item object";
 
-    fn from_rest<'de, D: Deserializer<'de>>(role: String, rest: D) -> Result<Self, D::Error> {
+    fn from_role<'de, A: MapAccess<'de>>(
+        role: String,
+        before: Vec<(String, Value)>,
+        map: &mut A,
+    ) -> Result<Self, A::Error> {
         Ok(match role.as_str() {
             "agent" | "user" | "transfer_target" => {
-                let body = UtteranceBody::deserialize(rest)?;
-                Self::Utterance(Utterance {
-                    role: UtteranceRole::from(role),
-                    content: body.content,
-                    words: body.words,
-                    extra: body.extra,
-                })
+                Self::Utterance(role::read_kind(Some(role), before, map)?)
             }
-            "tool_call_invocation" => Self::ToolCallInvocation(Deserialize::deserialize(rest)?),
-            "tool_call_result" => Self::ToolCallResult(Deserialize::deserialize(rest)?),
-            "node_transition" => Self::NodeTransition(Deserialize::deserialize(rest)?),
-            "dtmf" => Self::Dtmf(Deserialize::deserialize(rest)?),
-            "sms" => Self::Sms(Deserialize::deserialize(rest)?),
-            "injected" => Self::Injected(Deserialize::deserialize(rest)?),
-            _ => {
-                let mut object = Map::<String, Value>::deserialize(rest)?;
-                if object.contains_key("role") {
-                    return Err(serde::de::Error::duplicate_field("role"));
-                }
-                object.insert("role".to_owned(), Value::String(role));
-                Self::Unknown(Value::Object(object))
-            }
+            "tool_call_invocation" => Self::ToolCallInvocation(role::read_kind(None, before, map)?),
+            "tool_call_result" => Self::ToolCallResult(role::read_kind(None, before, map)?),
+            "node_transition" => Self::NodeTransition(role::read_kind(None, before, map)?),
+            "dtmf" => Self::Dtmf(role::read_kind(None, before, map)?),
+            "sms" => Self::Sms(role::read_kind(None, before, map)?),
+            "injected" => Self::Injected(role::read_kind(None, before, map)?),
+            _ => Self::Unknown(role::read_unknown(role, before, map)?),
         })
     }
 
-    fn unknown(object: Map<String, Value>) -> Self {
-        Self::Unknown(Value::Object(object))
+    fn unknown(value: Value) -> Self {
+        Self::Unknown(value)
+    }
+}
+
+impl Lenient for TranscriptItem {
+    const EXPECTED: &'static str = "a transcript item";
+
+    fn read<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Read<Self>, D::Error> {
+        role::read_tagged(deserializer)
     }
 
-    fn extra_has_role(&self) -> bool {
-        let extra = match self {
-            Self::Utterance(x) => &x.extra,
-            Self::ToolCallInvocation(x) => &x.extra,
-            Self::ToolCallResult(x) => &x.extra,
-            Self::NodeTransition(x) => &x.extra,
-            Self::Dtmf(x) => &x.extra,
-            Self::Sms(x) => &x.extra,
-            Self::Injected(x) => &x.extra,
-            Self::Unknown(_) => return false,
-        };
-        extra.contains_key("role")
+    fn walk(&self, path: &mut Path, out: &mut Vec<Untyped>) {
+        match self {
+            Self::Utterance(x) => x.walk(path, out),
+            Self::ToolCallInvocation(x) => x.walk(path, out),
+            Self::ToolCallResult(x) => x.walk(path, out),
+            Self::NodeTransition(x) => x.walk(path, out),
+            Self::Dtmf(x) => x.walk(path, out),
+            Self::Sms(x) => x.walk(path, out),
+            Self::Injected(x) => x.walk(path, out),
+            Self::Unknown(_) => path.record(out, UntypedReason::UnknownKind),
+        }
     }
 }
 
@@ -382,31 +296,18 @@ impl<'de> Deserialize<'de> for TranscriptItem {
     }
 }
 
-/// Writes `role` followed by the fields of a kind struct.
-#[derive(Serialize)]
-pub(crate) struct Tagged<'a, T> {
-    pub(crate) role: &'a str,
-    #[serde(flatten)]
-    pub(crate) inner: &'a T,
-}
-
 impl Serialize for TranscriptItem {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        fn tagged<S: Serializer, T: Serialize>(
-            s: S,
-            role: &str,
-            inner: &T,
-        ) -> Result<S::Ok, S::Error> {
-            Tagged { role, inner }.serialize(s)
-        }
         match self {
-            Self::Utterance(u) => u.serialize(serializer),
-            Self::ToolCallInvocation(x) => tagged(serializer, "tool_call_invocation", x),
-            Self::ToolCallResult(x) => tagged(serializer, "tool_call_result", x),
-            Self::NodeTransition(x) => tagged(serializer, "node_transition", x),
-            Self::Dtmf(x) => tagged(serializer, "dtmf", x),
-            Self::Sms(x) => tagged(serializer, "sms", x),
-            Self::Injected(x) => tagged(serializer, "injected", x),
+            Self::Utterance(u) => role::write_plain(serializer, u),
+            Self::ToolCallInvocation(x) => {
+                role::write_tagged(serializer, "tool_call_invocation", x)
+            }
+            Self::ToolCallResult(x) => role::write_tagged(serializer, "tool_call_result", x),
+            Self::NodeTransition(x) => role::write_tagged(serializer, "node_transition", x),
+            Self::Dtmf(x) => role::write_tagged(serializer, "dtmf", x),
+            Self::Sms(x) => role::write_tagged(serializer, "sms", x),
+            Self::Injected(x) => role::write_tagged(serializer, "injected", x),
             Self::Unknown(value) => value.serialize(serializer),
         }
     }

@@ -130,7 +130,7 @@ impl WebhookHandler for TestHandler {
         request: InboundCallRequest,
     ) -> Result<InboundResponse, String> {
         self.counts.inbound.fetch_add(1, Ordering::SeqCst);
-        let caller = request.call_inbound.from_number.clone();
+        let caller = request.call_inbound.from_number.clone().unwrap_or_default();
         Ok(InboundResponse::call().dynamic_variables([("caller", caller)]))
     }
 

@@ -20,8 +20,9 @@ use retell_webhooks::dispatch::{
     Fallback, Outcome, RawRequest, ReceiverConfig, Route, WebhookHandler, dispatch,
 };
 use retell_webhooks::{
-    CallEvent, ChatEvent, FunctionCall, FunctionResponse, InboundCallRequest, InboundResponse,
-    ParseError, TranscriptUpdatedEvent, TransferEvent, UnknownEvent, Verifier, sign,
+    Call, CallEvent, ChatEvent, FunctionCall, FunctionResponse, InboundCallRequest,
+    InboundResponse, ParseError, TranscriptUpdatedEvent, TransferEvent, UnknownEvent, Verifier,
+    sign,
 };
 
 use crate::http::{Framing, Reply, send_raw};
@@ -115,6 +116,8 @@ pub struct Probe {
     effects: Mutex<HashMap<String, usize>>,
     /// Transcripts received, to check what the handler saw.
     pub transcripts: Mutex<Vec<String>>,
+    /// Calls that reached a typed handler with at least one fallback field.
+    pub drifted: Mutex<Vec<Call>>,
     entered: tokio::sync::Semaphore,
     gate: tokio::sync::Semaphore,
 }
@@ -134,6 +137,7 @@ impl Probe {
             answers: AtomicUsize::new(0),
             effects: Mutex::new(HashMap::new()),
             transcripts: Mutex::new(Vec::new()),
+            drifted: Mutex::new(Vec::new()),
             entered: tokio::sync::Semaphore::new(0),
             gate: tokio::sync::Semaphore::new(0),
         })
@@ -193,6 +197,9 @@ impl Probe {
     async fn call_event(&self, event: CallEvent) -> Result<(), String> {
         if let Some(t) = &event.call.transcript {
             self.transcripts.lock().unwrap().push(t.clone());
+        }
+        if !event.call.fallbacks().is_empty() {
+            self.drifted.lock().unwrap().push(Call::clone(&event.call));
         }
         self.act(&event.call.call_id).await
     }

@@ -1,8 +1,14 @@
 //! Checklist §2 E: hostile JSON, correctly signed, through every receiver. One
 //! table of cases; each row names its checklist item.
 
+use std::sync::atomic::Ordering;
+
+use retell_webhooks::dispatch::Reason;
+use retell_webhooks::{Untyped, UntypedReason};
+use serde_json::Value;
+
 use crate::http::Framing;
-use crate::receivers::{Behaviour, Receiver, config, signature};
+use crate::receivers::{Behaviour, Receiver, Via, config, signature};
 
 /// A body of 10 000 nested arrays, or any other depth.
 fn nested(depth: usize) -> String {
@@ -38,6 +44,19 @@ fn metadata_object(keys: usize) -> Vec<u8> {
 }
 
 const B1: &[u8] = br#"{"event":"call_ended","call":{"call_id":"c1"}}"#;
+
+/// `duration_ms` values that do not fit the field (`u64`) but are valid JSON:
+/// the call is delivered with `duration_ms` as `None` and the value kept as a
+/// fallback. `(what, raw JSON)`.
+const DRIFTED_DURATIONS: [(&str, &str); 7] = [
+    ("duration_ms 2^64 (out of range)", "18446744073709551616"),
+    ("duration_ms -1", "-1"),
+    ("duration_ms 1.5", "1.5"),
+    ("duration_ms 1e20 (out of range)", "1e20"),
+    ("duration_ms a string", r#""12""#),
+    ("duration_ms an object", r#"{"ms":12}"#),
+    ("duration_ms a list", "[12]"),
+];
 
 /// `(checklist item, what, body, expected status)`.
 fn cases() -> Vec<(&'static str, &'static str, Vec<u8>, u16)> {
@@ -94,7 +113,10 @@ fn cases() -> Vec<(&'static str, &'static str, Vec<u8>, u16)> {
             with_top_level(&format!(r#""x":{}"#, nested(127))),
             400,
         ),
+        // Outside the range of f64: serde_json cannot read it, so it is a 400
+        // wherever it is, typed fields included (no fallback can keep it).
         ("J3", "1e400 in call_cost.combined_cost", cost("1e400"), 400),
+        ("J3", "1e400 in duration_ms", duration("1e400"), 400),
         (
             "J3",
             "1e400 in metadata",
@@ -116,14 +138,6 @@ fn cases() -> Vec<(&'static str, &'static str, Vec<u8>, u16)> {
             latency(&format!("1{}", "0".repeat(1_000_000))),
             400,
         ),
-        (
-            "J5",
-            "duration_ms 2^64",
-            duration("18446744073709551616"),
-            400,
-        ),
-        ("J5", "duration_ms -1", duration("-1"), 400),
-        ("J5", "duration_ms 1.5", duration("1.5"), 400),
         (
             "J5",
             "duration_ms 1e3 (integral float accepted)",
@@ -150,9 +164,35 @@ fn cases() -> Vec<(&'static str, &'static str, Vec<u8>, u16)> {
         ),
         (
             "J6",
-            "duplicate key inside metadata (last wins)",
+            "duplicate key inside metadata",
             call_ended_with(r#","metadata":{"k":1,"k":2}"#),
-            204,
+            400,
+        ),
+        (
+            "J6",
+            "duplicate key inside an unknown call key",
+            call_ended_with(r#","x":{"k":1,"k":2}"#),
+            400,
+        ),
+        (
+            "J6",
+            "duplicate key inside a drifted field",
+            call_ended_with(r#","duration_ms":{"k":1,"k":2}"#),
+            400,
+        ),
+        (
+            "J6",
+            "duplicate key in a transcript item",
+            call_ended_with(
+                r#","transcript_object":[{"role":"agent","content":"a","content":"b"}]"#,
+            ),
+            400,
+        ),
+        (
+            "J6",
+            "duplicate duration_ms, both drifted",
+            call_ended_with(r#","duration_ms":"1","duration_ms":"2""#),
+            400,
         ),
         (
             "J7",
@@ -242,7 +282,50 @@ fn cases() -> Vec<(&'static str, &'static str, Vec<u8>, u16)> {
         ("J13", "number", b"42".to_vec(), 400),
         ("J13", "{} (no event)", b"{}".to_vec(), 400),
         ("J13", "event is a number", br#"{"event":5}"#.to_vec(), 400),
+        (
+            "J13",
+            "call without call_id",
+            br#"{"event":"call_ended","call":{"duration_ms":1}}"#.to_vec(),
+            400,
+        ),
+        (
+            "J13",
+            "call_id is a number",
+            br#"{"event":"call_ended","call":{"call_id":7}}"#.to_vec(),
+            400,
+        ),
     ]
+    .into_iter()
+    .chain(
+        DRIFTED_DURATIONS
+            .iter()
+            .map(|&(what, raw)| ("J5", what, duration(raw), 204)),
+    )
+    .collect()
+}
+
+/// Checks one call delivered with a drifted `duration_ms`: typed `None`, the
+/// raw value kept and reported at its path, and written back as received.
+fn assert_drifted_duration(call: &retell_webhooks::Call, raw: &str, what: &str) {
+    let kept: Value = serde_json::from_str(raw).unwrap();
+    assert_eq!(call.duration_ms, None, "{what}");
+    assert!(!call.is_null("duration_ms"), "{what}");
+    assert_eq!(call.fallback("duration_ms"), Some(&kept), "{what}");
+    assert_eq!(
+        call.fallbacks(),
+        vec![Untyped {
+            path: "duration_ms".to_owned(),
+            reason: UntypedReason::Fallback {
+                expected: "a non-negative integer"
+            },
+        }],
+        "{what}"
+    );
+    assert_eq!(
+        serde_json::to_value(call).unwrap(),
+        serde_json::json!({"call_id": "c1", "duration_ms": kept}),
+        "{what}"
+    );
 }
 
 #[tokio::test]
@@ -262,6 +345,18 @@ async fn j1_to_j13_through_every_receiver() {
         }
         let probe = &receiver.probe;
         assert_eq!(probe.calls(), expected_ok, "via {}", receiver.via);
+        // J5: the drifted durations reached `on_call_ended`, in table order.
+        let drifted = probe.drifted.lock().unwrap();
+        assert_eq!(
+            drifted.len(),
+            DRIFTED_DURATIONS.len(),
+            "via {}",
+            receiver.via
+        );
+        for (call, (what, raw)) in drifted.iter().zip(DRIFTED_DURATIONS) {
+            assert_drifted_duration(call, raw, &format!("{what} via {}", receiver.via));
+        }
+        drop(drifted);
         // J10: the handler receives the NUL as is (PostgreSQL `text` would
         // refuse it: a handler writing it naively fails on every retry).
         assert!(
@@ -274,6 +369,43 @@ async fn j1_to_j13_through_every_receiver() {
             "via {}",
             receiver.via
         );
+    }
+}
+
+/// A verified body whose known field has drifted to another type is delivered
+/// to the typed handler with 204 by every receiver, not to `on_unparsed`; the
+/// outcome counts the fallback.
+#[tokio::test]
+async fn drifted_field_reaches_the_typed_handler() {
+    let body = br#"{"event":"call_ended","call":{"call_id":"c1","duration_ms":"12"}}"#;
+    for receiver in Receiver::all(Behaviour::Ok, &config()).await {
+        let via = receiver.via;
+        let reply = receiver.post_signed(body).await;
+        assert_eq!(
+            reply.status,
+            204,
+            "via {via}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        let probe = &receiver.probe;
+        assert_eq!(probe.calls(), 1, "via {via}");
+        assert_eq!(probe.unparsed.load(Ordering::SeqCst), 0, "via {via}");
+        assert_eq!(probe.unknown.load(Ordering::SeqCst), 0, "via {via}");
+        let drifted = probe.drifted.lock().unwrap().clone();
+        assert_eq!(drifted.len(), 1, "via {via}");
+        assert_drifted_duration(&drifted[0], r#""12""#, &format!("via {via}"));
+        assert_eq!(probe.effects().get("c1"), Some(&1), "via {via}");
+        // The entry point and axum record their outcomes (see `Receiver::outcomes`).
+        let outcomes = receiver.outcomes();
+        if via != Via::Actix {
+            assert_eq!(outcomes.len(), 1, "via {via}");
+        }
+        for outcome in outcomes {
+            assert_eq!(outcome.status, 204, "via {via}");
+            assert_eq!(outcome.reason, Reason::Handled, "via {via}");
+            assert_eq!(outcome.call_id.as_deref(), Some("c1"), "via {via}");
+            assert_eq!(outcome.untyped, 1, "via {via}");
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use retell_webhooks::events::{INBOUND_EVENTS, KNOWN_EVENTS};
-use retell_webhooks::{Call, Chat, FunctionCall, Incoming, ParseError};
+use retell_webhooks::{Call, Chat, FunctionCall, Incoming, ParseError, Untyped};
 use serde::Serialize;
 
 use crate::common;
@@ -33,11 +33,19 @@ Prints the parsed value written back as compact JSON on standard output \
 (exit 0): unknown fields and enum values are kept, so what you see is what \
 your handler gets. On failure prints the JSON path, position, and when \
 readable the event name and call/chat id on standard error (exit 1); never \
-a value from the body.")]
+a value from the body.
+
+With --untyped, prints instead the JSON paths this version keeps only as raw \
+JSON (unknown keys, enum values and item kinds, values of an unexpected type), \
+one per line with array indices written as [], each path once (exit 0). \
+Nothing printed means every field was typed.")]
 pub struct Args {
     /// What the body is.
     #[arg(long, value_enum, default_value_t = Kind::Event)]
     kind: Kind,
+    /// Print the paths kept only as raw JSON instead of the parsed value.
+    #[arg(long)]
+    untyped: bool,
     /// File holding the body; standard input when absent or `-`.
     #[arg(value_name = "FILE")]
     file: Option<PathBuf>,
@@ -59,30 +67,40 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(body) => body,
         Err(code) => return code,
     };
+    let output = |json: Result<String, Refusal>, untyped: Vec<Untyped>| {
+        if args.untyped {
+            Ok(untyped_lines(&untyped))
+        } else {
+            json
+        }
+    };
     let printed = match args.kind {
         Kind::Event => Incoming::from_slice(&body)
             .map_err(Refusal::Parse)
-            .and_then(|incoming| to_json(&incoming)),
+            .and_then(|incoming| output(to_json(&incoming), incoming.untyped_paths())),
         Kind::Call => Call::from_slice(&body)
             .map_err(Refusal::Parse)
-            .and_then(|call| to_json(&call)),
+            .and_then(|call| output(to_json(&call), call.untyped_paths())),
         Kind::Chat => Chat::from_slice(&body)
             .map_err(Refusal::Parse)
-            .and_then(|chat| to_json(&chat)),
+            .and_then(|chat| output(to_json(&chat), chat.untyped_paths())),
         Kind::Inbound => match Incoming::from_slice(&body) {
             Ok(inbound @ (Incoming::CallInbound(_) | Incoming::ChatInbound(_))) => {
-                to_json(&inbound)
+                output(to_json(&inbound), inbound.untyped_paths())
             }
             Ok(other) => Err(Refusal::NotInbound(Some(other.event_name().to_owned()))),
             Err(err) => Err(Refusal::Parse(err)),
         },
         Kind::Function => FunctionCall::from_slice(&body)
             .map_err(Refusal::Parse)
-            .and_then(|call| to_json(&call)),
+            .and_then(|call| output(to_json(&call), call.untyped_paths())),
     };
     match printed {
-        Ok(json) => {
-            common::print(json);
+        Ok(text) => {
+            // `--untyped` with nothing untyped prints nothing at all.
+            if !text.is_empty() {
+                common::print(text);
+            }
             ExitCode::SUCCESS
         }
         Err(Refusal::Parse(err)) => report(&err),
@@ -107,6 +125,21 @@ pub fn run(args: &Args) -> ExitCode {
             )
         }
     }
+}
+
+/// One line per distinct path, indices as `[]`, in order of first appearance.
+fn untyped_lines(untyped: &[Untyped]) -> String {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = String::new();
+    for path in untyped.iter().map(Untyped::generic_path) {
+        if seen.insert(path.clone()) {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&path);
+        }
+    }
+    out
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String, Refusal> {
