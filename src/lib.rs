@@ -24,11 +24,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! * parses verified bodies into typed, forward-compatible models
-//!   ([`WebhookEvent`], [`Incoming`], [`Call`], [`Chat`], [`FunctionCall`]) that
-//!   keep unknown events, enum values, transcript kinds and fields instead of
-//!   failing, write back exactly what they read, and reject malformed input with
-//!   a [`ParseError`] that names the JSON path but never a value;
+//! * parses verified bodies into typed models ([`WebhookEvent`], [`Incoming`],
+//!   [`Call`], [`Chat`], [`FunctionCall`]) that never lose an event: every field
+//!   but the ids is optional, unknown events, enum values, transcript kinds and
+//!   fields are kept, explicit `null`s are written back, and a field of an
+//!   unexpected type falls back to its raw value instead of failing the body
+//!   (see [`models`] for the rules and `untyped_paths()` for what was not
+//!   typed). Only broken structure is a [`ParseError`], which names the JSON
+//!   path but never a value;
 //! * builds the answers Retell expects ([`InboundResponse`], [`FunctionResponse`]);
 //! * runs each verified request through one [`WebhookHandler`](dispatch::WebhookHandler)
 //!   method with a fixed status policy shared by every framework adapter: `204` /

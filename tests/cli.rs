@@ -675,3 +675,47 @@ fn demo_sends_every_sample_and_a_forged_request() {
     assert!(text.contains("- - 401 signature mismatch"), "{text}");
     assert!(text.contains("  sent forged call_ended: got 401"), "{text}");
 }
+
+/// `parse --untyped` lists what is kept only as raw JSON, one generic path per
+/// line, and nothing at all for bodies this version types completely.
+#[test]
+fn parse_untyped_lists_raw_paths_once() {
+    for (name, key) in [
+        ("sdk/max_phone_call.json", "call"),
+        ("sdk/max_web_call.json", "call"),
+        ("sdk/max_chat.json", "chat"),
+    ] {
+        let object = std::fs::read_to_string(fixture(name)).unwrap();
+        let body = format!(r#"{{"event":"{key}_ended","{key}":{object}}}"#);
+        let mut cmd = cli();
+        cmd.args(["parse", "--untyped"]);
+        let out = run_with_stdin(cmd, body.as_bytes());
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{name}");
+    }
+    let body = br#"{"event":"call_ended","call":{"call_id":"c1","zz":1,
+        "transcript_object":[{"role":"agent","x":1},{"role":"user","x":2,"words":"w"}],
+        "disconnection_reason":"new_reason","duration_ms":"12"}}"#;
+    let mut cmd = cli();
+    cmd.args(["parse", "--untyped"]);
+    let out = run_with_stdin(cmd, body);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let mut lines: Vec<&str> = printed.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "call.disconnection_reason",
+            "call.duration_ms",
+            "call.transcript_object[].words",
+            "call.transcript_object[].x",
+            "call.zz",
+        ]
+    );
+    // A bare call with `--kind call` reports paths from the call itself.
+    let mut cmd = cli();
+    cmd.args(["parse", "--untyped", "--kind", "call"]);
+    let out = run_with_stdin(cmd, br#"{"call_id":"c1","agent_version":"v2"}"#);
+    assert_eq!(stdout(&out), "agent_version\n");
+}
