@@ -82,7 +82,9 @@
 
 #[cfg(any(feature = "axum", feature = "actix"))]
 pub mod adapters;
+mod allowlist;
 pub mod dedupe;
+#[path = "receiver/mod.rs"]
 pub mod dispatch;
 pub mod error;
 pub mod events;

@@ -1,0 +1,277 @@
+//! Routes, configuration and the key-mismatch monitor.
+
+use super::*;
+
+// ---------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------
+
+/// Which kind of request a route receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// The event webhook (account- or agent-level URL) and the inbound call/SMS
+    /// webhook: bodies with an `event` field, parsed as [`Incoming`].
+    Events,
+    /// A custom function URL: bodies parsed as [`FunctionCall`] (wrapped
+    /// `{name, call, args}` or args only).
+    ///
+    /// Configure the tool with method `POST` (Retell's default); other methods
+    /// are answered `405`. Retell waits up to the tool's `timeout_ms` (2 minutes
+    /// by default) for a function, so raise
+    /// [`ReceiverConfig::with_handler_deadline`] for slow tools.
+    Function,
+}
+
+impl Route {
+    /// `"events"` or `"function"`, for logs.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Events => "events",
+            Self::Function => "function",
+        }
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum Clock {
+    System,
+    Custom(Arc<dyn Fn() -> u64 + Send + Sync>),
+}
+
+/// Limits and policies shared by every adapter.
+///
+/// | setting | default | why |
+/// |---|---|---|
+/// | [`body_limit`](Self::body_limit) | [`DEFAULT_BODY_LIMIT`] (8 MiB) | long calls produce ~3 MiB bodies; framework defaults (axum 2 MiB, actix-web 256 KiB) would drop them |
+/// | [`handler_deadline`](Self::handler_deadline) | [`DEFAULT_HANDLER_DEADLINE`] (9 s) | under Retell's 10 s timeout, so a retry never overlaps a running handler |
+/// | [`max_in_flight`](Self::max_in_flight) | [`DEFAULT_MAX_IN_FLIGHT`] (32) | bounds the bodies adapters buffer at once (32 × 8 MiB); later requests wait |
+/// | clock | the system clock | injectable with [`with_clock`](Self::with_clock) for tests |
+/// | [`source_allowlist`](Self::source_allowlist) | off | the signature is the authority; an allowlist only adds defence in depth |
+/// | [`dedupe`](Self::dedupe) | off | process each event once although Retell redelivers it; see [`crate::dedupe`] |
+///
+/// `Debug` shows the settings; nothing in it is secret.
+#[derive(Clone)]
+pub struct ReceiverConfig {
+    pub(crate) body_limit: usize,
+    pub(crate) handler_deadline: Duration,
+    pub(crate) max_in_flight: usize,
+    pub(crate) clock: Clock,
+    pub(crate) source_allowlist: Option<SourceAllowlist>,
+    pub(crate) dedupe: Option<Arc<dyn DedupeStore>>,
+    pub(crate) mismatches: Arc<MismatchMonitor>,
+}
+
+/// After this many signature mismatches in a row, with no verified request in
+/// between, the [`Outcome`] carries a [`key_alert`](Outcome::key_alert): the
+/// configured key is most likely not the one Retell signs with.
+pub const MISMATCH_ALERT_THRESHOLD: u64 = 10;
+
+/// At most one [`key_alert`](Outcome::key_alert) per this many milliseconds
+/// (by the configured clock), so a log line raised on it is rate limited.
+pub const MISMATCH_ALERT_INTERVAL_MS: u64 = 60_000;
+
+/// Counts digest mismatches in a row (shared by every clone of a config, so by
+/// every worker of an adapter).
+#[derive(Default)]
+pub(crate) struct MismatchMonitor {
+    pub(crate) streak: std::sync::atomic::AtomicU64,
+    /// Clock value of the last alert plus one (0: never).
+    pub(crate) last_alert: std::sync::atomic::AtomicU64,
+}
+
+impl MismatchMonitor {
+    /// Records one verification result; returns the streak when an alert is due.
+    pub(crate) fn record(&self, result: &Result<(), VerifyError>, now_ms: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        match result {
+            Ok(()) => {
+                self.streak.store(0, Relaxed);
+                None
+            }
+            Err(VerifyError::Mismatch) => {
+                let streak = self.streak.fetch_add(1, Relaxed).saturating_add(1);
+                if streak < MISMATCH_ALERT_THRESHOLD {
+                    return None;
+                }
+                let last = self.last_alert.load(Relaxed);
+                let due =
+                    last == 0 || now_ms.saturating_sub(last - 1) >= MISMATCH_ALERT_INTERVAL_MS;
+                let stamp = now_ms.saturating_add(1);
+                (due && self
+                    .last_alert
+                    .compare_exchange(last, stamp, Relaxed, Relaxed)
+                    .is_ok())
+                .then_some(streak)
+            }
+            // Missing, stale or malformed signatures say nothing about the key.
+            Err(_) => None,
+        }
+    }
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ReceiverConfig {
+    /// The defaults listed in the type docs.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            body_limit: DEFAULT_BODY_LIMIT,
+            handler_deadline: DEFAULT_HANDLER_DEADLINE,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            clock: Clock::System,
+            source_allowlist: None,
+            dedupe: None,
+            mismatches: Arc::default(),
+        }
+    }
+
+    /// Sets the largest accepted body, in bytes (`413` above it).
+    #[must_use]
+    pub fn with_body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Sets how many requests the framework adapters read and handle at once
+    /// (at least 1; default [`DEFAULT_MAX_IN_FLIGHT`]). Further requests wait
+    /// before their body is read. The framework-agnostic [`dispatch`] itself
+    /// does not limit anything.
+    #[must_use]
+    pub fn with_max_in_flight(mut self, requests: usize) -> Self {
+        self.max_in_flight = requests.max(1);
+        self
+    }
+
+    /// Sets how long a handler may run before the request is answered `503`
+    /// (adapters apply it; the handler future is dropped).
+    #[must_use]
+    pub fn with_handler_deadline(mut self, deadline: Duration) -> Self {
+        self.handler_deadline = deadline;
+        self
+    }
+
+    /// Replaces the system clock used for the signature window with `now_ms`,
+    /// which returns Unix milliseconds. Meant for tests.
+    #[must_use]
+    pub fn with_clock<F>(mut self, now_ms: F) -> Self
+    where
+        F: Fn() -> u64 + Send + Sync + 'static,
+    {
+        self.clock = Clock::Custom(Arc::new(now_ms));
+        self
+    }
+
+    /// Turns on the source address check (`403` for other sources). The
+    /// signature is still checked for every request.
+    #[must_use]
+    pub fn with_source_allowlist(mut self, allowlist: SourceAllowlist) -> Self {
+        self.source_allowlist = Some(allowlist);
+        self
+    }
+
+    /// Turns on deduplication of events with `store`, e.g.
+    /// [`MemoryDedupe::new()`](crate::dedupe::MemoryDedupe::new) in one
+    /// process, or a shared store for several replicas (see [`crate::dedupe`]).
+    ///
+    /// A delivery of an event that was already handled with a `2xx` is
+    /// answered `204` without calling the handler; one that arrives while the
+    /// same event is being handled is answered `409`. A failed attempt (error,
+    /// panic, deadline) releases the key, so Retell's retry is processed.
+    /// Requests that expect an answer (inbound webhook, custom functions) are
+    /// never deduplicated.
+    #[must_use]
+    pub fn with_dedupe<S: DedupeStore + 'static>(self, store: S) -> Self {
+        self.with_dedupe_store(Arc::new(store))
+    }
+
+    /// Like [`with_dedupe`](Self::with_dedupe) with a store shared elsewhere
+    /// (to inspect it, or to share it between routes).
+    #[must_use]
+    pub fn with_dedupe_store(mut self, store: Arc<dyn DedupeStore>) -> Self {
+        self.dedupe = Some(store);
+        self
+    }
+
+    /// The deduplication store, if deduplication is on.
+    #[must_use]
+    pub fn dedupe(&self) -> Option<&Arc<dyn DedupeStore>> {
+        self.dedupe.as_ref()
+    }
+
+    /// Signature digest mismatches in a row since the last verified request
+    /// (shared by every clone of this configuration). See
+    /// [`MISMATCH_ALERT_THRESHOLD`].
+    #[must_use]
+    pub fn signature_mismatch_streak(&self) -> u64 {
+        self.mismatches
+            .streak
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The largest accepted body, in bytes.
+    #[must_use]
+    pub fn body_limit(&self) -> usize {
+        self.body_limit
+    }
+
+    /// How long a handler may run before the request is answered `503`.
+    #[must_use]
+    pub fn handler_deadline(&self) -> Duration {
+        self.handler_deadline
+    }
+
+    /// How many requests the adapters read and handle at once.
+    #[must_use]
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// The source allowlist, if one is configured.
+    #[must_use]
+    pub fn source_allowlist(&self) -> Option<&SourceAllowlist> {
+        self.source_allowlist.as_ref()
+    }
+
+    /// The current time in Unix milliseconds from the configured clock.
+    pub fn now_ms(&self) -> Result<u64, VerifyError> {
+        match &self.clock {
+            Clock::System => unix_ms(SystemTime::now()),
+            Clock::Custom(now) => Ok(now()),
+        }
+    }
+}
+
+impl fmt::Debug for ReceiverConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReceiverConfig")
+            .field("body_limit", &self.body_limit)
+            .field("handler_deadline", &self.handler_deadline)
+            .field("max_in_flight", &self.max_in_flight)
+            .field(
+                "clock",
+                &match self.clock {
+                    Clock::System => "system",
+                    Clock::Custom(_) => "custom",
+                },
+            )
+            .field("source_allowlist", &self.source_allowlist)
+            .field("dedupe", &self.dedupe.as_ref().map_or("off", |_| "on"))
+            .field(
+                "signature_mismatch_streak",
+                &self.signature_mismatch_streak(),
+            )
+            .finish()
+    }
+}

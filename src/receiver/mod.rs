@@ -1,0 +1,139 @@
+//! Framework-agnostic request handling: one entry point that every HTTP adapter
+//! calls, so the status policy cannot drift between frameworks.
+//!
+//! The flow for one request is fixed:
+//!
+//! 1. source address allowlist, when configured ([`SourceAllowlist`]) → `403`;
+//! 2. method must be `POST` → `405`;
+//! 3. `Content-Encoding` must be absent or `identity` → `415`;
+//! 4. body at most [`ReceiverConfig::body_limit`] bytes → `413`;
+//! 5. `X-Retell-Signature` verified over the raw bytes → `401`, with one
+//!    identical response whatever the reason;
+//! 6. only now is the body looked at: whole-body UTF-8, a JSON object, then the
+//!    typed models → `400` (an object the models cannot read goes to
+//!    [`WebhookHandler::on_unparsed`] first);
+//! 7. the matching [`WebhookHandler`] method runs, with panics caught and the
+//!    deadline applied → `500` / `503`, or `204` (events) / `200` with the
+//!    answer (inbound webhook, custom functions).
+//!
+//! | status | when | retried by Retell |
+//! |---|---|---|
+//! | `204` | event handled, unknown event acknowledged, `on_unparsed` accepted, duplicate of a handled event ([dedupe](crate::dedupe) on) | no |
+//! | `200` | inbound webhook or custom function answered (JSON or text body) | no |
+//! | `400` | verified body not UTF-8, not JSON, not an object, or not readable by the models; body not fully received | yes |
+//! | `401` | any signature failure: one identical response, the reason only in the [`Outcome`] | yes |
+//! | `403` | source address not in the opt-in [`SourceAllowlist`] | yes |
+//! | `405` | method other than `POST` (with `Allow: POST`) | yes |
+//! | `413` | body or `Content-Length` over [`ReceiverConfig::body_limit`] | yes |
+//! | `409` | the same event is being handled by another request ([dedupe](crate::dedupe) on) | yes |
+//! | `415` | `Content-Encoding` other than `identity` | yes |
+//! | `500` | handler error or panic; adapter without a verifier | yes |
+//! | `503` | handler deadline exceeded; dedupe store failed | yes |
+//!
+//! [`dispatch`] returns a [`Dispatched`]: the [`WebhookResponse`] to send and an
+//! [`Outcome`] to log (status, reason, event name, call id; never a body, a header
+//! value or a key). Adapters call [`precheck`] before reading the body, read it
+//! within the limit, then call [`dispatch`] with a timer future for the deadline
+//! (the core needs no runtime).
+//!
+//! ```
+//! use retell_webhooks::dispatch::{dispatch, RawRequest, ReceiverConfig, Route, WebhookHandler};
+//! use retell_webhooks::{sign, CallEvent, Verifier};
+//!
+//! struct Handler;
+//!
+//! impl WebhookHandler for Handler {
+//!     type Error = std::convert::Infallible;
+//!
+//!     async fn on_call_ended(&self, event: CallEvent) -> Result<(), Self::Error> {
+//!         let _ = event; // store the transcript, enqueue work, ...
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # block_on(async {
+//! let now = 1_785_423_600_000;
+//! let verifier = Verifier::new("key_test")?;
+//! let config = ReceiverConfig::new().with_clock(move || now);
+//! let body = br#"{"event":"call_ended","call":{"call_id":"call_1"}}"#;
+//! let header = sign(body, "key_test", now);
+//! let request = RawRequest::post(body).signature_values([header.as_bytes()]);
+//! let done = dispatch(&verifier, &Handler, Route::Events, &config, &request, std::future::pending()).await;
+//! assert_eq!(done.response.status(), 204);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })
+//! # .unwrap();
+//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     use std::task::{Context, Poll, Waker};
+//! #     let mut f = std::pin::pin!(f);
+//! #     let mut cx = Context::from_waker(Waker::noop());
+//! #     loop { if let Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::net::IpAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use crate::dedupe::{Begin, DedupeKey, DedupeStore, Ticket};
+use crate::signature::{Verifier, VerifyError, unix_ms};
+use crate::{
+    CallEvent, ChatEvent, FunctionCall, FunctionResponse, InboundCallRequest, InboundChatRequest,
+    InboundResponse, Incoming, ParseError, ParseErrorKind, TranscriptUpdatedEvent, TransferEvent,
+    UnknownEvent, WebhookEvent,
+};
+
+/// Default body limit: 8 MiB (8 388 608 bytes).
+///
+/// A two-hour `call_analyzed` event with the transcript and its three word-timed
+/// copies is about 3 MiB, more than axum's 2 MiB and actix-web's 256 KiB
+/// defaults, which would answer `413` and lose the event after Retell's retries.
+/// 8 MiB leaves room for growth while bounding memory per request.
+pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Default handler deadline: 9 seconds.
+///
+/// Retell waits 10 seconds (the agent's `webhook_timeout_ms` default) before it
+/// counts a delivery as failed and retries it. Answering `503` a second earlier
+/// means the retry never races a handler that is still running.
+pub const DEFAULT_HANDLER_DEADLINE: Duration = Duration::from_secs(9);
+
+/// Default cap on requests an adapter handles at once: 32.
+///
+/// Each request in flight may hold up to the body limit in memory, so the cap
+/// bounds buffered bodies at 32 × 8 MiB = 256 MiB by default. Requests over the
+/// cap wait (their bodies stay unread in the socket) rather than fail: Retell
+/// would only retry them.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
+
+const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+const APPLICATION_JSON: &str = "application/json";
+
+/// Body of every `401` response, whatever the verification failure was.
+pub const UNAUTHORIZED_BODY: &[u8] = b"invalid or missing signature\n";
+
+mod body;
+mod config;
+mod guard;
+mod handler;
+mod outcome;
+mod pipeline;
+mod request;
+#[cfg(test)]
+mod tests;
+
+pub use crate::allowlist::*;
+#[allow(unused_imports)]
+pub(crate) use body::*;
+pub use config::*;
+#[allow(unused_imports)]
+pub(crate) use guard::*;
+pub use handler::*;
+pub use outcome::*;
+pub use pipeline::*;
+pub use request::*;

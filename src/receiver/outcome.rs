@@ -1,0 +1,371 @@
+//! Responses, reasons and outcomes: the status policy in one place.
+
+use super::*;
+
+// ---------------------------------------------------------------------------
+// Response and outcome
+// ---------------------------------------------------------------------------
+
+/// The HTTP response to send: status, optional body and its content type, and
+/// an `Allow` header for `405`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookResponse {
+    pub(crate) status: u16,
+    pub(crate) content_type: Option<&'static str>,
+    pub(crate) allow: Option<&'static str>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl WebhookResponse {
+    pub(crate) fn empty(status: u16) -> Self {
+        Self {
+            status,
+            content_type: None,
+            allow: None,
+            body: Vec::new(),
+        }
+    }
+
+    pub(crate) fn text(status: u16, body: &[u8]) -> Self {
+        Self {
+            status,
+            content_type: Some(TEXT_PLAIN),
+            allow: None,
+            body: body.to_vec(),
+        }
+    }
+
+    /// The status code.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The body (empty for `204`).
+    #[must_use]
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Takes the body out.
+    #[must_use]
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+
+    /// The `Content-Type` of the body, if there is one.
+    #[must_use]
+    pub fn content_type(&self) -> Option<&'static str> {
+        self.content_type
+    }
+
+    /// Every header to set, as `(lower-case name, value)` pairs.
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &'static str)> + use<> {
+        let content_type = self.content_type.map(|v| ("content-type", v));
+        let allow = self.allow.map(|v| ("allow", v));
+        content_type.into_iter().chain(allow)
+    }
+}
+
+impl fmt::Debug for WebhookResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookResponse")
+            .field("status", &self.status)
+            .field("content_type", &self.content_type)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a verified body was refused with `400`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadBody {
+    /// The body is not valid UTF-8.
+    #[error("body is not valid UTF-8 (first invalid byte at offset {valid_up_to})")]
+    NotUtf8 {
+        /// Length of the valid prefix.
+        valid_up_to: usize,
+    },
+    /// The body is not JSON.
+    #[error("body is not valid JSON (line {line}, column {column})")]
+    NotJson {
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+    },
+    /// The body is JSON but not an object.
+    #[error("body is JSON but not an object")]
+    NotObject,
+    /// The JSON object does not match the expected model.
+    #[error("body does not match the {route} model: {error}")]
+    Invalid {
+        /// The route whose model failed.
+        route: Route,
+        /// Where and why (JSON path, position; never a value from the body).
+        error: ParseError,
+    },
+}
+
+impl BadBody {
+    /// Classifies a typed-parse failure of a verified body: not UTF-8, not JSON,
+    /// not an object, or an object the models cannot read
+    /// ([`BadBody::Invalid`]). Adapters' typed extractors use it so their `400`s
+    /// carry the same reasons as [`dispatch`].
+    #[must_use]
+    pub fn from_parse_error(route: Route, body: &[u8], error: ParseError) -> Self {
+        match error.kind() {
+            ParseErrorKind::InvalidUtf8 => Self::NotUtf8 {
+                valid_up_to: std::str::from_utf8(body)
+                    .err()
+                    .map_or(0, |e| e.valid_up_to()),
+            },
+            ParseErrorKind::Syntax | ParseErrorKind::Eof => Self::NotJson {
+                line: error.line(),
+                column: error.column(),
+            },
+            // A shape error can hide a syntax error further on (the models stop
+            // at the first problem, e.g. a missing `event` before trailing
+            // garbage): one syntax-only pass, on this cold path only, tells.
+            _ => match check_json_object(body) {
+                Err(why) => why,
+                Ok(()) => Self::Invalid { route, error },
+            },
+        }
+    }
+}
+
+/// Why the request got its status: one value per request, for one log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// A handler returned `Ok` for an event (`204`).
+    Handled,
+    /// A handler answered an inbound webhook or a function call (`200`).
+    Answered,
+    /// An event unknown to this crate was acknowledged by `on_unknown` (`204`).
+    UnknownEvent,
+    /// `on_unparsed` accepted a body the models could not read (`204`).
+    FallbackAccepted,
+    /// The event was already handled successfully; the handler was not called
+    /// again (`204`, deduplication on).
+    Duplicate,
+    /// The same event is being handled by another request (`409`, deduplication
+    /// on); Retell retries later.
+    InFlight,
+    /// The deduplication store failed (`503`); its message.
+    DedupeFailed(String),
+    /// The source address is not allowed (`403`).
+    Forbidden(SourceRejection),
+    /// The method is not `POST` (`405`).
+    MethodNotAllowed,
+    /// The body has a `Content-Encoding` other than `identity` (`415`).
+    UnsupportedEncoding,
+    /// The adapter could not read the whole body (client went away, malformed
+    /// chunked encoding, `Content-Length` longer than what was sent) (`400`).
+    BodyReadFailed,
+    /// The body (or its `Content-Length`) is over the limit (`413`).
+    PayloadTooLarge {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// Signature verification failed (`401`). The reason is for logs only.
+    Unauthorized(VerifyError),
+    /// The verified body is unusable (`400`).
+    BadRequest(BadBody),
+    /// The handler returned an error (`500`); its `Display` text.
+    HandlerFailed(String),
+    /// The handler panicked (`500`).
+    HandlerPanicked,
+    /// The handler's answer could not be serialized (`500`).
+    AnswerNotSerializable,
+    /// The handler did not finish within the deadline (`503`).
+    DeadlineExceeded,
+    /// The adapter has no verifier or handler configured (`500`, fail closed).
+    NotConfigured,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Handled => f.write_str("handled"),
+            Self::Answered => f.write_str("answered"),
+            Self::UnknownEvent => f.write_str("unknown event acknowledged"),
+            Self::FallbackAccepted => f.write_str("unparsed body accepted by fallback"),
+            Self::Duplicate => f.write_str("duplicate of an event already handled"),
+            Self::InFlight => f.write_str("duplicate of an event still being handled"),
+            Self::DedupeFailed(why) => write!(f, "dedupe store failed: {why}"),
+            Self::Forbidden(why) => write!(f, "forbidden: {why}"),
+            Self::MethodNotAllowed => f.write_str("method not allowed (POST only)"),
+            Self::UnsupportedEncoding => {
+                f.write_str("unsupported Content-Encoding (only identity is accepted)")
+            }
+            Self::BodyReadFailed => f.write_str("request body could not be read"),
+            Self::PayloadTooLarge { limit } => write!(f, "body over the {limit}-byte limit"),
+            Self::Unauthorized(why) => write!(f, "unauthorized: {why}"),
+            Self::BadRequest(why) => write!(f, "bad request: {why}"),
+            Self::HandlerFailed(why) => write!(f, "handler error: {why}"),
+            Self::HandlerPanicked => f.write_str("handler panicked"),
+            Self::AnswerNotSerializable => f.write_str("handler answer could not be serialized"),
+            Self::DeadlineExceeded => f.write_str("handler deadline exceeded"),
+            Self::NotConfigured => f.write_str("receiver not configured (no verifier or handler)"),
+        }
+    }
+}
+
+/// What happened to one request: enough for one log line, with no body, header
+/// value or key in it.
+///
+/// `Display` renders `status=204 route=events event=call_ended call_id=call_1
+/// reason="handled"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Outcome {
+    /// The status sent.
+    pub status: u16,
+    /// Why.
+    pub reason: Reason,
+    /// The route kind.
+    pub route: Route,
+    /// The `event` name, once the body was verified and parsed.
+    pub event: Option<String>,
+    /// The call id, when the event has one.
+    pub call_id: Option<String>,
+    /// The chat id, when the event has one.
+    pub chat_id: Option<String>,
+    /// How many parts of the parsed body are kept only as raw JSON (unknown
+    /// keys, enum values and item kinds, fallbacks): non-zero when Retell
+    /// sends something this version does not model. The paths are in the
+    /// parsed value's `untyped_paths()`.
+    pub untyped: usize,
+    /// Set on a `401` when the signature digest has mismatched
+    /// [`MISMATCH_ALERT_THRESHOLD`] times or more in a row (the value is the
+    /// count), at most once per [`MISMATCH_ALERT_INTERVAL_MS`]: the key is
+    /// probably not the Retell API key with the webhook badge, and every event
+    /// is being lost after Retell's retries. Log it as an error.
+    pub key_alert: Option<u64>,
+}
+
+impl Outcome {
+    /// Whether the status is 2xx (Retell will not retry).
+    #[must_use]
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "status={} route={}", self.status, self.route)?;
+        for (name, value) in [
+            ("event", &self.event),
+            ("call_id", &self.call_id),
+            ("chat_id", &self.chat_id),
+        ] {
+            if let Some(value) = value {
+                write!(f, " {name}=")?;
+                write_log_value(f, value)?;
+            }
+        }
+        if self.untyped > 0 {
+            write!(f, " untyped={}", self.untyped)?;
+        }
+        write!(f, " reason=\"{}\"", self.reason)?;
+        if let Some(streak) = self.key_alert {
+            write!(
+                f,
+                " alert=\"{streak} signature mismatches in a row: check that the key is the Retell API key with the webhook badge\""
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes a value taken from a verified body into a log line: plain ids as
+/// they are, anything else quoted with control characters, quotes and
+/// backslashes escaped, so a crafted id cannot forge or split log lines.
+pub(crate) fn write_log_value(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::Result {
+    let plain = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+    if plain {
+        f.write_str(value)
+    } else {
+        write!(f, "\"{}\"", value.escape_debug())
+    }
+}
+
+/// The result of [`dispatch`] (or [`precheck`]): the response to send and the
+/// outcome to log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatched {
+    /// Send this.
+    pub response: WebhookResponse,
+    /// Log this.
+    pub outcome: Outcome,
+}
+
+impl Dispatched {
+    pub(crate) fn new(route: Route, reason: Reason, response: WebhookResponse) -> Self {
+        Self {
+            outcome: Outcome {
+                status: response.status,
+                reason,
+                route,
+                event: None,
+                call_id: None,
+                chat_id: None,
+                untyped: 0,
+                key_alert: None,
+            },
+            response,
+        }
+    }
+
+    /// The response for `reason`, as the dispatcher builds it. Adapters use it
+    /// for outcomes they detect themselves (a body over the limit while reading,
+    /// a missing configuration, an expired deadline), so every framework sends
+    /// the same bytes.
+    #[must_use]
+    pub fn from_reason(route: Route, reason: Reason) -> Self {
+        let response = match &reason {
+            Reason::Handled
+            | Reason::UnknownEvent
+            | Reason::FallbackAccepted
+            | Reason::Duplicate => WebhookResponse::empty(204),
+            Reason::InFlight => WebhookResponse::text(409, b"conflict: already in progress\n"),
+            Reason::Answered => WebhookResponse::empty(200),
+            Reason::Forbidden(_) => WebhookResponse::text(403, b"forbidden\n"),
+            Reason::MethodNotAllowed => WebhookResponse {
+                allow: Some("POST"),
+                ..WebhookResponse::text(405, b"method not allowed\n")
+            },
+            Reason::UnsupportedEncoding => {
+                WebhookResponse::text(415, b"unsupported content encoding\n")
+            }
+            Reason::PayloadTooLarge { .. } => WebhookResponse::text(413, b"payload too large\n"),
+            Reason::Unauthorized(_) => WebhookResponse::text(401, UNAUTHORIZED_BODY),
+            Reason::BadRequest(_) | Reason::BodyReadFailed => {
+                WebhookResponse::text(400, b"bad request\n")
+            }
+            Reason::HandlerFailed(_)
+            | Reason::HandlerPanicked
+            | Reason::AnswerNotSerializable
+            | Reason::NotConfigured => WebhookResponse::text(500, b"internal server error\n"),
+            Reason::DeadlineExceeded | Reason::DedupeFailed(_) => {
+                WebhookResponse::text(503, b"service unavailable\n")
+            }
+        };
+        Self::new(route, reason, response)
+    }
+
+    pub(crate) fn with_ids(mut self, ids: &Ids) -> Self {
+        self.outcome.event.clone_from(&ids.event);
+        self.outcome.call_id.clone_from(&ids.call_id);
+        self.outcome.chat_id.clone_from(&ids.chat_id);
+        self.outcome.untyped = ids.untyped;
+        self
+    }
+}
