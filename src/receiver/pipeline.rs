@@ -43,7 +43,7 @@ pub fn precheck(
 }
 
 /// Runs every check up to and including "the verified body is a JSON object":
-/// steps 1–6 of the [module docs](self) except the typed parse. `Ok(())` means
+/// steps 1–6 of the [module docs](crate::dispatch) except the typed parse. `Ok(())` means
 /// the body is authentic and safe to parse; `Err` carries the rejection to send
 /// (boxed: it is the cold path).
 ///
@@ -90,7 +90,7 @@ pub(crate) fn authenticate_signature(
     Ok(())
 }
 
-/// Handles one request from start to finish; see the [module docs](self) for the
+/// Handles one request from start to finish; see the [module docs](crate::dispatch) for the
 /// order of checks and the status of each outcome.
 ///
 /// `deadline` bounds the handler only (not verification or parsing): when it
