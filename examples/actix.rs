@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use actix_web::HttpServer;
-use retell_webhooks::adapters::actix::{WebhookConfig, endpoint};
-use retell_webhooks::dispatch::{ReceiverConfig, Route, WebhookHandler};
+use retell_webhooks::adapters::actix::endpoint;
+use retell_webhooks::dispatch::{Receiver, ReceiverConfig, Route, WebhookHandler};
 use retell_webhooks::{CallEvent, InboundCallRequest, InboundResponse, Verifier};
 
 /// Application state: here, transcripts kept in memory by call id.
@@ -59,14 +59,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The API key with the "webhook" badge in the Retell dashboard.
     let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
     // Defaults: 8 MiB body limit, 9 s handler deadline, no IP allowlist.
-    let webhook = WebhookConfig::new(verifier).with_receiver_config(ReceiverConfig::new());
+    // Built once: every worker thread shares its in-flight places.
+    let receiver = Receiver::new(verifier, ReceiverConfig::new());
     // Built once: every worker thread shares this handler.
     let app = Arc::new(App::default());
 
     let port = std::env::var("PORT").map_or(Ok(3000), |p| p.parse::<u16>())?;
     println!("listening on http://127.0.0.1:{port}/retell/webhook");
     HttpServer::new(move || {
-        let route = endpoint(Route::Events, webhook.clone(), Arc::clone(&app));
+        let route = endpoint(Route::Events, &receiver, Arc::clone(&app));
         actix_web::App::new().route("/retell/webhook", route)
     })
     .bind(("127.0.0.1", port))?

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use retell_webhooks::adapters::axum::router;
-use retell_webhooks::dispatch::{ReceiverConfig, WebhookHandler};
+use retell_webhooks::dispatch::{Receiver, ReceiverConfig, WebhookHandler};
 use retell_webhooks::{CallEvent, InboundCallRequest, InboundResponse, Verifier};
 
 /// Application state: here, transcripts kept in memory by call id.
@@ -58,8 +58,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The API key with the "webhook" badge in the Retell dashboard.
     let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
     // Defaults: 8 MiB body limit, 9 s handler deadline, no IP allowlist.
-    let config = ReceiverConfig::new();
-    let app = router("/retell/webhook", verifier, App::default(), config);
+    let receiver = Receiver::new(verifier, ReceiverConfig::new());
+    let app = router("/retell/webhook", &receiver, App::default());
 
     let port = std::env::var("PORT").map_or(Ok(3000), |p| p.parse::<u16>())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;

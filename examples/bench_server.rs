@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use retell_webhooks::Verifier;
-use retell_webhooks::dispatch::{ReceiverConfig, Route, WebhookHandler};
+use retell_webhooks::dispatch::{Receiver, ReceiverConfig, Route, WebhookHandler};
 
 /// Accepts every event.
 struct Noop;
@@ -69,12 +69,9 @@ fn axum_server(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let app = retell_webhooks::adapters::axum::router::<_, ()>(
-            "/retell/webhook",
-            verifier,
-            Noop,
-            ReceiverConfig::new(),
-        );
+        let receiver = Receiver::new(verifier, ReceiverConfig::new());
+        let app =
+            retell_webhooks::adapters::axum::router::<_, ()>("/retell/webhook", &receiver, Noop);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         axum::serve(listener, app).await?;
         Ok(())
@@ -86,12 +83,12 @@ fn actix_server(
     port: u16,
     workers: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    use retell_webhooks::adapters::actix::{WebhookConfig, endpoint};
-    let webhook = WebhookConfig::new(verifier).with_receiver_config(ReceiverConfig::new());
+    use retell_webhooks::adapters::actix::endpoint;
+    let receiver = Receiver::new(verifier, ReceiverConfig::new());
     let handler = Arc::new(Noop);
     actix_web::rt::System::new().block_on(async move {
         actix_web::HttpServer::new(move || {
-            let route = endpoint(Route::Events, webhook.clone(), Arc::clone(&handler));
+            let route = endpoint(Route::Events, &receiver, Arc::clone(&handler));
             actix_web::App::new().route("/retell/webhook", route)
         })
         .workers(workers.max(1))

@@ -4,7 +4,7 @@
 //!
 //! Switch it on with [`ReceiverConfig::with_dedupe`](crate::dispatch::ReceiverConfig::with_dedupe);
 //! every adapter and the command-line listener then share the behaviour, since
-//! it lives in [`dispatch`](crate::dispatch::dispatch) (the adapters' ready-made
+//! it lives in the [`dispatch`](crate::dispatch) pipeline (the adapters' ready-made
 //! routes; their extractors only verify and parse, and do not deduplicate):
 //!
 //! | delivery | answer | handler called |
@@ -86,7 +86,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -311,6 +311,27 @@ impl<T: DedupeStore + ?Sized> DedupeStore for Arc<T> {
 
 type ClockFn = dyn Fn() -> u64 + Send + Sync;
 
+/// The clock of a [`MemoryDedupe`], in milliseconds from any origin.
+enum Clock {
+    /// The system's monotonic clock, counted from its first reading (taken by
+    /// the first operation, never by a constructor).
+    Monotonic(OnceLock<Instant>),
+    /// A clock given to [`MemoryDedupe::with_clock`].
+    Custom(Box<ClockFn>),
+}
+
+impl Clock {
+    fn now_ms(&self) -> u64 {
+        match self {
+            Self::Monotonic(start) => {
+                let start = start.get_or_init(Instant::now);
+                u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+            }
+            Self::Custom(now_ms) => now_ms(),
+        }
+    }
+}
+
 /// The default store: in memory, one process, bounded.
 ///
 /// * at most `capacity` keys (default [`DEFAULT_CAPACITY`]); when full, the
@@ -322,10 +343,16 @@ type ClockFn = dyn Fn() -> u64 + Send + Sync;
 ///
 /// Memory is bounded by the capacity (about 100 bytes per key). For several
 /// replicas, see the [module docs](self).
+///
+/// Time comes from the system's monotonic clock, first read by the first
+/// operation (the constructors read no clock), or from the clock given to
+/// [`with_clock`](Self::with_clock), in which case no method reads the system
+/// clock: that is how to use the store on `wasm32-unknown-unknown`, where
+/// `Instant::now()` panics.
 pub struct MemoryDedupe {
     capacity: usize,
     ttl_ms: u64,
-    clock: Box<ClockFn>,
+    clock: Clock,
     state: Mutex<State>,
 }
 
@@ -352,7 +379,8 @@ impl Default for MemoryDedupe {
 }
 
 impl MemoryDedupe {
-    /// [`DEFAULT_CAPACITY`] keys, [`DEFAULT_TTL`], the system's monotonic clock.
+    /// [`DEFAULT_CAPACITY`] keys, [`DEFAULT_TTL`], the system's monotonic clock
+    /// (not read here: see [`with_clock`](Self::with_clock)).
     #[must_use]
     pub fn new() -> Self {
         Self::with_limits(DEFAULT_CAPACITY, DEFAULT_TTL)
@@ -361,23 +389,48 @@ impl MemoryDedupe {
     /// At most `capacity` keys (at least 1), each processed key kept for `ttl`.
     #[must_use]
     pub fn with_limits(capacity: usize, ttl: Duration) -> Self {
-        let start = Instant::now();
         Self {
             capacity: capacity.max(1),
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
-            clock: Box::new(move || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            clock: Clock::Monotonic(OnceLock::new()),
             state: Mutex::new(State::default()),
         }
     }
 
-    /// Replaces the clock (milliseconds, any origin, never decreasing). Meant
-    /// for tests.
+    /// Replaces the system's monotonic clock with `now_ms` (milliseconds, any
+    /// origin, never decreasing); no method reads the system clock afterwards.
+    ///
+    /// For tests, and where the standard library has no clock: on
+    /// `wasm32-unknown-unknown`, `Instant::now()` panics, so pass the host's
+    /// time (in a browser or Node.js, `performance.now()` or `Date.now()`
+    /// through `js-sys`).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::time::Duration;
+    /// use retell_webhooks::dedupe::{Begin, DedupeKey, MemoryDedupe};
+    ///
+    /// let now = Arc::new(AtomicU64::new(0));
+    /// let clock = Arc::clone(&now);
+    /// let store = MemoryDedupe::with_limits(1_000, Duration::from_secs(60))
+    ///     .with_clock(move || clock.load(Ordering::SeqCst));
+    /// let key = DedupeKey::of_body(br#"{"event":"transcript_updated"}"#);
+    /// let Begin::Fresh(ticket) = store.begin_now(&key, Duration::from_secs(10)) else {
+    ///     unreachable!()
+    /// };
+    /// store.finish_now(&key, ticket);
+    /// now.store(59_999, Ordering::SeqCst);
+    /// assert_eq!(store.begin_now(&key, Duration::from_secs(10)), Begin::Done);
+    /// now.store(60_000, Ordering::SeqCst);
+    /// assert!(matches!(store.begin_now(&key, Duration::from_secs(10)), Begin::Fresh(_)));
+    /// ```
     #[must_use]
     pub fn with_clock<F>(mut self, now_ms: F) -> Self
     where
         F: Fn() -> u64 + Send + Sync + 'static,
     {
-        self.clock = Box::new(now_ms);
+        self.clock = Clock::Custom(Box::new(now_ms));
         self
     }
 
@@ -420,7 +473,7 @@ impl MemoryDedupe {
 
     /// The synchronous core of [`DedupeStore::begin`].
     pub fn begin_now(&self, key: &DedupeKey, lease: Duration) -> Begin {
-        let now = (self.clock)();
+        let now = self.clock.now_ms();
         let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
         let mut state = self.lock();
         self.sweep(&mut state, now);
@@ -449,7 +502,7 @@ impl MemoryDedupe {
 
     /// The synchronous core of [`DedupeStore::finish`].
     pub fn finish_now(&self, key: &DedupeKey, ticket: Ticket) {
-        let now = (self.clock)();
+        let now = self.clock.now_ms();
         let mut state = self.lock();
         if state.entries.get(key).is_some_and(|e| e.token == ticket.0) {
             let entry = Entry {
@@ -464,7 +517,7 @@ impl MemoryDedupe {
 
     /// The synchronous core of [`DedupeStore::release`].
     pub fn release_now(&self, key: &DedupeKey, ticket: Ticket) {
-        let now = (self.clock)();
+        let now = self.clock.now_ms();
         let mut state = self.lock();
         if state.entries.get(key).is_some_and(|e| e.token == ticket.0) {
             state.entries.remove(key);
@@ -516,6 +569,16 @@ impl fmt::Debug for MemoryDedupe {
             .field("capacity", &self.capacity)
             .field("ttl_ms", &self.ttl_ms)
             .field("len", &self.len())
+            .field(
+                "clock",
+                &format_args!(
+                    "{}",
+                    match self.clock {
+                        Clock::Monotonic(_) => "monotonic",
+                        Clock::Custom(_) => "custom",
+                    }
+                ),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -24,6 +24,9 @@ struct Details {
     line: usize,
     column: usize,
     event: Option<String>,
+    /// `event` when it is a name from the catalogue: the only form `Display`
+    /// prints, so that an arbitrary string from the body never reaches a log.
+    known_event: Option<&'static str>,
     call_id: Option<String>,
     chat_id: Option<String>,
 }
@@ -100,6 +103,7 @@ impl ParseError {
             line,
             column,
             event: None,
+            known_event: None,
             call_id: None,
             chat_id: None,
         }))
@@ -119,6 +123,7 @@ impl ParseError {
             line: error.line(),
             column: error.column(),
             event: None,
+            known_event: None,
             call_id: None,
             chat_id: None,
         }))
@@ -132,18 +137,24 @@ impl ParseError {
             line: 0,
             column: 0,
             event: None,
+            known_event: None,
             call_id: None,
             chat_id: None,
         }))
     }
 
+    /// Adds what could be read from the failed body: the `event` string as
+    /// received, the same name when it is in the event catalogue (the
+    /// caller checks it), and the ids.
     pub(crate) fn with_context(
         mut self,
         event: Option<String>,
+        known_event: Option<&'static str>,
         call_id: Option<String>,
         chat_id: Option<String>,
     ) -> Self {
         self.0.event = event;
+        self.0.known_event = known_event;
         self.0.call_id = call_id;
         self.0.chat_id = chat_id;
         self
@@ -159,12 +170,7 @@ impl fmt::Display for ParseError {
         write!(f, ": {}", self.0.message)?;
         // Only names from the known catalogue are printed: an arbitrary
         // string from the body never reaches a log line.
-        if let Some(event) = self
-            .0
-            .event
-            .as_deref()
-            .filter(|e| crate::events::is_known_event(e))
-        {
+        if let Some(event) = self.0.known_event {
             write!(f, " (event `{event}`)")?;
         }
         Ok(())

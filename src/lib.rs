@@ -92,12 +92,16 @@ pub mod models;
 #[cfg(feature = "samples")]
 #[cfg_attr(docsrs, doc(cfg(feature = "samples")))]
 pub mod samples;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod service;
 pub mod signature;
+mod verified;
 
 pub use error::{Error, ParseError, ParseErrorKind};
 pub use events::{
-    CallEvent, ChatEvent, Incoming, LegacyData, TranscriptSubject, TranscriptUpdatedEvent,
-    TransferEvent, UnknownEvent, WebhookEvent,
+    CallEvent, ChatEvent, EventKind, Incoming, LegacyData, TranscriptSubject,
+    TranscriptUpdatedEvent, TransferEvent, UnknownEvent, UnknownEventKind, WebhookEvent,
 };
 pub use models::{
     AgentVersion, Call, Chat, ChatMessage, Extra, FunctionCall, FunctionResponse,

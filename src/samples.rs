@@ -29,6 +29,7 @@
 //! (`call_8e2f4a6c…`, `chat_…`, `agent_…`); phone numbers are fictional.
 
 use crate::dispatch::Route;
+use crate::events::EventKind;
 
 /// One built-in sample body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,14 @@ pub struct Sample {
     pub route: Route,
     /// The body: compact JSON, UTF-8, no trailing newline.
     pub body: &'static [u8],
+}
+
+impl Sample {
+    /// The kind of the sample's request; `None` for `custom_function`.
+    #[must_use]
+    pub fn kind(&self) -> Option<EventKind> {
+        self.name.parse().ok()
+    }
 }
 
 /// Number of bytes of `pretty` once the whitespace outside strings is removed.
@@ -110,52 +119,59 @@ macro_rules! fixture {
     }};
 }
 
+/// The sample of an [`EventKind`] (sent to the event webhook URL).
 macro_rules! sample {
-    ($name:literal, $route:ident, $file:literal) => {
+    ($kind:ident, $file:literal) => {
         Sample {
-            name: $name,
-            route: Route::$route,
+            name: EventKind::$kind.as_str(),
+            route: Route::Events,
             body: fixture!($file),
         }
     };
 }
 
-/// Every built-in sample, in the order of [`NAMES`].
+/// The name of the custom-function sample.
+const CUSTOM_FUNCTION: &str = "custom_function";
+
+/// Every built-in sample, in the order of [`NAMES`]: one per [`EventKind`],
+/// in the order of [`EventKind::ALL`], then `custom_function`.
 pub static SAMPLES: &[Sample] = &[
-    sample!("call_started", Events, "call_started.json"),
-    sample!("call_ended", Events, "call_ended_phone.json"),
-    sample!("call_analyzed", Events, "call_analyzed_maximal.json"),
-    sample!("transcript_updated", Events, "transcript_updated.json"),
-    sample!("transfer_started", Events, "transfer_started.json"),
-    sample!("transfer_bridged", Events, "transfer_bridged.json"),
-    sample!("transfer_cancelled", Events, "transfer_cancelled.json"),
-    sample!("transfer_ended", Events, "transfer_ended.json"),
-    sample!("chat_started", Events, "chat_started.json"),
-    sample!("chat_ended", Events, "chat_ended.json"),
-    sample!("chat_analyzed", Events, "chat_analyzed.json"),
-    sample!("call_inbound", Events, "call_inbound_request.json"),
-    sample!("chat_inbound", Events, "chat_inbound_request.json"),
-    sample!("custom_function", Function, "custom_function_request.json"),
+    sample!(CallStarted, "call_started.json"),
+    sample!(CallEnded, "call_ended_phone.json"),
+    sample!(CallAnalyzed, "call_analyzed_maximal.json"),
+    sample!(TranscriptUpdated, "transcript_updated.json"),
+    sample!(TransferStarted, "transfer_started.json"),
+    sample!(TransferBridged, "transfer_bridged.json"),
+    sample!(TransferCancelled, "transfer_cancelled.json"),
+    sample!(TransferEnded, "transfer_ended.json"),
+    sample!(ChatStarted, "chat_started.json"),
+    sample!(ChatEnded, "chat_ended.json"),
+    sample!(ChatAnalyzed, "chat_analyzed.json"),
+    sample!(CallInbound, "call_inbound_request.json"),
+    sample!(ChatInbound, "chat_inbound_request.json"),
+    Sample {
+        name: CUSTOM_FUNCTION,
+        route: Route::Function,
+        body: fixture!("custom_function_request.json"),
+    },
 ];
 
+/// [`NAMES`] as an array: the name of every [`EventKind`], then
+/// `custom_function` (evaluated at compile time).
+const NAME_TABLE: [&str; EventKind::ALL.len() + 1] = {
+    let mut names = [CUSTOM_FUNCTION; EventKind::ALL.len() + 1];
+    let mut i = 0;
+    while i < EventKind::ALL.len() {
+        names[i] = EventKind::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
+
 /// The names of every built-in sample: the eleven events, `call_inbound`,
-/// `chat_inbound` and `custom_function`.
-pub const NAMES: &[&str] = &[
-    "call_started",
-    "call_ended",
-    "call_analyzed",
-    "transcript_updated",
-    "transfer_started",
-    "transfer_bridged",
-    "transfer_cancelled",
-    "transfer_ended",
-    "chat_started",
-    "chat_ended",
-    "chat_analyzed",
-    "call_inbound",
-    "chat_inbound",
-    "custom_function",
-];
+/// `chat_inbound` (the names of [`EventKind::ALL`], in its order) and
+/// `custom_function`.
+pub const NAMES: &[&str] = &NAME_TABLE;
 
 /// The sample called `name` (one of [`NAMES`]).
 #[must_use]
@@ -178,17 +194,16 @@ pub fn route(name: &str) -> Option<Route> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{INBOUND_EVENTS, KNOWN_EVENTS};
     use crate::{FunctionCall, Incoming};
 
     #[test]
     fn names_match_samples_and_cover_every_event() {
         let names: Vec<_> = SAMPLES.iter().map(|s| s.name).collect();
         assert_eq!(names, NAMES);
-        for event in KNOWN_EVENTS.iter().chain(INBOUND_EVENTS) {
-            assert!(NAMES.contains(event), "{event}");
-        }
-        assert_eq!(NAMES.len(), KNOWN_EVENTS.len() + INBOUND_EVENTS.len() + 1);
+        let kinds: Vec<_> = SAMPLES.iter().filter_map(Sample::kind).collect();
+        assert_eq!(kinds, EventKind::ALL);
+        assert_eq!(NAMES.len(), EventKind::ALL.len() + 1);
+        assert_eq!(get(CUSTOM_FUNCTION).and_then(Sample::kind), None);
         assert_eq!(body("call_ended"), Some(SAMPLES[1].body));
         assert_eq!(route("custom_function"), Some(Route::Function));
         assert_eq!(get("call_exploded"), None);
@@ -202,6 +217,7 @@ mod tests {
                     let incoming = Incoming::from_slice(sample.body)
                         .unwrap_or_else(|e| panic!("{}: {e}", sample.name));
                     assert_eq!(incoming.event_name(), sample.name);
+                    assert_eq!(incoming.kind(), sample.kind(), "{}", sample.name);
                     if let Incoming::Event(event) = &incoming {
                         assert!(!event.is_unknown(), "{}", sample.name);
                     }

@@ -21,6 +21,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
@@ -52,14 +53,15 @@ const DIGEST_LEN: usize = 32;
 const SECONDS_HINT_BELOW: u64 = 100_000_000_000;
 
 /// Checks `body` against the `X-Retell-Signature` value with Retell's defaults:
-/// a ±5 minute window and the system clock.
+/// a ±5 minute window and the system clock (where there is none, such as
+/// `wasm32-unknown-unknown`, use [`Verifier::with_clock`]).
 ///
 /// `body` must be the exact bytes of the request body as received (never a
 /// re-serialized JSON value), `api_key` the Retell API key with the *webhook*
 /// badge, `signature` the header value.
 ///
-/// For several keys (rotation), a custom window or an injected clock, build a
-/// [`Verifier`] once and reuse it.
+/// For several keys (rotation), a custom window or an injected clock
+/// ([`Verifier::with_clock`]), build a [`Verifier`] once and reuse it.
 ///
 /// ```
 /// let body = br#"{"event":"call_ended"}"#;
@@ -340,7 +342,16 @@ fn mac_tag(key: &HmacSha256, body: &[u8], timestamp_digits: &[u8]) -> [u8; DIGES
 /// window defaults to [`DEFAULT_TOLERANCE`] (±5 minutes); a zero tolerance means
 /// "timestamps must match now exactly", never "disabled".
 ///
-/// `Debug` shows how many keys there are and the tolerance, never a key.
+/// The methods without `_at` ([`verify`](Self::verify),
+/// `verify_and_parse`, …) read the system clock, or the clock given to
+/// [`with_clock`](Self::with_clock); the `_at` methods take the time as an
+/// argument and read no clock at all.
+///
+/// Cloning is cheap (the keyed HMAC states and the clock are shared), so a
+/// clone per task or per worker costs two reference counts.
+///
+/// `Debug` shows how many keys there are, the tolerance and whether the clock is
+/// the system's or a custom one, never a key.
 ///
 /// ```
 /// use std::time::Duration;
@@ -360,9 +371,14 @@ fn mac_tag(key: &HmacSha256, body: &[u8], timestamp_digits: &[u8]) -> [u8; DIGES
 /// ```
 #[derive(Clone)]
 pub struct Verifier {
-    keys: Vec<HmacSha256>,
+    keys: Arc<[HmacSha256]>,
     tolerance_ms: u64,
+    /// `None`: the system clock.
+    clock: Option<Arc<ClockFn>>,
 }
+
+/// A clock returning the current time in Unix milliseconds.
+type ClockFn = dyn Fn() -> u64 + Send + Sync;
 
 impl Verifier {
     /// A verifier for one API key with the default ±5 minute window.
@@ -394,8 +410,9 @@ impl Verifier {
             return Err(KeyError::NoKeys);
         }
         Ok(Self {
-            keys,
+            keys: keys.into(),
             tolerance_ms: duration_ms(DEFAULT_TOLERANCE),
+            clock: None,
         })
     }
 
@@ -405,6 +422,47 @@ impl Verifier {
     pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
         self.tolerance_ms = duration_ms(tolerance);
         self
+    }
+
+    /// Replaces the system clock with `now_ms`, which returns the current time in
+    /// Unix milliseconds. [`verify`](Self::verify) and the other methods without
+    /// `_at` then call it once per check and never read the system clock.
+    ///
+    /// Needed where the standard library has no clock: on
+    /// `wasm32-unknown-unknown`, `SystemTime::now()` panics, so pass the host's
+    /// time (in a browser or Node.js, `Date.now()` through `js-sys`). Also handy
+    /// for tests. Clones share the clock.
+    ///
+    /// ```
+    /// use retell_webhooks::{sign, Verifier, VerifyError};
+    ///
+    /// let verifier = Verifier::new("key_abc")?.with_clock(|| 1_785_423_600_000);
+    /// let body = br#"{"event":"call_ended"}"#;
+    /// verifier.verify(body, &sign(body, "key_abc", 1_785_423_600_000))?;
+    /// // Six minutes old for that clock: outside the ±5 minute window.
+    /// assert!(matches!(
+    ///     verifier.verify(body, &sign(body, "key_abc", 1_785_423_240_000)),
+    ///     Err(VerifyError::TooOld { .. })
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_clock<F>(mut self, now_ms: F) -> Self
+    where
+        F: Fn() -> u64 + Send + Sync + 'static,
+    {
+        self.clock = Some(Arc::new(now_ms));
+        self
+    }
+
+    /// The current time in Unix milliseconds, as [`verify`](Self::verify) sees
+    /// it: the clock given to [`with_clock`](Self::with_clock), else the system
+    /// clock ([`VerifyError::Clock`] when it is set before 1970).
+    pub fn now_ms(&self) -> Result<u64, VerifyError> {
+        match &self.clock {
+            Some(now_ms) => Ok(now_ms()),
+            None => unix_ms(SystemTime::now()),
+        }
     }
 
     /// The replay window in use.
@@ -419,15 +477,17 @@ impl Verifier {
         self.keys.len()
     }
 
-    /// Checks `body` against the header value using the system clock.
+    /// Checks `body` against the header value at the current time: the clock
+    /// given to [`with_clock`](Self::with_clock), else the system clock.
     #[must_use = "the signature is only checked if the result is inspected"]
     pub fn verify(&self, body: &[u8], signature: &str) -> Result<(), VerifyError> {
-        let now_ms = unix_ms(SystemTime::now())?;
+        let now_ms = self.now_ms()?;
         self.verify_at(body, signature, now_ms)
     }
 
     /// Checks `body` against the header value as if the time were `now_ms`
-    /// (Unix milliseconds). Use it to inject a clock in tests.
+    /// (Unix milliseconds). No clock is read, not even one given to
+    /// [`with_clock`](Self::with_clock).
     #[must_use = "the signature is only checked if the result is inspected"]
     pub fn verify_at(&self, body: &[u8], signature: &str, now_ms: u64) -> Result<(), VerifyError> {
         self.verify_bytes_at(body, signature.as_bytes(), now_ms)
@@ -474,7 +534,7 @@ impl Verifier {
         let mut digits = DecimalBuf::new();
         let digits = digits.format(signature.timestamp_ms);
         let mut matched = Choice::from(0);
-        for key in &self.keys {
+        for key in self.keys.iter() {
             let tag = mac_tag(key, body, digits);
             matched |= tag.ct_eq(&signature.digest.0);
         }
@@ -506,6 +566,17 @@ impl fmt::Debug for Verifier {
         f.debug_struct("Verifier")
             .field("keys", &format_args!("[REDACTED; {}]", self.keys.len()))
             .field("tolerance_ms", &self.tolerance_ms)
+            .field(
+                "clock",
+                &format_args!(
+                    "{}",
+                    if self.clock.is_some() {
+                        "custom"
+                    } else {
+                        "system"
+                    }
+                ),
+            )
             .finish()
     }
 }

@@ -15,11 +15,10 @@ use actix_web::dev::{ServerHandle, Service as _};
 use actix_web::{App, HttpResponse, HttpServer, post, web};
 use http::{Framing, Reply, call_ended_of_len, fixture, long_call_analyzed, send_raw};
 use retell_webhooks::adapters::actix::{
-    VerifiedBody, VerifiedEvent, VerifiedIncoming, WebhookConfig, endpoint, function_service,
-    service,
+    VerifiedBody, VerifiedEvent, VerifiedIncoming, endpoint, function_service, service,
 };
 use retell_webhooks::dispatch::{
-    IpRange, Outcome, ReceiverConfig, Route, SourceAllowlist, UNAUTHORIZED_BODY,
+    IpRange, Outcome, Receiver, ReceiverConfig, Route, SourceAllowlist, UNAUTHORIZED_BODY,
 };
 use retell_webhooks::{InboundResponse, Incoming, Verifier, WebhookEvent, sign};
 use serde_json::Value;
@@ -49,8 +48,8 @@ fn verifier() -> Verifier {
     Verifier::new(KEY).unwrap()
 }
 
-fn webhook(config: ReceiverConfig) -> WebhookConfig {
-    WebhookConfig::new(verifier()).with_receiver_config(config)
+fn receiver(config: ReceiverConfig) -> Receiver {
+    Receiver::new(verifier(), config)
 }
 
 /// A running `HttpServer` with one worker on an ephemeral loopback port.
@@ -126,7 +125,8 @@ fn start_on(
 ) -> (Server, Arc<Mutex<Vec<Outcome>>>) {
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&outcomes);
-    let webhook = webhook(config);
+    // One receiver for every worker: its clones share the in-flight places.
+    let receiver = receiver(config);
     let handler = Arc::new(handler);
     let server = Server::serve_app_on(
         move || {
@@ -145,7 +145,7 @@ fn start_on(
                 })
                 .route(
                     "/webhook",
-                    endpoint(Route::Events, webhook.clone(), Arc::clone(&handler)),
+                    endpoint(Route::Events, &receiver, Arc::clone(&handler)),
                 )
         },
         workers,
@@ -496,11 +496,11 @@ async fn source_allowlist_ignores_spoofed_forwarded_for() {
 async fn missing_verifier_fails_closed() {
     let (handler, counts) = TestHandler::new(Mode::Ok);
     let handler = Arc::new(handler);
+    let unconfigured = Receiver::unconfigured(ReceiverConfig::new());
     let server = Server::serve(move |app| {
-        let unconfigured = WebhookConfig::unconfigured();
         app.route(
             "/webhook",
-            endpoint(Route::Events, unconfigured, Arc::clone(&handler)),
+            endpoint(Route::Events, &unconfigured, Arc::clone(&handler)),
         );
     });
     let reply = post_signed(server.addr, &fixture("call_ended_phone.json")).await;
@@ -513,8 +513,9 @@ async fn missing_verifier_fails_closed() {
 async fn function_route_answers_with_the_handler_body() {
     let (handler, counts) = TestHandler::new(Mode::Ok);
     let handler = Arc::new(handler);
+    let receiver = receiver(config());
     let server = Server::serve(move |app| {
-        let function = endpoint(Route::Function, webhook(config()), Arc::clone(&handler));
+        let function = endpoint(Route::Function, &receiver, Arc::clone(&handler));
         app.route("/webhook", function);
     });
     let reply = post_signed(server.addr, &fixture("custom_function_request.json")).await;
@@ -567,13 +568,14 @@ async fn concurrent_deliveries_on_several_workers() {
 async fn service_and_function_service_mount_at_their_paths() {
     let counts = Arc::new(Mutex::new(Vec::new()));
     let all = Arc::clone(&counts);
+    let receiver = receiver(config());
     let server = Server::serve(move |app| {
         // `HttpServer` calls this once per worker: one handler per worker.
         let (events, events_counts) = TestHandler::new(Mode::Ok);
         let (tools, tools_counts) = TestHandler::new(Mode::Ok);
         all.lock().unwrap().push((events_counts, tools_counts));
-        app.service(service("/events", verifier(), events, config()))
-            .service(function_service("/tool", verifier(), tools, config()));
+        app.service(service("/events", &receiver, events))
+            .service(function_service("/tool", &receiver, tools));
     });
     let reply = post_signed_to(server.addr, "/events", &fixture("call_ended_phone.json")).await;
     assert_eq!(reply.status, 204);
@@ -586,8 +588,11 @@ async fn service_and_function_service_mount_at_their_paths() {
     );
     let unsigned = send_raw(server.addr, "POST", "/events", &[], b"{}", Framing::Length).await;
     assert_eq!(unsigned.status, 401);
+    // `GET` is a custom-function method: it reaches verification.
     let get = send_raw(server.addr, "GET", "/tool", &[], b"", Framing::Length).await;
-    assert_eq!(get.status, 405);
+    assert_eq!(get.status, 401);
+    let options = send_raw(server.addr, "OPTIONS", "/tool", &[], b"", Framing::Length).await;
+    assert_eq!(options.status, 405);
     let counts = counts.lock().unwrap();
     let ended: usize = counts
         .iter()
@@ -641,18 +646,18 @@ async fn raw_body(seen: web::Data<Seen>, VerifiedBody(body): VerifiedBody) -> Ht
 
 fn extractor_app(
     seen: &web::Data<Seen>,
-    config: Option<WebhookConfig>,
+    receiver: Option<Receiver>,
     wrap_in_data: bool,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let seen = seen.clone();
     move |app: &mut web::ServiceConfig| {
         app.app_data(seen.clone());
-        match (&config, wrap_in_data) {
-            (Some(config), false) => {
-                app.app_data(config.clone());
+        match (&receiver, wrap_in_data) {
+            (Some(receiver), false) => {
+                app.app_data(receiver.clone());
             }
-            (Some(config), true) => {
-                app.app_data(web::Data::new(config.clone()));
+            (Some(receiver), true) => {
+                app.app_data(web::Data::new(receiver.clone()));
             }
             (None, _) => {}
         }
@@ -678,10 +683,10 @@ async fn extractors_verify_and_reject_like_the_endpoint() {
     .await;
     assert_eq!(from_endpoint.status, 401);
 
-    // The configuration registered as is, and wrapped in `web::Data`.
+    // The receiver registered as is, and wrapped in `web::Data`.
     for wrap_in_data in [false, true] {
         let seen = web::Data::new(Seen::default());
-        let app = extractor_app(&seen, Some(webhook(config())), wrap_in_data);
+        let app = extractor_app(&seen, Some(receiver(config())), wrap_in_data);
         let server = Server::serve(app);
         let addr = server.addr;
         assert_eq!(post_signed(addr, &body).await.status, 204);
@@ -754,9 +759,9 @@ async fn extractors_verify_and_reject_like_the_endpoint() {
 
 #[actix_web::test]
 async fn extractors_without_configuration_fail_closed() {
-    for config in [None, Some(WebhookConfig::unconfigured())] {
+    for receiver in [None, Some(Receiver::unconfigured(ReceiverConfig::new()))] {
         let seen = web::Data::new(Seen::default());
-        let server = Server::serve(extractor_app(&seen, config, false));
+        let server = Server::serve(extractor_app(&seen, receiver, false));
         for path in ["/webhook", "/incoming", "/raw"] {
             let reply = post_signed_to(server.addr, path, &fixture("call_ended_phone.json")).await;
             assert_eq!(reply.status, 500, "{path}");
@@ -774,8 +779,8 @@ fn nothing_secret_in_debug_or_display() {
     use retell_webhooks::adapters::actix::WebhookRejection;
     use retell_webhooks::dispatch::{Dispatched, Reason};
 
-    let config = webhook(config());
-    let debug = format!("{config:?}");
+    let receiver = receiver(config());
+    let debug = format!("{receiver:?}");
     assert!(
         !debug.contains(KEY) && debug.contains("REDACTED"),
         "{debug}"

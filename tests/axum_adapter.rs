@@ -14,10 +14,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 use retell_webhooks::adapters::axum::{
-    VerifiedBody, VerifiedEvent, VerifiedIncoming, WebhookConfig, endpoint, function_router, router,
+    VerifiedBody, VerifiedEvent, VerifiedIncoming, endpoint, function_router, router,
 };
 use retell_webhooks::dispatch::{
-    IpRange, Outcome, ReceiverConfig, Route, SourceAllowlist, UNAUTHORIZED_BODY,
+    IpRange, Outcome, Receiver, ReceiverConfig, Route, SourceAllowlist, UNAUTHORIZED_BODY,
 };
 use retell_webhooks::{InboundResponse, Incoming, Verifier, WebhookEvent, sign};
 use serde_json::Value;
@@ -53,6 +53,10 @@ fn verifier() -> Verifier {
     Verifier::new(KEY).unwrap()
 }
 
+fn receiver(config: ReceiverConfig) -> Receiver {
+    Receiver::new(verifier(), config)
+}
+
 /// Serves `app` on an ephemeral loopback port, with the peer address available.
 async fn serve(app: Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -75,8 +79,8 @@ async fn start(
 ) -> (SocketAddr, Arc<Mutex<Vec<Outcome>>>) {
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&outcomes);
-    let app = router("/webhook", verifier(), handler, config).layer(
-        axum::middleware::map_response(move |response: Response| {
+    let app = router("/webhook", &receiver(config), handler).layer(axum::middleware::map_response(
+        move |response: Response| {
             let seen = Arc::clone(&seen);
             async move {
                 if let Some(outcome) = response.extensions().get::<Outcome>() {
@@ -84,8 +88,8 @@ async fn start(
                 }
                 response
             }
-        }),
-    );
+        },
+    ));
     (serve(app).await, outcomes)
 }
 
@@ -412,7 +416,7 @@ async fn missing_verifier_fails_closed() {
         "/webhook",
         endpoint(
             Route::Events,
-            WebhookConfig::unconfigured(),
+            &Receiver::unconfigured(ReceiverConfig::new()),
             Arc::new(handler),
         ),
     );
@@ -425,7 +429,7 @@ async fn missing_verifier_fails_closed() {
 #[tokio::test]
 async fn function_route_answers_with_the_handler_body() {
     let (handler, counts) = TestHandler::new(Mode::Ok);
-    let addr = serve(function_router("/webhook", verifier(), handler, config())).await;
+    let addr = serve(function_router("/webhook", &receiver(config()), handler)).await;
     let reply = post_signed(addr, &fixture("custom_function_request.json")).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
@@ -438,13 +442,13 @@ async fn function_route_answers_with_the_handler_body() {
 
 #[derive(Clone)]
 struct AppState {
-    webhook: WebhookConfig,
+    receiver: Receiver,
     seen: Arc<AtomicUsize>,
 }
 
-impl axum::extract::FromRef<AppState> for WebhookConfig {
+impl axum::extract::FromRef<AppState> for Receiver {
     fn from_ref(state: &AppState) -> Self {
-        state.webhook.clone()
+        state.receiver.clone()
     }
 }
 
@@ -482,7 +486,7 @@ async fn raw(State(state): State<AppState>, VerifiedBody(body): VerifiedBody) ->
 async fn extractors_verify_and_reject_like_the_router() {
     let seen = Arc::new(AtomicUsize::new(0));
     let state = AppState {
-        webhook: WebhookConfig::new(verifier()).with_receiver_config(config()),
+        receiver: receiver(config()),
         seen: Arc::clone(&seen),
     };
     let app = Router::new()

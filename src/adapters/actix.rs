@@ -6,7 +6,7 @@
 //!
 //! * refuses a `Content-Length` over the limit before reading, and stops reading
 //!   as soon as a chunked body crosses it (`413`); the limit is
-//!   [`ReceiverConfig::body_limit`] (8 MiB by default), never actix-web's
+//!   [`ReceiverConfig::body_limit`](crate::dispatch::ReceiverConfig::body_limit) (8 MiB by default), never actix-web's
 //!   256 KiB [`PayloadConfig`](actix_web::web::PayloadConfig) default, which
 //!   does not apply here. [`endpoint`] then closes the connection; after an
 //!   extractor's `413`, actix-web reads and discards the rest of a chunked body
@@ -28,7 +28,7 @@
 //! ```no_run
 //! use actix_web::{App, HttpServer};
 //! use retell_webhooks::adapters::actix::service;
-//! use retell_webhooks::dispatch::{ReceiverConfig, WebhookHandler};
+//! use retell_webhooks::dispatch::{Receiver, ReceiverConfig, WebhookHandler};
 //! use retell_webhooks::{CallEvent, Verifier};
 //!
 //! struct Handler;
@@ -46,11 +46,9 @@
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
 //!     // Built once, outside the per-worker factory, so every worker shares its
-//!     // state (the mismatch streak, a dedupe store).
-//!     let config = ReceiverConfig::new();
-//!     HttpServer::new(move || {
-//!         App::new().service(service("/retell/webhook", verifier.clone(), Handler, config.clone()))
-//!     })
+//!     // state (in-flight places, the mismatch streak, a dedupe store).
+//!     let receiver = Receiver::new(verifier, ReceiverConfig::new());
+//!     HttpServer::new(move || App::new().service(service("/retell/webhook", &receiver, Handler)))
 //!     .bind(("127.0.0.1", 3000))?
 //!     .run()
 //!     .await?;
@@ -65,10 +63,10 @@
 //!
 //! ```no_run
 //! # use retell_webhooks::adapters::actix::service;
-//! # use retell_webhooks::dispatch::{Outcome, ReceiverConfig, WebhookHandler};
+//! # use retell_webhooks::dispatch::{Outcome, Receiver, WebhookHandler};
 //! # struct Handler;
 //! # impl WebhookHandler for Handler { type Error = String; }
-//! # fn app(verifier: retell_webhooks::Verifier) {
+//! # fn app(receiver: Receiver) {
 //! use actix_web::App;
 //! use actix_web::dev::Service as _;
 //!
@@ -83,7 +81,7 @@
 //!             Ok(response)
 //!         }
 //!     })
-//!     .service(service("/retell/webhook", verifier, Handler, ReceiverConfig::new()));
+//!     .service(service("/retell/webhook", &receiver, Handler));
 //! # }
 //! ```
 //!
@@ -92,9 +90,10 @@
 //! To share one handler between workers and routes, mount [`endpoint`] with an
 //! [`Arc`]'d handler. To handle events in your own actix handler instead, use
 //! the [`VerifiedEvent`] (or [`VerifiedIncoming`], [`VerifiedBody`]) extractor
-//! with a [`WebhookConfig`] in `app_data`. Extractors do not catch panics,
-//! apply the deadline or deduplicate (a dedupe store in the configuration is
-//! not consulted): that is the service's job.
+//! with a [`Receiver`] in `app_data`. Extractors hold an in-flight place only
+//! while they read and verify the body; they do not catch panics, apply the
+//! deadline or deduplicate (a dedupe store in the configuration is not
+//! consulted): that is the service's job.
 
 use std::fmt;
 use std::future::Future;
@@ -109,11 +108,10 @@ use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, Resource, ResponseError, dev, web};
 
 use super::BodyCheck;
-pub use super::WebhookConfig;
 use crate::dispatch::{
-    self, BadBody, Dispatched, Outcome, RawRequest, Reason, ReceiverConfig, Route, WebhookHandler,
+    BadBody, Dispatched, Outcome, Permit, RawRequest, Reason, Receiver, Route, WebhookHandler,
 };
-use crate::signature::{SIGNATURE_HEADER, Verifier};
+use crate::signature::SIGNATURE_HEADER;
 use crate::{Incoming, WebhookEvent};
 
 /// The header a reverse proxy appends the client address to; read only when the
@@ -124,10 +122,10 @@ const FORWARDED_FOR: &str = "x-forwarded-for";
 // Configuration
 // ---------------------------------------------------------------------------
 
-/// The configuration registered in `app_data`, plain or as [`web::Data`].
-fn find_config(req: &HttpRequest) -> Option<&WebhookConfig> {
-    req.app_data::<WebhookConfig>().or_else(|| {
-        req.app_data::<web::Data<WebhookConfig>>()
+/// The receiver registered in `app_data`, plain or as [`web::Data`].
+fn find_receiver(req: &HttpRequest) -> Option<&Receiver> {
+    req.app_data::<Receiver>().or_else(|| {
+        req.app_data::<web::Data<Receiver>>()
             .map(|data| data.get_ref())
     })
 }
@@ -143,49 +141,41 @@ fn find_config(req: &HttpRequest) -> Option<&WebhookConfig> {
 ///
 /// `HttpServer` calls its factory closure once per worker thread, so this builds
 /// one handler per worker. To share a single handler (a connection pool, a
-/// queue), build it once in an [`Arc`] and mount [`endpoint`] instead. Build
-/// `config` once outside the closure too and pass clones: clones share the
-/// dedupe store and the mismatch streak, while a `ReceiverConfig` built per
-/// worker gives each worker its own (deduplication would then miss copies
-/// that land on another worker).
+/// queue), build it once in an [`Arc`] and pass that (an `Arc` of a handler is
+/// a handler). Build the [`Receiver`] once outside the closure too: its clones
+/// share the in-flight places, the dedupe store and the mismatch streak, while
+/// a receiver built per worker gives each worker its own (deduplication would
+/// then miss copies that land on another worker).
 #[must_use]
-pub fn service<H>(path: &str, verifier: Verifier, handler: H, config: ReceiverConfig) -> Resource
+pub fn service<H>(path: &str, receiver: &Receiver, handler: H) -> Resource
 where
     H: WebhookHandler + 'static,
 {
-    let webhook = WebhookConfig::new(verifier).with_receiver_config(config);
-    web::resource(path).route(endpoint(Route::Events, webhook, Arc::new(handler)))
+    web::resource(path).route(endpoint(Route::Events, receiver, handler))
 }
 
 /// Like [`service`], for a custom function URL: bodies are
 /// [`FunctionCall`](crate::FunctionCall)s answered by
 /// [`WebhookHandler::on_function_call`].
 #[must_use]
-pub fn function_service<H>(
-    path: &str,
-    verifier: Verifier,
-    handler: H,
-    config: ReceiverConfig,
-) -> Resource
+pub fn function_service<H>(path: &str, receiver: &Receiver, handler: H) -> Resource
 where
     H: WebhookHandler + 'static,
 {
-    let webhook = WebhookConfig::new(verifier).with_receiver_config(config);
-    web::resource(path).route(endpoint(Route::Function, webhook, Arc::new(handler)))
+    web::resource(path).route(endpoint(Route::Function, receiver, handler))
 }
 
 /// The route behind [`service`] and [`function_service`], answering every
 /// method: mount it at a path of your choice (`App::route(path, endpoint(..))`
 /// or `web::resource(path).route(endpoint(..))`), share one handler between
-/// workers and routes, or pass an [unconfigured](WebhookConfig::unconfigured)
-/// config.
+/// workers and routes (pass an `Arc` of it).
 ///
 /// ```no_run
 /// use std::sync::Arc;
 ///
 /// use actix_web::{App, HttpServer};
-/// use retell_webhooks::adapters::actix::{WebhookConfig, endpoint};
-/// use retell_webhooks::dispatch::{ReceiverConfig, Route, WebhookHandler};
+/// use retell_webhooks::adapters::actix::endpoint;
+/// use retell_webhooks::dispatch::{Receiver, ReceiverConfig, Route, WebhookHandler};
 /// use retell_webhooks::Verifier;
 ///
 /// struct Handler; // e.g. holds a database pool
@@ -197,12 +187,12 @@ where
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
 /// let config = ReceiverConfig::new().with_body_limit(16 * 1024 * 1024);
-/// let webhook = WebhookConfig::new(verifier).with_receiver_config(config);
+/// let receiver = Receiver::new(verifier, config);
 /// let handler = Arc::new(Handler); // one handler for every worker
 /// HttpServer::new(move || {
 ///     App::new()
-///         .route("/retell/webhook", endpoint(Route::Events, webhook.clone(), handler.clone()))
-///         .route("/retell/tools/book", endpoint(Route::Function, webhook.clone(), handler.clone()))
+///         .route("/retell/webhook", endpoint(Route::Events, &receiver, handler.clone()))
+///         .route("/retell/tools/book", endpoint(Route::Function, &receiver, handler.clone()))
 /// })
 /// .bind(("127.0.0.1", 3000))?
 /// .run()
@@ -211,13 +201,13 @@ where
 /// # }
 /// ```
 #[must_use]
-pub fn endpoint<H>(route: Route, webhook: WebhookConfig, handler: Arc<H>) -> actix_web::Route
+pub fn endpoint<H>(route: Route, receiver: &Receiver, handler: H) -> actix_web::Route
 where
     H: WebhookHandler + 'static,
 {
     let endpoint = Arc::new(Endpoint {
         route,
-        webhook,
+        receiver: receiver.clone(),
         handler,
     });
     web::route().to(move |req: HttpRequest, payload: web::Payload| {
@@ -228,56 +218,48 @@ where
 
 struct Endpoint<H> {
     route: Route,
-    webhook: WebhookConfig,
-    handler: Arc<H>,
+    receiver: Receiver,
+    handler: H,
 }
 
 impl<H: WebhookHandler + 'static> Endpoint<H> {
     async fn serve(&self, req: &HttpRequest, mut payload: dev::Payload) -> HttpResponse {
         let route = self.route;
-        let Some(verifier) = self.webhook.verifier() else {
+        let receiver = &self.receiver;
+        if !receiver.is_configured() {
             return into_response(Dispatched::from_reason(route, Reason::NotConfigured), None);
-        };
-        // Held until the answer is built: bounds the bodies buffered at once.
-        let _permit = self.webhook.in_flight_permit().await;
-        let config = self.webhook.receiver_config();
+        }
         let head = RequestHead::of(req);
-        let bytes = match read_checked(config, route, &head, &mut payload).await {
-            Ok(bytes) => bytes,
+        // The permit is held until the answer is built: it bounds the bodies
+        // buffered at once.
+        let (_permit, bytes) = match read_checked(receiver, route, &head, &mut payload).await {
+            Ok(read) => read,
             // Hand the unread body to the response so a 413 closes the connection.
             Err(rejected) => return into_response(rejected, Some(payload)),
         };
         let request = head.raw_request().with_body(&bytes);
-        // The timer starts when `dispatch` first polls it, i.e. when the handler
-        // starts: verification, parsing and deduplication do not use it up.
-        let handler_deadline = config.handler_deadline();
-        let deadline = async move { tokio::time::sleep(handler_deadline).await };
-        let done = dispatch::dispatch(
-            verifier,
-            self.handler.as_ref(),
-            route,
-            config,
-            &request,
-            deadline,
-        )
-        .await;
+        let done = receiver
+            .dispatch(&self.handler, route, &request, tokio::time::sleep)
+            .await;
         into_response(done, None)
     }
 }
 
-/// Runs the body-independent checks, then reads the body within the limit.
+/// Runs the body-independent checks, then takes an in-flight place and reads
+/// the body within the limit. Requests refused on their head never wait.
 async fn read_checked(
-    config: &ReceiverConfig,
+    receiver: &Receiver,
     route: Route,
     head: &RequestHead<'_>,
     payload: &mut dev::Payload,
-) -> Result<Bytes, Dispatched> {
-    if let Some(rejected) = dispatch::precheck(config, route, &head.raw_request()) {
+) -> Result<(Permit, Bytes), Dispatched> {
+    if let Some(rejected) = receiver.precheck(route, &head.raw_request()) {
         return Err(rejected);
     }
-    let limit = config.body_limit();
+    let permit = receiver.in_flight_permit().await;
+    let limit = receiver.config().body_limit();
     match to_bytes_limited(BodyStream::new(payload), limit).await {
-        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Ok(bytes)) => Ok((permit, bytes)),
         Ok(Err(_read_failed)) => Err(Dispatched::from_reason(route, Reason::BodyReadFailed)),
         Err(_over_limit) => Err(Dispatched::from_reason(
             route,
@@ -343,21 +325,16 @@ async fn verified_bytes(
     route: Route,
     check: BodyCheck,
 ) -> Result<Bytes, WebhookRejection> {
-    let Some(webhook) = find_config(&req) else {
+    let Some(receiver) = find_receiver(&req).filter(|r| r.is_configured()) else {
         return Err(Dispatched::from_reason(route, Reason::NotConfigured).into());
     };
-    let Some(verifier) = webhook.verifier() else {
-        return Err(Dispatched::from_reason(route, Reason::NotConfigured).into());
-    };
-    let config = webhook.receiver_config();
     let head = RequestHead::of(&req);
-    let bytes = read_checked(config, route, &head, &mut payload).await?;
+    // The permit is held while the body is buffered and verified.
+    let (_permit, bytes) = read_checked(receiver, route, &head, &mut payload).await?;
     let request = head.raw_request().with_body(&bytes);
     match check {
-        BodyCheck::JsonObject => dispatch::authenticate(verifier, config, route, &request),
-        BodyCheck::SignatureOnly => {
-            dispatch::authenticate_signature(verifier, config, route, &request)
-        }
+        BodyCheck::JsonObject => receiver.authenticate(route, &request),
+        BodyCheck::SignatureOnly => receiver.authenticate_signature(route, &request),
     }
     .map_err(WebhookRejection)?;
     Ok(bytes)
@@ -371,7 +348,7 @@ fn invalid(route: Route, body: &[u8], error: crate::ParseError) -> WebhookReject
 /// The raw body of a verified request: a JSON object, not parsed further (to
 /// store or queue as received, and parse later).
 ///
-/// Needs a [`WebhookConfig`] in `app_data`.
+/// Needs a [`Receiver`] in `app_data`.
 #[derive(Debug, Clone)]
 pub struct VerifiedBody(pub Bytes);
 
@@ -392,13 +369,14 @@ impl FromRequest for VerifiedBody {
 
 /// A verified, typed event from the event webhook.
 ///
-/// Needs a [`WebhookConfig`] in `app_data`. Extractors run the same checks as
+/// Needs a [`Receiver`] in `app_data`. Extractors run the same checks as
 /// [`endpoint`] but do not catch panics, apply the handler deadline or
 /// deduplicate: your handler decides the response (Retell expects a `2xx`).
 ///
 /// ```no_run
 /// use actix_web::{App, HttpResponse, HttpServer, post};
-/// use retell_webhooks::adapters::actix::{VerifiedEvent, WebhookConfig};
+/// use retell_webhooks::adapters::actix::VerifiedEvent;
+/// use retell_webhooks::dispatch::{Receiver, ReceiverConfig};
 /// use retell_webhooks::{Verifier, WebhookEvent};
 ///
 /// #[post("/retell/webhook")]
@@ -411,8 +389,9 @@ impl FromRequest for VerifiedBody {
 ///
 /// # #[actix_web::main]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let config = WebhookConfig::new(Verifier::new(&std::env::var("RETELL_API_KEY")?)?);
-/// HttpServer::new(move || App::new().app_data(config.clone()).service(hook))
+/// let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
+/// let receiver = Receiver::new(verifier, ReceiverConfig::new());
+/// HttpServer::new(move || App::new().app_data(receiver.clone()).service(hook))
 ///     .bind(("127.0.0.1", 3000))?
 ///     .run()
 ///     .await?;
@@ -446,7 +425,7 @@ impl FromRequest for VerifiedEvent {
 /// call/SMS webhook that expects a JSON answer
 /// ([`InboundResponse`](crate::InboundResponse)).
 ///
-/// Needs a [`WebhookConfig`] in `app_data`.
+/// Needs a [`Receiver`] in `app_data`.
 #[derive(Debug, Clone)]
 pub struct VerifiedIncoming(pub Incoming);
 
@@ -477,6 +456,7 @@ impl FromRequest for VerifiedIncoming {
 /// The header values the dispatcher looks at, borrowed from the request.
 struct RequestHead<'a> {
     method: &'a str,
+    query: &'a str,
     signature: Vec<&'a [u8]>,
     content_encoding: Vec<&'a [u8]>,
     content_length: Option<u64>,
@@ -489,6 +469,7 @@ impl<'a> RequestHead<'a> {
         let headers = req.headers();
         Self {
             method: req.method().as_str(),
+            query: req.query_string(),
             signature: values(headers, SIGNATURE_HEADER),
             content_encoding: values(headers, CONTENT_ENCODING.as_str()),
             content_length: content_length(headers),
@@ -499,6 +480,7 @@ impl<'a> RequestHead<'a> {
 
     fn raw_request(&self) -> RawRequest<'a> {
         RawRequest::new(self.method, &[])
+            .with_query(self.query)
             .signature_values(self.signature.iter().copied())
             .content_encoding_values(self.content_encoding.iter().copied())
             .with_content_length(self.content_length)
@@ -589,14 +571,10 @@ mod tests {
     /// would run it on worker threads, out of reach of the parse counter).
     #[actix_web::test]
     async fn unsigned_hostile_bodies_are_401_without_parsing() {
-        let verifier = Verifier::new("key_unit").unwrap_or_else(|e| panic!("{e}"));
-        let app = init_service(actix_web::App::new().service(service(
-            "/webhook",
-            verifier,
-            Noop,
-            ReceiverConfig::new(),
-        )))
-        .await;
+        let verifier = crate::Verifier::new("key_unit").unwrap_or_else(|e| panic!("{e}"));
+        let receiver = Receiver::new(verifier, crate::dispatch::ReceiverConfig::new());
+        let app =
+            init_service(actix_web::App::new().service(service("/webhook", &receiver, Noop))).await;
         let before = json_parses();
         let bad =
             "v=1785423600000,d=0000000000000000000000000000000000000000000000000000000000000000";

@@ -14,7 +14,7 @@
 //!
 //! ```no_run
 //! use retell_webhooks::adapters::axum::router;
-//! use retell_webhooks::dispatch::{ReceiverConfig, WebhookHandler};
+//! use retell_webhooks::dispatch::{Receiver, ReceiverConfig, WebhookHandler};
 //! use retell_webhooks::{CallEvent, Verifier};
 //!
 //! struct Handler;
@@ -31,7 +31,8 @@
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
-//!     let app = router("/retell/webhook", verifier, Handler, ReceiverConfig::new());
+//!     let receiver = Receiver::new(verifier, ReceiverConfig::new());
+//!     let app = router("/retell/webhook", &receiver, Handler);
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //!     axum::serve(listener, app).await?;
 //!     Ok(())
@@ -45,13 +46,13 @@
 //!
 //! ```no_run
 //! # use retell_webhooks::adapters::axum::router;
-//! # use retell_webhooks::dispatch::{Outcome, ReceiverConfig, WebhookHandler};
+//! # use retell_webhooks::dispatch::{Outcome, Receiver, WebhookHandler};
 //! # struct Handler;
 //! # impl WebhookHandler for Handler { type Error = String; }
-//! # fn app(verifier: retell_webhooks::Verifier) -> axum::Router {
+//! # fn app(receiver: Receiver) -> axum::Router {
 //! use axum::response::Response;
 //!
-//! router("/retell/webhook", verifier, Handler, ReceiverConfig::new()).layer(
+//! router("/retell/webhook", &receiver, Handler).layer(
 //!     axum::middleware::map_response(|response: Response| async move {
 //!         if let Some(outcome) = response.extensions().get::<Outcome>() {
 //!             eprintln!("retell webhook: {outcome}");
@@ -70,238 +71,83 @@
 //!
 //! To handle events in your own axum handler instead, use the [`VerifiedEvent`]
 //! (or [`VerifiedIncoming`], [`VerifiedBody`]) extractor with a
-//! [`WebhookConfig`] in the router state. Extractors do not catch panics,
+//! [`Receiver`] reachable from the router state. Extractors hold an in-flight
+//! place only while they read and verify the body; they do not catch panics,
 //! apply the deadline or deduplicate (a dedupe store in the configuration is
 //! not consulted): that is the router's job.
 
-use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{ConnectInfo, FromRef, FromRequest, Request, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any};
 
 use super::BodyCheck;
-pub use super::WebhookConfig;
 use crate::dispatch::{
-    self, BadBody, Dispatched, Outcome, RawRequest, Reason, ReceiverConfig, Route, WebhookHandler,
+    BadBody, Dispatched, Outcome, RawRequest, Reason, Receiver, Route, WebhookHandler,
 };
-use crate::{Incoming, SIGNATURE_HEADER, Verifier, WebhookEvent};
-
-/// Header carrying the original client address through proxies.
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
-
-/// Most bytes reserved up front from a `Content-Length`; the rest grows as data
-/// arrives, so a false length cannot make the server allocate the whole limit.
-const MAX_PREALLOCATION: u64 = 1024 * 1024;
+use crate::service::{WebhookService, read_limited};
+use crate::{Incoming, WebhookEvent};
 
 /// A router with one `POST` route at `path` for the event webhook (and the
 /// inbound call/SMS webhook), handled by `handler`.
 ///
 /// Any other method on `path` is answered `405`. Merge it into your app with
 /// [`Router::merge`].
-pub fn router<H, S>(path: &str, verifier: Verifier, handler: H, config: ReceiverConfig) -> Router<S>
+pub fn router<H, S>(path: &str, receiver: &Receiver, handler: H) -> Router<S>
 where
     H: WebhookHandler + 'static,
     S: Clone + Send + Sync + 'static,
 {
-    let webhook = WebhookConfig::new(verifier).with_receiver_config(config);
-    Router::new().route(path, endpoint(Route::Events, webhook, Arc::new(handler)))
+    Router::new().route(path, endpoint(Route::Events, receiver, handler))
 }
 
 /// Like [`router`], for a custom function URL: bodies are
 /// [`FunctionCall`](crate::FunctionCall)s answered by
 /// [`WebhookHandler::on_function_call`] with `200` and the handler's body.
 ///
-/// The handler deadline of `config` applies (9 s by default); Retell waits up to
+/// The receiver's handler deadline applies (9 s by default); Retell waits up to
 /// the tool's `timeout_ms` (2 minutes by default), so raise it for slow tools.
-pub fn function_router<H, S>(
-    path: &str,
-    verifier: Verifier,
-    handler: H,
-    config: ReceiverConfig,
-) -> Router<S>
+pub fn function_router<H, S>(path: &str, receiver: &Receiver, handler: H) -> Router<S>
 where
     H: WebhookHandler + 'static,
     S: Clone + Send + Sync + 'static,
 {
-    let webhook = WebhookConfig::new(verifier).with_receiver_config(config);
-    Router::new().route(path, endpoint(Route::Function, webhook, Arc::new(handler)))
+    Router::new().route(path, endpoint(Route::Function, receiver, handler))
 }
 
 /// The route handler behind [`router`] and [`function_router`], to mount at a
-/// path of your choice (`Router::new().route("/hook", endpoint(...))`), share one
-/// handler between several routes, or pass an [unconfigured](WebhookConfig::unconfigured)
-/// config.
-pub fn endpoint<H, S>(route: Route, webhook: WebhookConfig, handler: Arc<H>) -> MethodRouter<S>
+/// path of your choice (`Router::new().route("/hook", endpoint(...))`), or
+/// share one handler between several routes (pass an `Arc<App>`: it is a
+/// handler too). It is the crate's [`WebhookService`] with axum's peer address.
+pub fn endpoint<H, S>(route: Route, receiver: &Receiver, handler: H) -> MethodRouter<S>
 where
     H: WebhookHandler + 'static,
     S: Clone + Send + Sync + 'static,
 {
-    let state = Endpoint {
-        route,
-        webhook,
-        handler,
-    };
-    any(serve::<H>).with_state(state)
+    let service = WebhookService::new(receiver, route, handler);
+    any(move |request: Request| {
+        let service = service.clone();
+        async move { service.handle(with_peer(request)).await.map(Body::new) }
+    })
 }
 
-struct Endpoint<H> {
-    route: Route,
-    webhook: WebhookConfig,
-    handler: Arc<H>,
-}
-
-impl<H> Clone for Endpoint<H> {
-    fn clone(&self) -> Self {
-        Self {
-            route: self.route,
-            webhook: self.webhook.clone(),
-            handler: Arc::clone(&self.handler),
-        }
-    }
-}
-
-async fn serve<H>(State(endpoint): State<Endpoint<H>>, request: Request) -> Response
-where
-    H: WebhookHandler + 'static,
-{
-    into_response(handle(&endpoint, request).await)
-}
-
-async fn handle<H>(endpoint: &Endpoint<H>, request: Request) -> Dispatched
-where
-    H: WebhookHandler + 'static,
-{
-    let route = endpoint.route;
-    let (parts, body) = request.into_parts();
-    let Some(verifier) = endpoint.webhook.verifier() else {
-        return Dispatched::from_reason(route, Reason::NotConfigured);
-    };
-    // Held until the answer is built: bounds the bodies buffered at once.
-    let _permit = endpoint.webhook.in_flight_permit().await;
-    let config = endpoint.webhook.receiver_config();
-    let bytes = match read_checked(config, route, &parts, body).await {
-        Ok(bytes) => bytes,
-        Err(rejected) => return rejected,
-    };
-    let raw = raw_request(&parts).with_body(&bytes);
-    // The timer starts when `dispatch` first polls it, i.e. when the handler
-    // starts: verification, parsing and deduplication do not use it up.
-    let handler_deadline = config.handler_deadline();
-    let deadline = async move { tokio::time::sleep(handler_deadline).await };
-    dispatch::dispatch(
-        verifier,
-        endpoint.handler.as_ref(),
-        route,
-        config,
-        &raw,
-        deadline,
-    )
-    .await
-}
-
-/// Runs the body-independent checks, then reads the body within the limit.
-async fn read_checked(
-    config: &ReceiverConfig,
-    route: Route,
-    parts: &Parts,
-    body: Body,
-) -> Result<Bytes, Dispatched> {
-    let head = raw_request(parts);
-    if let Some(rejected) = dispatch::precheck(config, route, &head) {
-        return Err(rejected);
-    }
-    let limit = config.body_limit();
-    match read_body(body, limit, head.content_length()).await {
-        Ok(bytes) => Ok(bytes),
-        Err(ReadError::TooLarge) => Err(Dispatched::from_reason(
-            route,
-            Reason::PayloadTooLarge { limit },
-        )),
-        Err(ReadError::Failed) => Err(Dispatched::from_reason(route, Reason::BodyReadFailed)),
-    }
-}
-
-fn raw_request(parts: &Parts) -> RawRequest<'_> {
-    let headers = &parts.headers;
-    let content_length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let peer = parts
-        .extensions
+/// Copies axum's `ConnectInfo` peer address where the core looks for it.
+fn with_peer(mut request: Request) -> Request {
+    if let Some(ConnectInfo(peer)) = request
+        .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
-    RawRequest::new(parts.method.as_str(), &[])
-        .signature_values(
-            headers
-                .get_all(SIGNATURE_HEADER)
-                .iter()
-                .map(HeaderValue::as_bytes),
-        )
-        .content_encoding_values(
-            headers
-                .get_all(header::CONTENT_ENCODING)
-                .iter()
-                .map(HeaderValue::as_bytes),
-        )
-        .forwarded_for_values(
-            headers
-                .get_all(X_FORWARDED_FOR)
-                .iter()
-                .map(HeaderValue::as_bytes),
-        )
-        .with_content_length(content_length)
-        .with_peer(peer)
-}
-
-enum ReadError {
-    TooLarge,
-    Failed,
-}
-
-/// Reads the body frame by frame and stops at the first byte over `limit`.
-async fn read_body(mut body: Body, limit: usize, hint: Option<u64>) -> Result<Bytes, ReadError> {
-    let reserve = hint.map_or(0, |len| len.min(MAX_PREALLOCATION));
-    let mut buf = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
-    while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-        let frame = frame.map_err(|_| ReadError::Failed)?;
-        if let Ok(data) = frame.into_data() {
-            if data.len() > limit.saturating_sub(buf.len()) {
-                return Err(ReadError::TooLarge);
-            }
-            buf.extend_from_slice(&data);
-        }
+        .copied()
+    {
+        request.extensions_mut().insert(peer);
     }
-    Ok(Bytes::from(buf))
+    request
 }
 
 fn into_response(done: Dispatched) -> Response {
-    let Dispatched { response, outcome } = done;
-    let status =
-        StatusCode::from_u16(response.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let headers: Vec<_> = response.headers().collect();
-    let mut out = Response::new(Body::from(response.into_body()));
-    *out.status_mut() = status;
-    for (name, value) in headers {
-        let name = match name {
-            "content-type" => header::CONTENT_TYPE,
-            "allow" => header::ALLOW,
-            _ => continue,
-        };
-        if let Ok(value) = HeaderValue::from_str(value) {
-            out.headers_mut().insert(name, value);
-        }
-    }
-    out.extensions_mut().insert(outcome);
-    out
+    done.into_http_response::<Body>()
 }
 
 // ---------------------------------------------------------------------------
@@ -357,19 +203,21 @@ async fn verified_bytes<S>(
     check: BodyCheck,
 ) -> Result<Bytes, WebhookRejection>
 where
-    WebhookConfig: FromRef<S>,
+    Receiver: FromRef<S>,
 {
-    let webhook = WebhookConfig::from_ref(state);
-    let (parts, body) = request.into_parts();
-    let Some(verifier) = webhook.verifier() else {
-        return Err(Dispatched::from_reason(route, Reason::NotConfigured).into());
-    };
-    let config = webhook.receiver_config();
-    let bytes = read_checked(config, route, &parts, body).await?;
-    let raw = raw_request(&parts).with_body(&bytes);
+    let receiver = Receiver::from_ref(state);
+    let (parts, body) = with_peer(request).into_parts();
+    let head = RawRequest::from_http_parts(&parts);
+    if let Some(rejected) = receiver.precheck(route, &head) {
+        return Err(rejected.into());
+    }
+    // Held while the body is buffered and verified.
+    let _permit = receiver.in_flight_permit().await;
+    let bytes = Bytes::from(read_limited(&receiver, route, &head, body).await?);
+    let raw = head.with_body(&bytes);
     match check {
-        BodyCheck::JsonObject => dispatch::authenticate(verifier, config, route, &raw),
-        BodyCheck::SignatureOnly => dispatch::authenticate_signature(verifier, config, route, &raw),
+        BodyCheck::JsonObject => receiver.authenticate(route, &raw),
+        BodyCheck::SignatureOnly => receiver.authenticate_signature(route, &raw),
     }
     .map_err(WebhookRejection)?;
     Ok(bytes)
@@ -383,13 +231,13 @@ fn invalid(route: Route, body: &[u8], error: crate::ParseError) -> WebhookReject
 /// The raw body of a verified request: a JSON object, not parsed further (to
 /// store or queue as received, and parse later).
 ///
-/// Needs a [`WebhookConfig`] reachable from the router state ([`FromRef`]).
+/// Needs a [`Receiver`] reachable from the router state ([`FromRef`]).
 #[derive(Debug, Clone)]
 pub struct VerifiedBody(pub Bytes);
 
 impl<S> FromRequest<S> for VerifiedBody
 where
-    WebhookConfig: FromRef<S>,
+    Receiver: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = WebhookRejection;
@@ -403,11 +251,12 @@ where
 
 /// A verified, typed event from the event webhook.
 ///
-/// Needs a [`WebhookConfig`] reachable from the router state ([`FromRef`]).
+/// Needs a [`Receiver`] reachable from the router state ([`FromRef`]).
 ///
 /// ```no_run
 /// use axum::{Router, routing::post};
-/// use retell_webhooks::adapters::axum::{VerifiedEvent, WebhookConfig};
+/// use retell_webhooks::adapters::axum::VerifiedEvent;
+/// use retell_webhooks::dispatch::{Receiver, ReceiverConfig};
 /// use retell_webhooks::{Verifier, WebhookEvent};
 ///
 /// async fn hook(VerifiedEvent(event): VerifiedEvent) -> axum::http::StatusCode {
@@ -418,8 +267,8 @@ where
 /// }
 ///
 /// # fn app() -> Result<Router, retell_webhooks::KeyError> {
-/// let config = WebhookConfig::new(Verifier::new("key_from_the_dashboard")?);
-/// let app: Router = Router::new().route("/retell", post(hook)).with_state(config);
+/// let receiver = Receiver::new(Verifier::new("key_from_the_dashboard")?, ReceiverConfig::new());
+/// let app: Router = Router::new().route("/retell", post(hook)).with_state(receiver);
 /// # Ok(app)
 /// # }
 /// ```
@@ -428,7 +277,7 @@ pub struct VerifiedEvent(pub WebhookEvent);
 
 impl<S> FromRequest<S> for VerifiedEvent
 where
-    WebhookConfig: FromRef<S>,
+    Receiver: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = WebhookRejection;
@@ -444,13 +293,13 @@ where
 /// A verified request on the event webhook URL: an event, or an inbound
 /// call/SMS webhook that expects a JSON answer.
 ///
-/// Needs a [`WebhookConfig`] reachable from the router state ([`FromRef`]).
+/// Needs a [`Receiver`] reachable from the router state ([`FromRef`]).
 #[derive(Debug, Clone)]
 pub struct VerifiedIncoming(pub Incoming);
 
 impl<S> FromRequest<S> for VerifiedIncoming
 where
-    WebhookConfig: FromRef<S>,
+    Receiver: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = WebhookRejection;
@@ -491,12 +340,9 @@ mod tests {
     /// and its parse counter.
     #[tokio::test(flavor = "current_thread")]
     async fn unsigned_hostile_bodies_are_401_without_parsing() {
-        let app: Router = router(
-            "/webhook",
-            Verifier::new("key_unit").unwrap_or_else(|e| panic!("{e}")),
-            Noop,
-            ReceiverConfig::new(),
-        );
+        let verifier = crate::Verifier::new("key_unit").unwrap_or_else(|e| panic!("{e}"));
+        let receiver = Receiver::new(verifier, crate::dispatch::ReceiverConfig::new());
+        let app: Router = router("/webhook", &receiver, Noop);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });

@@ -140,6 +140,135 @@ impl<'de> Deserialize<'de> for FunctionCall {
     }
 }
 
+/// The HTTP method a custom function was called with (the tool's setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FunctionMethod {
+    /// `GET` (empty body; arguments as query parameters, if any).
+    Get,
+    /// `POST` (Retell's default).
+    Post,
+    /// `PUT`.
+    Put,
+    /// `PATCH`.
+    Patch,
+    /// `DELETE` (empty body).
+    Delete,
+}
+
+impl FunctionMethod {
+    /// The method for a request line's method, `None` for any other.
+    #[must_use]
+    pub fn parse(method: &str) -> Option<Self> {
+        Some(match method {
+            "GET" => Self::Get,
+            "POST" => Self::Post,
+            "PUT" => Self::Put,
+            "PATCH" => Self::Patch,
+            "DELETE" => Self::Delete,
+            _ => return None,
+        })
+    }
+
+    /// The method as on the request line.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+        }
+    }
+}
+
+/// A custom-function request as Retell sends it: the method, the query
+/// parameters and, when the body is not empty, the [`FunctionCall`].
+///
+/// ```
+/// use retell_webhooks::models::{FunctionCall, FunctionMethod, FunctionRequest};
+///
+/// let call = FunctionCall::from_slice(br#"{"date":"2026-12-02"}"#)?;
+/// let request = FunctionRequest::new(FunctionMethod::Post, "tool=book&slot=10%3A00", Some(call));
+/// assert_eq!(request.query_param("slot").as_deref(), Some("10:00"));
+/// assert_eq!(request.name(), None); // "args only" bodies carry no name
+/// # Ok::<(), retell_webhooks::ParseError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionRequest {
+    /// The method.
+    pub method: FunctionMethod,
+    /// The raw query string (without `?`; empty when there is none).
+    pub query: String,
+    /// The body, parsed; `None` for an empty body (`GET`, `DELETE`).
+    pub call: Option<FunctionCall>,
+}
+
+impl FunctionRequest {
+    /// A request (for tests and for adapters of your own).
+    pub fn new(method: FunctionMethod, query: &str, call: Option<FunctionCall>) -> Self {
+        Self {
+            method,
+            query: query.to_owned(),
+            call,
+        }
+    }
+
+    /// A `POST` with this body, as Retell sends by default.
+    pub fn post(call: FunctionCall) -> Self {
+        Self::new(FunctionMethod::Post, "", Some(call))
+    }
+
+    /// The tool name of a wrapped body.
+    pub fn name(&self) -> Option<&str> {
+        self.call.as_ref()?.name()
+    }
+
+    /// The query parameters, decoded (`+` and `%XX`), in order.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        self.query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (form_decode(key), form_decode(value))
+            })
+            .collect()
+    }
+
+    /// The first value of query parameter `key`, decoded.
+    pub fn query_param(&self, key: &str) -> Option<String> {
+        self.query_pairs()
+            .into_iter()
+            .find_map(|(k, v)| (k == key).then_some(v))
+    }
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component; invalid
+/// escapes are kept as written, invalid UTF-8 is replaced.
+fn form_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = |at: usize| bytes.get(at).and_then(|c| (*c as char).to_digit(16));
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                if let (Some(hi), Some(lo)) = (hex(i + 1), hex(i + 2)) {
+                    out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// What a custom function answers: JSON or plain text. Retell stringifies either
 /// and gives at most [`FunctionResponse::MAX_CHARS`] characters to the LLM.
 ///

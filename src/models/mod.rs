@@ -57,7 +57,9 @@ pub use enums::{
     ChatStatus, ChatType, DataStorageSetting, Direction, DisconnectionReason, ToolType,
     TranscriptRole, TransitionType, UserSentiment, UtteranceRole,
 };
-pub use function::{FunctionCall, FunctionResponse, WrappedFunctionCall};
+pub use function::{
+    FunctionCall, FunctionMethod, FunctionRequest, FunctionResponse, WrappedFunctionCall,
+};
 pub use inbound::{
     AgentVersion, InboundCall, InboundCallRequest, InboundChat, InboundChatRequest, InboundKind,
     InboundResponse, InboundResponseBody,

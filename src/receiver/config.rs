@@ -12,13 +12,15 @@ pub enum Route {
     /// The event webhook (account- or agent-level URL) and the inbound call/SMS
     /// webhook: bodies with an `event` field, parsed as [`Incoming`].
     Events,
-    /// A custom function URL: bodies parsed as [`FunctionCall`] (wrapped
-    /// `{name, call, args}` or args only).
+    /// A custom function URL: a [`FunctionRequest`](crate::models::FunctionRequest)
+    /// with the method, the query parameters and, when there is a body, the
+    /// [`FunctionCall`] (wrapped `{name, call, args}` or args only).
     ///
-    /// Configure the tool with method `POST` (Retell's default); other methods
-    /// are answered `405`. Retell waits up to the tool's `timeout_ms` (2 minutes
-    /// by default) for a function, so raise
-    /// [`ReceiverConfig::with_handler_deadline`] for slow tools.
+    /// Retell sends custom functions with the tool's method: `GET`, `POST`,
+    /// `PUT`, `PATCH` or `DELETE` (`GET` and `DELETE` with an empty, signed
+    /// body); other methods are answered `405`. Retell waits up to the tool's
+    /// `timeout_ms` (2 minutes by default), so the deadline of this route is
+    /// [`ReceiverConfig::function_deadline`] (120 s by default).
     Function,
 }
 
@@ -51,6 +53,7 @@ pub(crate) enum Clock {
 /// |---|---|---|
 /// | [`body_limit`](Self::body_limit) | [`DEFAULT_BODY_LIMIT`] (8 MiB) | long calls produce ~3 MiB bodies; framework defaults (axum 2 MiB, actix-web 256 KiB) would drop them |
 /// | [`handler_deadline`](Self::handler_deadline) | [`DEFAULT_HANDLER_DEADLINE`] (9 s) | under Retell's 10 s timeout, so a retry never overlaps a running handler |
+/// | [`function_deadline`](Self::function_deadline) | [`DEFAULT_FUNCTION_DEADLINE`] (120 s) | Retell's default tool timeout for custom functions |
 /// | [`max_in_flight`](Self::max_in_flight) | [`DEFAULT_MAX_IN_FLIGHT`] (32) | bounds the bodies adapters buffer at once (32 × 8 MiB); later requests wait |
 /// | clock | the system clock | injectable with [`with_clock`](Self::with_clock) for tests |
 /// | [`source_allowlist`](Self::source_allowlist) | off | the signature is the authority; an allowlist only adds defence in depth |
@@ -61,11 +64,11 @@ pub(crate) enum Clock {
 pub struct ReceiverConfig {
     pub(crate) body_limit: usize,
     pub(crate) handler_deadline: Duration,
+    pub(crate) function_deadline: Duration,
     pub(crate) max_in_flight: usize,
     pub(crate) clock: Clock,
     pub(crate) source_allowlist: Option<SourceAllowlist>,
     pub(crate) dedupe: Option<Arc<dyn DedupeStore>>,
-    pub(crate) mismatches: Arc<MismatchMonitor>,
 }
 
 /// After this many signature mismatches in a row, with no verified request in
@@ -77,8 +80,8 @@ pub const MISMATCH_ALERT_THRESHOLD: u64 = 10;
 /// (by the configured clock), so a log line raised on it is rate limited.
 pub const MISMATCH_ALERT_INTERVAL_MS: u64 = 60_000;
 
-/// Counts digest mismatches in a row (shared by every clone of a config, so by
-/// every worker of an adapter).
+/// Counts digest mismatches in a row (shared by every clone of a receiver, so
+/// by every worker of an adapter).
 #[derive(Default)]
 pub(crate) struct MismatchMonitor {
     pub(crate) streak: std::sync::atomic::AtomicU64,
@@ -129,11 +132,11 @@ impl ReceiverConfig {
         Self {
             body_limit: DEFAULT_BODY_LIMIT,
             handler_deadline: DEFAULT_HANDLER_DEADLINE,
+            function_deadline: DEFAULT_FUNCTION_DEADLINE,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             clock: Clock::System,
             source_allowlist: None,
             dedupe: None,
-            mismatches: Arc::default(),
         }
     }
 
@@ -144,10 +147,12 @@ impl ReceiverConfig {
         self
     }
 
-    /// Sets how many requests the framework adapters read and handle at once
-    /// (at least 1; default [`DEFAULT_MAX_IN_FLIGHT`]). Further requests wait
-    /// before their body is read. The framework-agnostic [`dispatch`] itself
-    /// does not limit anything.
+    /// Sets how many requests are read and handled at once (at least 1;
+    /// default [`DEFAULT_MAX_IN_FLIGHT`]), over every clone of the
+    /// [`Receiver`]. The adapters and the tower service take a place once a
+    /// request's head has passed the cheap checks, and hold it while they read
+    /// and handle; further requests wait before their body is read.
+    /// [`Receiver::dispatch`] itself does not wait for a place.
     #[must_use]
     pub fn with_max_in_flight(mut self, requests: usize) -> Self {
         self.max_in_flight = requests.max(1);
@@ -159,6 +164,15 @@ impl ReceiverConfig {
     #[must_use]
     pub fn with_handler_deadline(mut self, deadline: Duration) -> Self {
         self.handler_deadline = deadline;
+        self
+    }
+
+    /// Sets how long a custom function may run before the request is answered
+    /// `503` (default [`DEFAULT_FUNCTION_DEADLINE`], Retell's default tool
+    /// timeout).
+    #[must_use]
+    pub fn with_function_deadline(mut self, deadline: Duration) -> Self {
+        self.function_deadline = deadline;
         self
     }
 
@@ -210,16 +224,6 @@ impl ReceiverConfig {
         self.dedupe.as_ref()
     }
 
-    /// Signature digest mismatches in a row since the last verified request
-    /// (shared by every clone of this configuration). See
-    /// [`MISMATCH_ALERT_THRESHOLD`].
-    #[must_use]
-    pub fn signature_mismatch_streak(&self) -> u64 {
-        self.mismatches
-            .streak
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     /// The largest accepted body, in bytes.
     #[must_use]
     pub fn body_limit(&self) -> usize {
@@ -230,6 +234,22 @@ impl ReceiverConfig {
     #[must_use]
     pub fn handler_deadline(&self) -> Duration {
         self.handler_deadline
+    }
+
+    /// How long a custom function may run before the request is answered `503`.
+    #[must_use]
+    pub fn function_deadline(&self) -> Duration {
+        self.function_deadline
+    }
+
+    /// The deadline of `route`: [`function_deadline`](Self::function_deadline)
+    /// for functions, [`handler_deadline`](Self::handler_deadline) otherwise.
+    #[must_use]
+    pub fn deadline_of(&self, route: Route) -> Duration {
+        match route {
+            Route::Events => self.handler_deadline,
+            Route::Function => self.function_deadline,
+        }
     }
 
     /// How many requests the adapters read and handle at once.
@@ -258,6 +278,7 @@ impl fmt::Debug for ReceiverConfig {
         f.debug_struct("ReceiverConfig")
             .field("body_limit", &self.body_limit)
             .field("handler_deadline", &self.handler_deadline)
+            .field("function_deadline", &self.function_deadline)
             .field("max_in_flight", &self.max_in_flight)
             .field(
                 "clock",
@@ -268,10 +289,6 @@ impl fmt::Debug for ReceiverConfig {
             )
             .field("source_allowlist", &self.source_allowlist)
             .field("dedupe", &self.dedupe.as_ref().map_or("off", |_| "on"))
-            .field(
-                "signature_mismatch_streak",
-                &self.signature_mismatch_streak(),
-            )
             .finish()
     }
 }

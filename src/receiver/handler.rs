@@ -177,9 +177,9 @@ pub trait WebhookHandler: Send + Sync {
     /// whenever you mount a function route.
     fn on_function_call(
         &self,
-        call: FunctionCall,
+        request: FunctionRequest,
     ) -> impl Future<Output = Result<FunctionResponse, Self::Error>> + Send {
-        let _ = call;
+        let _ = request;
         async { Ok(FunctionResponse::text("function not implemented")) }
     }
 
@@ -208,3 +208,64 @@ pub enum Fallback {
     /// Not handled: answer `400`.
     Declined,
 }
+
+/// Forwards every method to the handler behind a pointer, so an
+/// `Arc<App>` (or `&App`) shared with the rest of a service is a handler too.
+macro_rules! forward_handler {
+    ($($ptr:ty),+) => {$(
+        impl<T: WebhookHandler + ?Sized> WebhookHandler for $ptr {
+            type Error = T::Error;
+
+            fn on_call_started(&self, event: CallEvent) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                T::on_call_started(self, event)
+            }
+            fn on_call_ended(&self, event: CallEvent) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                T::on_call_ended(self, event)
+            }
+            fn on_call_analyzed(&self, event: CallEvent) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                T::on_call_analyzed(self, event)
+            }
+            fn on_transcript_updated(&self, event: TranscriptUpdatedEvent) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                T::on_transcript_updated(self, event)
+            }
+            fn on_transfer_started(&self, event: TransferEvent) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                T::on_transfer_started(self, event)
+            }
+            fn on_transfer_bridged(&self, event: TransferEvent) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                T::on_transfer_bridged(self, event)
+            }
+            fn on_transfer_cancelled(&self, event: TransferEvent) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                T::on_transfer_cancelled(self, event)
+            }
+            fn on_transfer_ended(&self, event: TransferEvent) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                T::on_transfer_ended(self, event)
+            }
+            fn on_chat_started(&self, event: ChatEvent) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                T::on_chat_started(self, event)
+            }
+            fn on_chat_ended(&self, event: ChatEvent) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                T::on_chat_ended(self, event)
+            }
+            fn on_chat_analyzed(&self, event: ChatEvent) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                T::on_chat_analyzed(self, event)
+            }
+            fn on_unknown(&self, event: UnknownEvent) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                T::on_unknown(self, event)
+            }
+            fn on_call_inbound(&self, request: InboundCallRequest) -> impl Future<Output = Result<InboundResponse, Self::Error>> + Send {
+                T::on_call_inbound(self, request)
+            }
+            fn on_chat_inbound(&self, request: InboundChatRequest) -> impl Future<Output = Result<InboundResponse, Self::Error>> + Send {
+                T::on_chat_inbound(self, request)
+            }
+            fn on_function_call(&self, request: FunctionRequest) -> impl Future<Output = Result<FunctionResponse, Self::Error>> + Send {
+                T::on_function_call(self, request)
+            }
+            fn on_unparsed(&self, body: &[u8], error: &ParseError) -> impl Future<Output = Result<Fallback, Self::Error>> + Send {
+                T::on_unparsed(self, body, error)
+            }
+        }
+    )+};
+}
+
+forward_handler!(Arc<T>, &T, Box<T>);

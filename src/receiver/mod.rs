@@ -30,14 +30,15 @@
 //! | `500` | handler error or panic; adapter without a verifier | yes |
 //! | `503` | handler deadline exceeded; dedupe store failed | yes |
 //!
-//! [`dispatch`] returns a [`Dispatched`]: the [`WebhookResponse`] to send and an
-//! [`Outcome`] to log (status, reason, event name, call id; never a body, a header
-//! value or a key). Adapters call [`precheck`] before reading the body, read it
-//! within the limit, then call [`dispatch`] with a timer future for the deadline
-//! (the core needs no runtime).
+//! [`Receiver::dispatch`] returns a [`Dispatched`]: the [`WebhookResponse`] to
+//! send and an [`Outcome`] to log (status, reason, event name, call id; never a
+//! body, a header value or a key). Adapters call [`Receiver::precheck`] before
+//! reading the body, read it within the limit, then call
+//! [`Receiver::dispatch`] with a function that makes the deadline's timer (the
+//! core needs no runtime).
 //!
 //! ```
-//! use retell_webhooks::dispatch::{dispatch, RawRequest, ReceiverConfig, Route, WebhookHandler};
+//! use retell_webhooks::dispatch::{RawRequest, Receiver, ReceiverConfig, Route, WebhookHandler};
 //! use retell_webhooks::{sign, CallEvent, Verifier};
 //!
 //! struct Handler;
@@ -53,12 +54,15 @@
 //!
 //! # block_on(async {
 //! let now = 1_785_423_600_000;
-//! let verifier = Verifier::new("key_test")?;
 //! let config = ReceiverConfig::new().with_clock(move || now);
+//! let receiver = Receiver::new(Verifier::new("key_test")?, config);
 //! let body = br#"{"event":"call_ended","call":{"call_id":"call_1"}}"#;
 //! let header = sign(body, "key_test", now);
 //! let request = RawRequest::post(body).signature_values([header.as_bytes()]);
-//! let done = dispatch(&verifier, &Handler, Route::Events, &config, &request, std::future::pending()).await;
+//! // On tokio, pass `tokio::time::sleep` as the timer.
+//! let done = receiver
+//!     .dispatch(&Handler, Route::Events, &request, |_| std::future::pending())
+//!     .await;
 //! assert_eq!(done.response.status(), 204);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # })
@@ -81,6 +85,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use crate::dedupe::{Begin, DedupeKey, DedupeStore, Ticket};
+use crate::models::{FunctionMethod, FunctionRequest};
 use crate::signature::{Verifier, VerifyError, unix_ms};
 use crate::{
     CallEvent, ChatEvent, FunctionCall, FunctionResponse, InboundCallRequest, InboundChatRequest,
@@ -103,6 +108,10 @@ pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// means the retry never races a handler that is still running.
 pub const DEFAULT_HANDLER_DEADLINE: Duration = Duration::from_secs(9);
 
+/// Default deadline of custom functions: 120 seconds, Retell's default tool
+/// `timeout_ms`.
+pub const DEFAULT_FUNCTION_DEADLINE: Duration = Duration::from_secs(120);
+
 /// Default cap on requests an adapter handles at once: 32.
 ///
 /// Each request in flight may hold up to the body limit in memory, so the cap
@@ -121,9 +130,14 @@ mod body;
 mod config;
 mod guard;
 mod handler;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+mod http;
 mod outcome;
+mod permits;
 mod pipeline;
 mod request;
+mod state;
 #[cfg(test)]
 mod tests;
 
@@ -135,5 +149,8 @@ pub use config::*;
 pub(crate) use guard::*;
 pub use handler::*;
 pub use outcome::*;
-pub use pipeline::*;
+pub use permits::Permit;
+#[allow(unused_imports)]
+pub(crate) use pipeline::*;
 pub use request::*;
+pub use state::Receiver;

@@ -112,7 +112,7 @@ impl BadBody {
     /// Classifies a typed-parse failure of a verified body: not UTF-8, not JSON,
     /// not an object, or an object the models cannot read
     /// ([`BadBody::Invalid`]). Adapters' typed extractors use it so their `400`s
-    /// carry the same reasons as [`dispatch`].
+    /// carry the same reasons as [`Receiver::dispatch`].
     #[must_use]
     pub fn from_parse_error(route: Route, body: &[u8], error: ParseError) -> Self {
         match error.kind() {
@@ -158,8 +158,11 @@ pub enum Reason {
     DedupeFailed(String),
     /// The source address is not allowed (`403`).
     Forbidden(SourceRejection),
-    /// The method is not `POST` (`405`).
+    /// The method is not `POST` (events) or a tool method (functions) (`405`).
     MethodNotAllowed,
+    /// Nothing is served at this path (`404`; the tower service mounted at a
+    /// path with [`with_path`](crate::service::WebhookService::with_path)).
+    NotFound,
     /// The body has a `Content-Encoding` other than `identity` (`415`).
     UnsupportedEncoding,
     /// The adapter could not read the whole body (client went away, malformed
@@ -197,7 +200,8 @@ impl fmt::Display for Reason {
             Self::InFlight => f.write_str("duplicate of an event still being handled"),
             Self::DedupeFailed(why) => write!(f, "dedupe store failed: {why}"),
             Self::Forbidden(why) => write!(f, "forbidden: {why}"),
-            Self::MethodNotAllowed => f.write_str("method not allowed (POST only)"),
+            Self::MethodNotAllowed => f.write_str("method not allowed"),
+            Self::NotFound => f.write_str("not found"),
             Self::UnsupportedEncoding => {
                 f.write_str("unsupported Content-Encoding (only identity is accepted)")
             }
@@ -297,7 +301,7 @@ pub(crate) fn write_log_value(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::R
     }
 }
 
-/// The result of [`dispatch`] (or [`precheck`]): the response to send and the
+/// The result of [`Receiver::dispatch`] (or [`Receiver::precheck`]): the response to send and the
 /// outcome to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dispatched {
@@ -339,9 +343,13 @@ impl Dispatched {
             Reason::Answered => WebhookResponse::empty(200),
             Reason::Forbidden(_) => WebhookResponse::text(403, b"forbidden\n"),
             Reason::MethodNotAllowed => WebhookResponse {
-                allow: Some("POST"),
+                allow: Some(match route {
+                    Route::Events => "POST",
+                    Route::Function => "GET, POST, PUT, PATCH, DELETE",
+                }),
                 ..WebhookResponse::text(405, b"method not allowed\n")
             },
+            Reason::NotFound => WebhookResponse::text(404, b"not found\n"),
             Reason::UnsupportedEncoding => {
                 WebhookResponse::text(415, b"unsupported content encoding\n")
             }

@@ -6,103 +6,132 @@ use super::*;
 // Entry points
 // ---------------------------------------------------------------------------
 
-/// Checks everything that does not need the body: source allowlist (`403`),
-/// method (`405`), `Content-Encoding` (`415`) and `Content-Length` against the
-/// limit (`413`). Returns `Some` with the rejection, `None` to go on.
-///
-/// Adapters call it before reading the body; [`dispatch`] runs it again, so
-/// calling it is an optimisation, never a requirement.
-#[must_use]
-pub fn precheck(
-    config: &ReceiverConfig,
-    route: Route,
-    request: &RawRequest<'_>,
-) -> Option<Dispatched> {
-    if let Some(allowlist) = &config.source_allowlist
-        && let Err(why) = allowlist.check(request.peer, request.forwarded_for.iter().copied())
+impl Receiver {
+    /// Checks everything that does not need the body: configuration (`500`),
+    /// source allowlist (`403`), method (`405`), `Content-Encoding` (`415`)
+    /// and `Content-Length` against the limit (`413`). Returns `Some` with the
+    /// rejection, `None` to go on.
+    ///
+    /// Adapters call it before reading the body; [`Receiver::dispatch`] runs it
+    /// again, so calling it is an optimisation, never a requirement.
+    #[must_use]
+    pub fn precheck(&self, route: Route, request: &RawRequest<'_>) -> Option<Dispatched> {
+        let config = self.config();
+        if !self.is_configured() {
+            return Some(Dispatched::from_reason(route, Reason::NotConfigured));
+        }
+        if let Some(allowlist) = &config.source_allowlist
+            && let Err(why) = allowlist.check(request.peer, request.forwarded_for.iter().copied())
+        {
+            return Some(Dispatched::from_reason(route, Reason::Forbidden(why)));
+        }
+        let allowed = match route {
+            Route::Events => request.method == "POST",
+            Route::Function => FunctionMethod::parse(request.method).is_some(),
+        };
+        if !allowed {
+            return Some(Dispatched::from_reason(route, Reason::MethodNotAllowed));
+        }
+        if request.encoded {
+            return Some(Dispatched::from_reason(route, Reason::UnsupportedEncoding));
+        }
+        let limit = config.body_limit;
+        let declared_over = request
+            .content_length
+            .is_some_and(|len| u64::try_from(limit).is_ok_and(|limit| len > limit));
+        if declared_over {
+            return Some(Dispatched::from_reason(
+                route,
+                Reason::PayloadTooLarge { limit },
+            ));
+        }
+        None
+    }
+
+    /// Runs every check up to and including "the verified body is a JSON
+    /// object": the steps of the [module docs](crate::dispatch) except the
+    /// typed parse. `Ok(())` means the body is authentic and safe to parse;
+    /// `Err` carries the rejection to send (boxed: it is the cold path).
+    ///
+    /// The adapters' raw-body extractors use it, so they answer like
+    /// [`Receiver::dispatch`], which skips the separate JSON pass: its typed
+    /// parse rejects the same bodies ([`BadBody::from_parse_error`]), so the
+    /// body is parsed once.
+    pub fn authenticate(
+        &self,
+        route: Route,
+        request: &RawRequest<'_>,
+    ) -> Result<(), Box<Dispatched>> {
+        self.authenticate_signature(route, request)?;
+        // The body is authentic from here on; only now is it parsed.
+        check_json_object(request.body)
+            .map_err(|why| Box::new(Dispatched::from_reason(route, Reason::BadRequest(why))))
+    }
+
+    /// [`Receiver::authenticate`] without the JSON check: prechecks, body size
+    /// and signature.
+    pub(crate) fn authenticate_signature(
+        &self,
+        route: Route,
+        request: &RawRequest<'_>,
+    ) -> Result<(), Box<Dispatched>> {
+        if let Some(rejected) = self.precheck(route, request) {
+            return Err(Box::new(rejected));
+        }
+        let config = self.config();
+        let reject = |reason| Box::new(Dispatched::from_reason(route, reason));
+        let limit = config.body_limit;
+        if request.body.len() > limit {
+            return Err(reject(Reason::PayloadTooLarge { limit }));
+        }
+        let Some(verifier) = self.verifier() else {
+            return Err(reject(Reason::NotConfigured));
+        };
+        let verified = verify(verifier, config, request);
+        let alert = self
+            .mismatches()
+            .record(&verified, config.now_ms().unwrap_or(0));
+        if let Err(why) = verified {
+            let mut rejected = reject(Reason::Unauthorized(why));
+            rejected.outcome.key_alert = alert;
+            return Err(rejected);
+        }
+        Ok(())
+    }
+
+    /// Handles one request from start to finish; see the [module
+    /// docs](crate::dispatch) for the order of checks and the status of each
+    /// outcome.
+    ///
+    /// `sleep` makes the handler deadline's timer: it is called with
+    /// [`ReceiverConfig::handler_deadline`] when the handler starts (pass
+    /// `tokio::time::sleep` on tokio, or `|_| std::future::pending()` for no
+    /// deadline). When the timer completes first, the handler future is
+    /// dropped and the answer is `503`. The same setting is the deduplication
+    /// lease, so a claim never outlives the attempt that took it.
+    ///
+    /// Never panics; a panicking handler is caught and answered with `500`.
+    pub async fn dispatch<H, S, F>(
+        &self,
+        handler: &H,
+        route: Route,
+        request: &RawRequest<'_>,
+        sleep: S,
+    ) -> Dispatched
+    where
+        H: WebhookHandler + ?Sized,
+        S: FnOnce(Duration) -> F + Send,
+        F: Future<Output = ()> + Send,
     {
-        return Some(Dispatched::from_reason(route, Reason::Forbidden(why)));
+        let config = self.config();
+        let deadline_after = config.deadline_of(route);
+        let deadline = async move { sleep(deadline_after).await };
+        dispatch_verified(self, handler, route, config, request, deadline).await
     }
-    if request.method != "POST" {
-        return Some(Dispatched::from_reason(route, Reason::MethodNotAllowed));
-    }
-    if request.encoded {
-        return Some(Dispatched::from_reason(route, Reason::UnsupportedEncoding));
-    }
-    let limit = config.body_limit;
-    let declared_over = request
-        .content_length
-        .is_some_and(|len| u64::try_from(limit).is_ok_and(|limit| len > limit));
-    if declared_over {
-        return Some(Dispatched::from_reason(
-            route,
-            Reason::PayloadTooLarge { limit },
-        ));
-    }
-    None
 }
 
-/// Runs every check up to and including "the verified body is a JSON object":
-/// steps 1–6 of the [module docs](crate::dispatch) except the typed parse. `Ok(())` means
-/// the body is authentic and safe to parse; `Err` carries the rejection to send
-/// (boxed: it is the cold path).
-///
-/// Adapters' raw-body extractors use it, so they answer like [`dispatch`].
-/// [`dispatch`] and the typed extractors skip the separate JSON pass: their
-/// typed parse rejects the same bodies ([`BadBody::from_parse_error`]), so the
-/// body is parsed once.
-pub fn authenticate(
-    verifier: &Verifier,
-    config: &ReceiverConfig,
-    route: Route,
-    request: &RawRequest<'_>,
-) -> Result<(), Box<Dispatched>> {
-    authenticate_signature(verifier, config, route, request)?;
-    // The body is authentic from here on; only now is it parsed.
-    check_json_object(request.body)
-        .map_err(|why| Box::new(Dispatched::from_reason(route, Reason::BadRequest(why))))
-}
-
-/// [`authenticate`] without the JSON check: prechecks, body size and signature.
-pub(crate) fn authenticate_signature(
-    verifier: &Verifier,
-    config: &ReceiverConfig,
-    route: Route,
-    request: &RawRequest<'_>,
-) -> Result<(), Box<Dispatched>> {
-    if let Some(rejected) = precheck(config, route, request) {
-        return Err(Box::new(rejected));
-    }
-    let reject = |reason| Box::new(Dispatched::from_reason(route, reason));
-    let limit = config.body_limit;
-    if request.body.len() > limit {
-        return Err(reject(Reason::PayloadTooLarge { limit }));
-    }
-    let verified = verify(verifier, config, request);
-    let alert = config
-        .mismatches
-        .record(&verified, config.now_ms().unwrap_or(0));
-    if let Err(why) = verified {
-        let mut rejected = reject(Reason::Unauthorized(why));
-        rejected.outcome.key_alert = alert;
-        return Err(rejected);
-    }
-    Ok(())
-}
-
-/// Handles one request from start to finish; see the [module docs](crate::dispatch) for the
-/// order of checks and the status of each outcome.
-///
-/// `deadline` bounds the handler only (not verification or parsing): when it
-/// completes first, the handler future is dropped and the answer is `503`. It
-/// is first polled when the handler starts, so a lazy timer such as
-/// `async move { tokio::time::sleep(deadline).await }` gives the handler the
-/// whole of `deadline` (a bare `tokio::time::sleep` counts from its creation);
-/// pass `std::future::pending()` for no deadline.
-///
-/// Never panics; a panicking handler is caught and answered with `500`.
-pub async fn dispatch<H, D>(
-    verifier: &Verifier,
+async fn dispatch_verified<H, D>(
+    receiver: &Receiver,
     handler: &H,
     route: Route,
     config: &ReceiverConfig,
@@ -113,7 +142,7 @@ where
     H: WebhookHandler + ?Sized,
     D: Future<Output = ()> + Send,
 {
-    if let Err(rejected) = authenticate_signature(verifier, config, route, request) {
+    if let Err(rejected) = receiver.authenticate_signature(route, request) {
         return *rejected;
     }
     // The body is authentic from here on; only now is it parsed, once.
@@ -122,7 +151,7 @@ where
     JSON_PARSES.with(|n| n.set(n.get() + 1));
     let parsed = match route {
         Route::Events => Incoming::from_slice(body).map(Work::Incoming),
-        Route::Function => FunctionCall::from_slice(body).map(Work::Function),
+        Route::Function => function_request(request).map(Work::Function),
     };
     let (work, ids) = match parsed {
         Ok(work) => {
@@ -294,19 +323,22 @@ impl Ids {
 pub(crate) enum Work {
     Incoming(Incoming),
     Unparsed(ParseError),
-    Function(FunctionCall),
+    Function(FunctionRequest),
 }
 
 impl Work {
     pub(crate) fn ids(&self) -> Ids {
         match self {
             Work::Incoming(incoming) => Ids::of_incoming(incoming),
-            Work::Function(call) => Ids {
-                event: None,
-                call_id: call.call().map(|c| c.call_id.clone()),
-                chat_id: call.chat().map(|c| c.chat_id.clone()),
-                untyped: call.untyped_paths().len(),
-            },
+            Work::Function(request) => {
+                let call = request.call.as_ref();
+                Ids {
+                    event: None,
+                    call_id: call.and_then(|c| c.call()).map(|c| c.call_id.clone()),
+                    chat_id: call.and_then(|c| c.chat()).map(|c| c.chat_id.clone()),
+                    untyped: call.map_or(0, |c| c.untyped_paths().len()),
+                }
+            }
             Work::Unparsed(error) => Ids::of_error(error),
         }
     }
@@ -379,4 +411,16 @@ pub(crate) fn json_answer(answer: &InboundResponse) -> Answer {
         },
         Err(_) => Answer::NotSerializable,
     }
+}
+
+/// The function request: method, query and the call, if the body has one
+/// (`GET` and `DELETE` tools send an empty body).
+pub(crate) fn function_request(request: &RawRequest<'_>) -> Result<FunctionRequest, ParseError> {
+    let method = FunctionMethod::parse(request.method).unwrap_or(FunctionMethod::Post);
+    let call = if request.body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(FunctionCall::from_slice(request.body)?)
+    };
+    Ok(FunctionRequest::new(method, request.query, call))
 }

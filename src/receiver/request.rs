@@ -75,6 +75,7 @@ impl<'a> SignatureHeader<'a> {
 pub struct RawRequest<'a> {
     pub(crate) method: &'a str,
     pub(crate) body: &'a [u8],
+    pub(crate) query: &'a str,
     pub(crate) signature: SignatureHeader<'a>,
     pub(crate) encoded: bool,
     pub(crate) content_length: Option<u64>,
@@ -99,8 +100,15 @@ impl<'a> RawRequest<'a> {
         Self::new("POST", body)
     }
 
+    /// Sets the query string (without `?`), handed to custom functions.
+    #[must_use]
+    pub fn with_query(mut self, query: &'a str) -> Self {
+        self.query = query;
+        self
+    }
+
     /// Replaces the body (e.g. after reading it; the head can be checked first
-    /// with [`precheck`]).
+    /// with [`Receiver::precheck`]).
     #[must_use]
     pub fn with_body(mut self, body: &'a [u8]) -> Self {
         self.body = body;

@@ -84,7 +84,10 @@ impl WebhookHandler for Counting {
         Ok(InboundResponse::call())
     }
 
-    async fn on_function_call(&self, _call: FunctionCall) -> Result<FunctionResponse, String> {
+    async fn on_function_call(
+        &self,
+        _request: FunctionRequest,
+    ) -> Result<FunctionResponse, String> {
         self.act().await?;
         Ok(FunctionResponse::text("booked"))
     }
@@ -120,14 +123,10 @@ fn run_with<H: WebhookHandler>(
     config: &ReceiverConfig,
     request: &RawRequest<'_>,
 ) -> Dispatched {
-    block_on(dispatch(
-        &verifier(),
-        handler,
-        route,
-        config,
-        request,
-        std::future::pending(),
-    ))
+    block_on(
+        Receiver::new(verifier(), config.clone())
+            .dispatch(handler, route, request, |_| std::future::pending()),
+    )
 }
 
 fn run<H: WebhookHandler>(handler: &H, request: &RawRequest<'_>) -> Dispatched {
@@ -161,7 +160,8 @@ fn futures_are_send() {
     let c = config();
     let request = RawRequest::post(CALL_ENDED);
     let h = Counting::new(Mode::Ok);
-    let fut = dispatch(&v, &h, Route::Events, &c, &request, std::future::pending());
+    let receiver = Receiver::new(v.clone(), c.clone());
+    let fut = receiver.dispatch(&h, Route::Events, &request, |_| std::future::pending());
     assert_send(&fut);
 }
 
@@ -264,10 +264,16 @@ fn body_over_limit_is_413_from_length_or_content_length() {
     assert_eq!(done.outcome.reason, Reason::PayloadTooLarge { limit });
     // A declared Content-Length over the limit is refused by the precheck.
     let declared = RawRequest::post(b"").with_content_length(Some(limit as u64 + 1));
-    let pre = precheck(&small, Route::Events, &declared).unwrap();
+    let pre = Receiver::new(verifier(), small.clone())
+        .precheck(Route::Events, &declared)
+        .unwrap();
     assert_eq!(pre.response.status(), 413);
     let fine = RawRequest::post(b"").with_content_length(Some(limit as u64));
-    assert!(precheck(&small, Route::Events, &fine).is_none());
+    assert!(
+        Receiver::new(verifier(), small.clone())
+            .precheck(Route::Events, &fine)
+            .is_none()
+    );
     assert_eq!(h.calls(), 1);
 }
 
@@ -535,13 +541,11 @@ impl WebhookHandler for HangsHoldingPanicOnDrop {
 fn handler_dropped_at_the_deadline_may_panic_in_drop() {
     let sig = signed(CALL_ENDED);
     let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
-    let done = block_on(dispatch(
-        &verifier(),
+    let done = block_on(Receiver::new(verifier(), config()).dispatch(
         &HangsHoldingPanicOnDrop,
         Route::Events,
-        &config(),
         &request,
-        std::future::ready(()),
+        |_| std::future::ready(()),
     ));
     assert_eq!(done.response.status(), 503);
     assert_eq!(done.outcome.reason, Reason::DeadlineExceeded);
@@ -552,27 +556,22 @@ fn deadline_is_503_and_drops_the_handler() {
     let h = Counting::new(Mode::Hang);
     let sig = signed(CALL_ENDED);
     let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
-    let done = block_on(dispatch(
-        &verifier(),
-        &h,
-        Route::Events,
-        &config(),
-        &request,
-        std::future::ready(()),
-    ));
+    let done =
+        block_on(
+            Receiver::new(verifier(), config())
+                .dispatch(&h, Route::Events, &request, |_| std::future::ready(())),
+        );
     assert_eq!(done.response.status(), 503);
     assert_eq!(done.outcome.reason, Reason::DeadlineExceeded);
     assert_eq!(done.outcome.call_id.as_deref(), Some("call_1"));
     assert_eq!(h.calls(), 1);
     // A ready deadline does not beat a handler that is ready too.
     let quick = Counting::new(Mode::Ok);
-    let done = block_on(dispatch(
-        &verifier(),
+    let done = block_on(Receiver::new(verifier(), config()).dispatch(
         &quick,
         Route::Events,
-        &config(),
         &request,
-        std::future::ready(()),
+        |_| std::future::ready(()),
     ));
     assert_eq!(done.response.status(), 204);
 }
@@ -667,14 +666,8 @@ fn dedupe_in_flight_is_409_and_deadline_releases() {
     let sig = signed(CALL_ENDED);
     let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
     let trigger = Trigger::new();
-    let mut first = Box::pin(dispatch(
-        &v,
-        &h,
-        Route::Events,
-        &config,
-        &request,
-        trigger.wait(),
-    ));
+    let receiver = Receiver::new(v.clone(), config.clone());
+    let mut first = Box::pin(receiver.dispatch(&h, Route::Events, &request, |_| trigger.wait()));
     let mut cx = Context::from_waker(Waker::noop());
     assert!(first.as_mut().poll(&mut cx).is_pending());
     assert_eq!(h.calls(), 1);
@@ -688,13 +681,11 @@ fn dedupe_in_flight_is_409_and_deadline_releases() {
     };
     assert_eq!(first.response.status(), 503);
     // Released: the retry reaches the handler again.
-    let retry = block_on(dispatch(
-        &v,
+    let retry = block_on(Receiver::new(v.clone(), config.clone()).dispatch(
         &h,
         Route::Events,
-        &config,
         &request,
-        std::future::ready(()),
+        |_| std::future::ready(()),
     ));
     assert_eq!(retry.response.status(), 503);
     assert_eq!(h.calls(), 2);
@@ -817,17 +808,12 @@ fn mismatch_streak_alert_is_rate_limited() {
     let now = Arc::new(std::sync::atomic::AtomicU64::new(NOW));
     let clock = Arc::clone(&now);
     let config = ReceiverConfig::new().with_clock(move || clock.load(Ordering::SeqCst));
-    let v = verifier();
+    let receiver = Receiver::new(verifier(), config);
     let send = |header: &str| {
         let request = RawRequest::post(CALL_ENDED).signature_values([header.as_bytes()]);
-        block_on(dispatch(
-            &v,
-            &Defaults,
-            Route::Events,
-            &config,
-            &request,
-            std::future::pending(),
-        ))
+        block_on(receiver.dispatch(&Defaults, Route::Events, &request, |_| {
+            std::future::pending()
+        }))
     };
     let at = |ms| sign(CALL_ENDED, "wrong_key", ms);
     let alerts: Vec<_> = (0..12)
@@ -843,7 +829,7 @@ fn mismatch_streak_alert_is_rate_limited() {
             .status(),
         401
     );
-    assert_eq!(config.signature_mismatch_streak(), 12);
+    assert_eq!(receiver.signature_mismatch_streak(), 12);
     now.fetch_add(59_999, Ordering::SeqCst);
     assert_eq!(
         send(&at(now.load(Ordering::SeqCst))).outcome.key_alert,
@@ -861,9 +847,9 @@ fn mismatch_streak_alert_is_rate_limited() {
     );
     let ok = send(&sign(CALL_ENDED, KEY, now.load(Ordering::SeqCst)));
     assert_eq!(ok.response.status(), 204);
-    assert_eq!(config.signature_mismatch_streak(), 0);
+    assert_eq!(receiver.signature_mismatch_streak(), 0);
     // Clones share the streak (one per adapter, whatever the workers).
-    let clone = config.clone();
+    let clone = receiver.clone();
     send(&at(now.load(Ordering::SeqCst)));
     assert_eq!(clone.signature_mismatch_streak(), 1);
 }
@@ -1202,4 +1188,113 @@ fn nothing_secret_in_debug_or_display() {
     ] {
         assert!(!text.contains(KEY) && !text.contains(&wrong[16..]) && !text.contains("call_1"));
     }
+}
+
+/// Records what a function handler was given.
+#[derive(Default)]
+struct Tools {
+    seen: std::sync::Mutex<Vec<(FunctionMethod, String, Option<String>)>>,
+}
+
+impl WebhookHandler for Tools {
+    type Error = String;
+
+    async fn on_function_call(&self, request: FunctionRequest) -> Result<FunctionResponse, String> {
+        let name = request.name().map(str::to_owned);
+        let slot = request.query_param("slot").unwrap_or_default();
+        self.seen
+            .lock()
+            .map_err(|_| "poisoned".to_owned())?
+            .push((request.method, slot, name));
+        Ok(FunctionResponse::text("ok"))
+    }
+}
+
+#[test]
+fn functions_take_every_tool_method_with_the_query() {
+    let tools = Tools::default();
+    let receiver = Receiver::new(verifier(), config());
+    let wrapped = br#"{"name":"book","call":{"call_id":"c1"},"args":{}}"#;
+    for (method, body) in [
+        ("GET", &b""[..]),
+        ("DELETE", b""),
+        ("POST", wrapped),
+        ("PUT", wrapped),
+        ("PATCH", b"{\"a\":1}"),
+    ] {
+        let sig = signed(body);
+        let request = RawRequest::new(method, body)
+            .with_query("slot=10%3A00&x=1")
+            .signature_values([sig.as_bytes()]);
+        let done = block_on(receiver.dispatch(&tools, Route::Function, &request, |_| {
+            std::future::pending()
+        }));
+        assert_eq!(done.response.status(), 200, "{method}");
+    }
+    let seen = tools.seen.lock().unwrap().clone();
+    let methods: Vec<_> = seen.iter().map(|(m, _, _)| m.as_str()).collect();
+    assert_eq!(methods, ["GET", "DELETE", "POST", "PUT", "PATCH"]);
+    assert!(seen.iter().all(|(_, slot, _)| slot == "10:00"));
+    assert_eq!(seen[2].2.as_deref(), Some("book"));
+    assert_eq!(seen[0].2, None);
+    // Other methods, and anything but POST on the event route, are 405.
+    for (route, method) in [(Route::Function, "OPTIONS"), (Route::Events, "GET")] {
+        let request = RawRequest::new(method, b"");
+        let done = block_on(receiver.dispatch(&tools, route, &request, |_| std::future::pending()));
+        assert_eq!(done.response.status(), 405, "{route} {method}");
+    }
+}
+
+#[test]
+fn functions_get_their_own_deadline() {
+    let c = ReceiverConfig::new();
+    assert_eq!(c.function_deadline(), Duration::from_secs(120));
+    assert_eq!(c.deadline_of(Route::Function), Duration::from_secs(120));
+    assert_eq!(c.deadline_of(Route::Events), Duration::from_secs(9));
+    // The timer is made from the route's deadline.
+    let asked = std::sync::Mutex::new(Vec::new());
+    let receiver = Receiver::new(
+        verifier(),
+        config().with_function_deadline(Duration::from_secs(30)),
+    );
+    // The timer is made when the handler is still running after its first poll.
+    let hangs = Counting::new(Mode::Hang);
+    for (route, body) in [
+        (Route::Function, &br#"{"a":1}"#[..]),
+        (Route::Events, CALL_ENDED),
+    ] {
+        let sig = signed(body);
+        let request = RawRequest::post(body).signature_values([sig.as_bytes()]);
+        let done = block_on(receiver.dispatch(&hangs, route, &request, |d| {
+            asked.lock().unwrap().push(d);
+            std::future::ready(())
+        }));
+        assert_eq!(done.response.status(), 503);
+    }
+    assert_eq!(
+        *asked.lock().unwrap(),
+        [Duration::from_secs(30), Duration::from_secs(9)]
+    );
+}
+
+#[test]
+fn shared_handlers_are_handlers() {
+    let shared = Arc::new(Counting::new(Mode::Ok));
+    let sig = signed(CALL_ENDED);
+    let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
+    assert_eq!(run(&Arc::clone(&shared), &request).response.status(), 204);
+    assert_eq!(run(&&*shared, &request).response.status(), 204);
+    assert_eq!(shared.calls(), 2);
+}
+
+#[test]
+fn an_unconfigured_receiver_answers_500() {
+    let receiver = Receiver::unconfigured(config());
+    let sig = signed(CALL_ENDED);
+    let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
+    let done = block_on(receiver.dispatch(&Defaults, Route::Events, &request, |_| {
+        std::future::pending()
+    }));
+    assert_eq!(done.response.status(), 500);
+    assert_eq!(done.outcome.reason, Reason::NotConfigured);
 }

@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
 use retell_webhooks::dispatch::WebhookHandler;
+use retell_webhooks::models::FunctionRequest;
 use retell_webhooks::{
-    CallEvent, FunctionCall, FunctionResponse, InboundCallRequest, InboundResponse, UnknownEvent,
+    CallEvent, FunctionResponse, InboundCallRequest, InboundResponse, UnknownEvent,
 };
 use serde_json::json;
 
@@ -134,10 +135,10 @@ impl WebhookHandler for TestHandler {
         Ok(InboundResponse::call().dynamic_variables([("caller", caller)]))
     }
 
-    async fn on_function_call(&self, call: FunctionCall) -> Result<FunctionResponse, String> {
+    async fn on_function_call(&self, request: FunctionRequest) -> Result<FunctionResponse, String> {
         self.counts.functions.fetch_add(1, Ordering::SeqCst);
         Ok(FunctionResponse::json(
-            json!({ "booked": true, "name": call.name() }),
+            json!({ "booked": true, "name": request.name() }),
         ))
     }
 }

@@ -1,7 +1,8 @@
 //! One request, three receivers: the framework-agnostic entry point
-//! ([`dispatch`]), the axum router and the actix-web service, both over real
-//! HTTP on 127.0.0.1. Tests write a case once and run it through
-//! [`Receiver::all`]. Include it next to `http.rs`:
+//! (`dispatch::Receiver::dispatch`), the axum router and the actix-web service,
+//! both over real HTTP on 127.0.0.1. Each [`Receiver`] here builds one
+//! `dispatch::Receiver` and clones it into its server. Tests write a case once
+//! and run it through [`Receiver::all`]. Include it next to `http.rs`:
 //!
 //! ```ignore
 //! #[path = "../common/http.rs"] mod http;
@@ -17,12 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use retell_webhooks::dispatch::{
-    Fallback, Outcome, RawRequest, ReceiverConfig, Route, WebhookHandler, dispatch,
+    self, Fallback, Outcome, RawRequest, ReceiverConfig, Route, WebhookHandler,
 };
+use retell_webhooks::models::FunctionRequest;
 use retell_webhooks::{
-    Call, CallEvent, ChatEvent, FunctionCall, FunctionResponse, InboundCallRequest,
-    InboundResponse, ParseError, TranscriptUpdatedEvent, TransferEvent, UnknownEvent, Verifier,
-    sign,
+    Call, CallEvent, ChatEvent, FunctionResponse, InboundCallRequest, InboundResponse, ParseError,
+    TranscriptUpdatedEvent, TransferEvent, UnknownEvent, Verifier, sign,
 };
 
 use crate::http::{Framing, Reply, send_raw};
@@ -34,7 +35,7 @@ pub const PATH: &str = "/webhook";
 /// Which receiver a request goes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
-    /// `dispatch::dispatch` called directly (no HTTP).
+    /// `dispatch::Receiver::dispatch` called directly (no HTTP).
     Core,
     /// `adapters::axum::endpoint` behind `axum::serve`.
     Axum,
@@ -236,7 +237,7 @@ impl WebhookHandler for Probe {
         self.act("inbound").await?;
         Ok(InboundResponse::call())
     }
-    async fn on_function_call(&self, _c: FunctionCall) -> Result<FunctionResponse, String> {
+    async fn on_function_call(&self, _r: FunctionRequest) -> Result<FunctionResponse, String> {
         self.answers.fetch_add(1, Ordering::SeqCst);
         self.act("function").await?;
         Ok(FunctionResponse::text("ok"))
@@ -255,8 +256,9 @@ impl WebhookHandler for Probe {
 pub struct Receiver {
     pub via: Via,
     pub probe: Arc<Probe>,
-    verifier: Arc<Verifier>,
-    config: ReceiverConfig,
+    /// Built once; every server gets a clone, so the mismatch streak, the
+    /// in-flight places and the dedupe store are shared with this value.
+    receiver: dispatch::Receiver,
     route: Route,
     addr: Option<SocketAddr>,
     outcomes: Arc<Mutex<Vec<Outcome>>>,
@@ -283,8 +285,7 @@ impl Receiver {
         let mut receiver = Self {
             via,
             probe,
-            verifier: Arc::new(verifier()),
-            config,
+            receiver: dispatch::Receiver::new(verifier(), config),
             route,
             addr: None,
             outcomes: Arc::default(),
@@ -314,10 +315,15 @@ impl Receiver {
         out
     }
 
-    /// The configuration (shared with the receiver: its mismatch streak and
-    /// dedupe store are the receiver's).
+    /// The crate receiver behind every server of this value (its clones share
+    /// the mismatch streak, the in-flight places and the dedupe store).
+    pub fn receiver(&self) -> &dispatch::Receiver {
+        &self.receiver
+    }
+
+    /// The configuration the receiver was built with.
     pub fn config(&self) -> &ReceiverConfig {
-        &self.config
+        self.receiver.config()
     }
 
     /// The listening address (HTTP receivers only).
@@ -334,12 +340,13 @@ impl Receiver {
 
     #[cfg(feature = "axum")]
     async fn serve_axum(&self) -> SocketAddr {
-        use retell_webhooks::adapters::axum::{WebhookConfig, endpoint};
-        let webhook =
-            WebhookConfig::new((*self.verifier).clone()).with_receiver_config(self.config.clone());
+        use retell_webhooks::adapters::axum::endpoint;
         let seen = Arc::clone(&self.outcomes);
         let app = axum::Router::new()
-            .route(PATH, endpoint(self.route, webhook, Arc::clone(&self.probe)))
+            .route(
+                PATH,
+                endpoint(self.route, &self.receiver, Arc::clone(&self.probe)),
+            )
             .layer(axum::middleware::map_response(
                 move |response: axum::response::Response| {
                     let seen = Arc::clone(&seen);
@@ -366,9 +373,8 @@ impl Receiver {
 
     #[cfg(feature = "actix")]
     fn serve_actix(&mut self, workers: usize) {
-        use retell_webhooks::adapters::actix::{WebhookConfig, endpoint};
-        let webhook =
-            WebhookConfig::new((*self.verifier).clone()).with_receiver_config(self.config.clone());
+        use retell_webhooks::adapters::actix::endpoint;
+        let receiver = self.receiver.clone();
         let probe = Arc::clone(&self.probe);
         let route = self.route;
         let (tx, rx) = std::sync::mpsc::channel();
@@ -376,7 +382,7 @@ impl Receiver {
             actix_web::rt::System::new().block_on(async move {
                 let server = actix_web::HttpServer::new(move || {
                     actix_web::App::new()
-                        .route(PATH, endpoint(route, webhook.clone(), Arc::clone(&probe)))
+                        .route(PATH, endpoint(route, &receiver, Arc::clone(&probe)))
                 })
                 .workers(workers.max(1))
                 .disable_signals()
@@ -431,16 +437,15 @@ impl Receiver {
             .content_encoding_values(values("content-encoding"))
             .with_content_length(content_length)
             .with_peer(Some([127, 0, 0, 1].into()));
-        let deadline = tokio::time::sleep(self.config.handler_deadline());
-        let done = dispatch(
-            &self.verifier,
-            self.probe.as_ref(),
-            self.route,
-            &self.config,
-            &request,
-            deadline,
-        )
-        .await;
+        let done = self
+            .receiver
+            .dispatch(
+                self.probe.as_ref(),
+                self.route,
+                &request,
+                tokio::time::sleep,
+            )
+            .await;
         self.outcomes.lock().unwrap().push(done.outcome.clone());
         Reply {
             status: done.response.status(),

@@ -175,7 +175,7 @@ async fn r8_wrong_key_raises_a_rate_limited_alert() {
                 .await;
             assert_eq!(reply.status, 401, "via {via}");
         }
-        assert_eq!(r.config().signature_mismatch_streak(), 12, "via {via}");
+        assert_eq!(r.receiver().signature_mismatch_streak(), 12, "via {via}");
         // Outcomes are collected for the entry point and axum.
         let outcomes = r.outcomes();
         if !outcomes.is_empty() {
@@ -193,7 +193,7 @@ async fn r8_wrong_key_raises_a_rate_limited_alert() {
             }
         }
         assert_eq!(r.post_signed(&body).await.status, 204, "via {via}");
-        assert_eq!(r.config().signature_mismatch_streak(), 0, "via {via}");
+        assert_eq!(r.receiver().signature_mismatch_streak(), 0, "via {via}");
         assert_eq!(r.probe.calls(), 1);
     }
 }

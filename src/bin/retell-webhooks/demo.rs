@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use hyper::StatusCode;
 use retell_webhooks::dispatch::Route;
-use retell_webhooks::samples;
+use retell_webhooks::{EventKind, samples};
 
 use crate::common;
 use crate::listen::Receiver;
@@ -65,10 +65,12 @@ async fn demo(port: u16) -> Result<ExitCode, ExitCode> {
         failures += usize::from(!report(sample.name, sent, expected, "2xx"));
     }
     // One request whose signature was made with another key: must be refused.
-    let forged = samples::body("call_ended").unwrap_or_default();
+    let forged_kind = EventKind::CallEnded;
+    let forged = samples::body(forged_kind.as_str()).unwrap_or_default();
     let sent = exchange(&receiver, Route::Events, forged, FORGED_KEY).await?;
     let refused = |status: StatusCode| status == StatusCode::UNAUTHORIZED;
-    failures += usize::from(!report("forged call_ended", sent, refused, "401"));
+    let what = format!("forged {forged_kind}");
+    failures += usize::from(!report(&what, sent, refused, "401"));
 
     let _ = stop.send(());
     receiver.wait().await?;

@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use axum::Router;
 use axum::response::Response;
 use retell_webhooks::adapters::axum::{function_router, router};
-use retell_webhooks::dispatch::{Outcome, Reason, ReceiverConfig, Route, WebhookHandler};
-use retell_webhooks::{FunctionCall, FunctionResponse, Verifier, VerifyError};
+use retell_webhooks::dispatch::{self, Outcome, Reason, ReceiverConfig, Route, WebhookHandler};
+use retell_webhooks::models::FunctionRequest;
+use retell_webhooks::{FunctionResponse, Verifier, VerifyError};
 use tokio::task::JoinHandle;
 
 use crate::common;
@@ -52,8 +53,11 @@ struct LocalHandler;
 impl WebhookHandler for LocalHandler {
     type Error = Infallible;
 
-    async fn on_function_call(&self, call: FunctionCall) -> Result<FunctionResponse, Infallible> {
-        let _ = call;
+    async fn on_function_call(
+        &self,
+        request: FunctionRequest,
+    ) -> Result<FunctionResponse, Infallible> {
+        let _ = request;
         Ok(FunctionResponse::json(serde_json::json!({ "ok": true })))
     }
 }
@@ -93,19 +97,11 @@ impl Receiver {
                 None,
             ));
         }
+        // One receiver for both routes: they share its in-flight places.
+        let receiver = dispatch::Receiver::new(verifier, ReceiverConfig::new());
         let app = Router::new()
-            .merge(router(
-                path,
-                verifier.clone(),
-                LocalHandler,
-                ReceiverConfig::new(),
-            ))
-            .merge(function_router(
-                function_path,
-                verifier,
-                LocalHandler,
-                ReceiverConfig::new(),
-            ))
+            .merge(router(path, &receiver, LocalHandler))
+            .merge(function_router(function_path, &receiver, LocalHandler))
             .layer(axum::middleware::map_response(log_line));
         let listener = tokio::net::TcpListener::bind((host, port))
             .await

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use retell_webhooks::events::{INBOUND_EVENTS, KNOWN_EVENTS};
-use retell_webhooks::{Call, Chat, FunctionCall, Incoming, ParseError, Untyped};
+use retell_webhooks::{Call, Chat, EventKind, FunctionCall, Incoming, ParseError, Untyped};
 use serde::Serialize;
 
 use crate::common;
@@ -54,8 +53,8 @@ pub struct Args {
 /// Why a body was refused.
 enum Refusal {
     Parse(ParseError),
-    /// `--kind inbound` on a body that is another (known or unknown) event.
-    NotInbound(Option<String>),
+    /// `--kind inbound` on a body that is another event (`None`: unknown).
+    NotInbound(Option<EventKind>),
     /// The parsed value could not be written back (not expected to happen).
     Serialize,
 }
@@ -88,7 +87,7 @@ pub fn run(args: &Args) -> ExitCode {
             Ok(inbound @ (Incoming::CallInbound(_) | Incoming::ChatInbound(_))) => {
                 output(to_json(&inbound), inbound.untyped_paths())
             }
-            Ok(other) => Err(Refusal::NotInbound(Some(other.event_name().to_owned()))),
+            Ok(other) => Err(Refusal::NotInbound(other.kind())),
             Err(err) => Err(Refusal::Parse(err)),
         },
         Kind::Function => FunctionCall::from_slice(&body)
@@ -109,10 +108,9 @@ pub fn run(args: &Args) -> ExitCode {
             "the parsed body could not be written back as JSON",
             None,
         ),
-        Err(Refusal::NotInbound(event)) => {
+        Err(Refusal::NotInbound(kind)) => {
             // Only names from the catalogue are echoed, never an arbitrary string.
-            let event = event.as_deref().filter(|e| is_known(e));
-            let got = event.map_or_else(
+            let got = kind.map_or_else(
                 || "an event unknown to this version".to_owned(),
                 |e| format!("event `{e}`"),
             );
@@ -148,14 +146,11 @@ fn to_json<T: Serialize>(value: &T) -> Result<String, Refusal> {
     serde_json::to_string(value).map_err(|_| Refusal::Serialize)
 }
 
-fn is_known(event: &str) -> bool {
-    KNOWN_EVENTS.contains(&event) || INBOUND_EVENTS.contains(&event)
-}
-
 /// `error: …` with the path, then the event and id when they could be read.
 fn report(err: &ParseError) -> ExitCode {
     let mut context = format!("  at: {}", err.path());
-    if let Some(event) = err.event().filter(|e| is_known(e)) {
+    // Only names from the catalogue are echoed, never an arbitrary string.
+    if let Some(event) = err.event().and_then(|e| e.parse::<EventKind>().ok()) {
         context.push_str(&format!("\n  event: {event}"));
     }
     if let Some(id) = err.call_id() {

@@ -9,6 +9,7 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1;
 use hyper::{Request, StatusCode, Uri, header};
 use hyper_util::rt::TokioIo;
+use retell_webhooks::dispatch::Route;
 use retell_webhooks::{SIGNATURE_HEADER, samples};
 
 use crate::common;
@@ -116,7 +117,9 @@ fn send(args: &Args) -> Result<ExitCode, ExitCode> {
             "the receiver checks with another key: give both sides the same --key or \
              RETELL_API_KEY (or neither, for the demo key)",
         ),
-        StatusCode::BAD_REQUEST if args.event.as_deref() == Some("custom_function") => {
+        StatusCode::BAD_REQUEST
+            if args.event.as_deref().and_then(samples::route) == Some(Route::Function) =>
+        {
             Some("a custom-function request goes to the function URL (`listen` serves /function)")
         }
         StatusCode::NOT_FOUND => Some("check the path in --url (`listen` serves /webhook)"),

@@ -1,0 +1,139 @@
+//! [`Receiver`]: the verifier, the configuration and the runtime state.
+
+use super::permits::{Permit, Permits};
+use super::*;
+
+/// Receives Retell's requests: built once from a [`Verifier`] and a
+/// [`ReceiverConfig`], cheap to clone (one `Arc`), and shared by every route,
+/// worker and framework adapter of a service.
+///
+/// It owns the state that must be shared to work: the in-flight places
+/// ([`ReceiverConfig::max_in_flight`]), the signature-mismatch monitor that
+/// raises [`Outcome::key_alert`], and (through the configuration) the
+/// deduplication store.
+///
+/// [`Receiver::dispatch`] is the framework-agnostic entry point; the adapters
+/// and the tower service call it.
+///
+/// ```
+/// use retell_webhooks::dispatch::{RawRequest, Receiver, ReceiverConfig, Route, WebhookHandler};
+/// use retell_webhooks::{sign, Verifier};
+///
+/// struct App;
+/// impl WebhookHandler for App {
+///     type Error = std::convert::Infallible;
+/// }
+///
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Waker};
+/// #     let mut f = std::pin::pin!(f);
+/// #     let mut cx = Context::from_waker(Waker::noop());
+/// #     loop { if let Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+/// # }
+/// let key = "key_9f3c2e1d7a8b4c6e0f5a2b3c";
+/// let receiver = Receiver::new(Verifier::new(key)?, ReceiverConfig::new());
+/// let body = br#"{"event":"call_ended","call":{"call_id":"call_1"}}"#;
+/// let header = sign(body, key, retell_webhooks::unix_ms(std::time::SystemTime::now())?);
+/// let request = RawRequest::post(body).signature_values([header.as_bytes()]);
+/// // The last argument makes the handler deadline's timer: `tokio::time::sleep`
+/// // on tokio; `std::future::pending` here for no deadline.
+/// let done = block_on(receiver.dispatch(&App, Route::Events, &request, |_| std::future::pending()));
+/// assert_eq!(done.response.status(), 204);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Receiver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    verifier: Option<Verifier>,
+    config: ReceiverConfig,
+    mismatches: MismatchMonitor,
+    permits: Arc<Permits>,
+}
+
+impl Receiver {
+    /// A receiver that verifies with `verifier`.
+    #[must_use]
+    pub fn new(verifier: Verifier, config: ReceiverConfig) -> Self {
+        Self::build(Some(verifier), config)
+    }
+
+    /// A receiver without a verifier: every request is answered `500`, never
+    /// accepted unverified (for a service that starts before its key is
+    /// available, or whose key failed to load).
+    #[must_use]
+    pub fn unconfigured(config: ReceiverConfig) -> Self {
+        Self::build(None, config)
+    }
+
+    fn build(verifier: Option<Verifier>, config: ReceiverConfig) -> Self {
+        let permits = Arc::new(Permits::new(config.max_in_flight()));
+        Self {
+            inner: Arc::new(Inner {
+                verifier,
+                config,
+                mismatches: MismatchMonitor::default(),
+                permits,
+            }),
+        }
+    }
+
+    /// The verifier, if configured.
+    #[must_use]
+    pub fn verifier(&self) -> Option<&Verifier> {
+        self.inner.verifier.as_ref()
+    }
+
+    /// Whether a verifier is configured.
+    #[must_use]
+    pub fn is_configured(&self) -> bool {
+        self.inner.verifier.is_some()
+    }
+
+    /// The limits and policies.
+    #[must_use]
+    pub fn config(&self) -> &ReceiverConfig {
+        &self.inner.config
+    }
+
+    /// Signature digest mismatches in a row since the last verified request,
+    /// over every clone of this receiver. See [`MISMATCH_ALERT_THRESHOLD`].
+    #[must_use]
+    pub fn signature_mismatch_streak(&self) -> u64 {
+        self.inner
+            .mismatches
+            .streak
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits for one of the [`max_in_flight`](ReceiverConfig::max_in_flight)
+    /// places; the request holds it until the permit is dropped.
+    pub fn in_flight_permit(&self) -> impl Future<Output = Permit> + Send + 'static {
+        self.inner.permits.acquire()
+    }
+
+    /// In-flight places free right now.
+    #[must_use]
+    pub fn available_permits(&self) -> usize {
+        self.inner.permits.available()
+    }
+
+    pub(crate) fn mismatches(&self) -> &MismatchMonitor {
+        &self.inner.mismatches
+    }
+}
+
+impl fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("verifier", &self.inner.verifier)
+            .field("config", &self.inner.config)
+            .field(
+                "signature_mismatch_streak",
+                &self.signature_mismatch_streak(),
+            )
+            .finish()
+    }
+}

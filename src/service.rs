@@ -1,0 +1,209 @@
+//! A `tower::Service` over `http::Request` (feature `tower`): the receiver for
+//! every stack that speaks tower — plain hyper 1.x, axum, `lambda_http`, poem,
+//! salvo.
+//!
+//! [`WebhookService`] answers exactly like the framework adapters: it runs the
+//! receiver's prechecks on the head, enforces the body limit *while reading*
+//! (a false or missing `Content-Length` cannot make it buffer more), holds an
+//! in-flight place while it reads and handles, applies the handler deadline
+//! with `tokio::time::sleep`, and puts the [`Outcome`](crate::dispatch::Outcome)
+//! in the response extensions.
+//!
+//! ```no_run
+//! use retell_webhooks::dispatch::{Receiver, ReceiverConfig, Route, WebhookHandler};
+//! use retell_webhooks::service::WebhookService;
+//! use retell_webhooks::Verifier;
+//!
+//! struct App;
+//! impl WebhookHandler for App {
+//!     type Error = std::convert::Infallible;
+//! }
+//!
+//! # fn main() -> Result<(), retell_webhooks::KeyError> {
+//! let receiver = Receiver::new(Verifier::new("key_from_the_dashboard")?, ReceiverConfig::new());
+//! let service = WebhookService::new(&receiver, Route::Events, App);
+//! // Serve `service` with hyper (see `examples/hyper.rs`), or mount it in any
+//! // tower-compatible framework.
+//! # let _ = service;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! It answers at any path unless given one with
+//! [`WebhookService::with_path`] (then `404` elsewhere).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+
+use crate::dispatch::{Dispatched, RawRequest, Reason, Receiver, Route, WebhookHandler};
+
+/// Most bytes reserved up front from a `Content-Length`; the rest grows as data
+/// arrives, so a false length cannot make the server allocate the whole limit.
+const MAX_PREALLOCATION: u64 = 1024 * 1024;
+
+/// The receiver as a `tower::Service<http::Request<B>>` for one route.
+///
+/// Cheap to clone (two `Arc`s). Its error type is [`Infallible`]: every
+/// outcome, failures included, is an HTTP response.
+pub struct WebhookService<H> {
+    receiver: Receiver,
+    route: Route,
+    path: Option<Arc<str>>,
+    handler: Arc<H>,
+}
+
+impl<H> Clone for WebhookService<H> {
+    fn clone(&self) -> Self {
+        Self {
+            receiver: self.receiver.clone(),
+            route: self.route,
+            path: self.path.clone(),
+            handler: Arc::clone(&self.handler),
+        }
+    }
+}
+
+impl<H> std::fmt::Debug for WebhookService<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookService")
+            .field("route", &self.route)
+            .field("receiver", &self.receiver)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: WebhookHandler + 'static> WebhookService<H> {
+    /// A service for `route`, handled by `handler` (an `Arc<App>` is a handler
+    /// too, to share one with the rest of a service).
+    pub fn new(receiver: &Receiver, route: Route, handler: H) -> Self {
+        Self {
+            receiver: receiver.clone(),
+            route,
+            path: None,
+            handler: Arc::new(handler),
+        }
+    }
+
+    /// Serves only requests to `path` (exactly; the query string is ignored)
+    /// and answers `404` elsewhere, for a server with nothing else to route.
+    #[must_use]
+    pub fn with_path(mut self, path: &str) -> Self {
+        self.path = Some(Arc::from(path));
+        self
+    }
+
+    /// Handles one request: the whole flow, as a plain async function.
+    pub async fn handle<B>(&self, request: http::Request<B>) -> http::Response<Full<Bytes>>
+    where
+        B: Body,
+    {
+        self.dispatch(request)
+            .await
+            .into_http_response::<Full<Bytes>>()
+    }
+
+    async fn dispatch<B: Body>(&self, request: http::Request<B>) -> Dispatched {
+        let route = self.route;
+        let receiver = &self.receiver;
+        let (parts, body) = request.into_parts();
+        if let Some(path) = &self.path
+            && parts.uri.path() != &**path
+        {
+            return Dispatched::from_reason(route, Reason::NotFound);
+        }
+        let head = RawRequest::from_http_parts(&parts);
+        // Cheap checks first: answered without waiting for a place.
+        if let Some(rejected) = receiver.precheck(route, &head) {
+            return rejected;
+        }
+        // Held until the answer is built: bounds the bodies buffered at once.
+        let _permit = receiver.in_flight_permit().await;
+        let bytes = match read_limited(receiver, route, &head, body).await {
+            Ok(bytes) => bytes,
+            Err(rejected) => return rejected,
+        };
+        let request = head.with_body(&bytes);
+        receiver
+            .dispatch(self.handler.as_ref(), route, &request, tokio::time::sleep)
+            .await
+    }
+}
+
+/// Reads a body whose head passed the prechecks, within the body limit.
+pub(crate) async fn read_limited<B: Body>(
+    receiver: &Receiver,
+    route: Route,
+    head: &RawRequest<'_>,
+    body: B,
+) -> Result<Vec<u8>, Dispatched> {
+    let limit = receiver.config().body_limit();
+    match read_body(body, limit, head.content_length()).await {
+        Ok(bytes) => Ok(bytes),
+        Err(ReadError::TooLarge) => Err(Dispatched::from_reason(
+            route,
+            Reason::PayloadTooLarge { limit },
+        )),
+        Err(ReadError::Failed) => Err(Dispatched::from_reason(route, Reason::BodyReadFailed)),
+    }
+}
+
+enum ReadError {
+    TooLarge,
+    Failed,
+}
+
+/// Reads the body frame by frame and stops at the first byte over `limit`.
+async fn read_body<B: Body>(
+    body: B,
+    limit: usize,
+    hint: Option<u64>,
+) -> Result<Vec<u8>, ReadError> {
+    let reserve = hint.map_or(0, |len| len.min(MAX_PREALLOCATION));
+    let mut buf = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
+    let mut body = std::pin::pin!(body);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ReadError::Failed)?;
+        if let Ok(mut data) = frame.into_data() {
+            use bytes::Buf as _;
+            if data.remaining() > limit.saturating_sub(buf.len()) {
+                return Err(ReadError::TooLarge);
+            }
+            while data.has_remaining() {
+                let chunk = data.chunk();
+                buf.extend_from_slice(chunk);
+                let read = chunk.len();
+                data.advance(read);
+            }
+        }
+    }
+    Ok(buf)
+}
+
+impl<H, B> tower_service::Service<http::Request<B>> for WebhookService<H>
+where
+    H: WebhookHandler + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+{
+    type Response = http::Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Back-pressure is the in-flight cap, applied per request after the
+        // cheap checks, so requests answered at once never wait.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let service = self.clone();
+        Box::pin(async move { Ok(service.handle(request).await) })
+    }
+}
