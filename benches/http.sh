@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP load test of the axum and actix-web receivers.
+# HTTP load test of the axum, actix-web and tower (plain hyper) receivers.
 #
 # What it does: builds `examples/bench_server.rs` (no-op handler; every request
 # is read, verified, parsed and dispatched) and `examples/bench_body.rs` in
@@ -17,7 +17,7 @@
 #   DURATION=10s       length of each wrk run (the signature window is 5 minutes,
 #                      the body is re-signed before every run)
 #   CONNECTIONS="2 32" connection counts
-#   FRAMEWORKS="axum actix"
+#   FRAMEWORKS="axum actix tower"
 #   WORKERS=2          server worker threads
 #   WRK_THREADS=2      wrk threads (capped at the connection count)
 #   SIZE=30k           body: 1k, 30k or 500k
@@ -29,7 +29,7 @@ set -euo pipefail
 
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-"2 32"}
-FRAMEWORKS=${FRAMEWORKS:-"axum actix"}
+FRAMEWORKS=${FRAMEWORKS:-"axum actix tower"}
 WORKERS=${WORKERS:-2}
 WRK_THREADS=${WRK_THREADS:-2}
 SIZE=${SIZE:-30k}

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! RETELL_API_KEY=key_… cargo run --release --features axum,actix --example bench_server -- \
-//!     --framework axum --port 3000 --workers 2
+//!     --framework axum --port 3000 --workers 2   # or actix, or tower (plain hyper)
 //! ```
 //!
 //! Every request is read, verified, parsed and dispatched to the handler
@@ -55,7 +55,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match args.framework.as_str() {
         "axum" => axum_server(verifier, args.port, args.workers),
         "actix" => actix_server(verifier, args.port, args.workers),
-        other => Err(format!("unknown framework {other} (axum or actix)").into()),
+        "tower" => tower_server(verifier, args.port, args.workers),
+        other => Err(format!("unknown framework {other} (axum, actix or tower)").into()),
     }
 }
 
@@ -75,6 +76,36 @@ fn axum_server(
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         axum::serve(listener, app).await?;
         Ok(())
+    })
+}
+
+/// The tower service served with plain hyper 1.x.
+fn tower_server(
+    verifier: Verifier,
+    port: u16,
+    workers: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use retell_webhooks::service::WebhookService;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let receiver = Receiver::new(verifier, ReceiverConfig::new());
+        let service =
+            WebhookService::new(&receiver, Route::Events, Noop).with_path("/retell/webhook");
+        let service = TowerToHyperService::new(service);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let service = service.clone();
+            tokio::spawn(async move {
+                let http = hyper::server::conn::http1::Builder::new();
+                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
     })
 }
 

@@ -24,7 +24,7 @@
 //! |---|---|
 //! | `call_started`, `call_ended`, `call_analyzed` | event + `call_id` |
 //! | `chat_started`, `chat_ended`, `chat_analyzed` | event + `chat_id` |
-//! | `transfer_*` (a call can transfer several times) | event + `call_id` + the call's `start_timestamp` + `transfer_destination` + `event_timestamp` |
+//! | `transfer_*` (a call can transfer several times) | event + `call_id` + the call's `start_timestamp` + `transfer_destination` + `event_timestamp`; without `event_timestamp`, event + a SHA-256 of the body (nothing typed tells two attempts to one destination apart) |
 //! | `transcript_updated` (legitimately repeats), unknown events, bodies only the fallback could read | SHA-256 of the raw body |
 //!
 //! Requests that expect an answer (the inbound call/SMS webhook, custom
@@ -163,6 +163,13 @@ impl DedupeKey {
             | WebhookEvent::TransferBridged(e)
             | WebhookEvent::TransferCancelled(e)
             | WebhookEvent::TransferEnded(e) => {
+                // Two attempts to the same destination differ only by when
+                // they happened: without `event_timestamp` nothing in the
+                // typed fields tells them apart, so the whole body does
+                // (a retry of one delivery carries the same body).
+                if e.event_timestamp.is_none() {
+                    return Self::of_parts(&[b"transfer-body", name, body]);
+                }
                 let start = e
                     .call
                     .start_timestamp
@@ -736,11 +743,20 @@ mod tests {
         let t2 = br#"{"event":"transcript_updated","call":{"call_id":"c1","transcript":"ab"}}"#;
         assert_ne!(k(t1), k(t2));
         assert_eq!(k(t1), DedupeKey::of_body(t1));
-        let x1 = br#"{"event":"transfer_started","call":{"call_id":"c1","start_timestamp":5},"transfer_destination":{"number":"+1"}}"#;
-        let x2 = br#"{"event":"transfer_started","call":{"call_id":"c1","start_timestamp":5},"transfer_destination":{"number":"+2"}}"#;
-        let x1b = br#"{"transfer_destination":{"number":"+1"},"event":"transfer_started","call":{"start_timestamp":5,"call_id":"c1"}}"#;
+        // With `event_timestamp`, transfers are keyed by their typed parts.
+        let x1 = br#"{"event":"transfer_started","event_timestamp":9,"call":{"call_id":"c1","start_timestamp":5},"transfer_destination":{"number":"+1"}}"#;
+        let x2 = br#"{"event":"transfer_started","event_timestamp":9,"call":{"call_id":"c1","start_timestamp":5},"transfer_destination":{"number":"+2"}}"#;
+        let x1b = br#"{"transfer_destination":{"number":"+1"},"event_timestamp":9,"event":"transfer_started","call":{"start_timestamp":5,"call_id":"c1"}}"#;
+        let x1_later = br#"{"event":"transfer_started","event_timestamp":10,"call":{"call_id":"c1","start_timestamp":5},"transfer_destination":{"number":"+1"}}"#;
         assert_ne!(k(x1), k(x2));
         assert_eq!(k(x1), k(x1b));
+        assert_ne!(k(x1), k(x1_later));
+        // Without it, a second attempt to the same destination (a different
+        // body) is a different event; a retry (the same body) is not.
+        let a1 = br#"{"event":"transfer_started","call":{"call_id":"c1","start_timestamp":5,"transcript":"a"},"transfer_destination":{"number":"+1"}}"#;
+        let a2 = br#"{"event":"transfer_started","call":{"call_id":"c1","start_timestamp":5,"transcript":"a b"},"transfer_destination":{"number":"+1"}}"#;
+        assert_ne!(k(a1), k(a2));
+        assert_eq!(k(a1), k(a1));
         let inbound =
             br#"{"event":"call_inbound","call_inbound":{"from_number":"+1","to_number":"+2"}}"#;
         let incoming = Incoming::from_slice(inbound).unwrap();

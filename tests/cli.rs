@@ -719,3 +719,43 @@ fn parse_untyped_lists_raw_paths_once() {
     let out = run_with_stdin(cmd, br#"{"call_id":"c1","agent_version":"v2"}"#);
     assert_eq!(stdout(&out), "agent_version\n");
 }
+
+/// `listen --key-file` reads the key from a file, so it never shows in `ps`.
+#[test]
+fn listen_reads_its_key_from_a_file() {
+    let dir = std::env::temp_dir().join(format!("retell-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("key");
+    std::fs::write(&file, "key_from_a_file\n").unwrap();
+    let (mut listener, url) = Listener::start(&["--key-file", file.to_str().unwrap()]);
+    let out = cli()
+        .env("RETELL_API_KEY", "key_from_a_file")
+        .args(["send", "--url", &url, "--event", "call_ended"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(listener.next_line().contains("call_ended"));
+    // Signed with another key: refused, so the file's key is the one in use.
+    let out = cli()
+        .args([
+            "send",
+            "--url",
+            &url,
+            "--key",
+            "key_other",
+            "--event",
+            "call_ended",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    drop(listener);
+    // `--key` and `--key-file` together are a usage error.
+    let out = cli()
+        .args(["listen", "--port", "0", "--key", "k", "--key-file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

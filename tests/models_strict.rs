@@ -635,3 +635,19 @@ fn unknown_events_reject_duplicate_keys_at_any_depth() {
         assert!(Incoming::from_slice(body).is_err());
     }
 }
+
+/// A key taken from the body into an error message cannot forge log lines:
+/// control characters, quotes and backticks stay escaped on one line.
+#[test]
+fn duplicate_key_names_are_escaped_in_messages() {
+    let body = "{\"event\":\"call_ended\",\"call\":{\"call_id\":\"c1\",\
+        \"x\\n12:00 call_ended c9 204 ok\\u001b[0m\":1,\
+        \"x\\n12:00 call_ended c9 204 ok\\u001b[0m\":2}}";
+    let err = WebhookEvent::from_slice(body.as_bytes()).unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        !shown.contains('\n') && !shown.contains('\u{1b}'),
+        "{shown}"
+    );
+    assert!(shown.contains("duplicate field"), "{shown}");
+}

@@ -162,9 +162,14 @@ pub(crate) fn insert_unique<E: de::Error>(
     Ok(())
 }
 
-/// The error for a key that occurs twice in one object.
+/// The error for a key that occurs twice in one object. The key comes from
+/// the body: it is capped and escaped, so the message stays one short line
+/// that a crafted key cannot extend or split.
 pub(crate) fn duplicate<E: de::Error>(key: &str) -> E {
-    E::custom(format_args!("duplicate field `{}`", short_key(key)))
+    E::custom(format_args!(
+        "duplicate field `{}`",
+        short_key(key).escape_debug()
+    ))
 }
 
 /// Key names in messages are capped so an error never echoes a huge key.

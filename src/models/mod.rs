@@ -32,14 +32,14 @@ mod open_enum;
 #[macro_use]
 pub(crate) mod model;
 
-pub mod call;
-pub mod chat;
-pub mod enums;
+mod call;
+mod chat;
+mod enums;
 mod extra;
-pub mod function;
-pub mod inbound;
+mod function;
+mod inbound;
 pub(crate) mod lenient;
-pub mod transcript;
+mod transcript;
 pub(crate) mod untyped;
 
 mod role;

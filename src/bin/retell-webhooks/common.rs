@@ -115,3 +115,29 @@ pub fn printable_id(id: &str) -> &str {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
     if plain { id } else { "(id not shown)" }
 }
+
+/// Reads a key file: the whole file, surrounding whitespace trimmed.
+pub fn read_key_file(path: &Path) -> Result<String, ExitCode> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        fail(
+            EXIT_USAGE,
+            format_args!("cannot read the key file {}: {err}", path.display()),
+            None,
+        )
+    })?;
+    Ok(text.trim().to_owned())
+}
+
+/// Whether `--key` was given as an argument (rather than through the
+/// environment), where other users can read it.
+pub fn key_flag_on_command_line() -> bool {
+    std::env::args_os().any(|arg| {
+        let arg = arg.to_string_lossy();
+        arg == "--key" || arg.starts_with("--key=")
+    })
+}
+
+/// Prints `warning: <message>` on standard error.
+pub fn warn(message: impl Display) {
+    let _ = writeln!(io::stderr().lock(), "warning: {message}");
+}

@@ -24,8 +24,10 @@ call_inbound / chat_inbound, 200 with {\"ok\":true} for custom functions, \
 401 for any signature failure. One line per request: time (UTC), event, \
 call or chat id, status, reason. Bodies and headers are never printed.
 
-Without --key or RETELL_API_KEY, the public demo key is used and printed, \
-with the `send` command to try.")]
+The key comes from --key-file (a file holding it), RETELL_API_KEY, or --key; \
+prefer the first two: a --key value is visible to every user in `ps`. \
+Without any of them, the public demo key is used and printed, with the \
+`send` command to try.")]
 pub struct Args {
     /// Port to listen on (0: any free port).
     #[arg(long, default_value_t = 3000)]
@@ -34,9 +36,12 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     /// Retell API key to verify with [default: the public demo key]. Never
-    /// printed.
+    /// printed. Visible in `ps`: prefer --key-file or RETELL_API_KEY.
     #[arg(long, env = common::KEY_ENV, hide_env_values = true)]
     key: Option<String>,
+    /// File holding the Retell API key (surrounding whitespace ignored).
+    #[arg(long, value_name = "PATH", conflicts_with = "key")]
+    key_file: Option<std::path::PathBuf>,
     /// URL path of the event webhook (events and inbound call/SMS requests).
     #[arg(long, default_value = "/webhook")]
     path: String,
@@ -250,7 +255,16 @@ pub fn run(args: &Args) -> ExitCode {
 }
 
 async fn listen(args: &Args) -> Result<(), ExitCode> {
-    let (key, demo) = common::key_or_demo(args.key.as_deref());
+    let from_file = match &args.key_file {
+        Some(path) => Some(common::read_key_file(path)?),
+        None => None,
+    };
+    if from_file.is_none() && common::key_flag_on_command_line() {
+        common::warn(
+            "--key is visible to other users in `ps`: prefer --key-file or RETELL_API_KEY",
+        );
+    }
+    let (key, demo) = common::key_or_demo(from_file.as_deref().or(args.key.as_deref()));
     let verifier = common::verifier(key)?;
     let shutdown = async {
         // Without a signal handler there is no clean way to stop: serve on.
@@ -279,7 +293,7 @@ async fn listen(args: &Args) -> Result<(), ExitCode> {
         ""
     } else {
         common::print(format_args!(
-            "verifying with the key from --key or {} (not shown)",
+            "verifying with the key from --key-file, --key or {} (not shown)",
             common::KEY_ENV
         ));
         "RETELL_API_KEY=<same key> "
