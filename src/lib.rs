@@ -109,6 +109,14 @@ pub use models::{
     UntypedReason,
 };
 
+/// The `serde_json` this crate is built with, re-exported: models hold
+/// [`serde_json::Value`]s (metadata, dynamic variables, unknown keys) and
+/// constructors such as
+/// [`TransferEvent::with_transfer_destination`] take one, so
+/// `retell_webhooks::serde_json::json!` builds them without a separate
+/// `serde_json` dependency (or a second, mismatched version of it).
+pub use serde_json;
+
 pub use signature::{
     DEFAULT_TOLERANCE, KeyError, MAX_SIGNATURE_LEN, Malformed, SIGNATURE_HEADER, Signature,
     Verifier, VerifyError, sign, unix_ms, verify,

@@ -25,11 +25,35 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! The typed accessors ([`event`], [`incoming`], and [`call_event`],
+//! [`transfer_event`], [`chat_event`], [`transcript_updated`],
+//! [`call_inbound`], [`chat_inbound`], [`function_call`] for the payload a
+//! [`WebhookHandler`](crate::dispatch::WebhookHandler) method takes) parse a
+//! sample, so a handler can be tested without HTTP or signatures:
+//!
+//! ```
+//! use retell_webhooks::{samples, EventKind, WebhookEvent};
+//!
+//! // A realistic analyzed call, as the `on_call_analyzed` method receives it.
+//! let event = samples::call_event(EventKind::CallAnalyzed)?;
+//! let analysis = event.call.call_analysis.as_ref().ok_or("no analysis")?;
+//! assert_eq!(analysis.call_successful, Some(true));
+//!
+//! // Any event, as `WebhookEvent::from_slice` gives it.
+//! let event = samples::event(EventKind::ChatEnded)?;
+//! assert!(matches!(event, WebhookEvent::ChatEnded(_)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Ids in the samples are invented but shaped like Retell's
 //! (`call_8e2f4a6c…`, `chat_…`, `agent_…`); phone numbers are fictional.
 
 use crate::dispatch::Route;
-use crate::events::EventKind;
+use crate::error::ParseError;
+use crate::events::{
+    CallEvent, ChatEvent, EventKind, Incoming, TranscriptUpdatedEvent, TransferEvent, WebhookEvent,
+};
+use crate::models::{FunctionCall, InboundCallRequest, InboundChatRequest};
 
 /// One built-in sample body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +157,9 @@ macro_rules! sample {
 /// The name of the custom-function sample.
 const CUSTOM_FUNCTION: &str = "custom_function";
 
+/// The body of the custom-function sample.
+const CUSTOM_FUNCTION_BODY: &[u8] = fixture!("custom_function_request.json");
+
 /// Every built-in sample, in the order of [`NAMES`]: one per [`EventKind`],
 /// in the order of [`EventKind::ALL`], then `custom_function`.
 pub static SAMPLES: &[Sample] = &[
@@ -152,7 +179,7 @@ pub static SAMPLES: &[Sample] = &[
     Sample {
         name: CUSTOM_FUNCTION,
         route: Route::Function,
-        body: fixture!("custom_function_request.json"),
+        body: CUSTOM_FUNCTION_BODY,
     },
 ];
 
@@ -189,6 +216,213 @@ pub fn body(name: &str) -> Option<&'static [u8]> {
 #[must_use]
 pub fn route(name: &str) -> Option<Route> {
     get(name).map(|sample| sample.route)
+}
+
+/// Why a typed sample accessor gave no value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SampleError {
+    /// The kind's payload is not the one asked for: an inbound request from
+    /// [`event`], or an event of another payload (`chat_ended` from
+    /// [`call_event`]).
+    #[error("the `{0}` sample is not a payload of the kind asked for")]
+    OtherPayload(EventKind),
+    /// No built-in sample has this kind (every kind of this version has one;
+    /// the crate's tests check it).
+    #[error("no built-in sample of `{0}`")]
+    Missing(EventKind),
+    /// The built-in sample did not parse (never for the samples of this
+    /// version; the crate's tests parse each one).
+    #[error("the built-in `{0}` sample did not parse: {1}")]
+    Parse(&'static str, ParseError),
+}
+
+/// The sample of `kind`.
+fn of_kind(kind: EventKind) -> Result<&'static Sample, SampleError> {
+    SAMPLES
+        .iter()
+        .find(|sample| sample.kind() == Some(kind))
+        .ok_or(SampleError::Missing(kind))
+}
+
+/// The sample of `kind`, parsed as the event webhook parses it: every kind has
+/// one, [`Incoming::CallInbound`] and [`Incoming::ChatInbound`] included.
+///
+/// ```
+/// use retell_webhooks::{samples, EventKind, Incoming};
+///
+/// let Incoming::CallInbound(request) = samples::incoming(EventKind::CallInbound)? else {
+///     return Err("not an inbound call".into());
+/// };
+/// assert_eq!(request.call_inbound.from_number.as_deref(), Some("+14155550142"));
+/// for kind in EventKind::ALL {
+///     assert_eq!(samples::incoming(*kind)?.kind(), Some(*kind));
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn incoming(kind: EventKind) -> Result<Incoming, SampleError> {
+    let sample = of_kind(kind)?;
+    Incoming::from_slice(sample.body).map_err(|error| SampleError::Parse(sample.name, error))
+}
+
+/// The sample of an event `kind` (one that is not
+/// [inbound](EventKind::is_inbound)), parsed as [`WebhookEvent::from_slice`]
+/// parses it; [`SampleError::OtherPayload`] for `call_inbound` and
+/// `chat_inbound` (see [`incoming`]).
+///
+/// ```
+/// use retell_webhooks::{samples, EventKind, WebhookEvent};
+///
+/// let event = samples::event(EventKind::CallAnalyzed)?;
+/// assert_eq!(event.call_id(), Some("call_8e2f4a6c1b9d3e7f5a0c2b4d6e"));
+/// assert!(matches!(event, WebhookEvent::CallAnalyzed(_)));
+/// assert!(samples::event(EventKind::CallInbound).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn event(kind: EventKind) -> Result<WebhookEvent, SampleError> {
+    match incoming(kind)? {
+        Incoming::Event(event) => Ok(event),
+        _ => Err(SampleError::OtherPayload(kind)),
+    }
+}
+
+/// The payload of the `call_started`, `call_ended` or `call_analyzed`
+/// sample, as [`on_call_started`](crate::dispatch::WebhookHandler::on_call_started),
+/// [`on_call_ended`](crate::dispatch::WebhookHandler::on_call_ended) and
+/// [`on_call_analyzed`](crate::dispatch::WebhookHandler::on_call_analyzed)
+/// receive it; [`SampleError::OtherPayload`] for other kinds.
+///
+/// ```
+/// use retell_webhooks::{samples, EventKind};
+///
+/// let event = samples::call_event(EventKind::CallEnded)?;
+/// assert_eq!(event.call.agent_id.as_deref(), Some("agent_3f9c2b7e4a1d8c6b5e0f2a9d7c"));
+/// assert!(samples::call_event(EventKind::ChatEnded).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn call_event(kind: EventKind) -> Result<CallEvent, SampleError> {
+    match event(kind)? {
+        WebhookEvent::CallStarted(event)
+        | WebhookEvent::CallEnded(event)
+        | WebhookEvent::CallAnalyzed(event) => Ok(event),
+        _ => Err(SampleError::OtherPayload(kind)),
+    }
+}
+
+/// The payload of a `transfer_*` sample, as the `on_transfer_*` methods
+/// receive it; [`SampleError::OtherPayload`] for other kinds.
+///
+/// ```
+/// use retell_webhooks::{samples, EventKind};
+///
+/// let event = samples::transfer_event(EventKind::TransferStarted)?;
+/// assert_eq!(event.destination_number(), Some("+15105550177"));
+/// assert_eq!(event.transfer_type(), Some("warm_transfer"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn transfer_event(kind: EventKind) -> Result<TransferEvent, SampleError> {
+    match event(kind)? {
+        WebhookEvent::TransferStarted(event)
+        | WebhookEvent::TransferBridged(event)
+        | WebhookEvent::TransferCancelled(event)
+        | WebhookEvent::TransferEnded(event) => Ok(event),
+        _ => Err(SampleError::OtherPayload(kind)),
+    }
+}
+
+/// The payload of the `chat_started`, `chat_ended` or `chat_analyzed`
+/// sample, as the `on_chat_*` methods receive it;
+/// [`SampleError::OtherPayload`] for other kinds.
+///
+/// ```
+/// use retell_webhooks::{samples, EventKind};
+///
+/// let event = samples::chat_event(EventKind::ChatAnalyzed)?;
+/// assert_eq!(event.chat.chat_id, "chat_4c9e1a7f2b8d6e0a3f5c9b1d2e");
+/// assert!(event.chat.chat_analysis.is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn chat_event(kind: EventKind) -> Result<ChatEvent, SampleError> {
+    match event(kind)? {
+        WebhookEvent::ChatStarted(event)
+        | WebhookEvent::ChatEnded(event)
+        | WebhookEvent::ChatAnalyzed(event) => Ok(event),
+        _ => Err(SampleError::OtherPayload(kind)),
+    }
+}
+
+/// The payload of the `transcript_updated` sample (a voice call), as
+/// [`on_transcript_updated`](crate::dispatch::WebhookHandler::on_transcript_updated)
+/// receives it.
+///
+/// ```
+/// use retell_webhooks::samples;
+///
+/// let event = samples::transcript_updated()?;
+/// assert!(event.call().is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn transcript_updated() -> Result<TranscriptUpdatedEvent, SampleError> {
+    let kind = EventKind::TranscriptUpdated;
+    match event(kind)? {
+        WebhookEvent::TranscriptUpdated(event) => Ok(event),
+        _ => Err(SampleError::OtherPayload(kind)),
+    }
+}
+
+/// The `call_inbound` sample, as
+/// [`on_call_inbound`](crate::dispatch::WebhookHandler::on_call_inbound)
+/// receives it.
+///
+/// ```
+/// use retell_webhooks::samples;
+///
+/// let request = samples::call_inbound()?;
+/// assert_eq!(request.call_inbound.to_number.as_deref(), Some("+16505550199"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn call_inbound() -> Result<InboundCallRequest, SampleError> {
+    let kind = EventKind::CallInbound;
+    match incoming(kind)? {
+        Incoming::CallInbound(request) => Ok(request),
+        _ => Err(SampleError::OtherPayload(kind)),
+    }
+}
+
+/// The `chat_inbound` (inbound SMS) sample, as
+/// [`on_chat_inbound`](crate::dispatch::WebhookHandler::on_chat_inbound)
+/// receives it.
+///
+/// ```
+/// use retell_webhooks::samples;
+///
+/// let request = samples::chat_inbound()?;
+/// assert_eq!(request.chat_inbound.from_number.as_deref(), Some("+14155550142"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn chat_inbound() -> Result<InboundChatRequest, SampleError> {
+    let kind = EventKind::ChatInbound;
+    match incoming(kind)? {
+        Incoming::ChatInbound(request) => Ok(request),
+        _ => Err(SampleError::OtherPayload(kind)),
+    }
+}
+
+/// The `custom_function` sample (tool `check_availability`), parsed; wrap it
+/// in [`FunctionRequest::post`](crate::models::FunctionRequest::post) for
+/// [`on_function_call`](crate::dispatch::WebhookHandler::on_function_call).
+///
+/// ```
+/// use retell_webhooks::models::FunctionRequest;
+/// use retell_webhooks::samples;
+///
+/// let request = FunctionRequest::post(samples::function_call()?);
+/// assert_eq!(request.name(), Some("check_availability"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn function_call() -> Result<FunctionCall, SampleError> {
+    FunctionCall::from_slice(CUSTOM_FUNCTION_BODY)
+        .map_err(|error| SampleError::Parse(CUSTOM_FUNCTION, error))
 }
 
 #[cfg(test)]
@@ -229,6 +463,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn typed_accessors_give_each_kind_its_payload() {
+        for &kind in EventKind::ALL {
+            let incoming = incoming(kind).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(incoming.kind(), Some(kind));
+            assert_eq!(event(kind).is_ok(), !kind.is_inbound(), "{kind}");
+            let typed = [
+                call_event(kind).is_ok(),
+                transfer_event(kind).is_ok(),
+                chat_event(kind).is_ok(),
+                kind == EventKind::TranscriptUpdated,
+                kind == EventKind::CallInbound,
+                kind == EventKind::ChatInbound,
+            ];
+            assert_eq!(typed.iter().filter(|ok| **ok).count(), 1, "{kind}");
+        }
+        assert!(transcript_updated().is_ok());
+        assert!(call_inbound().is_ok() && chat_inbound().is_ok());
+        assert_eq!(
+            event(EventKind::ChatInbound),
+            Err(SampleError::OtherPayload(EventKind::ChatInbound))
+        );
+        assert_eq!(
+            call_event(EventKind::ChatEnded),
+            Err(SampleError::OtherPayload(EventKind::ChatEnded))
+        );
+        let call = function_call().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(call.name(), Some("check_availability"));
+        assert_eq!(
+            SampleError::OtherPayload(EventKind::CallInbound).to_string(),
+            "the `call_inbound` sample is not a payload of the kind asked for"
+        );
     }
 
     #[test]

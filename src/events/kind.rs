@@ -2,7 +2,9 @@
 //!
 //! Every name is written once, in the table of the `catalogue!` call below;
 //! the enum, [`EventKind::ALL`], [`EventKind::as_str`], the `FromStr` impl,
-//! [`KNOWN_EVENTS`] and [`INBOUND_EVENTS`] are all derived from it.
+//! [`KNOWN_EVENTS`] and [`INBOUND_EVENTS`] are all derived from it. The
+//! constructors of [`WebhookEvent`](super::WebhookEvent) (one per event,
+//! named after it) are checked against it at compile time.
 
 use std::fmt;
 use std::str::FromStr;

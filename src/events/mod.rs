@@ -42,6 +42,31 @@
 //!   (`1e3`, `1000.0`) because Retell's types say `number`; fractions, negative
 //!   values and values above `u64::MAX` are fallbacks.
 //!
+//! # Building events
+//!
+//! Every payload has a constructor, for tests of a
+//! [`WebhookHandler`](crate::dispatch::WebhookHandler) that call its methods
+//! directly (no HTTP, no signature) and for payloads of your own:
+//! [`CallEvent::new`], [`TransferEvent::new`], [`ChatEvent::new`],
+//! [`TranscriptUpdatedEvent::for_call`] / [`for_chat`](TranscriptUpdatedEvent::for_chat),
+//! [`InboundCallRequest::new`], [`InboundChatRequest::new`], each with a
+//! `with_event_timestamp` builder. [`WebhookEvent`] has one constructor per
+//! event, named after it ([`WebhookEvent::call_ended`], …). A built event
+//! equals the one parsed from the body it serializes to. Realistic,
+//! complete payloads come from the `samples` module (feature `samples`).
+//!
+//! ```
+//! use retell_webhooks::{Call, CallEvent, WebhookEvent};
+//!
+//! let event = CallEvent::new(Call { duration_ms: Some(61_000), ..Call::new("call_1") });
+//! assert_eq!(event.call.duration_ms, Some(61_000));
+//!
+//! let event = WebhookEvent::call_ended(Call::new("call_1"));
+//! let body = br#"{"event":"call_ended","call":{"call_id":"call_1"}}"#;
+//! assert_eq!(event, WebhookEvent::from_slice(body)?);
+//! # Ok::<(), retell_webhooks::ParseError>(())
+//! ```
+//!
 //! # Event kinds
 //!
 //! [`EventKind`] is the catalogue of the names this version knows: parsing
@@ -49,7 +74,7 @@
 //! [`Incoming::kind`] give it back (`None` for an unknown event), and
 //! [`EventKind::ALL`] lists every name.
 
-// This file holds the event types and their accessors; `kind.rs` the
+// This file holds the event types, their accessors and constructors; `kind.rs` the
 // catalogue, `de.rs` the envelope visitor and the `Deserialize` impls,
 // `ser.rs` the `Serialize` impls and `probe.rs` the failure path (the
 // lenient probe for the event name and ids, and bare Call / Chat objects).
@@ -64,8 +89,8 @@ use crate::error::ParseError;
 use crate::models::lenient::Lenient;
 use crate::models::untyped::Path;
 use crate::models::{
-    Call, Chat, Extra, InboundCallRequest, InboundChatRequest, TranscriptItem, Untyped,
-    UntypedReason,
+    Call, Chat, Extra, InboundCall, InboundCallRequest, InboundChat, InboundChatRequest,
+    TranscriptItem, Untyped, UntypedReason,
 };
 
 use de::{Slot, strict_body};
@@ -393,6 +418,465 @@ impl WebhookEvent {
     /// `true` for [`WebhookEvent::Unknown`].
     pub fn is_unknown(&self) -> bool {
         matches!(self, Self::Unknown(_))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Constructors: events built in code (tests of a handler, payloads of your own)
+// ---------------------------------------------------------------------------
+
+impl CallEvent {
+    /// The payload of a call event as Retell sends it today: `call` (no
+    /// legacy `data`), no `event_timestamp`, no other top-level keys.
+    ///
+    /// ```
+    /// use retell_webhooks::{Call, CallEvent, LegacyData};
+    ///
+    /// let event = CallEvent::new(Call {
+    ///     duration_ms: Some(61_000),
+    ///     ..Call::new("call_1")
+    /// })
+    /// .with_event_timestamp(1_785_423_600_000);
+    /// assert_eq!(event.call.call_id, "call_1");
+    /// assert_eq!(event.call.duration_ms, Some(61_000));
+    /// assert_eq!(event.legacy_data, LegacyData::Absent);
+    /// assert_eq!(event.event_timestamp, Some(1_785_423_600_000));
+    /// assert!(event.extra.is_empty());
+    /// ```
+    #[must_use]
+    pub fn new(call: Call) -> Self {
+        Self {
+            call: Box::new(call),
+            legacy_data: LegacyData::Absent,
+            event_timestamp: None,
+            extra: Extra::new(),
+        }
+    }
+
+    /// Sets the top-level `event_timestamp` (epoch ms).
+    #[must_use]
+    pub fn with_event_timestamp(mut self, ms: u64) -> Self {
+        self.event_timestamp = Some(ms);
+        self
+    }
+}
+
+impl TransferEvent {
+    /// The payload of a `transfer_*` event: `call` (no legacy `data`), no
+    /// top-level `transfer_destination`, `transfer_option` or
+    /// `event_timestamp`, no other top-level keys.
+    ///
+    /// ```
+    /// use retell_webhooks::serde_json::json;
+    /// use retell_webhooks::{Call, TransferEvent};
+    ///
+    /// let event = TransferEvent::new(Call::new("call_1"))
+    ///     .with_transfer_destination(json!({ "number": "+15105550177", "extension": "204" }))
+    ///     .with_transfer_option(json!({ "type": "warm_transfer" }))
+    ///     .with_event_timestamp(1_785_423_600_000);
+    /// assert_eq!(event.destination_number(), Some("+15105550177"));
+    /// assert_eq!(event.destination_extension(), Some("204"));
+    /// assert_eq!(event.transfer_type(), Some("warm_transfer"));
+    ///
+    /// // Without a top-level destination, the call's own one is used.
+    /// let event = TransferEvent::new(Call {
+    ///     transfer_destination: Some("+15105550177".into()),
+    ///     ..Call::new("call_1")
+    /// });
+    /// assert_eq!(event.destination_number(), Some("+15105550177"));
+    /// ```
+    #[must_use]
+    pub fn new(call: Call) -> Self {
+        Self {
+            call: Box::new(call),
+            legacy_data: LegacyData::Absent,
+            transfer_destination: None,
+            transfer_option: None,
+            event_timestamp: None,
+            extra: Extra::new(),
+        }
+    }
+
+    /// Sets the top-level `transfer_destination` (an object such as
+    /// `{"number": "+1…", "extension": "204"}`).
+    #[must_use]
+    pub fn with_transfer_destination(mut self, destination: Value) -> Self {
+        self.transfer_destination = Some(destination);
+        self
+    }
+
+    /// Sets the top-level `transfer_option` (such as `{"type": "warm_transfer"}`).
+    #[must_use]
+    pub fn with_transfer_option(mut self, option: Value) -> Self {
+        self.transfer_option = Some(option);
+        self
+    }
+
+    /// Sets the top-level `event_timestamp` (epoch ms).
+    #[must_use]
+    pub fn with_event_timestamp(mut self, ms: u64) -> Self {
+        self.event_timestamp = Some(ms);
+        self
+    }
+}
+
+impl From<Call> for TranscriptSubject {
+    fn from(call: Call) -> Self {
+        Self::Call(Box::new(call))
+    }
+}
+
+impl From<Chat> for TranscriptSubject {
+    fn from(chat: Chat) -> Self {
+        Self::Chat(Box::new(chat))
+    }
+}
+
+impl TranscriptUpdatedEvent {
+    /// The payload of `transcript_updated` for a call or a chat (a [`Call`]
+    /// or a [`Chat`] converts into a [`TranscriptSubject`]): no legacy
+    /// `data`, no top-level transcript copy or `event_timestamp`, no other
+    /// top-level keys. [`Self::for_call`] and [`Self::for_chat`] say which.
+    ///
+    /// ```
+    /// use retell_webhooks::{Call, Chat, TranscriptUpdatedEvent};
+    ///
+    /// let voice = TranscriptUpdatedEvent::new(Call::new("call_1"));
+    /// assert_eq!(voice.call().map(|c| c.call_id.as_str()), Some("call_1"));
+    /// let chat = TranscriptUpdatedEvent::new(Chat::new("chat_1"));
+    /// assert_eq!(chat.chat().map(|c| c.chat_id.as_str()), Some("chat_1"));
+    /// ```
+    #[must_use]
+    pub fn new(subject: impl Into<TranscriptSubject>) -> Self {
+        Self {
+            subject: subject.into(),
+            legacy_data: LegacyData::Absent,
+            transcript_with_tool_calls: None,
+            event_timestamp: None,
+            extra: Extra::new(),
+        }
+    }
+
+    /// `transcript_updated` of a voice agent's call.
+    ///
+    /// ```
+    /// use retell_webhooks::{Call, TranscriptUpdatedEvent};
+    ///
+    /// let event = TranscriptUpdatedEvent::for_call(Call {
+    ///     transcript: Some("Agent: Hi, Harbor Dental.\nUser: Hi!\n".into()),
+    ///     ..Call::new("call_1")
+    /// })
+    /// .with_event_timestamp(1_785_423_600_000);
+    /// assert_eq!(event.call().and_then(|c| c.transcript.as_deref()).map(str::lines).map(Iterator::count), Some(2));
+    /// assert!(event.chat().is_none());
+    /// assert_eq!(event.event_timestamp, Some(1_785_423_600_000));
+    /// ```
+    #[must_use]
+    pub fn for_call(call: Call) -> Self {
+        Self::new(call)
+    }
+
+    /// `transcript_updated` of a chat agent's chat.
+    ///
+    /// ```
+    /// use retell_webhooks::{Chat, TranscriptUpdatedEvent};
+    ///
+    /// let event = TranscriptUpdatedEvent::for_chat(Chat::new("chat_1"));
+    /// assert_eq!(event.chat().map(|c| c.chat_id.as_str()), Some("chat_1"));
+    /// assert!(event.call().is_none());
+    /// ```
+    #[must_use]
+    pub fn for_chat(chat: Chat) -> Self {
+        Self::new(chat)
+    }
+
+    /// Sets the top-level `transcript_with_tool_calls` copy (read first by
+    /// [`Self::transcript_with_tool_calls`]).
+    #[must_use]
+    pub fn with_transcript_with_tool_calls(mut self, items: Vec<TranscriptItem>) -> Self {
+        self.transcript_with_tool_calls = Some(items);
+        self
+    }
+
+    /// Sets the top-level `event_timestamp` (epoch ms).
+    #[must_use]
+    pub fn with_event_timestamp(mut self, ms: u64) -> Self {
+        self.event_timestamp = Some(ms);
+        self
+    }
+}
+
+impl ChatEvent {
+    /// The payload of a chat event: `chat`, no `event_timestamp`, no other
+    /// top-level keys.
+    ///
+    /// ```
+    /// use retell_webhooks::{Chat, ChatEvent};
+    ///
+    /// let event = ChatEvent::new(Chat {
+    ///     agent_id: Some("agent_1".into()),
+    ///     ..Chat::new("chat_1")
+    /// })
+    /// .with_event_timestamp(1_785_432_662_400);
+    /// assert_eq!(event.chat.chat_id, "chat_1");
+    /// assert_eq!(event.chat.agent_id.as_deref(), Some("agent_1"));
+    /// assert_eq!(event.event_timestamp, Some(1_785_432_662_400));
+    /// ```
+    #[must_use]
+    pub fn new(chat: Chat) -> Self {
+        Self {
+            chat: Box::new(chat),
+            event_timestamp: None,
+            extra: Extra::new(),
+        }
+    }
+
+    /// Sets the top-level `event_timestamp` (epoch ms).
+    #[must_use]
+    pub fn with_event_timestamp(mut self, ms: u64) -> Self {
+        self.event_timestamp = Some(ms);
+        self
+    }
+}
+
+impl InboundCallRequest {
+    /// A `call_inbound` request for `call_inbound`: no `event_timestamp`, no
+    /// other top-level keys.
+    ///
+    /// ```
+    /// use retell_webhooks::InboundCallRequest;
+    /// use retell_webhooks::models::InboundCall;
+    ///
+    /// let request = InboundCallRequest::new(InboundCall {
+    ///     from_number: Some("+14155550142".into()),
+    ///     to_number: Some("+16505550199".into()),
+    ///     ..InboundCall::default()
+    /// })
+    /// .with_event_timestamp(1_785_423_597_850);
+    /// assert_eq!(request.call_inbound.from_number.as_deref(), Some("+14155550142"));
+    /// assert_eq!(request.event_timestamp, Some(1_785_423_597_850));
+    /// ```
+    #[must_use]
+    pub fn new(call_inbound: InboundCall) -> Self {
+        Self {
+            event_timestamp: None,
+            call_inbound,
+            extra: Extra::new(),
+        }
+    }
+
+    /// Sets the top-level `event_timestamp` (epoch ms).
+    #[must_use]
+    pub fn with_event_timestamp(mut self, ms: u64) -> Self {
+        self.event_timestamp = Some(ms);
+        self
+    }
+}
+
+impl InboundChatRequest {
+    /// A `chat_inbound` (inbound SMS) request for `chat_inbound`: no
+    /// `event_timestamp`, no other top-level keys.
+    ///
+    /// ```
+    /// use retell_webhooks::InboundChatRequest;
+    /// use retell_webhooks::models::InboundChat;
+    ///
+    /// let request = InboundChatRequest::new(InboundChat {
+    ///     from_number: Some("+14155550142".into()),
+    ///     ..InboundChat::default()
+    /// });
+    /// assert_eq!(request.chat_inbound.from_number.as_deref(), Some("+14155550142"));
+    /// assert_eq!(request.event_timestamp, None);
+    /// ```
+    #[must_use]
+    pub fn new(chat_inbound: InboundChat) -> Self {
+        Self {
+            event_timestamp: None,
+            chat_inbound,
+            extra: Extra::new(),
+        }
+    }
+
+    /// Sets the top-level `event_timestamp` (epoch ms).
+    #[must_use]
+    pub fn with_event_timestamp(mut self, ms: u64) -> Self {
+        self.event_timestamp = Some(ms);
+        self
+    }
+}
+
+/// `true` when `a` and `b` are the same string (usable in constants).
+const fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Defines one `WebhookEvent` constructor per event of the catalogue, named
+/// after the event, from rows of
+/// `Variant => name(param: Type) = payload; example Subject, id_accessor;`.
+///
+/// A constant checked at compile time holds the table to the catalogue: one
+/// row per event of [`KNOWN_EVENTS`], in its order, each named after its
+/// variant's `event` name. Each constructor gets a doc example that builds
+/// the event, reads it back and round-trips it through JSON.
+macro_rules! event_constructors {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident => $name:ident($param:ident: $ty:ty) = $payload:expr;
+        example $subject:ident, $id:ident;
+    )+) => {
+        impl WebhookEvent {
+            $(
+                $(#[doc = $doc])*
+                ///
+                /// ```
+                #[doc = concat!("use retell_webhooks::{", stringify!($subject), ", EventKind, WebhookEvent};")]
+                ///
+                #[doc = concat!(
+                    "let event = WebhookEvent::", stringify!($name), "(",
+                    stringify!($subject), "::new(\"id_1\")).with_event_timestamp(1_785_423_600_000);"
+                )]
+                #[doc = concat!("assert_eq!(event.kind(), Some(EventKind::", stringify!($variant), "));")]
+                #[doc = concat!("assert_eq!(event.event_name(), \"", stringify!($name), "\");")]
+                #[doc = concat!("assert_eq!(event.", stringify!($id), "(), Some(\"id_1\"));")]
+                /// assert_eq!(event.event_timestamp(), Some(1_785_423_600_000));
+                ///
+                /// // The body Retell would send, and back.
+                /// let body = retell_webhooks::serde_json::to_vec(&event)?;
+                /// assert_eq!(WebhookEvent::from_slice(&body)?, event);
+                /// # Ok::<(), Box<dyn std::error::Error>>(())
+                /// ```
+                #[must_use]
+                pub fn $name($param: $ty) -> Self {
+                    Self::$variant($payload)
+                }
+            )+
+        }
+
+        const _: () = {
+            let variants = [$(EventKind::$variant),+];
+            let names = [$(stringify!($name)),+];
+            assert!(
+                variants.len() == KNOWN_EVENTS.len(),
+                "one WebhookEvent constructor per event of the catalogue"
+            );
+            let mut i = 0;
+            while i < variants.len() {
+                assert!(
+                    same_str(names[i], variants[i].as_str()) && same_str(names[i], KNOWN_EVENTS[i]),
+                    "WebhookEvent constructors follow the catalogue, named after the events"
+                );
+                i += 1;
+            }
+        };
+    };
+}
+
+event_constructors! {
+    /// `call_started` for `call` ([`WebhookEvent::CallStarted`] with [`CallEvent::new`]).
+    CallStarted => call_started(call: Call) = CallEvent::new(call);
+    example Call, call_id;
+    /// `call_ended` for `call` ([`WebhookEvent::CallEnded`] with [`CallEvent::new`]).
+    CallEnded => call_ended(call: Call) = CallEvent::new(call);
+    example Call, call_id;
+    /// `call_analyzed` for `call`, whose `call_analysis` holds the analysis
+    /// ([`WebhookEvent::CallAnalyzed`] with [`CallEvent::new`]).
+    CallAnalyzed => call_analyzed(call: Call) = CallEvent::new(call);
+    example Call, call_id;
+    /// `transcript_updated` for a [`Call`] or a [`Chat`]
+    /// ([`WebhookEvent::TranscriptUpdated`] with [`TranscriptUpdatedEvent::new`]).
+    TranscriptUpdated => transcript_updated(subject: impl Into<TranscriptSubject>) =
+        TranscriptUpdatedEvent::new(subject);
+    example Call, call_id;
+    /// `transfer_started` for `call` ([`WebhookEvent::TransferStarted`] with
+    /// [`TransferEvent::new`]; build the [`TransferEvent`] yourself to set the
+    /// destination).
+    TransferStarted => transfer_started(call: Call) = TransferEvent::new(call);
+    example Call, call_id;
+    /// `transfer_bridged` for `call` ([`WebhookEvent::TransferBridged`] with
+    /// [`TransferEvent::new`]).
+    TransferBridged => transfer_bridged(call: Call) = TransferEvent::new(call);
+    example Call, call_id;
+    /// `transfer_cancelled` for `call` ([`WebhookEvent::TransferCancelled`]
+    /// with [`TransferEvent::new`]).
+    TransferCancelled => transfer_cancelled(call: Call) = TransferEvent::new(call);
+    example Call, call_id;
+    /// `transfer_ended` for `call` ([`WebhookEvent::TransferEnded`] with
+    /// [`TransferEvent::new`]).
+    TransferEnded => transfer_ended(call: Call) = TransferEvent::new(call);
+    example Call, call_id;
+    /// `chat_started` for `chat` ([`WebhookEvent::ChatStarted`] with [`ChatEvent::new`]).
+    ChatStarted => chat_started(chat: Chat) = ChatEvent::new(chat);
+    example Chat, chat_id;
+    /// `chat_ended` for `chat` ([`WebhookEvent::ChatEnded`] with [`ChatEvent::new`]).
+    ChatEnded => chat_ended(chat: Chat) = ChatEvent::new(chat);
+    example Chat, chat_id;
+    /// `chat_analyzed` for `chat`, whose `chat_analysis` holds the analysis
+    /// ([`WebhookEvent::ChatAnalyzed`] with [`ChatEvent::new`]).
+    ChatAnalyzed => chat_analyzed(chat: Chat) = ChatEvent::new(chat);
+    example Chat, chat_id;
+}
+
+impl WebhookEvent {
+    /// Sets the top-level `event_timestamp` (epoch ms) of any event. For
+    /// [`WebhookEvent::Unknown`] it is set in the raw body, when that is a
+    /// JSON object.
+    ///
+    /// ```
+    /// use retell_webhooks::{Chat, WebhookEvent};
+    ///
+    /// let event = WebhookEvent::chat_ended(Chat::new("chat_1")).with_event_timestamp(1_785_432_662_400);
+    /// assert_eq!(event.event_timestamp(), Some(1_785_432_662_400));
+    /// ```
+    #[must_use]
+    pub fn with_event_timestamp(mut self, ms: u64) -> Self {
+        match &mut self {
+            Self::CallStarted(e) | Self::CallEnded(e) | Self::CallAnalyzed(e) => {
+                e.event_timestamp = Some(ms);
+            }
+            Self::TransferStarted(e)
+            | Self::TransferBridged(e)
+            | Self::TransferCancelled(e)
+            | Self::TransferEnded(e) => e.event_timestamp = Some(ms),
+            Self::TranscriptUpdated(e) => e.event_timestamp = Some(ms),
+            Self::ChatStarted(e) | Self::ChatEnded(e) | Self::ChatAnalyzed(e) => {
+                e.event_timestamp = Some(ms);
+            }
+            Self::Unknown(u) => {
+                if let Value::Object(raw) = &mut u.raw {
+                    raw.insert("event_timestamp".to_owned(), Value::from(ms));
+                }
+            }
+        }
+        self
+    }
+}
+
+impl From<WebhookEvent> for Incoming {
+    fn from(event: WebhookEvent) -> Self {
+        Self::Event(event)
+    }
+}
+
+impl From<InboundCallRequest> for Incoming {
+    fn from(request: InboundCallRequest) -> Self {
+        Self::CallInbound(request)
+    }
+}
+
+impl From<InboundChatRequest> for Incoming {
+    fn from(request: InboundChatRequest) -> Self {
+        Self::ChatInbound(request)
     }
 }
 

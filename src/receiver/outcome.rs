@@ -160,8 +160,8 @@ pub enum Reason {
     Forbidden(SourceRejection),
     /// The method is not `POST` (events) or a tool method (functions) (`405`).
     MethodNotAllowed,
-    /// Nothing is served at this path (`404`; the tower service mounted at a
-    /// path with [`with_path`](crate::service::WebhookService::with_path)).
+    /// Nothing is served at this path (`404`; the tower service of feature
+    /// `tower` mounted at a path with `WebhookService::with_path`).
     NotFound,
     /// The body has a `Content-Encoding` other than `identity` (`415`).
     UnsupportedEncoding,

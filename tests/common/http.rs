@@ -47,6 +47,7 @@ impl Reply {
 }
 
 /// How the body is framed.
+#[derive(Debug, Clone, Copy)]
 pub enum Framing {
     /// `Content-Length` equal to the body length.
     Length,

@@ -1,8 +1,10 @@
-//! One request, three receivers: the framework-agnostic entry point
-//! (`dispatch::Receiver::dispatch`), the axum router and the actix-web service,
-//! both over real HTTP on 127.0.0.1. Each [`Receiver`] here builds one
+//! One request, four receivers: the framework-agnostic entry point
+//! (`dispatch::Receiver::dispatch`), the axum router, the actix-web service and
+//! the tower service (`service::WebhookService`) served by plain hyper 1.x, the
+//! last three over real HTTP on 127.0.0.1. Each [`Receiver`] here builds one
 //! `dispatch::Receiver` and clones it into its server. Tests write a case once
-//! and run it through [`Receiver::all`]. Include it next to `http.rs`:
+//! and run it through [`Receiver::all`] (or [`all_vias`], [`http_vias`]).
+//! Include it next to `http.rs`:
 //!
 //! ```ignore
 //! #[path = "../common/http.rs"] mod http;
@@ -41,6 +43,22 @@ pub enum Via {
     Axum,
     /// `adapters::actix::endpoint` behind `HttpServer`.
     Actix,
+    /// `service::WebhookService` behind hyper's `http1::Builder`, with the TCP
+    /// peer address in the request extensions.
+    Tower,
+}
+
+impl Via {
+    /// Whether [`Receiver::outcomes`] collects this receiver's outcomes: the
+    /// entry point returns them, axum and the tower service put them in the
+    /// response extensions; the actix-web adapter hands them to its own
+    /// middleware, which the harness does not wire.
+    pub fn records_outcomes(self) -> bool {
+        match self {
+            Via::Core | Via::Axum | Via::Tower => true,
+            Via::Actix => false,
+        }
+    }
 }
 
 impl fmt::Display for Via {
@@ -49,7 +67,8 @@ impl fmt::Display for Via {
     }
 }
 
-/// Every receiver compiled in (the adapters need their features).
+/// Every receiver compiled in (the adapters and the tower service need their
+/// features; `axum` implies `tower`).
 pub fn all_vias() -> Vec<Via> {
     let mut vias = vec![Via::Core];
     if cfg!(feature = "axum") {
@@ -58,10 +77,13 @@ pub fn all_vias() -> Vec<Via> {
     if cfg!(feature = "actix") {
         vias.push(Via::Actix);
     }
+    if cfg!(feature = "tower") {
+        vias.push(Via::Tower);
+    }
     vias
 }
 
-/// The HTTP adapters compiled in.
+/// The receivers served over HTTP compiled in.
 pub fn http_vias() -> Vec<Via> {
     all_vias().into_iter().filter(|v| *v != Via::Core).collect()
 }
@@ -268,8 +290,8 @@ pub struct Receiver {
 
 impl Receiver {
     /// Starts `via` on the event route with `config`. HTTP receivers listen on
-    /// an ephemeral loopback port (axum on the current tokio runtime, actix-web
-    /// on its own system thread with `workers` workers).
+    /// an ephemeral loopback port (axum and hyper on the current tokio runtime,
+    /// actix-web on its own system thread with `workers` workers).
     pub async fn start(via: Via, probe: Arc<Probe>, config: ReceiverConfig) -> Self {
         Self::start_with(via, probe, config, Route::Events, 1).await
     }
@@ -298,6 +320,8 @@ impl Receiver {
             Via::Axum => receiver.addr = Some(receiver.serve_axum().await),
             #[cfg(feature = "actix")]
             Via::Actix => receiver.serve_actix(workers),
+            #[cfg(feature = "tower")]
+            Via::Tower => receiver.addr = Some(receiver.serve_tower().await),
             #[allow(unreachable_patterns)]
             other => panic!("{other} adapter not compiled in"),
         }
@@ -332,8 +356,8 @@ impl Receiver {
             .unwrap_or_else(|| panic!("{} has no socket", self.via))
     }
 
-    /// Outcomes seen so far (entry point and axum; actix-web via its
-    /// middleware is not wired here).
+    /// Outcomes seen so far, for the receivers whose
+    /// [`Via::records_outcomes`] is true (always empty for actix-web).
     pub fn outcomes(&self) -> Vec<Outcome> {
         self.outcomes.lock().unwrap().clone()
     }
@@ -367,6 +391,51 @@ impl Receiver {
             )
             .await
             .unwrap();
+        });
+        addr
+    }
+
+    /// `WebhookService` at [`PATH`] on hyper's HTTP/1 connection builder, one
+    /// task per connection. A `service_fn` in front puts the connection's peer
+    /// address in the request extensions (where `RawRequest::from_http_parts`
+    /// reads it, for the source allowlist) and records the outcome the service
+    /// puts in the response extensions.
+    #[cfg(feature = "tower")]
+    async fn serve_tower(&self) -> SocketAddr {
+        use hyper_util::rt::TokioIo;
+        use hyper_util::service::TowerToHyperService;
+        use retell_webhooks::service::WebhookService;
+
+        let service = WebhookService::new(&self.receiver, self.route, Arc::clone(&self.probe))
+            .with_path(PATH);
+        let service = TowerToHyperService::new(service);
+        let seen = Arc::clone(&self.outcomes);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, peer)) = listener.accept().await else {
+                    return;
+                };
+                let (service, seen) = (service.clone(), Arc::clone(&seen));
+                let with_peer = hyper::service::service_fn(
+                    move |mut request: hyper::Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(peer);
+                        let (service, seen) = (service.clone(), Arc::clone(&seen));
+                        async move {
+                            let response = hyper::service::Service::call(&service, request).await?;
+                            if let Some(outcome) = response.extensions().get::<Outcome>() {
+                                seen.lock().unwrap().push(outcome.clone());
+                            }
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    },
+                );
+                tokio::spawn(async move {
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = http.serve_connection(TokioIo::new(stream), with_peer).await;
+                });
+            }
         });
         addr
     }
@@ -435,6 +504,7 @@ impl Receiver {
         let request = RawRequest::new(method, body)
             .signature_values(values("x-retell-signature"))
             .content_encoding_values(values("content-encoding"))
+            .forwarded_for_values(values("x-forwarded-for"))
             .with_content_length(content_length)
             .with_peer(Some([127, 0, 0, 1].into()));
         let done = self

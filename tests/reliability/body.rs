@@ -1,8 +1,11 @@
-//! Checklist §2 D through both adapters over real HTTP. Covered elsewhere and
-//! not repeated here: D1 exact limit / +1 (`tests/{axum,actix}_adapter.rs`
-//! `body_limit_is_exact_and_enforced_while_reading`), D2 (`long_call_payload_is_accepted`),
-//! D6 and D8 (`wrong_method_and_encoding`), D10 (`bad_json_after_a_valid_signature_is_400`
-//! and J7 in [`crate::hostile_json`]); D9's "parser never invoked" needs the
+//! Checklist §2 D through every receiver served over HTTP (axum, actix-web and
+//! the tower service on hyper), and D7 and D9 through the entry point too.
+//! Covered elsewhere and not repeated here: D1 exact limit / +1
+//! (`tests/{axum,actix}_adapter.rs` `body_limit_is_exact_and_enforced_while_reading`,
+//! and for every receiver at a small limit in [`crate::parity`]), D2
+//! (`long_call_payload_is_accepted`), D6 and D8 (`wrong_method_and_encoding`),
+//! D10 (`bad_json_after_a_valid_signature_is_400` and J7 in
+//! [`crate::hostile_json`]); D9's "parser never invoked" needs the
 //! crate-internal parse counter, so it is a unit test of each adapter
 //! (`src/adapters/{axum,actix}.rs`).
 
@@ -44,13 +47,7 @@ async fn d3_d4_hundred_mib_unsigned_is_413_and_the_server_stops_reading() {
             );
             assert_eq!(reply.status, 413, "{name} via {via}");
             assert!(reply.sent <= bound, "{name} via {via}: {} sent", reply.sent);
-            // axum closes at once, so the client's writes fail. actix-web
-            // "lingers" after a response that closes the connection: it reads
-            // and discards (never buffers) whatever arrives for up to
-            // `HttpServer::client_disconnect_timeout` (1 s by default), so on
-            // loopback the client gets everything out; the adapter itself
-            // stopped reading at the limit, as `sent` shows.
-            if via == Via::Axum {
+            if closes_at_once(via) {
                 assert!(
                     reply.written < reply.wire_len,
                     "{name} via {via}: the server read all {} bytes",
@@ -59,6 +56,21 @@ async fn d3_d4_hundred_mib_unsigned_is_413_and_the_server_stops_reading() {
             }
         }
         assert_eq!(receiver.probe.calls(), 0);
+    }
+}
+
+/// Whether the server closes the connection as soon as it has sent the `413`,
+/// so the client's remaining writes fail. hyper (behind axum and behind the
+/// tower service) does. actix-web "lingers" after a response that closes the
+/// connection: it reads and discards (never buffers) whatever arrives for up to
+/// `HttpServer::client_disconnect_timeout` (1 s by default), so on loopback the
+/// client gets everything out; the adapter itself stopped reading at the
+/// limit, as `sent` shows.
+fn closes_at_once(via: Via) -> bool {
+    match via {
+        Via::Axum | Via::Tower => true,
+        Via::Actix => false,
+        Via::Core => unreachable!("the entry point has no connection"),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Checklist §2 G L1, L2, L4, L5 over real HTTP on 127.0.0.1 for both adapters
+//! Checklist §2 G L1, L2, L4, L5 over real HTTP on 127.0.0.1 for every
+//! receiver served over HTTP: axum, actix-web and the tower service on hyper
 //! (L3 is in [`crate::idempotency`], L6 is a unit test of `MemoryDedupe`).
 //! Bounded counts; the assertions are on counts, never on timings. Elapsed
 //! times are printed (`--nocapture`).
