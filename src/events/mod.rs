@@ -888,40 +888,49 @@ impl WebhookEvent {
     /// this version does not model.
     pub fn untyped_paths(&self) -> Vec<Untyped> {
         let mut out = Vec::new();
-        let mut path = Path::new("");
+        self.walk_untyped(&mut Path::new(""), &mut out);
+        out
+    }
+
+    /// How many parts [`Self::untyped_paths`] would list, without building
+    /// their paths (for the outcome of every delivery).
+    pub(crate) fn untyped_count(&self) -> usize {
+        let mut out = Vec::new();
+        self.walk_untyped(&mut Path::counter(), &mut out);
+        out.len()
+    }
+
+    fn walk_untyped(&self, path: &mut Path, out: &mut Vec<Untyped>) {
         match self {
             Self::CallStarted(e) | Self::CallEnded(e) | Self::CallAnalyzed(e) => {
-                walk_call(&e.call, &e.legacy_data, &mut path, &mut out);
-                walk_envelope(&e.extra, &mut path, &mut out);
+                walk_call(&e.call, &e.legacy_data, path, out);
+                walk_envelope(&e.extra, path, out);
             }
             Self::TransferStarted(e)
             | Self::TransferBridged(e)
             | Self::TransferCancelled(e)
             | Self::TransferEnded(e) => {
-                walk_call(&e.call, &e.legacy_data, &mut path, &mut out);
-                walk_envelope(&e.extra, &mut path, &mut out);
+                walk_call(&e.call, &e.legacy_data, path, out);
+                walk_envelope(&e.extra, path, out);
             }
             Self::TranscriptUpdated(e) => {
                 match &e.subject {
                     TranscriptSubject::Call(call) => {
-                        walk_call(call, &e.legacy_data, &mut path, &mut out);
+                        walk_call(call, &e.legacy_data, path, out);
                     }
-                    TranscriptSubject::Chat(chat) => {
-                        walk_under("chat", &**chat, &mut path, &mut out)
-                    }
+                    TranscriptSubject::Chat(chat) => walk_under("chat", &**chat, path, out),
                 }
                 if let Some(items) = &e.transcript_with_tool_calls {
-                    walk_under(Slot::Transcript.name(), items, &mut path, &mut out);
+                    walk_under(Slot::Transcript.name(), items, path, out);
                 }
-                walk_envelope(&e.extra, &mut path, &mut out);
+                walk_envelope(&e.extra, path, out);
             }
             Self::ChatStarted(e) | Self::ChatEnded(e) | Self::ChatAnalyzed(e) => {
-                walk_under("chat", &*e.chat, &mut path, &mut out);
-                walk_envelope(&e.extra, &mut path, &mut out);
+                walk_under("chat", &*e.chat, path, out);
+                walk_envelope(&e.extra, path, out);
             }
-            Self::Unknown(_) => path.record_key("event", &mut out, UntypedReason::UnknownValue),
+            Self::Unknown(_) => path.record_key("event", out, UntypedReason::UnknownValue),
         }
-        out
     }
 
     /// The known fields at any depth whose values did not fit their type: a

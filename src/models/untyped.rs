@@ -82,6 +82,8 @@ impl fmt::Display for Untyped {
 pub(crate) struct Path {
     text: String,
     marks: Vec<usize>,
+    /// Counting only: no path text is built (see [`Path::counter`]).
+    counting: bool,
 }
 
 impl Path {
@@ -94,8 +96,20 @@ impl Path {
         path
     }
 
+    /// A path that builds no text: records carry an empty path, for callers
+    /// that only count (the per-delivery outcome).
+    pub(crate) fn counter() -> Self {
+        Self {
+            counting: true,
+            ..Self::default()
+        }
+    }
+
     /// Enters an object key.
     pub(crate) fn push_key(&mut self, key: &str) {
+        if self.counting {
+            return;
+        }
         self.marks.push(self.text.len());
         if !self.text.is_empty() {
             self.text.push('.');
@@ -112,12 +126,18 @@ impl Path {
     /// Enters an array item.
     pub(crate) fn push_index(&mut self, index: usize) {
         use fmt::Write as _;
+        if self.counting {
+            return;
+        }
         self.marks.push(self.text.len());
         let _ = write!(self.text, "[{index}]");
     }
 
     /// Leaves the last key or item.
     pub(crate) fn pop(&mut self) {
+        if self.counting {
+            return;
+        }
         if let Some(mark) = self.marks.pop() {
             self.text.truncate(mark);
         }

@@ -302,7 +302,7 @@ impl Ids {
                 event: Some(event.event_name().to_owned()),
                 call_id: event.call_id().map(str::to_owned),
                 chat_id: event.chat_id().map(str::to_owned),
-                untyped: event.untyped_paths().len(),
+                untyped: event.untyped_count(),
             },
             Incoming::CallInbound(request) => Self {
                 event: Some("call_inbound".to_owned()),
