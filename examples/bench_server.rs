@@ -60,16 +60,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
+/// A multi-threaded tokio runtime with `workers` threads.
+fn tokio_runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()
+}
+
 fn axum_server(
     verifier: Verifier,
     port: u16,
     workers: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.max(1))
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
+    tokio_runtime(workers)?.block_on(async move {
         let receiver = Receiver::new(verifier, ReceiverConfig::new());
         let app =
             retell_webhooks::adapters::axum::router::<_, ()>("/retell/webhook", &receiver, Noop);
@@ -88,11 +92,7 @@ fn tower_server(
     use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
     use retell_webhooks::service::WebhookService;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.max(1))
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
+    tokio_runtime(workers)?.block_on(async move {
         let receiver = Receiver::new(verifier, ReceiverConfig::new());
         let service =
             WebhookService::new(&receiver, Route::Events, Noop).with_path("/retell/webhook");
