@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::HttpServer;
 use retell_webhooks::adapters::actix::endpoint;
-use retell_webhooks::dispatch::{Receiver, ReceiverConfig, Route, WebhookHandler};
+use retell_webhooks::dispatch::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 use retell_webhooks::{CallEvent, InboundCallRequest, InboundResponse, Verifier};
 
 /// Application state: here, transcripts kept in memory by call id.
@@ -67,7 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = std::env::var("PORT").map_or(Ok(3000), |p| p.parse::<u16>())?;
     println!("listening on http://127.0.0.1:{port}/retell/webhook");
     HttpServer::new(move || {
-        let route = endpoint(Route::Events, &receiver, Arc::clone(&app));
+        let route = endpoint(RouteKind::Events, &receiver, Arc::clone(&app));
         actix_web::App::new().route("/retell/webhook", route)
     })
     .bind(("127.0.0.1", port))?

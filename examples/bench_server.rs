@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use retell_webhooks::Verifier;
-use retell_webhooks::dispatch::{Receiver, ReceiverConfig, Route, WebhookHandler};
+use retell_webhooks::dispatch::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 
 /// Accepts every event.
 struct Noop;
@@ -95,7 +95,7 @@ fn tower_server(
     tokio_runtime(workers)?.block_on(async move {
         let receiver = Receiver::new(verifier, ReceiverConfig::new());
         let service =
-            WebhookService::new(&receiver, Route::Events, Noop).with_path("/retell/webhook");
+            WebhookService::new(&receiver, RouteKind::Events, Noop).with_path("/retell/webhook");
         let service = TowerToHyperService::new(service);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         loop {
@@ -119,7 +119,7 @@ fn actix_server(
     let handler = Arc::new(Noop);
     actix_web::rt::System::new().block_on(async move {
         actix_web::HttpServer::new(move || {
-            let route = endpoint(Route::Events, &receiver, Arc::clone(&handler));
+            let route = endpoint(RouteKind::Events, &receiver, Arc::clone(&handler));
             actix_web::App::new().route("/retell/webhook", route)
         })
         .workers(workers.max(1))

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use retell_webhooks::dispatch::{Receiver, ReceiverConfig, Route, WebhookHandler};
+use retell_webhooks::dispatch::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 use retell_webhooks::{CallEvent, Verifier, service::WebhookService};
 
 struct App;
@@ -23,7 +23,8 @@ impl WebhookHandler for App {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
     let receiver = Receiver::new(verifier, ReceiverConfig::new());
-    let service = WebhookService::new(&receiver, Route::Events, App).with_path("/retell/webhook");
+    let service =
+        WebhookService::new(&receiver, RouteKind::Events, App).with_path("/retell/webhook");
     let service = TowerToHyperService::new(service);
     let port = std::env::var("PORT").map_or(Ok(3000), |p| p.parse::<u16>())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;

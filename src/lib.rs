@@ -29,7 +29,7 @@
 //!   but the ids is optional, unknown events, enum values, transcript kinds and
 //!   fields are kept, explicit `null`s are written back, and a field of an
 //!   unexpected type falls back to its raw value instead of failing the body
-//!   (see [`models`] for the rules and `untyped_paths()` for what was not
+//!   (see [the rules](crate#models-the-three-rules) and `untyped_paths()` for what was not
 //!   typed). Only broken structure is a [`ParseError`], which names the JSON
 //!   path but never a value;
 //! * builds the answers Retell expects ([`InboundResponse`], [`FunctionResponse`]);
@@ -65,6 +65,9 @@
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![doc = include_str!("../docs/signature.md")]
+#![doc = include_str!("../docs/models.md")]
+#![doc = include_str!("../docs/parsing.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -86,28 +89,21 @@ mod allowlist;
 pub mod dedupe;
 #[path = "receiver/mod.rs"]
 pub mod dispatch;
-pub mod error;
-pub mod events;
-pub mod models;
+mod error;
+mod events;
+mod models;
 #[cfg(feature = "samples")]
 #[cfg_attr(docsrs, doc(cfg(feature = "samples")))]
 pub mod samples;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod service;
-pub mod signature;
+mod signature;
 mod verified;
 
-pub use error::{Error, ParseError, ParseErrorKind};
-pub use events::{
-    CallEvent, ChatEvent, EventKind, Incoming, LegacyData, TranscriptSubject,
-    TranscriptUpdatedEvent, TransferEvent, UnknownEvent, UnknownEventKind, WebhookEvent,
-};
-pub use models::{
-    AgentVersion, Call, Chat, ChatMessage, Extra, FunctionCall, FunctionResponse,
-    InboundCallRequest, InboundChatRequest, InboundResponse, TranscriptItem, Untyped,
-    UntypedReason,
-};
+pub use error::*;
+pub use events::*;
+pub use models::*;
 
 /// The `serde_json` this crate is built with, re-exported: models hold
 /// [`serde_json::Value`]s (metadata, dynamic variables, unknown keys) and
@@ -117,7 +113,4 @@ pub use models::{
 /// `serde_json` dependency (or a second, mismatched version of it).
 pub use serde_json;
 
-pub use signature::{
-    DEFAULT_TOLERANCE, KeyError, MAX_SIGNATURE_LEN, Malformed, SIGNATURE_HEADER, Signature,
-    Verifier, VerifyError, sign, unix_ms, verify,
-};
+pub use signature::*;

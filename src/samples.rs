@@ -6,7 +6,7 @@
 //! stay in step with the models. Handy in your own receiver's tests:
 //!
 //! ```
-//! use retell_webhooks::dispatch::Route;
+//! use retell_webhooks::dispatch::RouteKind;
 //! use retell_webhooks::{samples, sign, Verifier, WebhookEvent};
 //!
 //! let body = samples::body("call_ended").ok_or("no such sample")?;
@@ -17,8 +17,8 @@
 //! // Every sample, with the kind of URL it is sent to.
 //! for sample in samples::SAMPLES {
 //!     let url = match sample.route {
-//!         Route::Events => "/retell/webhook",
-//!         Route::Function => "/retell/function",
+//!         RouteKind::Events => "/retell/webhook",
+//!         RouteKind::Function => "/retell/function",
 //!     };
 //!     assert!(!sample.body.is_empty() && !url.is_empty());
 //! }
@@ -48,7 +48,7 @@
 //! Ids in the samples are invented but shaped like Retell's
 //! (`call_8e2f4a6c…`, `chat_…`, `agent_…`); phone numbers are fictional.
 
-use crate::dispatch::Route;
+use crate::dispatch::RouteKind;
 use crate::error::ParseError;
 use crate::events::{
     CallEvent, ChatEvent, EventKind, Incoming, TranscriptUpdatedEvent, TransferEvent, WebhookEvent,
@@ -64,7 +64,7 @@ pub struct Sample {
     pub name: &'static str,
     /// The kind of URL Retell sends it to: the event webhook (events and the
     /// inbound call/SMS webhook) or a custom function URL.
-    pub route: Route,
+    pub route: RouteKind,
     /// The body: compact JSON, UTF-8, no trailing newline.
     pub body: &'static [u8],
 }
@@ -148,7 +148,7 @@ macro_rules! sample {
     ($kind:ident, $file:literal) => {
         Sample {
             name: EventKind::$kind.as_str(),
-            route: Route::Events,
+            route: RouteKind::Events,
             body: fixture!($file),
         }
     };
@@ -178,7 +178,7 @@ pub static SAMPLES: &[Sample] = &[
     sample!(ChatInbound, "chat_inbound_request.json"),
     Sample {
         name: CUSTOM_FUNCTION,
-        route: Route::Function,
+        route: RouteKind::Function,
         body: CUSTOM_FUNCTION_BODY,
     },
 ];
@@ -214,7 +214,7 @@ pub fn body(name: &str) -> Option<&'static [u8]> {
 
 /// The kind of URL the sample called `name` is sent to.
 #[must_use]
-pub fn route(name: &str) -> Option<Route> {
+pub fn route(name: &str) -> Option<RouteKind> {
     get(name).map(|sample| sample.route)
 }
 
@@ -413,7 +413,7 @@ pub fn chat_inbound() -> Result<InboundChatRequest, SampleError> {
 /// [`on_function_call`](crate::dispatch::WebhookHandler::on_function_call).
 ///
 /// ```
-/// use retell_webhooks::models::FunctionRequest;
+/// use retell_webhooks::FunctionRequest;
 /// use retell_webhooks::samples;
 ///
 /// let request = FunctionRequest::post(samples::function_call()?);
@@ -439,7 +439,7 @@ mod tests {
         assert_eq!(NAMES.len(), EventKind::ALL.len() + 1);
         assert_eq!(get(CUSTOM_FUNCTION).and_then(Sample::kind), None);
         assert_eq!(body("call_ended"), Some(SAMPLES[1].body));
-        assert_eq!(route("custom_function"), Some(Route::Function));
+        assert_eq!(route("custom_function"), Some(RouteKind::Function));
         assert_eq!(get("call_exploded"), None);
     }
 
@@ -447,7 +447,7 @@ mod tests {
     fn every_sample_parses_with_its_name() {
         for sample in SAMPLES {
             match sample.route {
-                Route::Events => {
+                RouteKind::Events => {
                     let incoming = Incoming::from_slice(sample.body)
                         .unwrap_or_else(|e| panic!("{}: {e}", sample.name));
                     assert_eq!(incoming.event_name(), sample.name);
@@ -456,7 +456,7 @@ mod tests {
                         assert!(!event.is_unknown(), "{}", sample.name);
                     }
                 }
-                Route::Function => {
+                RouteKind::Function => {
                     let call = FunctionCall::from_slice(sample.body)
                         .unwrap_or_else(|e| panic!("{}: {e}", sample.name));
                     assert!(call.name().is_some() && call.call().is_some());

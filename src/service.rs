@@ -10,7 +10,7 @@
 //! in the response extensions.
 //!
 //! ```no_run
-//! use retell_webhooks::dispatch::{Receiver, ReceiverConfig, Route, WebhookHandler};
+//! use retell_webhooks::dispatch::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 //! use retell_webhooks::service::WebhookService;
 //! use retell_webhooks::Verifier;
 //!
@@ -21,7 +21,7 @@
 //!
 //! # fn main() -> Result<(), retell_webhooks::KeyError> {
 //! let receiver = Receiver::new(Verifier::new("key_from_the_dashboard")?, ReceiverConfig::new());
-//! let service = WebhookService::new(&receiver, Route::Events, App);
+//! let service = WebhookService::new(&receiver, RouteKind::Events, App);
 //! // Serve `service` with hyper (see `examples/hyper.rs`), or mount it in any
 //! // tower-compatible framework.
 //! # let _ = service;
@@ -42,7 +42,7 @@ use bytes::Bytes;
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 
-use crate::dispatch::{Dispatched, RawRequest, Reason, Receiver, Route, WebhookHandler};
+use crate::dispatch::{Dispatched, RawRequest, Reason, Receiver, RouteKind, WebhookHandler};
 
 /// Most bytes reserved up front from a `Content-Length`; the rest grows as data
 /// arrives, so a false length cannot make the server allocate the whole limit.
@@ -54,7 +54,7 @@ const MAX_PREALLOCATION: u64 = 1024 * 1024;
 /// outcome, failures included, is an HTTP response.
 pub struct WebhookService<H> {
     receiver: Receiver,
-    route: Route,
+    route: RouteKind,
     path: Option<Arc<str>>,
     handler: Arc<H>,
 }
@@ -82,7 +82,7 @@ impl<H> std::fmt::Debug for WebhookService<H> {
 impl<H: WebhookHandler + 'static> WebhookService<H> {
     /// A service for `route`, handled by `handler` (an `Arc<App>` is a handler
     /// too, to share one with the rest of a service).
-    pub fn new(receiver: &Receiver, route: Route, handler: H) -> Self {
+    pub fn new(receiver: &Receiver, route: RouteKind, handler: H) -> Self {
         Self {
             receiver: receiver.clone(),
             route,
@@ -139,7 +139,7 @@ impl<H: WebhookHandler + 'static> WebhookService<H> {
 /// Reads a body whose head passed the prechecks, within the body limit.
 pub(crate) async fn read_limited<B: Body>(
     receiver: &Receiver,
-    route: Route,
+    route: RouteKind,
     head: &RawRequest<'_>,
     body: B,
 ) -> Result<Vec<u8>, Dispatched> {

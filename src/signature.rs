@@ -1,23 +1,5 @@
-//! Checking that a request really comes from Retell.
-//!
-//! Retell signs every webhook with the header
-//! `X-Retell-Signature: v=<unix ms>,d=<hex HMAC-SHA256>`, where the MAC is keyed with
-//! the API key that carries the *webhook* badge in the dashboard and covers the raw
-//! request body followed directly by the decimal timestamp.
-//!
-//! This module parses that header strictly, checks the timestamp window in both
-//! directions and compares the 32 digest bytes in constant time. It never sees a
-//! parsed or re-serialized body: callers hand over the exact bytes they received.
-//!
-//! ```
-//! use retell_webhooks::{sign, Verifier};
-//!
-//! let body = br#"{"event":"call_ended"}"#;
-//! let header = sign(body, "test-api-key", 1_700_000_000_000);
-//! let verifier = Verifier::new("test-api-key")?;
-//! verifier.verify_at(body, &header, 1_700_000_000_000)?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! Checking that a request really comes from Retell. The scheme is in the crate docs
+//! (`docs/signature.md`).
 
 use std::fmt;
 use std::str::FromStr;

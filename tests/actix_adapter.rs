@@ -18,7 +18,7 @@ use retell_webhooks::adapters::actix::{
     VerifiedBody, VerifiedEvent, VerifiedIncoming, endpoint, function_service, service,
 };
 use retell_webhooks::dispatch::{
-    IpRange, Outcome, Receiver, ReceiverConfig, Route, SourceAllowlist, UNAUTHORIZED_BODY,
+    IpRange, Outcome, Receiver, ReceiverConfig, RouteKind, SourceAllowlist, UNAUTHORIZED_BODY,
 };
 use retell_webhooks::{InboundResponse, Incoming, Verifier, WebhookEvent, sign};
 use serde_json::Value;
@@ -145,7 +145,7 @@ fn start_on(
                 })
                 .route(
                     "/webhook",
-                    endpoint(Route::Events, &receiver, Arc::clone(&handler)),
+                    endpoint(RouteKind::Events, &receiver, Arc::clone(&handler)),
                 )
         },
         workers,
@@ -500,7 +500,7 @@ async fn missing_verifier_fails_closed() {
     let server = Server::serve(move |app| {
         app.route(
             "/webhook",
-            endpoint(Route::Events, &unconfigured, Arc::clone(&handler)),
+            endpoint(RouteKind::Events, &unconfigured, Arc::clone(&handler)),
         );
     });
     let reply = post_signed(server.addr, &fixture("call_ended_phone.json")).await;
@@ -515,7 +515,7 @@ async fn function_route_answers_with_the_handler_body() {
     let handler = Arc::new(handler);
     let receiver = receiver(config());
     let server = Server::serve(move |app| {
-        let function = endpoint(Route::Function, &receiver, Arc::clone(&handler));
+        let function = endpoint(RouteKind::Function, &receiver, Arc::clone(&handler));
         app.route("/webhook", function);
     });
     let reply = post_signed(server.addr, &fixture("custom_function_request.json")).await;
@@ -786,7 +786,7 @@ fn nothing_secret_in_debug_or_display() {
         "{debug}"
     );
     let rejection = WebhookRejection::from(Dispatched::from_reason(
-        Route::Events,
+        RouteKind::Events,
         Reason::Unauthorized(VerifyError::Mismatch),
     ));
     assert_eq!(rejection.status(), 401);

@@ -17,7 +17,7 @@ use retell_webhooks::adapters::axum::{
     VerifiedBody, VerifiedEvent, VerifiedIncoming, endpoint, function_router, router,
 };
 use retell_webhooks::dispatch::{
-    IpRange, Outcome, Receiver, ReceiverConfig, Route, SourceAllowlist, UNAUTHORIZED_BODY,
+    IpRange, Outcome, Receiver, ReceiverConfig, RouteKind, SourceAllowlist, UNAUTHORIZED_BODY,
 };
 use retell_webhooks::{InboundResponse, Incoming, Verifier, WebhookEvent, sign};
 use serde_json::Value;
@@ -415,7 +415,7 @@ async fn missing_verifier_fails_closed() {
     let app = Router::new().route(
         "/webhook",
         endpoint(
-            Route::Events,
+            RouteKind::Events,
             &Receiver::unconfigured(ReceiverConfig::new()),
             Arc::new(handler),
         ),

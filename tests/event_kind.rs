@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use retell_webhooks::events::{INBOUND_EVENTS, KNOWN_EVENTS};
 use retell_webhooks::{EventKind, Incoming, WebhookEvent};
+use retell_webhooks::{INBOUND_EVENTS, KNOWN_EVENTS};
 
 /// The fixture body of each kind (`tests/fixtures/`).
 fn fixture(kind: EventKind) -> &'static str {

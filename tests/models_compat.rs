@@ -4,9 +4,7 @@
 mod common;
 
 use common::{assert_same_json, fixture, fixture_value};
-use retell_webhooks::models::{
-    CallStatus, CallType, DisconnectionReason, TransitionType, UserSentiment,
-};
+use retell_webhooks::{CallStatus, CallType, DisconnectionReason, TransitionType, UserSentiment};
 use retell_webhooks::{
     ChatMessage, FunctionCall, InboundResponse, Incoming, LegacyData, TranscriptItem,
     TranscriptSubject, UntypedReason, WebhookEvent,
@@ -136,7 +134,7 @@ fn f3_new_fields_everywhere_are_kept() {
     assert!(items[1].kind().unwrap().is_unknown());
     assert_eq!(
         items[0].kind(),
-        Some(retell_webhooks::models::TranscriptRole::ToolCallInvocation)
+        Some(retell_webhooks::TranscriptRole::ToolCallInvocation)
     );
     assert!(matches!(&items[2], TranscriptItem::Unknown(v) if v["payload"] == "no role at all"));
     assert!(matches!(&items[3], TranscriptItem::Unknown(v) if v["role"] == 7));
@@ -419,10 +417,7 @@ fn f8_chat_events() {
         ChatMessage::Unknown(json!({"role": "hologram", "x": 1}))
     );
     assert_eq!(messages[1].content(), Some("no role"));
-    assert_eq!(
-        messages[1].kind(),
-        Some(retell_webhooks::models::ChatRole::Agent)
-    );
+    assert_eq!(messages[1].kind(), Some(retell_webhooks::ChatRole::Agent));
     round_trip(&body);
 }
 

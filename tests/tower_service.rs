@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use http::{Framing, send_raw};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use retell_webhooks::dispatch::{Outcome, Receiver, ReceiverConfig, Route, WebhookHandler};
+use retell_webhooks::dispatch::{Outcome, Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 use retell_webhooks::service::WebhookService;
 use retell_webhooks::{CallEvent, Verifier, sign, unix_ms};
 
@@ -36,7 +36,7 @@ impl WebhookHandler for Counting {
 
 async fn serve(config: ReceiverConfig, handler: Arc<Counting>) -> SocketAddr {
     let receiver = Receiver::new(Verifier::new(KEY).unwrap(), config);
-    let service = WebhookService::new(&receiver, Route::Events, handler).with_path(PATH);
+    let service = WebhookService::new(&receiver, RouteKind::Events, handler).with_path(PATH);
     let service = TowerToHyperService::new(service);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -132,7 +132,7 @@ async fn answers_like_the_adapters() {
 async fn the_outcome_rides_in_the_response_extensions() {
     use tower_service::Service as _;
     let receiver = Receiver::new(Verifier::new(KEY).unwrap(), ReceiverConfig::new());
-    let mut service = WebhookService::new(&receiver, Route::Events, Counting::default());
+    let mut service = WebhookService::new(&receiver, RouteKind::Events, Counting::default());
     let body = br#"{"event":"call_ended","call":{"call_id":"c9","duration_ms":"12"}}"#.to_vec();
     let request = ::http::Request::post("/hook")
         .header("x-retell-signature", signed(&body))

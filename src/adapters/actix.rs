@@ -109,7 +109,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, Resource, ResponseError,
 
 use super::BodyCheck;
 use crate::dispatch::{
-    BadBody, Dispatched, Outcome, Permit, RawRequest, Reason, Receiver, Route, WebhookHandler,
+    BadBody, Dispatched, Outcome, Permit, RawRequest, Reason, Receiver, RouteKind, WebhookHandler,
 };
 use crate::signature::SIGNATURE_HEADER;
 use crate::{Incoming, WebhookEvent};
@@ -151,7 +151,7 @@ pub fn service<H>(path: &str, receiver: &Receiver, handler: H) -> Resource
 where
     H: WebhookHandler + 'static,
 {
-    web::resource(path).route(endpoint(Route::Events, receiver, handler))
+    web::resource(path).route(endpoint(RouteKind::Events, receiver, handler))
 }
 
 /// Like [`service`], for a custom function URL: bodies are
@@ -162,7 +162,7 @@ pub fn function_service<H>(path: &str, receiver: &Receiver, handler: H) -> Resou
 where
     H: WebhookHandler + 'static,
 {
-    web::resource(path).route(endpoint(Route::Function, receiver, handler))
+    web::resource(path).route(endpoint(RouteKind::Function, receiver, handler))
 }
 
 /// The route behind [`service`] and [`function_service`], answering every
@@ -175,7 +175,7 @@ where
 ///
 /// use actix_web::{App, HttpServer};
 /// use retell_webhooks::adapters::actix::endpoint;
-/// use retell_webhooks::dispatch::{Receiver, ReceiverConfig, Route, WebhookHandler};
+/// use retell_webhooks::dispatch::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 /// use retell_webhooks::Verifier;
 ///
 /// struct Handler; // e.g. holds a database pool
@@ -191,8 +191,8 @@ where
 /// let handler = Arc::new(Handler); // one handler for every worker
 /// HttpServer::new(move || {
 ///     App::new()
-///         .route("/retell/webhook", endpoint(Route::Events, &receiver, handler.clone()))
-///         .route("/retell/tools/book", endpoint(Route::Function, &receiver, handler.clone()))
+///         .route("/retell/webhook", endpoint(RouteKind::Events, &receiver, handler.clone()))
+///         .route("/retell/tools/book", endpoint(RouteKind::Function, &receiver, handler.clone()))
 /// })
 /// .bind(("127.0.0.1", 3000))?
 /// .run()
@@ -201,7 +201,7 @@ where
 /// # }
 /// ```
 #[must_use]
-pub fn endpoint<H>(route: Route, receiver: &Receiver, handler: H) -> actix_web::Route
+pub fn endpoint<H>(route: RouteKind, receiver: &Receiver, handler: H) -> actix_web::Route
 where
     H: WebhookHandler + 'static,
 {
@@ -217,7 +217,7 @@ where
 }
 
 struct Endpoint<H> {
-    route: Route,
+    route: RouteKind,
     receiver: Receiver,
     handler: H,
 }
@@ -249,7 +249,7 @@ impl<H: WebhookHandler + 'static> Endpoint<H> {
 /// the body within the limit. Requests refused on their head never wait.
 async fn read_checked(
     receiver: &Receiver,
-    route: Route,
+    route: RouteKind,
     head: &RequestHead<'_>,
     payload: &mut dev::Payload,
 ) -> Result<(Permit, Bytes), Dispatched> {
@@ -322,7 +322,7 @@ type Extraction<T> = Pin<Box<dyn Future<Output = Result<T, WebhookRejection>>>>;
 async fn verified_bytes(
     req: HttpRequest,
     mut payload: dev::Payload,
-    route: Route,
+    route: RouteKind,
     check: BodyCheck,
 ) -> Result<Bytes, WebhookRejection> {
     let Some(receiver) = find_receiver(&req).filter(|r| r.is_configured()) else {
@@ -340,7 +340,7 @@ async fn verified_bytes(
     Ok(bytes)
 }
 
-fn invalid(route: Route, body: &[u8], error: crate::ParseError) -> WebhookRejection {
+fn invalid(route: RouteKind, body: &[u8], error: crate::ParseError) -> WebhookRejection {
     let why = BadBody::from_parse_error(route, body, error);
     Dispatched::from_reason(route, Reason::BadRequest(why)).into()
 }
@@ -360,7 +360,7 @@ impl FromRequest for VerifiedBody {
         let fut = verified_bytes(
             req.clone(),
             payload.take(),
-            Route::Events,
+            RouteKind::Events,
             BodyCheck::JsonObject,
         );
         Box::pin(async move { fut.await.map(Self) })
@@ -409,14 +409,14 @@ impl FromRequest for VerifiedEvent {
         let fut = verified_bytes(
             req.clone(),
             payload.take(),
-            Route::Events,
+            RouteKind::Events,
             BodyCheck::SignatureOnly,
         );
         Box::pin(async move {
             let bytes = fut.await?;
             WebhookEvent::from_slice(&bytes)
                 .map(Self)
-                .map_err(|error| invalid(Route::Events, &bytes, error))
+                .map_err(|error| invalid(RouteKind::Events, &bytes, error))
         })
     }
 }
@@ -437,14 +437,14 @@ impl FromRequest for VerifiedIncoming {
         let fut = verified_bytes(
             req.clone(),
             payload.take(),
-            Route::Events,
+            RouteKind::Events,
             BodyCheck::SignatureOnly,
         );
         Box::pin(async move {
             let bytes = fut.await?;
             Incoming::from_slice(&bytes)
                 .map(Self)
-                .map_err(|error| invalid(Route::Events, &bytes, error))
+                .map_err(|error| invalid(RouteKind::Events, &bytes, error))
         })
     }
 }

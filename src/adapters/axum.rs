@@ -86,7 +86,7 @@ use axum::routing::{MethodRouter, any};
 
 use super::BodyCheck;
 use crate::dispatch::{
-    BadBody, Dispatched, Outcome, RawRequest, Reason, Receiver, Route, WebhookHandler,
+    BadBody, Dispatched, Outcome, RawRequest, Reason, Receiver, RouteKind, WebhookHandler,
 };
 use crate::service::{WebhookService, read_limited};
 use crate::{Incoming, WebhookEvent};
@@ -101,7 +101,7 @@ where
     H: WebhookHandler + 'static,
     S: Clone + Send + Sync + 'static,
 {
-    Router::new().route(path, endpoint(Route::Events, receiver, handler))
+    Router::new().route(path, endpoint(RouteKind::Events, receiver, handler))
 }
 
 /// Like [`router`], for a custom function URL: bodies are
@@ -115,14 +115,14 @@ where
     H: WebhookHandler + 'static,
     S: Clone + Send + Sync + 'static,
 {
-    Router::new().route(path, endpoint(Route::Function, receiver, handler))
+    Router::new().route(path, endpoint(RouteKind::Function, receiver, handler))
 }
 
 /// The route handler behind [`router`] and [`function_router`], to mount at a
 /// path of your choice (`Router::new().route("/hook", endpoint(...))`), or
 /// share one handler between several routes (pass an `Arc<App>`: it is a
 /// handler too). It is the crate's [`WebhookService`] with axum's peer address.
-pub fn endpoint<H, S>(route: Route, receiver: &Receiver, handler: H) -> MethodRouter<S>
+pub fn endpoint<H, S>(route: RouteKind, receiver: &Receiver, handler: H) -> MethodRouter<S>
 where
     H: WebhookHandler + 'static,
     S: Clone + Send + Sync + 'static,
@@ -198,7 +198,7 @@ impl From<Dispatched> for WebhookRejection {
 /// same bodies.
 async fn verified_bytes<S>(
     state: &S,
-    route: Route,
+    route: RouteKind,
     request: Request,
     check: BodyCheck,
 ) -> Result<Bytes, WebhookRejection>
@@ -223,7 +223,7 @@ where
     Ok(bytes)
 }
 
-fn invalid(route: Route, body: &[u8], error: crate::ParseError) -> WebhookRejection {
+fn invalid(route: RouteKind, body: &[u8], error: crate::ParseError) -> WebhookRejection {
     let why = BadBody::from_parse_error(route, body, error);
     Dispatched::from_reason(route, Reason::BadRequest(why)).into()
 }
@@ -243,7 +243,7 @@ where
     type Rejection = WebhookRejection;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        verified_bytes(state, Route::Events, request, BodyCheck::JsonObject)
+        verified_bytes(state, RouteKind::Events, request, BodyCheck::JsonObject)
             .await
             .map(Self)
     }
@@ -283,10 +283,11 @@ where
     type Rejection = WebhookRejection;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = verified_bytes(state, Route::Events, request, BodyCheck::SignatureOnly).await?;
+        let bytes =
+            verified_bytes(state, RouteKind::Events, request, BodyCheck::SignatureOnly).await?;
         WebhookEvent::from_slice(&bytes)
             .map(Self)
-            .map_err(|error| invalid(Route::Events, &bytes, error))
+            .map_err(|error| invalid(RouteKind::Events, &bytes, error))
     }
 }
 
@@ -305,10 +306,11 @@ where
     type Rejection = WebhookRejection;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = verified_bytes(state, Route::Events, request, BodyCheck::SignatureOnly).await?;
+        let bytes =
+            verified_bytes(state, RouteKind::Events, request, BodyCheck::SignatureOnly).await?;
         Incoming::from_slice(&bytes)
             .map(Self)
-            .map_err(|error| invalid(Route::Events, &bytes, error))
+            .map_err(|error| invalid(RouteKind::Events, &bytes, error))
     }
 }
 

@@ -1,78 +1,5 @@
-//! Webhook events and the envelope parser.
-//!
-//! # How a body is parsed
-//!
-//! 1. The **whole** body is checked to be UTF-8 (serde_json does not validate
-//!    strings it skips).
-//! 2. One streaming pass with a hand-written envelope visitor: keys may come in
-//!    any order (`event` may be last); `call`, `data`, `chat`, … go straight into
-//!    their typed models, other keys into `extra`. No intermediate
-//!    `serde_json::Value` of the body, no internally tagged enum (which would
-//!    buffer everything first). Every key may appear once in every object;
-//!    `event` must be a string and the call or chat an object with its id;
-//!    trailing characters are rejected; nesting is limited by serde_json's
-//!    recursion limit (128). Every other field is read leniently: `null` and
-//!    values of another type are kept (see the [models' rules](crate::models)),
-//!    so a verified body is delivered whenever its envelope is readable.
-//! 3. The event name picks the variant. An unknown name gives
-//!    [`WebhookEvent::Unknown`] with the whole body as JSON, never an error.
-//! 4. On failure a second, lenient pass finds the JSON path, the event name and
-//!    the call/chat id for the [`ParseError`] (the failure path only).
-//!
-//! The legacy key `data` (the call object, before Retell renamed it `call`) is
-//! read when `call` is absent; when both are present `call` wins and `data` is
-//! kept for re-serialization.
-//!
-//! # Edge cases worth knowing
-//!
-//! * Unknown keys are kept as `serde_json::Value` (so they can be written back),
-//!   which means they count towards the nesting limit like everything else: a
-//!   10 000-deep array anywhere in the body is a [`ParseError`], never a stack
-//!   overflow. The whole document may nest 127 containers.
-//! * A duplicate key is an error in every object, inside raw JSON fields
-//!   (`metadata`, `custom_analysis_data`, unknown keys) too, so that two
-//!   parsers can never disagree about a signed body. Inside raw JSON fields,
-//!   integers above `u64::MAX` become floats (serde_json's own behaviour); in a
-//!   typed integer field they are a fallback. A number outside the range of
-//!   `f64` (`1e400`) cannot be represented and is an error wherever it is.
-//! * An escaped `"\u0000"` is valid JSON and reaches your handler as a NUL
-//!   character. PostgreSQL `text` columns reject NUL, so a naive insert fails the
-//!   same way on every retry; strip or escape it before storing.
-//! * Integer fields (timestamps, durations, versions) accept integral floats
-//!   (`1e3`, `1000.0`) because Retell's types say `number`; fractions, negative
-//!   values and values above `u64::MAX` are fallbacks.
-//!
-//! # Building events
-//!
-//! Every payload has a constructor, for tests of a
-//! [`WebhookHandler`](crate::dispatch::WebhookHandler) that call its methods
-//! directly (no HTTP, no signature) and for payloads of your own:
-//! [`CallEvent::new`], [`TransferEvent::new`], [`ChatEvent::new`],
-//! [`TranscriptUpdatedEvent::for_call`] / [`for_chat`](TranscriptUpdatedEvent::for_chat),
-//! [`InboundCallRequest::new`], [`InboundChatRequest::new`], each with a
-//! `with_event_timestamp` builder. [`WebhookEvent`] has one constructor per
-//! event, named after it ([`WebhookEvent::call_ended`], …). A built event
-//! equals the one parsed from the body it serializes to. Realistic,
-//! complete payloads come from the `samples` module (feature `samples`).
-//!
-//! ```
-//! use retell_webhooks::{Call, CallEvent, WebhookEvent};
-//!
-//! let event = CallEvent::new(Call { duration_ms: Some(61_000), ..Call::new("call_1") });
-//! assert_eq!(event.call.duration_ms, Some(61_000));
-//!
-//! let event = WebhookEvent::call_ended(Call::new("call_1"));
-//! let body = br#"{"event":"call_ended","call":{"call_id":"call_1"}}"#;
-//! assert_eq!(event, WebhookEvent::from_slice(body)?);
-//! # Ok::<(), retell_webhooks::ParseError>(())
-//! ```
-//!
-//! # Event kinds
-//!
-//! [`EventKind`] is the catalogue of the names this version knows: parsing
-//! picks the variant through it, [`WebhookEvent::kind`] and
-//! [`Incoming::kind`] give it back (`None` for an unknown event), and
-//! [`EventKind::ALL`] lists every name.
+//! Webhook events and the envelope parser. How a body is parsed is in the
+//! crate docs (`docs/parsing.md`).
 
 // This file holds the event types, their accessors and constructors; `kind.rs` the
 // catalogue, `de.rs` the envelope visitor and the `Deserialize` impls,
@@ -300,7 +227,7 @@ pub struct UnknownEvent {
 }
 
 impl WebhookEvent {
-    /// Parses a (verified) request body. See the [module docs](self) for the rules.
+    /// Parses a (verified) request body. See [how a body is parsed](crate#how-a-body-is-parsed).
     pub fn from_slice(body: &[u8]) -> Result<Self, ParseError> {
         match Incoming::from_slice(body)? {
             Incoming::Event(event) => Ok(event),
@@ -645,7 +572,7 @@ impl InboundCallRequest {
     ///
     /// ```
     /// use retell_webhooks::InboundCallRequest;
-    /// use retell_webhooks::models::InboundCall;
+    /// use retell_webhooks::InboundCall;
     ///
     /// let request = InboundCallRequest::new(InboundCall {
     ///     from_number: Some("+14155550142".into()),
@@ -679,7 +606,7 @@ impl InboundChatRequest {
     ///
     /// ```
     /// use retell_webhooks::InboundChatRequest;
-    /// use retell_webhooks::models::InboundChat;
+    /// use retell_webhooks::InboundChat;
     ///
     /// let request = InboundChatRequest::new(InboundChat {
     ///     from_number: Some("+14155550142".into()),

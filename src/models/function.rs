@@ -186,7 +186,7 @@ impl FunctionMethod {
 /// parameters and, when the body is not empty, the [`FunctionCall`].
 ///
 /// ```
-/// use retell_webhooks::models::{FunctionCall, FunctionMethod, FunctionRequest};
+/// use retell_webhooks::{FunctionCall, FunctionMethod, FunctionRequest};
 ///
 /// let call = FunctionCall::from_slice(br#"{"date":"2026-12-02"}"#)?;
 /// let request = FunctionRequest::new(FunctionMethod::Post, "tool=book&slot=10%3A00", Some(call));

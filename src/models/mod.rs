@@ -1,31 +1,5 @@
-//! Typed, forward-compatible models of everything Retell sends.
-//!
-//! Three rules hold for every type in this module, so that a verified body
-//! always reaches your handler whatever Retell's schema does next:
-//!
-//! * **Tolerant**: every field is optional except the identifying ones
-//!   (`call_id` of a call, `chat_id` of a chat, the `name` of a wrapped function
-//!   call). Unknown string-enum values parse into an `Unknown(String)` variant,
-//!   unknown transcript/message kinds into an `Unknown(serde_json::Value)`
-//!   variant, and unknown keys into the struct's [`Extra`].
-//! * **Lossless, `null` included**: serializing a parsed value gives back the
-//!   same keys and values. An absent key stays absent, an explicit `null` is
-//!   written back as `null` (the typed field is `None` either way; see the
-//!   models' `is_null` method), unknown keys are written back from `extra`.
-//!   Numbers keep their value: an integer read into a float field is written
-//!   as a float (`70` → `70.0`).
-//! * **Field-level fallback, strict structure**: a known field whose value has
-//!   another JSON type or is out of range (a string where an integer is
-//!   expected, `-1` or `1.5` in an integer field) reads as `None`; its value is
-//!   kept and written back unchanged, and `fallbacks()` / `untyped_paths()`
-//!   report it by path (never by value). The body still parses. Only broken
-//!   structure is an error: invalid UTF-8, a duplicate key in any object,
-//!   trailing characters, nesting deeper than 127, a missing id.
-//!
-//! Integer fields accept integral floats (`1e3`, `1000.0`) because Retell's
-//! types say `number`. A list whose items are not all of the item type falls
-//! back as a whole; a transcript item or chat message that is not an object is
-//! kept as that list's `Unknown` item instead.
+//! Typed, forward-compatible models of everything Retell sends. The rules are in the crate docs
+//! (`docs/models.md`).
 
 #[macro_use]
 mod open_enum;

@@ -8,7 +8,7 @@ use super::*;
 
 /// Which kind of request a route receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Route {
+pub enum RouteKind {
     /// The event webhook (account- or agent-level URL) and the inbound call/SMS
     /// webhook: bodies with an `event` field, parsed as [`Incoming`].
     Events,
@@ -24,7 +24,7 @@ pub enum Route {
     Function,
 }
 
-impl Route {
+impl RouteKind {
     /// `"events"` or `"function"`, for logs.
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -35,7 +35,7 @@ impl Route {
     }
 }
 
-impl fmt::Display for Route {
+impl fmt::Display for RouteKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -245,10 +245,10 @@ impl ReceiverConfig {
     /// The deadline of `route`: [`function_deadline`](Self::function_deadline)
     /// for functions, [`handler_deadline`](Self::handler_deadline) otherwise.
     #[must_use]
-    pub fn deadline_of(&self, route: Route) -> Duration {
+    pub fn deadline_of(&self, route: RouteKind) -> Duration {
         match route {
-            Route::Events => self.handler_deadline,
-            Route::Function => self.function_deadline,
+            RouteKind::Events => self.handler_deadline,
+            RouteKind::Function => self.function_deadline,
         }
     }
 

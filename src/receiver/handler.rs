@@ -168,7 +168,7 @@ pub trait WebhookHandler: Send + Sync {
         async { Ok(InboundResponse::chat()) }
     }
 
-    /// A custom function (tool) call on a [`Route::Function`] route. The answer is
+    /// A custom function (tool) call on a [`RouteKind::Function`] route. The answer is
     /// sent with `200` and handed to the LLM (Retell caps it at 15 000
     /// characters).
     ///

@@ -38,7 +38,7 @@
 //! core needs no runtime).
 //!
 //! ```
-//! use retell_webhooks::dispatch::{RawRequest, Receiver, ReceiverConfig, Route, WebhookHandler};
+//! use retell_webhooks::dispatch::{RawRequest, Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 //! use retell_webhooks::{sign, CallEvent, Verifier};
 //!
 //! struct Handler;
@@ -61,7 +61,7 @@
 //! let request = RawRequest::post(body).signature_values([header.as_bytes()]);
 //! // On tokio, pass `tokio::time::sleep` as the timer.
 //! let done = receiver
-//!     .dispatch(&Handler, Route::Events, &request, |_| std::future::pending())
+//!     .dispatch(&Handler, RouteKind::Events, &request, |_| std::future::pending())
 //!     .await;
 //! assert_eq!(done.response.status(), 204);
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -102,7 +102,7 @@ pub enum BadBody {
     #[error("body does not match the {route} model: {error}")]
     Invalid {
         /// The route whose model failed.
-        route: Route,
+        route: RouteKind,
         /// Where and why (JSON path, position; never a value from the body).
         error: ParseError,
     },
@@ -114,7 +114,7 @@ impl BadBody {
     /// ([`BadBody::Invalid`]). Adapters' typed extractors use it so their `400`s
     /// carry the same reasons as [`Receiver::dispatch`].
     #[must_use]
-    pub fn from_parse_error(route: Route, body: &[u8], error: ParseError) -> Self {
+    pub fn from_parse_error(route: RouteKind, body: &[u8], error: ParseError) -> Self {
         match error.kind() {
             ParseErrorKind::InvalidUtf8 => Self::NotUtf8 {
                 valid_up_to: std::str::from_utf8(body)
@@ -231,7 +231,7 @@ pub struct Outcome {
     /// Why.
     pub reason: Reason,
     /// The route kind.
-    pub route: Route,
+    pub route: RouteKind,
     /// The `event` name, once the body was verified and parsed.
     pub event: Option<String>,
     /// The call id, when the event has one.
@@ -312,7 +312,7 @@ pub struct Dispatched {
 }
 
 impl Dispatched {
-    pub(crate) fn new(route: Route, reason: Reason, response: WebhookResponse) -> Self {
+    pub(crate) fn new(route: RouteKind, reason: Reason, response: WebhookResponse) -> Self {
         Self {
             outcome: Outcome {
                 status: response.status,
@@ -333,7 +333,7 @@ impl Dispatched {
     /// a missing configuration, an expired deadline), so every framework sends
     /// the same bytes.
     #[must_use]
-    pub fn from_reason(route: Route, reason: Reason) -> Self {
+    pub fn from_reason(route: RouteKind, reason: Reason) -> Self {
         let response = match &reason {
             Reason::Handled
             | Reason::UnknownEvent
@@ -344,8 +344,8 @@ impl Dispatched {
             Reason::Forbidden(_) => WebhookResponse::text(403, b"forbidden\n"),
             Reason::MethodNotAllowed => WebhookResponse {
                 allow: Some(match route {
-                    Route::Events => "POST",
-                    Route::Function => "GET, POST, PUT, PATCH, DELETE",
+                    RouteKind::Events => "POST",
+                    RouteKind::Function => "GET, POST, PUT, PATCH, DELETE",
                 }),
                 ..WebhookResponse::text(405, b"method not allowed\n")
             },

@@ -15,7 +15,7 @@ impl Receiver {
     /// Adapters call it before reading the body; [`Receiver::dispatch`] runs it
     /// again, so calling it is an optimisation, never a requirement.
     #[must_use]
-    pub fn precheck(&self, route: Route, request: &RawRequest<'_>) -> Option<Dispatched> {
+    pub fn precheck(&self, route: RouteKind, request: &RawRequest<'_>) -> Option<Dispatched> {
         let config = self.config();
         if !self.is_configured() {
             return Some(Dispatched::from_reason(route, Reason::NotConfigured));
@@ -26,8 +26,8 @@ impl Receiver {
             return Some(Dispatched::from_reason(route, Reason::Forbidden(why)));
         }
         let allowed = match route {
-            Route::Events => request.method == "POST",
-            Route::Function => FunctionMethod::parse(request.method).is_some(),
+            RouteKind::Events => request.method == "POST",
+            RouteKind::Function => FunctionMethod::parse(request.method).is_some(),
         };
         if !allowed {
             return Some(Dispatched::from_reason(route, Reason::MethodNotAllowed));
@@ -59,7 +59,7 @@ impl Receiver {
     /// body is parsed once.
     pub fn authenticate(
         &self,
-        route: Route,
+        route: RouteKind,
         request: &RawRequest<'_>,
     ) -> Result<(), Box<Dispatched>> {
         self.authenticate_signature(route, request)?;
@@ -72,7 +72,7 @@ impl Receiver {
     /// and signature.
     pub(crate) fn authenticate_signature(
         &self,
-        route: Route,
+        route: RouteKind,
         request: &RawRequest<'_>,
     ) -> Result<(), Box<Dispatched>> {
         if let Some(rejected) = self.precheck(route, request) {
@@ -114,7 +114,7 @@ impl Receiver {
     pub async fn dispatch<H, S, F>(
         &self,
         handler: &H,
-        route: Route,
+        route: RouteKind,
         request: &RawRequest<'_>,
         sleep: S,
     ) -> Dispatched
@@ -133,7 +133,7 @@ impl Receiver {
 async fn dispatch_verified<H, D>(
     receiver: &Receiver,
     handler: &H,
-    route: Route,
+    route: RouteKind,
     config: &ReceiverConfig,
     request: &RawRequest<'_>,
     deadline: D,
@@ -150,8 +150,8 @@ where
     #[cfg(test)]
     JSON_PARSES.with(|n| n.set(n.get() + 1));
     let parsed = match route {
-        Route::Events => Incoming::from_slice(body).map(Work::Incoming),
-        Route::Function => function_request(request).map(Work::Function),
+        RouteKind::Events => Incoming::from_slice(body).map(Work::Incoming),
+        RouteKind::Function => function_request(request).map(Work::Function),
     };
     let (work, ids) = match parsed {
         Ok(work) => {
@@ -164,7 +164,7 @@ where
                 // Valid JSON object that the models cannot read: give the
                 // handler's raw fallback a chance before refusing it.
                 BadBody::Invalid {
-                    route: Route::Events,
+                    route: RouteKind::Events,
                     error,
                 } => (Work::Unparsed(error), ids),
                 why => {

@@ -16,7 +16,7 @@ use super::*;
 /// and the tower service call it.
 ///
 /// ```
-/// use retell_webhooks::dispatch::{RawRequest, Receiver, ReceiverConfig, Route, WebhookHandler};
+/// use retell_webhooks::dispatch::{RawRequest, Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 /// use retell_webhooks::{sign, Verifier};
 ///
 /// struct App;
@@ -37,7 +37,7 @@ use super::*;
 /// let request = RawRequest::post(body).signature_values([header.as_bytes()]);
 /// // The last argument makes the handler deadline's timer: `tokio::time::sleep`
 /// // on tokio; `std::future::pending` here for no deadline.
-/// let done = block_on(receiver.dispatch(&App, Route::Events, &request, |_| std::future::pending()));
+/// let done = block_on(receiver.dispatch(&App, RouteKind::Events, &request, |_| std::future::pending()));
 /// assert_eq!(done.response.status(), 204);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -119,7 +119,7 @@ fn verifier() -> Verifier {
 
 fn run_with<H: WebhookHandler>(
     handler: &H,
-    route: Route,
+    route: RouteKind,
     config: &ReceiverConfig,
     request: &RawRequest<'_>,
 ) -> Dispatched {
@@ -130,7 +130,7 @@ fn run_with<H: WebhookHandler>(
 }
 
 fn run<H: WebhookHandler>(handler: &H, request: &RawRequest<'_>) -> Dispatched {
-    run_with(handler, Route::Events, &config(), request)
+    run_with(handler, RouteKind::Events, &config(), request)
 }
 
 fn signed(body: &[u8]) -> String {
@@ -161,7 +161,7 @@ fn futures_are_send() {
     let request = RawRequest::post(CALL_ENDED);
     let h = Counting::new(Mode::Ok);
     let receiver = Receiver::new(v.clone(), c.clone());
-    let fut = receiver.dispatch(&h, Route::Events, &request, |_| std::future::pending());
+    let fut = receiver.dispatch(&h, RouteKind::Events, &request, |_| std::future::pending());
     assert_send(&fut);
 }
 
@@ -251,7 +251,9 @@ fn body_over_limit_is_413_from_length_or_content_length() {
     // Exactly at the limit passes.
     let at = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
     assert_eq!(
-        run_with(&h, Route::Events, &small, &at).response.status(),
+        run_with(&h, RouteKind::Events, &small, &at)
+            .response
+            .status(),
         204
     );
     // One byte more, even correctly signed, does not reach the handler.
@@ -259,19 +261,19 @@ fn body_over_limit_is_413_from_length_or_content_length() {
     bigger.push(b' ');
     let sig2 = signed(&bigger);
     let over = RawRequest::post(&bigger).signature_values([sig2.as_bytes()]);
-    let done = run_with(&h, Route::Events, &small, &over);
+    let done = run_with(&h, RouteKind::Events, &small, &over);
     assert_eq!(done.response.status(), 413);
     assert_eq!(done.outcome.reason, Reason::PayloadTooLarge { limit });
     // A declared Content-Length over the limit is refused by the precheck.
     let declared = RawRequest::post(b"").with_content_length(Some(limit as u64 + 1));
     let pre = Receiver::new(verifier(), small.clone())
-        .precheck(Route::Events, &declared)
+        .precheck(RouteKind::Events, &declared)
         .unwrap();
     assert_eq!(pre.response.status(), 413);
     let fine = RawRequest::post(b"").with_content_length(Some(limit as u64));
     assert!(
         Receiver::new(verifier(), small.clone())
-            .precheck(Route::Events, &fine)
+            .precheck(RouteKind::Events, &fine)
             .is_none()
     );
     assert_eq!(h.calls(), 1);
@@ -435,7 +437,7 @@ fn model_mismatch_goes_to_on_unparsed() {
     assert!(matches!(
         done.outcome.reason,
         Reason::BadRequest(BadBody::Invalid {
-            route: Route::Events,
+            route: RouteKind::Events,
             ..
         })
     ));
@@ -543,7 +545,7 @@ fn handler_dropped_at_the_deadline_may_panic_in_drop() {
     let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
     let done = block_on(Receiver::new(verifier(), config()).dispatch(
         &HangsHoldingPanicOnDrop,
-        Route::Events,
+        RouteKind::Events,
         &request,
         |_| std::future::ready(()),
     ));
@@ -556,11 +558,12 @@ fn deadline_is_503_and_drops_the_handler() {
     let h = Counting::new(Mode::Hang);
     let sig = signed(CALL_ENDED);
     let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
-    let done =
-        block_on(
-            Receiver::new(verifier(), config())
-                .dispatch(&h, Route::Events, &request, |_| std::future::ready(())),
-        );
+    let done = block_on(Receiver::new(verifier(), config()).dispatch(
+        &h,
+        RouteKind::Events,
+        &request,
+        |_| std::future::ready(()),
+    ));
     assert_eq!(done.response.status(), 503);
     assert_eq!(done.outcome.reason, Reason::DeadlineExceeded);
     assert_eq!(done.outcome.call_id.as_deref(), Some("call_1"));
@@ -569,7 +572,7 @@ fn deadline_is_503_and_drops_the_handler() {
     let quick = Counting::new(Mode::Ok);
     let done = block_on(Receiver::new(verifier(), config()).dispatch(
         &quick,
-        Route::Events,
+        RouteKind::Events,
         &request,
         |_| std::future::ready(()),
     ));
@@ -642,7 +645,7 @@ fn dedupe_fail_fail_succeed_has_one_side_effect() {
         let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
         let statuses: Vec<u16> = (0..4)
             .map(|_| {
-                run_with(&h, Route::Events, &config, &request)
+                run_with(&h, RouteKind::Events, &config, &request)
                     .response
                     .status()
             })
@@ -650,7 +653,7 @@ fn dedupe_fail_fail_succeed_has_one_side_effect() {
         assert_eq!(statuses, [500, 500, 204, 204], "panic: {panic_instead}");
         assert_eq!(h.calls.load(Ordering::SeqCst), 3);
         assert_eq!(h.successes.load(Ordering::SeqCst), 1);
-        let last = run_with(&h, Route::Events, &config, &request);
+        let last = run_with(&h, RouteKind::Events, &config, &request);
         assert_eq!(last.outcome.reason, Reason::Duplicate);
         assert_eq!(last.outcome.call_id.as_deref(), Some("call_1"));
     }
@@ -667,11 +670,12 @@ fn dedupe_in_flight_is_409_and_deadline_releases() {
     let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
     let trigger = Trigger::new();
     let receiver = Receiver::new(v.clone(), config.clone());
-    let mut first = Box::pin(receiver.dispatch(&h, Route::Events, &request, |_| trigger.wait()));
+    let mut first =
+        Box::pin(receiver.dispatch(&h, RouteKind::Events, &request, |_| trigger.wait()));
     let mut cx = Context::from_waker(Waker::noop());
     assert!(first.as_mut().poll(&mut cx).is_pending());
     assert_eq!(h.calls(), 1);
-    let copy = run_with(&h, Route::Events, &config, &request);
+    let copy = run_with(&h, RouteKind::Events, &config, &request);
     assert_eq!(copy.response.status(), 409);
     assert_eq!(copy.outcome.reason, Reason::InFlight);
     assert_eq!(h.calls(), 1);
@@ -683,7 +687,7 @@ fn dedupe_in_flight_is_409_and_deadline_releases() {
     // Released: the retry reaches the handler again.
     let retry = block_on(Receiver::new(v.clone(), config.clone()).dispatch(
         &h,
-        Route::Events,
+        RouteKind::Events,
         &request,
         |_| std::future::ready(()),
     ));
@@ -698,8 +702,8 @@ fn dedupe_never_applies_to_requests_that_expect_an_answer() {
     let function = include_bytes!("../../tests/fixtures/custom_function_request.json");
     let h = Counting::new(Mode::Ok);
     for (route, body) in [
-        (Route::Events, &inbound[..]),
-        (Route::Function, &function[..]),
+        (RouteKind::Events, &inbound[..]),
+        (RouteKind::Function, &function[..]),
     ] {
         let sig = signed(body);
         let request = RawRequest::post(body).signature_values([sig.as_bytes()]);
@@ -743,7 +747,7 @@ fn dedupe_store_failure_is_503() {
     let h = Counting::new(Mode::Ok);
     let sig = signed(CALL_ENDED);
     let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
-    let done = run_with(&h, Route::Events, &config().with_dedupe(Down), &request);
+    let done = run_with(&h, RouteKind::Events, &config().with_dedupe(Down), &request);
     assert_eq!(done.response.status(), 503);
     assert!(done.outcome.to_string().contains("connection refused"));
     assert_eq!(h.calls(), 0);
@@ -785,7 +789,12 @@ fn dedupe_store_panic_is_503_and_never_unwinds() {
     let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
     let h = Counting::new(Mode::Ok);
     let store = Buggy { begin_panics: true };
-    let done = run_with(&h, Route::Events, &config().with_dedupe(store), &request);
+    let done = run_with(
+        &h,
+        RouteKind::Events,
+        &config().with_dedupe(store),
+        &request,
+    );
     assert_eq!(done.response.status(), 503);
     assert!(matches!(done.outcome.reason, Reason::DedupeFailed(_)));
     assert_eq!(h.calls(), 0);
@@ -794,7 +803,12 @@ fn dedupe_store_panic_is_503_and_never_unwinds() {
         let store = Buggy {
             begin_panics: false,
         };
-        let done = run_with(&h, Route::Events, &config().with_dedupe(store), &request);
+        let done = run_with(
+            &h,
+            RouteKind::Events,
+            &config().with_dedupe(store),
+            &request,
+        );
         assert_eq!(done.response.status(), status);
         assert_eq!(h.calls(), 1);
     }
@@ -811,9 +825,11 @@ fn mismatch_streak_alert_is_rate_limited() {
     let receiver = Receiver::new(verifier(), config);
     let send = |header: &str| {
         let request = RawRequest::post(CALL_ENDED).signature_values([header.as_bytes()]);
-        block_on(receiver.dispatch(&Defaults, Route::Events, &request, |_| {
-            std::future::pending()
-        }))
+        block_on(
+            receiver.dispatch(&Defaults, RouteKind::Events, &request, |_| {
+                std::future::pending()
+            }),
+        )
     };
     let at = |ms| sign(CALL_ENDED, "wrong_key", ms);
     let alerts: Vec<_> = (0..12)
@@ -904,23 +920,23 @@ fn function_route_answers_the_handler_body() {
     let sig = signed(body);
     let request = RawRequest::post(body).signature_values([sig.as_bytes()]);
     let h = Counting::new(Mode::Ok);
-    let done = run_with(&h, Route::Function, &config(), &request);
+    let done = run_with(&h, RouteKind::Function, &config(), &request);
     assert_eq!(done.response.status(), 200);
     assert_eq!(done.response.body(), b"booked");
     assert!(done.response.content_type().is_some());
-    assert_eq!(done.outcome.route, Route::Function);
+    assert_eq!(done.outcome.route, RouteKind::Function);
     assert_eq!(h.calls(), 1);
     // Args-only bodies are function calls too.
     let args = include_bytes!("../../tests/fixtures/custom_function_request_args_only.json");
     let sig = signed(args);
     let request = RawRequest::post(args).signature_values([sig.as_bytes()]);
-    let done = run_with(&Defaults, Route::Function, &config(), &request);
+    let done = run_with(&Defaults, RouteKind::Function, &config(), &request);
     assert_eq!(done.response.status(), 200);
     assert_eq!(done.response.body(), b"function not implemented");
     // Not an object: 400 on the function route as well.
     let sig = signed(b"[]");
     let request = RawRequest::post(b"[]").signature_values([sig.as_bytes()]);
-    let done = run_with(&h, Route::Function, &config(), &request);
+    let done = run_with(&h, RouteKind::Function, &config(), &request);
     assert_eq!(done.response.status(), 400);
 }
 
@@ -1147,19 +1163,21 @@ fn forbidden_source_is_403_before_anything_else() {
         .signature_values([sig.as_bytes()])
         .with_peer(Some(ip("127.0.0.1")))
         .forwarded_for_values([&b"100.20.5.228"[..]]);
-    let done = run_with(&h, Route::Events, &config, &request);
+    let done = run_with(&h, RouteKind::Events, &config, &request);
     assert_eq!(done.response.status(), 403);
     let ok = RawRequest::post(CALL_ENDED)
         .signature_values([sig.as_bytes()])
         .with_peer(Some(RETELL_SOURCE_IP));
     assert_eq!(
-        run_with(&h, Route::Events, &config, &ok).response.status(),
+        run_with(&h, RouteKind::Events, &config, &ok)
+            .response
+            .status(),
         204
     );
     // The signature is still required from an allowed source.
     let unsigned = RawRequest::post(CALL_ENDED).with_peer(Some(RETELL_SOURCE_IP));
     assert_eq!(
-        run_with(&h, Route::Events, &config, &unsigned)
+        run_with(&h, RouteKind::Events, &config, &unsigned)
             .response
             .status(),
         401
@@ -1226,9 +1244,11 @@ fn functions_take_every_tool_method_with_the_query() {
         let request = RawRequest::new(method, body)
             .with_query("slot=10%3A00&x=1")
             .signature_values([sig.as_bytes()]);
-        let done = block_on(receiver.dispatch(&tools, Route::Function, &request, |_| {
-            std::future::pending()
-        }));
+        let done = block_on(
+            receiver.dispatch(&tools, RouteKind::Function, &request, |_| {
+                std::future::pending()
+            }),
+        );
         assert_eq!(done.response.status(), 200, "{method}");
     }
     let seen = tools.seen.lock().unwrap().clone();
@@ -1238,7 +1258,7 @@ fn functions_take_every_tool_method_with_the_query() {
     assert_eq!(seen[2].2.as_deref(), Some("book"));
     assert_eq!(seen[0].2, None);
     // Other methods, and anything but POST on the event route, are 405.
-    for (route, method) in [(Route::Function, "OPTIONS"), (Route::Events, "GET")] {
+    for (route, method) in [(RouteKind::Function, "OPTIONS"), (RouteKind::Events, "GET")] {
         let request = RawRequest::new(method, b"");
         let done = block_on(receiver.dispatch(&tools, route, &request, |_| std::future::pending()));
         assert_eq!(done.response.status(), 405, "{route} {method}");
@@ -1249,8 +1269,8 @@ fn functions_take_every_tool_method_with_the_query() {
 fn functions_get_their_own_deadline() {
     let c = ReceiverConfig::new();
     assert_eq!(c.function_deadline(), Duration::from_secs(120));
-    assert_eq!(c.deadline_of(Route::Function), Duration::from_secs(120));
-    assert_eq!(c.deadline_of(Route::Events), Duration::from_secs(9));
+    assert_eq!(c.deadline_of(RouteKind::Function), Duration::from_secs(120));
+    assert_eq!(c.deadline_of(RouteKind::Events), Duration::from_secs(9));
     // The timer is made from the route's deadline.
     let asked = std::sync::Mutex::new(Vec::new());
     let receiver = Receiver::new(
@@ -1260,8 +1280,8 @@ fn functions_get_their_own_deadline() {
     // The timer is made when the handler is still running after its first poll.
     let hangs = Counting::new(Mode::Hang);
     for (route, body) in [
-        (Route::Function, &br#"{"a":1}"#[..]),
-        (Route::Events, CALL_ENDED),
+        (RouteKind::Function, &br#"{"a":1}"#[..]),
+        (RouteKind::Events, CALL_ENDED),
     ] {
         let sig = signed(body);
         let request = RawRequest::post(body).signature_values([sig.as_bytes()]);
@@ -1292,9 +1312,11 @@ fn an_unconfigured_receiver_answers_500() {
     let receiver = Receiver::unconfigured(config());
     let sig = signed(CALL_ENDED);
     let request = RawRequest::post(CALL_ENDED).signature_values([sig.as_bytes()]);
-    let done = block_on(receiver.dispatch(&Defaults, Route::Events, &request, |_| {
-        std::future::pending()
-    }));
+    let done = block_on(
+        receiver.dispatch(&Defaults, RouteKind::Events, &request, |_| {
+            std::future::pending()
+        }),
+    );
     assert_eq!(done.response.status(), 500);
     assert_eq!(done.outcome.reason, Reason::NotConfigured);
 }

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
 
+use retell_webhooks::FunctionRequest;
 use retell_webhooks::dispatch::WebhookHandler;
-use retell_webhooks::models::FunctionRequest;
 use retell_webhooks::{
     CallEvent, FunctionResponse, InboundCallRequest, InboundResponse, UnknownEvent,
 };

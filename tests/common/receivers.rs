@@ -19,10 +19,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use retell_webhooks::FunctionRequest;
 use retell_webhooks::dispatch::{
-    self, Fallback, Outcome, RawRequest, ReceiverConfig, Route, WebhookHandler,
+    self, Fallback, Outcome, RawRequest, ReceiverConfig, RouteKind, WebhookHandler,
 };
-use retell_webhooks::models::FunctionRequest;
 use retell_webhooks::{
     Call, CallEvent, ChatEvent, FunctionResponse, InboundCallRequest, InboundResponse, ParseError,
     TranscriptUpdatedEvent, TransferEvent, UnknownEvent, Verifier, sign,
@@ -281,7 +281,7 @@ pub struct Receiver {
     /// Built once; every server gets a clone, so the mismatch streak, the
     /// in-flight places and the dedupe store are shared with this value.
     receiver: dispatch::Receiver,
-    route: Route,
+    route: RouteKind,
     addr: Option<SocketAddr>,
     outcomes: Arc<Mutex<Vec<Outcome>>>,
     #[cfg(feature = "actix")]
@@ -293,14 +293,14 @@ impl Receiver {
     /// an ephemeral loopback port (axum and hyper on the current tokio runtime,
     /// actix-web on its own system thread with `workers` workers).
     pub async fn start(via: Via, probe: Arc<Probe>, config: ReceiverConfig) -> Self {
-        Self::start_with(via, probe, config, Route::Events, 1).await
+        Self::start_with(via, probe, config, RouteKind::Events, 1).await
     }
 
     pub async fn start_with(
         via: Via,
         probe: Arc<Probe>,
         config: ReceiverConfig,
-        route: Route,
+        route: RouteKind,
         workers: usize,
     ) -> Self {
         #[allow(unused_mut)] // only the adapters set the address

@@ -110,7 +110,7 @@ async fn l3_duplicate_storm() {
                 via,
                 Probe::new(Behaviour::Yield(20)),
                 dedupe_config(),
-                retell_webhooks::dispatch::Route::Events,
+                retell_webhooks::dispatch::RouteKind::Events,
                 2,
             )
             .await,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use retell_webhooks::dispatch::Route;
+use retell_webhooks::dispatch::RouteKind;
 
 use crate::http::Framing;
 use crate::receivers::{Behaviour, Probe, Receiver, Via, config, http_vias, signature};
@@ -16,7 +16,7 @@ use crate::receivers::{Behaviour, Probe, Receiver, Via, config, http_vias, signa
 const CONCURRENCY: usize = 64;
 
 async fn start(via: Via, behaviour: Behaviour) -> Arc<Receiver> {
-    Arc::new(Receiver::start_with(via, Probe::new(behaviour), config(), Route::Events, 2).await)
+    Arc::new(Receiver::start_with(via, Probe::new(behaviour), config(), RouteKind::Events, 2).await)
 }
 
 fn call_ended(id: &str) -> Vec<u8> {
@@ -98,7 +98,7 @@ async fn l2_waiting_handlers_do_not_block_the_server() {
     for via in http_vias() {
         let config = config().with_max_in_flight(CONCURRENCY);
         let probe = Probe::new(Behaviour::Gated);
-        let r = Arc::new(Receiver::start_with(via, probe, config, Route::Events, 2).await);
+        let r = Arc::new(Receiver::start_with(via, probe, config, RouteKind::Events, 2).await);
         let started = Instant::now();
         let tasks: Vec<_> = (0..CONCURRENCY)
             .map(|i| {

@@ -2,7 +2,7 @@
 //! `Content-Type`, `Allow` and body equal to what the entry point returns, and
 //! over HTTP a `Content-Length` equal to the body (none for `204`).
 
-use retell_webhooks::dispatch::{ReceiverConfig, Route};
+use retell_webhooks::dispatch::{ReceiverConfig, RouteKind};
 
 use crate::http::{Framing, Reply, fixture};
 use crate::receivers::{
@@ -70,7 +70,7 @@ impl Request {
 async fn agree(
     behaviour: Behaviour,
     config: &ReceiverConfig,
-    route: Route,
+    route: RouteKind,
     table: &[(Request, u16)],
 ) -> usize {
     let mut reference: Vec<Answer> = Vec::new();
@@ -172,11 +172,11 @@ async fn event_route_answers_agree() {
             400,
         ),
     ];
-    let mut checked = agree(Behaviour::Ok, &limited, Route::Events, &table).await;
+    let mut checked = agree(Behaviour::Ok, &limited, RouteKind::Events, &table).await;
     // The inbound request fixture is over the small limit above.
     let inbound = fixture("call_inbound_request.json");
     let answers = vec![(request("inbound call", "POST", &inbound).signed(), 200)];
-    checked += agree(Behaviour::Ok, &config(), Route::Events, &answers).await;
+    checked += agree(Behaviour::Ok, &config(), RouteKind::Events, &answers).await;
     assert_eq!(checked, (table.len() + answers.len()) * all_vias().len());
 }
 
@@ -194,7 +194,7 @@ async fn handler_failures_agree() {
         ),
     ] {
         let table = [(request("signed", "POST", &body).signed(), status)];
-        agree(behaviour, &config, Route::Events, &table).await;
+        agree(behaviour, &config, RouteKind::Events, &table).await;
     }
 }
 
@@ -212,5 +212,5 @@ async fn function_route_answers_agree() {
         (request("unsigned", "POST", &call), 401),
         (request("not JSON", "POST", b"[1,").signed(), 400),
     ];
-    agree(Behaviour::Ok, &config(), Route::Function, &table).await;
+    agree(Behaviour::Ok, &config(), RouteKind::Function, &table).await;
 }

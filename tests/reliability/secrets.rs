@@ -6,7 +6,7 @@
 //! (S5).
 
 use retell_webhooks::dedupe::{DedupeKey, MemoryDedupe};
-use retell_webhooks::dispatch::{Dispatched, Reason, Receiver, Route};
+use retell_webhooks::dispatch::{Dispatched, Reason, Receiver, RouteKind};
 use retell_webhooks::{Malformed, Verifier, VerifyError, sign};
 
 use crate::http::Framing;
@@ -125,7 +125,7 @@ fn s2_every_error_and_reason_is_clean() {
         );
     }
     for reason in reasons {
-        let done = Dispatched::from_reason(Route::Events, reason);
+        let done = Dispatched::from_reason(RouteKind::Events, reason);
         let text = format!("{done:?} {} {}", done.outcome, done.outcome.reason);
         assert_clean(&text, &[KEY, &expected, BODY_MARKER], "Dispatched");
     }

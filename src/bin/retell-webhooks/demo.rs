@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use hyper::StatusCode;
-use retell_webhooks::dispatch::Route;
+use retell_webhooks::dispatch::RouteKind;
 use retell_webhooks::{EventKind, samples};
 
 use crate::common;
@@ -67,7 +67,7 @@ async fn demo(port: u16) -> Result<ExitCode, ExitCode> {
     // One request whose signature was made with another key: must be refused.
     let forged_kind = EventKind::CallEnded;
     let forged = samples::body(forged_kind.as_str()).unwrap_or_default();
-    let sent = exchange(&receiver, Route::Events, forged, FORGED_KEY).await?;
+    let sent = exchange(&receiver, RouteKind::Events, forged, FORGED_KEY).await?;
     let refused = |status: StatusCode| status == StatusCode::UNAUTHORIZED;
     let what = format!("forged {forged_kind}");
     failures += usize::from(!report(&what, sent, refused, "401"));
@@ -92,7 +92,7 @@ async fn demo(port: u16) -> Result<ExitCode, ExitCode> {
 /// Signs `body` with `key` at the current time and posts it to the route's URL.
 async fn exchange(
     receiver: &Receiver,
-    route: Route,
+    route: RouteKind,
     body: &[u8],
     key: &str,
 ) -> Result<Result<StatusCode, String>, ExitCode> {

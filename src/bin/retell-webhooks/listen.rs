@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use axum::Router;
 use axum::response::Response;
+use retell_webhooks::FunctionRequest;
 use retell_webhooks::adapters::axum::{function_router, router};
-use retell_webhooks::dispatch::{self, Outcome, Reason, ReceiverConfig, Route, WebhookHandler};
-use retell_webhooks::models::FunctionRequest;
+use retell_webhooks::dispatch::{self, Outcome, Reason, ReceiverConfig, RouteKind, WebhookHandler};
 use retell_webhooks::{FunctionResponse, Verifier, VerifyError};
 use tokio::task::JoinHandle;
 
@@ -143,10 +143,10 @@ impl Receiver {
     }
 
     /// The URL of the route that receives `route` requests.
-    pub fn url(&self, route: Route) -> String {
+    pub fn url(&self, route: RouteKind) -> String {
         let path = match route {
-            Route::Events => &self.path,
-            Route::Function => &self.function_path,
+            RouteKind::Events => &self.path,
+            RouteKind::Function => &self.function_path,
         };
         format!("{}{path}", self.base_url())
     }
@@ -202,8 +202,8 @@ async fn log_line(response: Response) -> Response {
 pub fn describe(outcome: &Outcome) -> String {
     let event = match (&outcome.event, outcome.route) {
         (Some(event), _) => common::printable_id(event),
-        (None, Route::Function) => "custom_function",
-        (None, Route::Events) => "-",
+        (None, RouteKind::Function) => "custom_function",
+        (None, RouteKind::Events) => "-",
     };
     let id = outcome
         .call_id
@@ -282,8 +282,8 @@ async fn listen(args: &Args) -> Result<(), ExitCode> {
         shutdown,
     )
     .await?;
-    let events = receiver.url(Route::Events);
-    let function = receiver.url(Route::Function);
+    let events = receiver.url(RouteKind::Events);
+    let function = receiver.url(RouteKind::Function);
     let env = if demo {
         common::print(format_args!(
             "no --key or {}: verifying with the public demo key {} (local tests only)",

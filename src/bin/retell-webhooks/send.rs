@@ -9,7 +9,7 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1;
 use hyper::{Request, StatusCode, Uri, header};
 use hyper_util::rt::TokioIo;
-use retell_webhooks::dispatch::Route;
+use retell_webhooks::dispatch::RouteKind;
 use retell_webhooks::{SIGNATURE_HEADER, samples};
 
 use crate::common;
@@ -118,7 +118,7 @@ fn send(args: &Args) -> Result<ExitCode, ExitCode> {
              RETELL_API_KEY (or neither, for the demo key)",
         ),
         StatusCode::BAD_REQUEST
-            if args.event.as_deref().and_then(samples::route) == Some(Route::Function) =>
+            if args.event.as_deref().and_then(samples::route) == Some(RouteKind::Function) =>
         {
             Some("a custom-function request goes to the function URL (`listen` serves /function)")
         }
