@@ -140,6 +140,7 @@ mod request;
 mod state;
 #[cfg(test)]
 mod tests;
+mod tools;
 
 pub use crate::allowlist::*;
 #[allow(unused_imports)]
@@ -154,3 +155,4 @@ pub use permits::Permit;
 pub(crate) use pipeline::*;
 pub use request::*;
 pub use state::Receiver;
+pub use tools::ToolRouter;

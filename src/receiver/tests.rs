@@ -1320,3 +1320,40 @@ fn an_unconfigured_receiver_answers_500() {
     assert_eq!(done.response.status(), 500);
     assert_eq!(done.outcome.reason, Reason::NotConfigured);
 }
+
+#[test]
+fn a_tool_router_serves_several_tools_on_one_url() {
+    let tools: ToolRouter<String> = ToolRouter::new()
+        .tool("book", |_| async { Ok(FunctionResponse::text("booked")) })
+        .tool("fail", |_| async { Err("no slots".to_owned()) });
+    let receiver = Receiver::new(verifier(), config());
+    let ask = |body: &[u8]| {
+        let sig = signed(body);
+        let request = RawRequest::post(body).signature_values([sig.as_bytes()]);
+        let done = block_on(
+            receiver.dispatch(&tools, RouteKind::Function, &request, |_| {
+                std::future::pending()
+            }),
+        );
+        (done.response.status(), done.response.body().to_vec())
+    };
+    let wrapped =
+        |name: &str| format!(r#"{{"name":"{name}","call":{{"call_id":"c1"}},"args":{{}}}}"#);
+    assert_eq!(ask(wrapped("book").as_bytes()), (200, b"booked".to_vec()));
+    assert_eq!(ask(wrapped("fail").as_bytes()).0, 500);
+    assert_eq!(
+        ask(wrapped("other").as_bytes()),
+        (200, b"unknown tool".to_vec())
+    );
+    assert_eq!(ask(br#"{"date":"x"}"#), (200, b"unknown tool".to_vec()));
+    let with_fallback = ToolRouter::<String>::new()
+        .fallback(|request| async move { Ok(FunctionResponse::text(request.method.as_str())) });
+    let sig = signed(b"");
+    let get = RawRequest::new("GET", b"").signature_values([sig.as_bytes()]);
+    let done = block_on(
+        receiver.dispatch(&with_fallback, RouteKind::Function, &get, |_| {
+            std::future::pending()
+        }),
+    );
+    assert_eq!(done.response.body(), b"GET");
+}
