@@ -124,7 +124,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
 }
 
 /// A JSON float as a value (always finite when it comes from JSON).
-fn float_value(v: f64) -> Value {
+pub(crate) fn float_value(v: f64) -> Value {
     Number::from_f64(v).map_or(Value::Null, Value::Number)
 }
 

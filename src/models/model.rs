@@ -20,7 +20,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde::ser::SerializeMap;
 use serde_json::Value;
 
-use super::lenient::{Lenient, Read, collect_seq};
+use super::lenient::{Lenient, Read, collect_seq, float_value};
 use super::untyped::{Path, Untyped, UntypedReason};
 
 /// Keys already read in one object: one bit per known field, one for the id.
@@ -150,9 +150,7 @@ impl<'de, T: Model> Visitor<'de> for ModelVisitor<T> {
         Ok(Read::Raw(Value::Number(v.into())))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Read<T>, E> {
-        Ok(Read::Raw(
-            serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
-        ))
+        Ok(Read::Raw(float_value(v)))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Read<T>, E> {
         Ok(Read::Raw(Value::String(v.to_owned())))

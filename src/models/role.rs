@@ -10,12 +10,14 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use serde::Serializer;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::lenient::{Read, StrictValue, collect_map, collect_seq, duplicate, insert_unique};
+use super::lenient::{
+    Read, StrictValue, collect_map, collect_seq, duplicate, float_value, insert_unique,
+};
 use super::model::{Buffered, Model, Seen};
 
 /// A family of kinds selected by the `role` string.
@@ -162,9 +164,7 @@ impl<'de, T: RoleTagged> Visitor<'de> for TaggedVisitor<T> {
         Ok(T::unknown(Value::Number(v.into())))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
-        Ok(T::unknown(
-            serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
-        ))
+        Ok(T::unknown(float_value(v)))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
         Ok(T::unknown(Value::String(v.to_owned())))
@@ -181,14 +181,6 @@ pub(crate) fn write_tagged<S: Serializer, T: Model>(
     map.serialize_entry("role", role)?;
     item.write_fields(&mut map)?;
     map.end()
-}
-
-/// Writes a kind that keeps its role as a field.
-pub(crate) fn write_plain<S: Serializer, T: Serialize>(
-    serializer: S,
-    item: &T,
-) -> Result<S::Ok, S::Error> {
-    item.serialize(serializer)
 }
 
 /// Reads the first key: `None` for `role` (no allocation), else the key.

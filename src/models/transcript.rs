@@ -299,7 +299,8 @@ impl<'de> Deserialize<'de> for TranscriptItem {
 impl Serialize for TranscriptItem {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Self::Utterance(u) => role::write_plain(serializer, u),
+            // An utterance keeps its role as a field: it writes it itself.
+            Self::Utterance(u) => u.serialize(serializer),
             Self::ToolCallInvocation(x) => {
                 role::write_tagged(serializer, "tool_call_invocation", x)
             }

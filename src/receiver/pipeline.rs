@@ -126,7 +126,7 @@ impl Receiver {
         let config = self.config();
         let deadline_after = config.deadline_of(route);
         let deadline = async move { sleep(deadline_after).await };
-        dispatch_verified(self, handler, route, config, request, deadline).await
+        dispatch_verified(self, handler, route, request, deadline).await
     }
 }
 
@@ -134,7 +134,6 @@ async fn dispatch_verified<H, D>(
     receiver: &Receiver,
     handler: &H,
     route: RouteKind,
-    config: &ReceiverConfig,
     request: &RawRequest<'_>,
     deadline: D,
 ) -> Dispatched
@@ -142,6 +141,7 @@ where
     H: WebhookHandler + ?Sized,
     D: Future<Output = ()> + Send,
 {
+    let config = receiver.config();
     if let Err(rejected) = receiver.authenticate_signature(route, request) {
         return *rejected;
     }
