@@ -38,15 +38,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf as _, Bytes};
 use http_body::Body;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 
-use crate::dispatch::{Dispatched, RawRequest, Reason, Receiver, RouteKind, WebhookHandler};
-
-/// Most bytes reserved up front from a `Content-Length`; the rest grows as data
-/// arrives, so a false length cannot make the server allocate the whole limit.
-const MAX_PREALLOCATION: u64 = 1024 * 1024;
+use crate::dispatch::{
+    BodyChunks, Dispatched, RawRequest, Reason, Receiver, RouteKind, WebhookHandler,
+};
 
 /// The receiver as a `tower::Service<http::Request<B>>` for one route.
 ///
@@ -110,80 +108,46 @@ impl<H: WebhookHandler + 'static> WebhookService<H> {
     }
 
     async fn dispatch<B: Body>(&self, request: http::Request<B>) -> Dispatched {
-        let route = self.route;
-        let receiver = &self.receiver;
         let (parts, body) = request.into_parts();
         if let Some(path) = &self.path
             && parts.uri.path() != &**path
         {
-            return Dispatched::from_reason(route, Reason::NotFound);
+            return Dispatched::from_reason(self.route, Reason::NotFound);
         }
         let head = RawRequest::from_http_parts(&parts);
-        // Cheap checks first: answered without waiting for a place.
-        if let Some(rejected) = receiver.precheck(route, &head) {
-            return rejected;
-        }
-        // Held until the answer is built: bounds the bodies buffered at once.
-        let _permit = receiver.in_flight_permit().await;
-        let bytes = match read_limited(receiver, route, &head, body).await {
-            Ok(bytes) => bytes,
-            Err(rejected) => return rejected,
-        };
-        let request = head.with_body(&bytes);
-        receiver
-            .dispatch(self.handler.as_ref(), route, &request, tokio::time::sleep)
+        let mut body = HttpBodyChunks::new(body);
+        self.receiver
+            .receive(self.handler.as_ref(), self.route, &head, &mut body)
             .await
     }
 }
 
-/// Reads a body whose head passed the prechecks, within the body limit.
-pub(crate) async fn read_limited<B: Body>(
-    receiver: &Receiver,
-    route: RouteKind,
-    head: &RawRequest<'_>,
-    body: B,
-) -> Result<Vec<u8>, Dispatched> {
-    let limit = receiver.config().body_limit();
-    match read_body(body, limit, head.content_length()).await {
-        Ok(bytes) => Ok(bytes),
-        Err(ReadError::TooLarge) => Err(Dispatched::from_reason(
-            route,
-            Reason::PayloadTooLarge { limit },
-        )),
-        Err(ReadError::Failed) => Err(Dispatched::from_reason(route, Reason::BodyReadFailed)),
+/// An `http_body::Body` as the chunks the receiver's flow reads (boxed: the
+/// body may not be `Unpin`).
+pub(crate) struct HttpBodyChunks<B>(Pin<Box<B>>);
+
+impl<B: Body> HttpBodyChunks<B> {
+    pub(crate) fn new(body: B) -> Self {
+        Self(Box::pin(body))
     }
 }
 
-enum ReadError {
-    TooLarge,
-    Failed,
-}
-
-/// Reads the body frame by frame and stops at the first byte over `limit`.
-async fn read_body<B: Body>(
-    body: B,
-    limit: usize,
-    hint: Option<u64>,
-) -> Result<Vec<u8>, ReadError> {
-    let reserve = hint.map_or(0, |len| len.min(MAX_PREALLOCATION));
-    let mut buf = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
-    let mut body = std::pin::pin!(body);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| ReadError::Failed)?;
-        if let Ok(mut data) = frame.into_data() {
-            use bytes::Buf as _;
-            if data.remaining() > limit.saturating_sub(buf.len()) {
-                return Err(ReadError::TooLarge);
-            }
-            while data.has_remaining() {
-                let chunk = data.chunk();
-                buf.extend_from_slice(chunk);
-                let read = chunk.len();
-                data.advance(read);
+impl<B: Body> BodyChunks for HttpBodyChunks<B> {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, ()>>> {
+        loop {
+            let frame = match self.0.as_mut().poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(_))) => return Poll::Ready(Some(Err(()))),
+                Poll::Ready(Some(Ok(frame))) => frame,
+            };
+            // Trailers carry nothing the receiver reads.
+            if let Ok(mut data) = frame.into_data() {
+                let len = data.remaining();
+                return Poll::Ready(Some(Ok(data.copy_to_bytes(len))));
             }
         }
     }
-    Ok(buf)
 }
 
 impl<H, B> tower_service::Service<http::Request<B>> for WebhookService<H>

@@ -14,9 +14,8 @@ use std::time::Duration;
 use actix_web::dev::{ServerHandle, Service as _};
 use actix_web::{App, HttpResponse, HttpServer, post, web};
 use http::{Framing, Reply, call_ended_of_len, fixture, long_call_analyzed, send_raw};
-use retell_webhooks::adapters::actix::{
-    VerifiedBody, VerifiedEvent, VerifiedIncoming, endpoint, function_service, service,
-};
+use retell_webhooks::adapters::actix::{endpoint, function_service, service};
+use retell_webhooks::adapters::{VerifiedBody, VerifiedEvent, VerifiedIncoming};
 use retell_webhooks::dispatch::{
     IpRange, Outcome, Receiver, ReceiverConfig, RouteKind, SourceAllowlist, UNAUTHORIZED_BODY,
 };
@@ -776,7 +775,7 @@ async fn extractors_without_configuration_fail_closed() {
 fn nothing_secret_in_debug_or_display() {
     use actix_web::ResponseError as _;
     use retell_webhooks::VerifyError;
-    use retell_webhooks::adapters::actix::WebhookRejection;
+    use retell_webhooks::adapters::WebhookRejection;
     use retell_webhooks::dispatch::{Dispatched, Reason};
 
     let receiver = receiver(config());

@@ -13,9 +13,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
-use retell_webhooks::adapters::axum::{
-    VerifiedBody, VerifiedEvent, VerifiedIncoming, endpoint, function_router, router,
-};
+use retell_webhooks::adapters::axum::{endpoint, function_router, router};
+use retell_webhooks::adapters::{VerifiedBody, VerifiedEvent, VerifiedIncoming};
 use retell_webhooks::dispatch::{
     IpRange, Outcome, Receiver, ReceiverConfig, RouteKind, SourceAllowlist, UNAUTHORIZED_BODY,
 };

@@ -19,7 +19,7 @@
 //! * answers `500` when no verifier is configured (fail closed);
 //! * takes the peer address for the source allowlist from
 //!   [`HttpRequest::peer_addr`];
-//! * puts the [`Outcome`] in the response extensions
+//! * puts the [`Outcome`](crate::dispatch::Outcome) in the response extensions
 //!   (`response.extensions().get::<Outcome>()`), so a logging middleware can
 //!   print one line per request.
 //!
@@ -58,7 +58,7 @@
 //!
 //! # Logging
 //!
-//! Each response carries its [`Outcome`] in the extensions; one line per request
+//! Each response carries its [`Outcome`](crate::dispatch::Outcome) in the extensions; one line per request
 //! (status, event, call id, reason; no body or header value):
 //!
 //! ```no_run
@@ -85,34 +85,64 @@
 //! # }
 //! ```
 //!
-//! # Sharing a handler, extractors
+//! # Sharing a handler
 //!
 //! To share one handler between workers and routes, mount [`endpoint`] with an
-//! [`Arc`]'d handler. To handle events in your own actix handler instead, use
-//! the [`VerifiedEvent`] (or [`VerifiedIncoming`], [`VerifiedBody`]) extractor
-//! with a [`Receiver`] in `app_data`. Extractors hold an in-flight place only
-//! while they read and verify the body; they do not catch panics, apply the
-//! deadline or deduplicate (a dedupe store in the configuration is not
-//! consulted): that is the service's job.
+//! [`Arc`]'d handler.
+//!
+//! # Extractors
+//!
+//! To handle events in your own actix handler instead, use the
+//! [`VerifiedEvent`] (or [`VerifiedIncoming`], [`VerifiedBody`]) extractor with
+//! a [`Receiver`] in `app_data`. Extractors hold an in-flight place only while
+//! they read and verify the body; they do not catch panics, apply the deadline
+//! or deduplicate (a dedupe store in the configuration is not consulted): that
+//! is the service's job, and your handler decides the response (Retell expects
+//! a `2xx`).
+//!
+//! ```no_run
+//! use actix_web::{App, HttpResponse, HttpServer, post};
+//! use retell_webhooks::adapters::VerifiedEvent;
+//! use retell_webhooks::dispatch::{Receiver, ReceiverConfig};
+//! use retell_webhooks::{Verifier, WebhookEvent};
+//!
+//! #[post("/retell/webhook")]
+//! async fn hook(VerifiedEvent(event): VerifiedEvent) -> HttpResponse {
+//!     if let WebhookEvent::CallEnded(ended) = &event {
+//!         let _ = ended; // store it
+//!     }
+//!     HttpResponse::NoContent().finish()
+//! }
+//!
+//! # #[actix_web::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
+//! let receiver = Receiver::new(verifier, ReceiverConfig::new());
+//! HttpServer::new(move || App::new().app_data(receiver.clone()).service(hook))
+//!     .bind(("127.0.0.1", 3000))?
+//!     .run()
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
 
-use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use actix_web::body::{BodyStream, to_bytes_limited};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, HeaderMap};
-use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, Resource, ResponseError, dev, web};
 
-use super::BodyCheck;
-use crate::dispatch::{
-    BadBody, Dispatched, Outcome, Permit, RawRequest, Reason, Receiver, RouteKind, WebhookHandler,
-};
+use bytes::Bytes;
+use futures_core::Stream as _;
+
+use super::extract::{Extract, extract};
+use super::{VerifiedBody, VerifiedEvent, VerifiedIncoming, WebhookRejection};
+use crate::dispatch::{BodyChunks, Dispatched, RawRequest, Receiver, RouteKind, WebhookHandler};
 use crate::signature::SIGNATURE_HEADER;
-use crate::{Incoming, WebhookEvent};
 
 /// The header a reverse proxy appends the client address to; read only when the
 /// TCP peer is one of the allowlist's trusted proxies.
@@ -223,48 +253,26 @@ struct Endpoint<H> {
 }
 
 impl<H: WebhookHandler + 'static> Endpoint<H> {
-    async fn serve(&self, req: &HttpRequest, mut payload: dev::Payload) -> HttpResponse {
-        let route = self.route;
-        let receiver = &self.receiver;
-        if !receiver.is_configured() {
-            return into_response(Dispatched::from_reason(route, Reason::NotConfigured), None);
-        }
+    async fn serve(&self, req: &HttpRequest, payload: dev::Payload) -> HttpResponse {
         let head = RequestHead::of(req);
-        // The permit is held until the answer is built: it bounds the bodies
-        // buffered at once.
-        let (_permit, bytes) = match read_checked(receiver, route, &head, &mut payload).await {
-            Ok(read) => read,
-            // Hand the unread body to the response so a 413 closes the connection.
-            Err(rejected) => return into_response(rejected, Some(payload)),
-        };
-        let request = head.raw_request().with_body(&bytes);
-        let done = receiver
-            .dispatch(&self.handler, route, &request, tokio::time::sleep)
+        let mut body = PayloadChunks(payload);
+        let done = self
+            .receiver
+            .receive(&self.handler, self.route, &head.raw_request(), &mut body)
             .await;
-        into_response(done, None)
+        // A 413 closes the connection: hand the unread body to the response.
+        into_response(done, Some(body.0))
     }
 }
 
-/// Runs the body-independent checks, then takes an in-flight place and reads
-/// the body within the limit. Requests refused on their head never wait.
-async fn read_checked(
-    receiver: &Receiver,
-    route: RouteKind,
-    head: &RequestHead<'_>,
-    payload: &mut dev::Payload,
-) -> Result<(Permit, Bytes), Dispatched> {
-    if let Some(rejected) = receiver.precheck(route, &head.raw_request()) {
-        return Err(rejected);
-    }
-    let permit = receiver.in_flight_permit().await;
-    let limit = receiver.config().body_limit();
-    match to_bytes_limited(BodyStream::new(payload), limit).await {
-        Ok(Ok(bytes)) => Ok((permit, bytes)),
-        Ok(Err(_read_failed)) => Err(Dispatched::from_reason(route, Reason::BodyReadFailed)),
-        Err(_over_limit) => Err(Dispatched::from_reason(
-            route,
-            Reason::PayloadTooLarge { limit },
-        )),
+/// actix-web's payload as the chunks the receiver's flow reads.
+struct PayloadChunks(dev::Payload);
+
+impl BodyChunks for PayloadChunks {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, ()>>> {
+        Pin::new(&mut self.0)
+            .poll_next(cx)
+            .map(|chunk| chunk.map(|read| read.map_err(drop)))
     }
 }
 
@@ -272,182 +280,43 @@ async fn read_checked(
 // Extractors
 // ---------------------------------------------------------------------------
 
-/// Why an extractor refused a request. Its response ([`ResponseError`]) is
-/// exactly what [`endpoint`] would send; [`outcome`](Self::outcome) says why, for
-/// logs (never a body, a header value or a key).
-#[derive(Debug)]
-pub struct WebhookRejection(Box<Dispatched>);
-
-impl WebhookRejection {
-    /// Status, reason, event name and call id (never a body or header value).
-    #[must_use]
-    pub fn outcome(&self) -> &Outcome {
-        &self.0.outcome
-    }
-
-    /// The status that will be sent.
-    #[must_use]
-    pub fn status(&self) -> u16 {
-        self.0.response.status()
-    }
-}
-
-impl fmt::Display for WebhookRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.outcome.fmt(f)
-    }
-}
-
-impl std::error::Error for WebhookRejection {}
-
 impl ResponseError for WebhookRejection {
     fn status_code(&self) -> StatusCode {
-        status(self.0.response.status())
+        status(self.status())
     }
 
     fn error_response(&self) -> HttpResponse {
-        into_response((*self.0).clone(), None)
-    }
-}
-
-impl From<Dispatched> for WebhookRejection {
-    fn from(done: Dispatched) -> Self {
-        Self(Box::new(done))
+        into_response(self.dispatched().clone(), None)
     }
 }
 
 type Extraction<T> = Pin<Box<dyn Future<Output = Result<T, WebhookRejection>>>>;
 
-/// Reads, limits and verifies the body; checks it is a JSON object.
-async fn verified_bytes(
+/// Runs the shared extractor flow on an actix-web request.
+async fn extract_from<T: Extract>(
     req: HttpRequest,
-    mut payload: dev::Payload,
-    route: RouteKind,
-    check: BodyCheck,
-) -> Result<Bytes, WebhookRejection> {
-    let Some(receiver) = find_receiver(&req).filter(|r| r.is_configured()) else {
-        return Err(Dispatched::from_reason(route, Reason::NotConfigured).into());
-    };
+    payload: dev::Payload,
+) -> Result<T, WebhookRejection> {
+    let receiver = find_receiver(&req);
     let head = RequestHead::of(&req);
-    // The permit is held while the body is buffered and verified.
-    let (_permit, bytes) = read_checked(receiver, route, &head, &mut payload).await?;
-    let request = head.raw_request().with_body(&bytes);
-    match check {
-        BodyCheck::JsonObject => receiver.authenticate(route, &request),
-        BodyCheck::SignatureOnly => receiver.authenticate_signature(route, &request),
-    }
-    .map_err(WebhookRejection)?;
-    Ok(bytes)
+    let mut body = PayloadChunks(payload);
+    extract(receiver, &head.raw_request(), &mut body).await
 }
 
-fn invalid(route: RouteKind, body: &[u8], error: crate::ParseError) -> WebhookRejection {
-    let why = BadBody::from_parse_error(route, body, error);
-    Dispatched::from_reason(route, Reason::BadRequest(why)).into()
+macro_rules! from_request {
+    ($($extractor:ty),+) => {$(
+        impl FromRequest for $extractor {
+            type Error = WebhookRejection;
+            type Future = Extraction<Self>;
+
+            fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+                Box::pin(extract_from(req.clone(), payload.take()))
+            }
+        }
+    )+};
 }
 
-/// The raw body of a verified request: a JSON object, not parsed further (to
-/// store or queue as received, and parse later).
-///
-/// Needs a [`Receiver`] in `app_data`.
-#[derive(Debug, Clone)]
-pub struct VerifiedBody(pub Bytes);
-
-impl FromRequest for VerifiedBody {
-    type Error = WebhookRejection;
-    type Future = Extraction<Self>;
-
-    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
-        let fut = verified_bytes(
-            req.clone(),
-            payload.take(),
-            RouteKind::Events,
-            BodyCheck::JsonObject,
-        );
-        Box::pin(async move { fut.await.map(Self) })
-    }
-}
-
-/// A verified, typed event from the event webhook.
-///
-/// Needs a [`Receiver`] in `app_data`. Extractors run the same checks as
-/// [`endpoint`] but do not catch panics, apply the handler deadline or
-/// deduplicate: your handler decides the response (Retell expects a `2xx`).
-///
-/// ```no_run
-/// use actix_web::{App, HttpResponse, HttpServer, post};
-/// use retell_webhooks::adapters::actix::VerifiedEvent;
-/// use retell_webhooks::dispatch::{Receiver, ReceiverConfig};
-/// use retell_webhooks::{Verifier, WebhookEvent};
-///
-/// #[post("/retell/webhook")]
-/// async fn hook(VerifiedEvent(event): VerifiedEvent) -> HttpResponse {
-///     if let WebhookEvent::CallEnded(ended) = &event {
-///         let _ = ended; // store it
-///     }
-///     HttpResponse::NoContent().finish()
-/// }
-///
-/// # #[actix_web::main]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
-/// let receiver = Receiver::new(verifier, ReceiverConfig::new());
-/// HttpServer::new(move || App::new().app_data(receiver.clone()).service(hook))
-///     .bind(("127.0.0.1", 3000))?
-///     .run()
-///     .await?;
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone)]
-pub struct VerifiedEvent(pub WebhookEvent);
-
-impl FromRequest for VerifiedEvent {
-    type Error = WebhookRejection;
-    type Future = Extraction<Self>;
-
-    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
-        let fut = verified_bytes(
-            req.clone(),
-            payload.take(),
-            RouteKind::Events,
-            BodyCheck::SignatureOnly,
-        );
-        Box::pin(async move {
-            let bytes = fut.await?;
-            WebhookEvent::from_slice(&bytes)
-                .map(Self)
-                .map_err(|error| invalid(RouteKind::Events, &bytes, error))
-        })
-    }
-}
-
-/// A verified request on the event webhook URL: an event, or an inbound
-/// call/SMS webhook that expects a JSON answer
-/// ([`InboundResponse`](crate::InboundResponse)).
-///
-/// Needs a [`Receiver`] in `app_data`.
-#[derive(Debug, Clone)]
-pub struct VerifiedIncoming(pub Incoming);
-
-impl FromRequest for VerifiedIncoming {
-    type Error = WebhookRejection;
-    type Future = Extraction<Self>;
-
-    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
-        let fut = verified_bytes(
-            req.clone(),
-            payload.take(),
-            RouteKind::Events,
-            BodyCheck::SignatureOnly,
-        );
-        Box::pin(async move {
-            let bytes = fut.await?;
-            Incoming::from_slice(&bytes)
-                .map(Self)
-                .map_err(|error| invalid(RouteKind::Events, &bytes, error))
-        })
-    }
-}
+from_request!(VerifiedBody, VerifiedEvent, VerifiedIncoming);
 
 // ---------------------------------------------------------------------------
 // Request and response plumbing
@@ -459,7 +328,7 @@ struct RequestHead<'a> {
     query: &'a str,
     signature: Vec<&'a [u8]>,
     content_encoding: Vec<&'a [u8]>,
-    content_length: Option<u64>,
+    content_length: Vec<&'a [u8]>,
     peer: Option<IpAddr>,
     forwarded_for: Vec<&'a [u8]>,
 }
@@ -472,7 +341,7 @@ impl<'a> RequestHead<'a> {
             query: req.query_string(),
             signature: values(headers, SIGNATURE_HEADER),
             content_encoding: values(headers, CONTENT_ENCODING.as_str()),
-            content_length: content_length(headers),
+            content_length: values(headers, CONTENT_LENGTH.as_str()),
             peer: req.peer_addr().map(|addr| addr.ip()),
             forwarded_for: values(headers, FORWARDED_FOR),
         }
@@ -483,7 +352,7 @@ impl<'a> RequestHead<'a> {
             .with_query(self.query)
             .signature_values(self.signature.iter().copied())
             .content_encoding_values(self.content_encoding.iter().copied())
-            .with_content_length(self.content_length)
+            .content_length_values(self.content_length.iter().copied())
             .with_peer(self.peer)
             .forwarded_for_values(self.forwarded_for.iter().copied())
     }
@@ -494,21 +363,6 @@ fn values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a [u8]> {
         .get_all(name)
         .map(|value| value.as_bytes())
         .collect()
-}
-
-/// The declared length, if the request has exactly one valid `Content-Length`
-/// (actix-web itself refuses requests whose framing headers are invalid).
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    let mut all = headers.get_all(CONTENT_LENGTH);
-    let value = all.next()?;
-    if all.next().is_some() {
-        return None;
-    }
-    let digits = value.as_bytes();
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// Keeps an unread request body alive until the response has been written.

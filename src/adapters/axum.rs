@@ -7,7 +7,7 @@
 //!   as soon as a body crosses it (`413`; 8 MiB by default, never axum's 2 MiB);
 //! * applies the handler deadline with `tokio::time::sleep` (`503`);
 //! * answers `500` when no verifier is configured (fail closed);
-//! * puts the [`Outcome`] in the response extensions, so a logging middleware
+//! * puts the [`Outcome`](crate::dispatch::Outcome) in the response extensions, so a logging middleware
 //!   can print one line per request.
 //!
 //! # Quick start
@@ -41,7 +41,7 @@
 //!
 //! # Logging
 //!
-//! Each response carries its [`Outcome`] in the extensions; one line per request
+//! Each response carries its [`Outcome`](crate::dispatch::Outcome) in the extensions; one line per request
 //! (status, event, call id, reason; no body or header value):
 //!
 //! ```no_run
@@ -69,27 +69,47 @@
 //! `app.into_make_service_with_connect_info::<std::net::SocketAddr>()` so the
 //! peer address is known; without it an allowlist refuses every request (`403`).
 //!
-//! To handle events in your own axum handler instead, use the [`VerifiedEvent`]
-//! (or [`VerifiedIncoming`], [`VerifiedBody`]) extractor with a
-//! [`Receiver`] reachable from the router state. Extractors hold an in-flight
-//! place only while they read and verify the body; they do not catch panics,
-//! apply the deadline or deduplicate (a dedupe store in the configuration is
-//! not consulted): that is the router's job.
+//! # Extractors
+//!
+//! To handle events in your own axum handler instead, use the
+//! [`VerifiedEvent`] (or [`VerifiedIncoming`], [`VerifiedBody`]) extractor with
+//! a [`Receiver`] reachable from the router state ([`FromRef`]). Extractors
+//! hold an in-flight place only while they read and verify the body; they do
+//! not catch panics, apply the deadline or deduplicate (a dedupe store in the
+//! configuration is not consulted): that is the router's job.
+//!
+//! ```no_run
+//! use axum::{Router, routing::post};
+//! use retell_webhooks::adapters::VerifiedEvent;
+//! use retell_webhooks::dispatch::{Receiver, ReceiverConfig};
+//! use retell_webhooks::{Verifier, WebhookEvent};
+//!
+//! async fn hook(VerifiedEvent(event): VerifiedEvent) -> axum::http::StatusCode {
+//!     if let WebhookEvent::CallEnded(ended) = &event {
+//!         let _ = ended; // store it
+//!     }
+//!     axum::http::StatusCode::NO_CONTENT
+//! }
+//!
+//! # fn app() -> Result<Router, retell_webhooks::KeyError> {
+//! let receiver = Receiver::new(Verifier::new("key_from_the_dashboard")?, ReceiverConfig::new());
+//! let app: Router = Router::new().route("/retell", post(hook)).with_state(receiver);
+//! # Ok(app)
+//! # }
+//! ```
 
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRef, FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any};
 
-use super::BodyCheck;
-use crate::dispatch::{
-    BadBody, Dispatched, Outcome, RawRequest, Reason, Receiver, RouteKind, WebhookHandler,
-};
-use crate::service::{WebhookService, read_limited};
-use crate::{Incoming, WebhookEvent};
+use super::extract::{Extract, extract};
+use super::{VerifiedBody, VerifiedEvent, VerifiedIncoming, WebhookRejection};
+use crate::dispatch::{RawRequest, Receiver, RouteKind, WebhookHandler};
+use crate::service::{HttpBodyChunks, WebhookService};
 
 /// A router with one `POST` route at `path` for the event webhook (and the
 /// inbound call/SMS webhook), handled by `handler`.
@@ -146,173 +166,45 @@ fn with_peer(mut request: Request) -> Request {
     request
 }
 
-fn into_response(done: Dispatched) -> Response {
-    done.into_http_response::<Body>()
-}
-
 // ---------------------------------------------------------------------------
-// Extractors
+// Extractors: the shared types, with axum's traits
 // ---------------------------------------------------------------------------
-
-/// Why an extractor refused a request. Its response is exactly what the router
-/// would send; [`outcome`](Self::outcome) says why, for logs.
-#[derive(Debug)]
-pub struct WebhookRejection(Box<Dispatched>);
-
-impl WebhookRejection {
-    /// Status, reason, event name and call id (never a body or header value).
-    #[must_use]
-    pub fn outcome(&self) -> &Outcome {
-        &self.0.outcome
-    }
-
-    /// The status that will be sent.
-    #[must_use]
-    pub fn status(&self) -> u16 {
-        self.0.response.status()
-    }
-}
-
-impl std::fmt::Display for WebhookRejection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.outcome.fmt(f)
-    }
-}
-
-impl std::error::Error for WebhookRejection {}
 
 impl IntoResponse for WebhookRejection {
     fn into_response(self) -> Response {
-        into_response(*self.0)
+        self.into_dispatched().into_http_response::<Body>()
     }
 }
 
-impl From<Dispatched> for WebhookRejection {
-    fn from(done: Dispatched) -> Self {
-        Self(Box::new(done))
-    }
-}
-
-/// Reads, limits and verifies the body. With [`BodyCheck::JsonObject`] also checks it is a
-/// JSON object; typed extractors skip that pass because their parse rejects the
-/// same bodies.
-async fn verified_bytes<S>(
-    state: &S,
-    route: RouteKind,
-    request: Request,
-    check: BodyCheck,
-) -> Result<Bytes, WebhookRejection>
+/// Runs the shared extractor flow on an axum request.
+async fn extract_from<T: Extract, S>(request: Request, state: &S) -> Result<T, WebhookRejection>
 where
     Receiver: FromRef<S>,
 {
     let receiver = Receiver::from_ref(state);
     let (parts, body) = with_peer(request).into_parts();
     let head = RawRequest::from_http_parts(&parts);
-    if let Some(rejected) = receiver.precheck(route, &head) {
-        return Err(rejected.into());
-    }
-    // Held while the body is buffered and verified.
-    let _permit = receiver.in_flight_permit().await;
-    let bytes = Bytes::from(read_limited(&receiver, route, &head, body).await?);
-    let raw = head.with_body(&bytes);
-    match check {
-        BodyCheck::JsonObject => receiver.authenticate(route, &raw),
-        BodyCheck::SignatureOnly => receiver.authenticate_signature(route, &raw),
-    }
-    .map_err(WebhookRejection)?;
-    Ok(bytes)
+    let mut body = HttpBodyChunks::new(body);
+    extract(Some(&receiver), &head, &mut body).await
 }
 
-fn invalid(route: RouteKind, body: &[u8], error: crate::ParseError) -> WebhookRejection {
-    let why = BadBody::from_parse_error(route, body, error);
-    Dispatched::from_reason(route, Reason::BadRequest(why)).into()
+macro_rules! from_request {
+    ($($extractor:ty),+) => {$(
+        impl<S> FromRequest<S> for $extractor
+        where
+            Receiver: FromRef<S>,
+            S: Send + Sync,
+        {
+            type Rejection = WebhookRejection;
+
+            async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+                extract_from(request, state).await
+            }
+        }
+    )+};
 }
 
-/// The raw body of a verified request: a JSON object, not parsed further (to
-/// store or queue as received, and parse later).
-///
-/// Needs a [`Receiver`] reachable from the router state ([`FromRef`]).
-#[derive(Debug, Clone)]
-pub struct VerifiedBody(pub Bytes);
-
-impl<S> FromRequest<S> for VerifiedBody
-where
-    Receiver: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = WebhookRejection;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        verified_bytes(state, RouteKind::Events, request, BodyCheck::JsonObject)
-            .await
-            .map(Self)
-    }
-}
-
-/// A verified, typed event from the event webhook.
-///
-/// Needs a [`Receiver`] reachable from the router state ([`FromRef`]).
-///
-/// ```no_run
-/// use axum::{Router, routing::post};
-/// use retell_webhooks::adapters::axum::VerifiedEvent;
-/// use retell_webhooks::dispatch::{Receiver, ReceiverConfig};
-/// use retell_webhooks::{Verifier, WebhookEvent};
-///
-/// async fn hook(VerifiedEvent(event): VerifiedEvent) -> axum::http::StatusCode {
-///     if let WebhookEvent::CallEnded(ended) = &event {
-///         let _ = ended; // store it
-///     }
-///     axum::http::StatusCode::NO_CONTENT
-/// }
-///
-/// # fn app() -> Result<Router, retell_webhooks::KeyError> {
-/// let receiver = Receiver::new(Verifier::new("key_from_the_dashboard")?, ReceiverConfig::new());
-/// let app: Router = Router::new().route("/retell", post(hook)).with_state(receiver);
-/// # Ok(app)
-/// # }
-/// ```
-#[derive(Debug, Clone)]
-pub struct VerifiedEvent(pub WebhookEvent);
-
-impl<S> FromRequest<S> for VerifiedEvent
-where
-    Receiver: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = WebhookRejection;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes =
-            verified_bytes(state, RouteKind::Events, request, BodyCheck::SignatureOnly).await?;
-        WebhookEvent::from_slice(&bytes)
-            .map(Self)
-            .map_err(|error| invalid(RouteKind::Events, &bytes, error))
-    }
-}
-
-/// A verified request on the event webhook URL: an event, or an inbound
-/// call/SMS webhook that expects a JSON answer.
-///
-/// Needs a [`Receiver`] reachable from the router state ([`FromRef`]).
-#[derive(Debug, Clone)]
-pub struct VerifiedIncoming(pub Incoming);
-
-impl<S> FromRequest<S> for VerifiedIncoming
-where
-    Receiver: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = WebhookRejection;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes =
-            verified_bytes(state, RouteKind::Events, request, BodyCheck::SignatureOnly).await?;
-        Incoming::from_slice(&bytes)
-            .map(Self)
-            .map_err(|error| invalid(RouteKind::Events, &bytes, error))
-    }
-}
+from_request!(VerifiedBody, VerifiedEvent, VerifiedIncoming);
 
 #[cfg(test)]
 mod tests {

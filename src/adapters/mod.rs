@@ -10,13 +10,9 @@ pub mod actix;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 
-/// How much of a verified body an extractor checks before handing it over.
 #[cfg(any(feature = "axum", feature = "actix"))]
-#[derive(Debug, Clone, Copy)]
-enum BodyCheck {
-    /// Raw-body extractors: the body must also be a JSON object.
-    JsonObject,
-    /// Typed extractors: their own parse rejects non-JSON bodies, so the body
-    /// is parsed once.
-    SignatureOnly,
-}
+mod extract;
+
+#[cfg(any(feature = "axum", feature = "actix"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "axum", feature = "actix"))))]
+pub use extract::{VerifiedBody, VerifiedEvent, VerifiedIncoming, WebhookRejection};

@@ -23,7 +23,6 @@ use crate::models::{
 use de::{Slot, strict_body};
 pub use kind::{EventKind, INBOUND_EVENTS, KNOWN_EVENTS, UnknownEventKind};
 use probe::failure;
-pub(crate) use probe::{Standalone, parse_standalone};
 
 /// An event delivered to the event webhook, chosen by its `event` name.
 ///

@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer};
 use super::de::strict_body;
 use super::{EventKind, Incoming, UnknownEvent, WebhookEvent};
 use crate::error::ParseError;
+use crate::models::{Call, Chat};
 
 /// Handles a failed parse (the rare path, so it may parse again).
 ///
@@ -99,17 +100,35 @@ impl<'de> Visitor<'de> for ProbeVisitor<'_> {
 
 /// Which id a standalone payload object carries at its top level.
 #[derive(Clone, Copy)]
-pub(crate) enum Standalone {
+enum Standalone {
     /// A bare Call object (`call_id`).
     Call,
     /// A bare Chat object (`chat_id`).
     Chat,
 }
 
+// The bare-object parsers live here, not in `models`: the models know nothing
+// of envelopes and their error reporting.
+impl Call {
+    /// Parses a bare Call object (not an event envelope), e.g. one stored on
+    /// its own. Errors name the JSON path and, when readable, the `call_id`.
+    pub fn from_slice(body: &[u8]) -> Result<Self, ParseError> {
+        parse_standalone(body, Standalone::Call)
+    }
+}
+
+impl Chat {
+    /// Parses a bare Chat object (not an event envelope), e.g. one stored on
+    /// its own. Errors name the JSON path and, when readable, the `chat_id`.
+    pub fn from_slice(body: &[u8]) -> Result<Self, ParseError> {
+        parse_standalone(body, Standalone::Chat)
+    }
+}
+
 /// Parses a bare payload object (a Call or Chat outside its envelope) with the
 /// same error reporting as the envelope: JSON path, position, and the id when
 /// it can be read.
-pub(crate) fn parse_standalone<T>(body: &[u8], subject: Standalone) -> Result<T, ParseError>
+fn parse_standalone<T>(body: &[u8], subject: Standalone) -> Result<T, ParseError>
 where
     T: serde::de::DeserializeOwned,
 {

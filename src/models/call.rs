@@ -127,12 +127,6 @@ model! {
 }
 
 impl Call {
-    /// Parses a bare Call object (not an event envelope), e.g. one stored on
-    /// its own. Errors name the JSON path and, when readable, the `call_id`.
-    pub fn from_slice(body: &[u8]) -> Result<Self, crate::ParseError> {
-        crate::events::parse_standalone(body, crate::events::Standalone::Call)
-    }
-
     /// A call with only its id set (useful in tests and for building payloads).
     pub fn new(call_id: impl Into<String>) -> Self {
         Self {

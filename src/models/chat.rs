@@ -62,12 +62,6 @@ model! {
 }
 
 impl Chat {
-    /// Parses a bare Chat object (not an event envelope), e.g. one stored on
-    /// its own. Errors name the JSON path and, when readable, the `chat_id`.
-    pub fn from_slice(body: &[u8]) -> Result<Self, crate::ParseError> {
-        crate::events::parse_standalone(body, crate::events::Standalone::Chat)
-    }
-
     /// A chat with only its id set.
     pub fn new(chat_id: impl Into<String>) -> Self {
         Self {

@@ -34,10 +34,6 @@ impl<'a> RawRequest<'a> {
     /// header map.
     #[must_use]
     pub fn from_http_headers(method: &'a str, headers: &'a HeaderMap) -> Self {
-        let content_length = headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
         Self::new(method, &[])
             .signature_values(
                 headers
@@ -57,7 +53,12 @@ impl<'a> RawRequest<'a> {
                     .iter()
                     .map(HeaderValue::as_bytes),
             )
-            .with_content_length(content_length)
+            .content_length_values(
+                headers
+                    .get_all(CONTENT_LENGTH)
+                    .iter()
+                    .map(HeaderValue::as_bytes),
+            )
     }
 }
 

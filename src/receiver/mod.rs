@@ -128,6 +128,8 @@ pub const UNAUTHORIZED_BODY: &[u8] = b"invalid or missing signature\n";
 
 mod body;
 mod config;
+#[cfg(any(feature = "tower", feature = "actix"))]
+mod flow;
 mod guard;
 mod handler;
 #[cfg(feature = "http")]
@@ -146,6 +148,8 @@ pub use crate::allowlist::*;
 #[allow(unused_imports)]
 pub(crate) use body::*;
 pub use config::*;
+#[cfg(any(feature = "tower", feature = "actix"))]
+pub(crate) use flow::{BodyCheck, BodyChunks};
 #[allow(unused_imports)]
 pub(crate) use guard::*;
 pub use handler::*;

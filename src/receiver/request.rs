@@ -154,6 +154,27 @@ impl<'a> RawRequest<'a> {
         self
     }
 
+    /// Sets `Content-Length` from the header's values as received: only exactly
+    /// one value of ASCII digits counts (servers refuse other framings before
+    /// this point; a value that is not plain digits is ignored here, never
+    /// guessed at).
+    #[must_use]
+    pub fn content_length_values<I>(self, values: I) -> Self
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let mut values = values.into_iter();
+        let length = match (values.next(), values.next()) {
+            (Some(digits), None) if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) => {
+                std::str::from_utf8(digits)
+                    .ok()
+                    .and_then(|d| d.parse().ok())
+            }
+            _ => None,
+        };
+        self.with_content_length(length)
+    }
+
     /// Sets the TCP peer address, for the source allowlist.
     #[must_use]
     pub fn with_peer(mut self, peer: Option<IpAddr>) -> Self {
