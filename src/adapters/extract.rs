@@ -37,6 +37,7 @@ impl WebhookRejection {
         *self.0
     }
 
+    #[cfg(feature = "actix")]
     pub(super) fn dispatched(&self) -> &Dispatched {
         &self.0
     }

@@ -1,6 +1,7 @@
 //! The cheap JSON-object check of a verified body.
 
-use super::*;
+use super::outcome::BadBody;
+use std::fmt;
 
 // ---------------------------------------------------------------------------
 // Body checks (only ever called on verified bytes)

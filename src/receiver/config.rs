@@ -1,6 +1,14 @@
 //! Routes, configuration and the key-mismatch monitor.
 
-use super::*;
+use super::{
+    DEFAULT_BODY_LIMIT, DEFAULT_FUNCTION_DEADLINE, DEFAULT_HANDLER_DEADLINE, DEFAULT_MAX_IN_FLIGHT,
+};
+use crate::allowlist::SourceAllowlist;
+use crate::dedupe::DedupeStore;
+use crate::{VerifyError, unix_ms};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 // ---------------------------------------------------------------------------
 // Configuration

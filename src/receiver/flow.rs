@@ -26,6 +26,7 @@ pub(crate) trait BodyChunks {
 }
 
 /// How much of a verified body an extractor checks before handing it over.
+#[cfg(any(feature = "axum", feature = "actix"))]
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum BodyCheck {
     /// Raw-body extractors: the body must also be a JSON object.
@@ -67,6 +68,7 @@ impl Receiver {
     /// What an extractor does: prechecks, an in-flight place while the body is
     /// read and verified, and the verified bytes. No deadline, no
     /// deduplication, no handler.
+    #[cfg(any(feature = "axum", feature = "actix"))]
     pub(crate) async fn receive_verified<B>(
         &self,
         route: RouteKind,

@@ -1,6 +1,9 @@
 //! Future plumbing: catching panics and racing the deadline.
 
-use super::*;
+use std::future::poll_fn;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
 
 // ---------------------------------------------------------------------------
 // Futures plumbing (no runtime needed)

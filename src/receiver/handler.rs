@@ -1,6 +1,12 @@
 //! The handler trait: one method per event or request.
 
-use super::*;
+use crate::{
+    CallEvent, ChatEvent, FunctionRequest, FunctionResponse, InboundCallRequest,
+    InboundChatRequest, InboundResponse, ParseError, TranscriptUpdatedEvent, TransferEvent,
+    UnknownEvent,
+};
+use std::fmt;
+use std::sync::Arc;
 
 // ---------------------------------------------------------------------------
 // Handler trait

@@ -75,23 +75,7 @@
 //! # }
 //! ```
 
-use std::fmt;
-use std::future::{Future, poll_fn};
-use std::net::IpAddr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::{Pin, pin};
-use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
-
-use crate::dedupe::{Begin, DedupeKey, DedupeStore, Ticket};
-use crate::models::{FunctionMethod, FunctionRequest};
-use crate::signature::{Verifier, VerifyError, unix_ms};
-use crate::{
-    CallEvent, ChatEvent, FunctionCall, FunctionResponse, InboundCallRequest, InboundChatRequest,
-    InboundResponse, Incoming, ParseError, ParseErrorKind, TranscriptUpdatedEvent, TransferEvent,
-    UnknownEvent, WebhookEvent,
-};
+use std::time::Duration;
 
 /// Default body limit: 8 MiB (8 388 608 bytes).
 ///
@@ -148,8 +132,10 @@ pub use crate::allowlist::*;
 #[allow(unused_imports)]
 pub(crate) use body::*;
 pub use config::*;
+#[cfg(any(feature = "axum", feature = "actix"))]
+pub(crate) use flow::BodyCheck;
 #[cfg(any(feature = "tower", feature = "actix"))]
-pub(crate) use flow::{BodyCheck, BodyChunks};
+pub(crate) use flow::BodyChunks;
 #[allow(unused_imports)]
 pub(crate) use guard::*;
 pub use handler::*;

@@ -1,6 +1,13 @@
 //! Responses, reasons and outcomes: the status policy in one place.
 
-use super::*;
+use super::TEXT_PLAIN;
+use super::UNAUTHORIZED_BODY;
+use super::body::check_json_object;
+use super::config::RouteKind;
+use super::pipeline::Ids;
+use crate::allowlist::SourceRejection;
+use crate::{ParseError, ParseErrorKind, VerifyError};
+use std::fmt;
 
 // ---------------------------------------------------------------------------
 // Response and outcome

@@ -1,6 +1,22 @@
 //! The entry points: precheck, authenticate, dispatch.
 
-use super::*;
+use super::APPLICATION_JSON;
+#[cfg(test)]
+use super::body::JSON_PARSES;
+use super::body::check_json_object;
+use super::config::{ReceiverConfig, RouteKind};
+use super::guard::{CatchUnwind, Panicked, Raced, race};
+use super::handler::{Fallback, WebhookHandler};
+use super::outcome::{BadBody, Dispatched, Reason, WebhookResponse};
+use super::request::{RawRequest, SignatureHeader};
+use super::state::Receiver;
+use crate::dedupe::{Begin, DedupeKey, DedupeStore, Ticket};
+use crate::{
+    FunctionCall, FunctionMethod, FunctionRequest, InboundResponse, Incoming, ParseError, Verifier,
+    VerifyError, WebhookEvent,
+};
+use std::sync::Arc;
+use std::time::Duration;
 
 // ---------------------------------------------------------------------------
 // Entry points

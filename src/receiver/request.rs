@@ -1,6 +1,8 @@
 //! The framework-agnostic request: head, signature header, body.
 
-use super::*;
+use crate::allowlist::trim_ows;
+use std::fmt;
+use std::net::IpAddr;
 
 // ---------------------------------------------------------------------------
 // Request

@@ -1,7 +1,10 @@
 //! [`Receiver`]: the verifier, the configuration and the runtime state.
 
+use super::config::{MismatchMonitor, ReceiverConfig};
 use super::permits::{Permit, Permits};
-use super::*;
+use crate::Verifier;
+use std::fmt;
+use std::sync::Arc;
 
 /// Receives Retell's requests: built once from a [`Verifier`] and a
 /// [`ReceiverConfig`], cheap to clone (one `Arc`), and shared by every route,

@@ -1,7 +1,19 @@
 use super::*;
+use crate::dedupe::{Begin, DedupeKey, DedupeStore, Ticket};
 use crate::sign;
+use crate::{
+    CallEvent, ChatEvent, FunctionMethod, FunctionRequest, FunctionResponse, InboundCallRequest,
+    InboundChatRequest, InboundResponse, ParseError, TranscriptUpdatedEvent, TransferEvent,
+    UnknownEvent, Verifier, VerifyError,
+};
+use std::fmt;
+use std::future::poll_fn;
+use std::net::IpAddr;
+use std::pin::pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Waker;
+use std::task::{Context, Poll};
 
 type IsVerifyError = fn(&VerifyError) -> bool;
 type IsBadBody = fn(&BadBody) -> bool;

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 
-use super::*;
+use super::handler::WebhookHandler;
+use crate::{FunctionRequest, FunctionResponse};
+use std::fmt;
 
 type ToolFuture<E> = Pin<Box<dyn Future<Output = Result<FunctionResponse, E>> + Send>>;
 type Tool<E> = Box<dyn Fn(FunctionRequest) -> ToolFuture<E> + Send + Sync>;
