@@ -523,7 +523,7 @@ impl Verifier {
         matched.into()
     }
 
-    fn check_window(&self, timestamp_ms: u64, now_ms: u64) -> Result<(), VerifyError> {
+    pub(crate) fn check_window(&self, timestamp_ms: u64, now_ms: u64) -> Result<(), VerifyError> {
         let skew_ms = now_ms.abs_diff(timestamp_ms);
         if skew_ms <= self.tolerance_ms {
             return Ok(());

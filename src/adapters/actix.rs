@@ -255,24 +255,42 @@ struct Endpoint<H> {
 impl<H: WebhookHandler + 'static> Endpoint<H> {
     async fn serve(&self, req: &HttpRequest, payload: dev::Payload) -> HttpResponse {
         let head = RequestHead::of(req);
-        let mut body = PayloadChunks(payload);
+        let mut body = PayloadChunks::new(payload);
         let done = self
             .receiver
             .receive(&self.handler, self.route, &head.raw_request(), &mut body)
             .await;
-        // A 413 closes the connection: hand the unread body to the response.
-        into_response(done, Some(body.0))
+        into_response(done, body.unread())
     }
 }
 
 /// actix-web's payload as the chunks the receiver's flow reads.
-struct PayloadChunks(dev::Payload);
+struct PayloadChunks {
+    payload: dev::Payload,
+    finished: bool,
+}
+
+impl PayloadChunks {
+    fn new(payload: dev::Payload) -> Self {
+        Self {
+            payload,
+            finished: false,
+        }
+    }
+
+    /// The payload, if it was not read to its end (the answer came first).
+    fn unread(self) -> Option<dev::Payload> {
+        (!self.finished).then_some(self.payload)
+    }
+}
 
 impl BodyChunks for PayloadChunks {
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, ()>>> {
-        Pin::new(&mut self.0)
-            .poll_next(cx)
-            .map(|chunk| chunk.map(|read| read.map_err(drop)))
+        let next = Pin::new(&mut self.payload).poll_next(cx);
+        if let Poll::Ready(None) = next {
+            self.finished = true;
+        }
+        next.map(|chunk| chunk.map(|read| read.map_err(drop)))
     }
 }
 
@@ -299,7 +317,7 @@ async fn extract_from<T: Extract>(
 ) -> Result<T, WebhookRejection> {
     let receiver = find_receiver(&req);
     let head = RequestHead::of(&req);
-    let mut body = PayloadChunks(payload);
+    let mut body = PayloadChunks::new(payload);
     extract(receiver, &head.raw_request(), &mut body).await
 }
 
@@ -367,9 +385,11 @@ fn values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a [u8]> {
 
 /// Keeps an unread request body alive until the response has been written.
 ///
-/// actix-web discards ("drains") the rest of a chunked body whose payload was
-/// dropped, however long it is; while the payload is still referenced it closes
-/// the connection after the response instead.
+/// actix-web discards ("drains") the rest of a body whose payload was dropped,
+/// however long it takes to arrive; while the payload is still referenced it
+/// closes the connection after the response instead. A request answered
+/// before its body was read (`401` on its head, `413`, `408`) must not keep
+/// its connection busy.
 struct UnreadBody {
     _payload: dev::Payload,
 }
@@ -385,11 +405,11 @@ fn into_response(done: Dispatched, unread: Option<dev::Payload>) -> HttpResponse
     for (name, value) in response.headers() {
         builder.insert_header((name, value));
     }
-    if code == StatusCode::PAYLOAD_TOO_LARGE {
+    if unread.is_some() {
         builder.force_close();
     }
     let mut res = builder.body(response.into_body());
-    if let Some(payload) = unread.filter(|_| code == StatusCode::PAYLOAD_TOO_LARGE) {
+    if let Some(payload) = unread {
         res.extensions_mut()
             .insert(UnreadBody { _payload: payload });
     }

@@ -241,22 +241,28 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         let before = json_parses();
+        let now = crate::unix_ms(std::time::SystemTime::now()).unwrap_or_default();
+        // Fresh but forged: the body is read and its digest computed.
+        let forged = format!(
+            "X-Retell-Signature: {}\r\n",
+            crate::sign(b"x", "key_other", now)
+        );
         for body in hostile_bodies() {
-            for signature in [
-                "",
-                "X-Retell-Signature: v=1785423600000,d=0000000000000000000000000000000000000000000000000000000000000000\r\n",
-            ] {
+            for signature in ["", forged.as_str()] {
                 let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
                 let head = format!(
                     "POST /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{signature}Content-Length: {}\r\n\r\n",
                     body.len()
                 );
                 stream.write_all(head.as_bytes()).await.unwrap();
-                stream.write_all(&body).await.unwrap();
+                // Without a signature the answer comes before the body is
+                // read and the server may close while it is being sent.
+                let _ = stream.write_all(&body).await;
                 let mut reply = Vec::new();
-                stream.read_to_end(&mut reply).await.unwrap();
+                let _ = stream.read_to_end(&mut reply).await;
                 assert!(
-                    reply.starts_with(b"HTTP/1.1 401"),
+                    reply.starts_with(b"HTTP/1.1 401")
+                        || (signature.is_empty() && reply.is_empty()),
                     "{}",
                     String::from_utf8_lossy(&reply)
                 );
@@ -268,7 +274,6 @@ mod tests {
             "an unverified body reached the JSON parser"
         );
         // Control: a signed body does reach the parser on this thread.
-        let now = crate::unix_ms(std::time::SystemTime::now()).unwrap_or_default();
         let signed = format!(
             "X-Retell-Signature: {}\r\n",
             crate::sign(b"{}", "key_unit", now)

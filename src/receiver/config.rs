@@ -1,7 +1,8 @@
 //! Routes, configuration and the key-mismatch monitor.
 
 use super::{
-    DEFAULT_BODY_LIMIT, DEFAULT_FUNCTION_DEADLINE, DEFAULT_HANDLER_DEADLINE, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_FUNCTION_DEADLINE,
+    DEFAULT_HANDLER_DEADLINE, DEFAULT_MAX_IN_FLIGHT,
 };
 use crate::allowlist::SourceAllowlist;
 use crate::dedupe::DedupeStore;
@@ -60,9 +61,10 @@ pub(crate) enum Clock {
 /// | setting | default | why |
 /// |---|---|---|
 /// | [`body_limit`](Self::body_limit) | [`DEFAULT_BODY_LIMIT`] (8 MiB) | long calls produce ~3 MiB bodies; framework defaults (axum 2 MiB, actix-web 256 KiB) would drop them |
-/// | [`handler_deadline`](Self::handler_deadline) | [`DEFAULT_HANDLER_DEADLINE`] (9 s) | under Retell's 10 s timeout, so a retry never overlaps a running handler |
+/// | [`handler_deadline`](Self::handler_deadline) | [`DEFAULT_HANDLER_DEADLINE`] (9 s) | under Retell's 10 s timeout, so a retry never overlaps a running handler; the adapters measure it from the request's arrival, so it bounds the answer |
 /// | [`function_deadline`](Self::function_deadline) | [`DEFAULT_FUNCTION_DEADLINE`] (120 s) | Retell's default tool timeout for custom functions |
-/// | [`max_in_flight`](Self::max_in_flight) | [`DEFAULT_MAX_IN_FLIGHT`] (32) | bounds the bodies adapters buffer at once (32 × 8 MiB); later requests wait |
+/// | [`max_in_flight`](Self::max_in_flight) | [`DEFAULT_MAX_IN_FLIGHT`] (32) | bounds the verified requests handled at once, and the body bytes buffered at once ([`body_budget`](Self::body_budget), 32 × 8 MiB); later requests wait within their deadline |
+/// | [`body_read_timeout`](Self::body_read_timeout) | [`DEFAULT_BODY_READ_TIMEOUT`] (5 s) | a client that trickles its body is cut off (`408`) long before Retell's 10 s |
 /// | clock | the system clock | injectable with [`with_clock`](Self::with_clock) for tests |
 /// | [`source_allowlist`](Self::source_allowlist) | off | the signature is the authority; an allowlist only adds defence in depth |
 /// | [`dedupe`](Self::dedupe) | off | process each event once although Retell redelivers it; see [`crate::dedupe`] |
@@ -74,6 +76,7 @@ pub struct ReceiverConfig {
     pub(crate) handler_deadline: Duration,
     pub(crate) function_deadline: Duration,
     pub(crate) max_in_flight: usize,
+    pub(crate) body_read_timeout: Duration,
     pub(crate) clock: Clock,
     pub(crate) source_allowlist: Option<SourceAllowlist>,
     pub(crate) dedupe: Option<Arc<dyn DedupeStore>>,
@@ -142,6 +145,7 @@ impl ReceiverConfig {
             handler_deadline: DEFAULT_HANDLER_DEADLINE,
             function_deadline: DEFAULT_FUNCTION_DEADLINE,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             clock: Clock::System,
             source_allowlist: None,
             dedupe: None,
@@ -155,15 +159,27 @@ impl ReceiverConfig {
         self
     }
 
-    /// Sets how many requests are read and handled at once (at least 1;
+    /// Sets how many verified requests are handled at once (at least 1;
     /// default [`DEFAULT_MAX_IN_FLIGHT`]), over every clone of the
-    /// [`Receiver`]. The adapters and the tower service take a place once a
-    /// request's head has passed the cheap checks, and hold it while they read
-    /// and handle; further requests wait before their body is read.
-    /// [`Receiver::dispatch`] itself does not wait for a place.
+    /// [`Receiver`]. The adapters and the tower service take a place only once
+    /// a request's signature is verified, so requests that cannot prove where
+    /// they come from never hold one; a delivery that finds no place within its
+    /// deadline is answered `503`. It also sizes the budget of body bytes read
+    /// at once ([`body_budget`](Self::body_budget)). [`Receiver::dispatch`]
+    /// itself does not wait for a place.
     #[must_use]
     pub fn with_max_in_flight(mut self, requests: usize) -> Self {
         self.max_in_flight = requests.max(1);
+        self
+    }
+
+    /// Sets how long the adapters wait for a whole body (default
+    /// [`DEFAULT_BODY_READ_TIMEOUT`]); a body that takes longer is answered
+    /// `408` and its connection closed, so a client that trickles its body
+    /// holds nothing for long.
+    #[must_use]
+    pub fn with_body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
         self
     }
 
@@ -260,10 +276,26 @@ impl ReceiverConfig {
         }
     }
 
-    /// How many requests the adapters read and handle at once.
+    /// How many verified requests the adapters handle at once.
     #[must_use]
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight
+    }
+
+    /// How long the adapters wait for a whole body.
+    #[must_use]
+    pub fn body_read_timeout(&self) -> Duration {
+        self.body_read_timeout
+    }
+
+    /// Body bytes the adapters buffer at once, over every request being read
+    /// or handled: [`max_in_flight`](Self::max_in_flight) ×
+    /// [`body_limit`](Self::body_limit) (256 MiB by default). A request waits
+    /// for its share before reading (its `Content-Length`, or as a chunked
+    /// body grows), within its deadline.
+    #[must_use]
+    pub fn body_budget(&self) -> usize {
+        self.max_in_flight.saturating_mul(self.body_limit).max(1)
     }
 
     /// The source allowlist, if one is configured.
@@ -288,6 +320,7 @@ impl fmt::Debug for ReceiverConfig {
             .field("handler_deadline", &self.handler_deadline)
             .field("function_deadline", &self.function_deadline)
             .field("max_in_flight", &self.max_in_flight)
+            .field("body_read_timeout", &self.body_read_timeout)
             .field(
                 "clock",
                 &match self.clock {

@@ -96,13 +96,20 @@ pub const DEFAULT_HANDLER_DEADLINE: Duration = Duration::from_secs(9);
 /// `timeout_ms`.
 pub const DEFAULT_FUNCTION_DEADLINE: Duration = Duration::from_secs(120);
 
-/// Default cap on requests an adapter handles at once: 32.
+/// Default cap on verified requests an adapter handles at once: 32.
 ///
-/// Each request in flight may hold up to the body limit in memory, so the cap
-/// bounds buffered bodies at 32 × 8 MiB = 256 MiB by default. Requests over the
-/// cap wait (their bodies stay unread in the socket) rather than fail: Retell
-/// would only retry them.
+/// It also sizes the budget of body bytes buffered at once: 32 × 8 MiB =
+/// 256 MiB by default. Requests over the cap wait (within their deadline)
+/// rather than fail: Retell would only retry them.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
+
+/// Default time the adapters wait for a whole body: 5 seconds.
+///
+/// Retell sends its largest bodies (a few MiB) in well under a second; a
+/// client still sending after 5 seconds is answered `408` and cut off, which
+/// leaves time within Retell's 10 seconds to answer deliveries waiting behind
+/// it.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 const APPLICATION_JSON: &str = "application/json";

@@ -175,6 +175,10 @@ pub enum Reason {
     /// The adapter could not read the whole body (client went away, malformed
     /// chunked encoding, `Content-Length` longer than what was sent) (`400`).
     BodyReadFailed,
+    /// The body did not arrive within
+    /// [`ReceiverConfig::body_read_timeout`](super::ReceiverConfig::body_read_timeout)
+    /// (`408`; the connection is closed).
+    BodyReadTimeout,
     /// The body (or its `Content-Length`) is over the limit (`413`).
     PayloadTooLarge {
         /// The configured limit in bytes.
@@ -190,7 +194,9 @@ pub enum Reason {
     HandlerPanicked,
     /// The handler's answer could not be serialized (`500`).
     AnswerNotSerializable,
-    /// The handler did not finish within the deadline (`503`).
+    /// The request was not answered within its deadline (`503`): the handler
+    /// ran out of time, or, in the adapters, no in-flight place or body budget
+    /// freed up in time.
     DeadlineExceeded,
     /// The adapter has no verifier or handler configured (`500`, fail closed).
     NotConfigured,
@@ -213,13 +219,14 @@ impl fmt::Display for Reason {
                 f.write_str("unsupported Content-Encoding (only identity is accepted)")
             }
             Self::BodyReadFailed => f.write_str("request body could not be read"),
+            Self::BodyReadTimeout => f.write_str("request body not received in time"),
             Self::PayloadTooLarge { limit } => write!(f, "body over the {limit}-byte limit"),
             Self::Unauthorized(why) => write!(f, "unauthorized: {why}"),
             Self::BadRequest(why) => write!(f, "bad request: {why}"),
             Self::HandlerFailed(why) => write!(f, "handler error: {why}"),
             Self::HandlerPanicked => f.write_str("handler panicked"),
             Self::AnswerNotSerializable => f.write_str("handler answer could not be serialized"),
-            Self::DeadlineExceeded => f.write_str("handler deadline exceeded"),
+            Self::DeadlineExceeded => f.write_str("deadline exceeded"),
             Self::NotConfigured => f.write_str("receiver not configured (no verifier or handler)"),
         }
     }
@@ -365,6 +372,7 @@ impl Dispatched {
             Reason::BadRequest(_) | Reason::BodyReadFailed => {
                 WebhookResponse::text(400, b"bad request\n")
             }
+            Reason::BodyReadTimeout => WebhookResponse::text(408, b"request timeout\n"),
             Reason::HandlerFailed(_)
             | Reason::HandlerPanicked
             | Reason::AnswerNotSerializable

@@ -1,8 +1,9 @@
-//! A counting semaphore without a runtime: the receiver's in-flight cap.
+//! A counting semaphore without a runtime: the receiver's in-flight cap, and
+//! its budget of body bytes being read.
 //!
 //! The core must run on any executor (and on wasm), so it cannot use tokio's
-//! semaphore. This one is small because it only needs what the cap needs:
-//! wait for a place, hold it until dropped.
+//! semaphore. This one is small because it only needs what the caps need:
+//! wait for some units, hold them until dropped.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,15 +46,25 @@ impl Permits {
 
     /// Waits for a place.
     pub(crate) fn acquire(self: &Arc<Self>) -> Acquire {
+        self.acquire_many(1)
+    }
+
+    /// Waits until `units` are free at once (never more than were created:
+    /// callers ask for at most that).
+    pub(crate) fn acquire_many(self: &Arc<Self>, units: usize) -> Acquire {
         Acquire {
             permits: Arc::clone(self),
+            units,
         }
     }
 
-    fn release(&self) {
+    fn release(&self, units: usize) {
+        if units == 0 {
+            return;
+        }
         let waiting = {
             let mut state = self.lock();
-            state.available += 1;
+            state.available += units;
             std::mem::take(&mut state.waiting)
         };
         for waker in waiting {
@@ -65,6 +76,7 @@ impl Permits {
 /// The future of [`Permits::acquire`].
 pub(crate) struct Acquire {
     permits: Arc<Permits>,
+    units: usize,
 }
 
 impl Future for Acquire {
@@ -72,11 +84,12 @@ impl Future for Acquire {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Permit> {
         let mut state = self.permits.lock();
-        if state.available > 0 {
-            state.available -= 1;
+        if state.available >= self.units {
+            state.available -= self.units;
             drop(state);
             return Poll::Ready(Permit {
                 permits: Arc::clone(&self.permits),
+                units: self.units,
             });
         }
         if !state.waiting.iter().any(|w| w.will_wake(cx.waker())) {
@@ -90,10 +103,23 @@ impl Future for Acquire {
 #[derive(Debug)]
 pub struct Permit {
     permits: Arc<Permits>,
+    units: usize,
+}
+
+impl Permit {
+    /// How many units it holds.
+    pub(crate) fn units(&self) -> usize {
+        self.units
+    }
+
+    /// Adds the units of `other` (from the same semaphore) to this permit.
+    pub(crate) fn absorb(&mut self, mut other: Permit) {
+        self.units += std::mem::take(&mut other.units);
+    }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.permits.release();
+        self.permits.release(self.units);
     }
 }

@@ -12,8 +12,8 @@ use super::request::{RawRequest, SignatureHeader};
 use super::state::Receiver;
 use crate::dedupe::{Begin, DedupeKey, DedupeStore, Ticket};
 use crate::{
-    FunctionCall, FunctionMethod, FunctionRequest, InboundResponse, Incoming, ParseError, Verifier,
-    VerifyError, WebhookEvent,
+    FunctionCall, FunctionMethod, FunctionRequest, InboundResponse, Incoming, ParseError,
+    Signature, Verifier, VerifyError, WebhookEvent,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,9 +24,10 @@ use std::time::Duration;
 
 impl Receiver {
     /// Checks everything that does not need the body: configuration (`500`),
-    /// source allowlist (`403`), method (`405`), `Content-Encoding` (`415`)
-    /// and `Content-Length` against the limit (`413`). Returns `Some` with the
-    /// rejection, `None` to go on.
+    /// source allowlist (`403`), method (`405`), `Content-Encoding` (`415`),
+    /// `Content-Length` against the limit (`413`), and the signature header:
+    /// present once, well formed, timestamp within the window (`401`). Returns
+    /// `Some` with the rejection, `None` to go on.
     ///
     /// Adapters call it before reading the body; [`Receiver::dispatch`] runs it
     /// again, so calling it is an optimisation, never a requirement.
@@ -61,7 +62,27 @@ impl Receiver {
                 Reason::PayloadTooLarge { limit },
             ));
         }
+        // A missing, malformed or stale signature is refused before the body
+        // is read, so such a request never waits for (or holds) anything.
+        if let Err(why) = self.check_signature_head(request) {
+            return Some(Dispatched::from_reason(route, Reason::Unauthorized(why)));
+        }
         None
+    }
+
+    /// The part of the signature check that needs no body: one header, well
+    /// formed, its timestamp within the window.
+    fn check_signature_head(&self, request: &RawRequest<'_>) -> Result<(), VerifyError> {
+        let Some(verifier) = self.verifier() else {
+            return Ok(());
+        };
+        let header = match request.signature {
+            SignatureHeader::Absent => return Err(VerifyError::MissingSignature),
+            SignatureHeader::Several => return Err(VerifyError::DuplicateSignature),
+            SignatureHeader::One(value) => value,
+        };
+        let signature = Signature::parse_bytes(header)?;
+        verifier.check_window(signature.timestamp_ms(), self.config().now_ms()?)
     }
 
     /// Runs every check up to and including "the verified body is a JSON
@@ -157,10 +178,26 @@ where
     H: WebhookHandler + ?Sized,
     D: Future<Output = ()> + Send,
 {
-    let config = receiver.config();
     if let Err(rejected) = receiver.authenticate_signature(route, request) {
         return *rejected;
     }
+    handle_verified(receiver, handler, route, request, deadline).await
+}
+
+/// Parses a body whose signature was verified, claims its dedupe key and runs
+/// the handler until `deadline`.
+pub(crate) async fn handle_verified<H, D>(
+    receiver: &Receiver,
+    handler: &H,
+    route: RouteKind,
+    request: &RawRequest<'_>,
+    deadline: D,
+) -> Dispatched
+where
+    H: WebhookHandler + ?Sized,
+    D: Future<Output = ()> + Send,
+{
+    let config = receiver.config();
     // The body is authentic from here on; only now is it parsed, once.
     let body = request.body;
     #[cfg(test)]

@@ -54,6 +54,10 @@ struct Inner {
     config: ReceiverConfig,
     mismatches: MismatchMonitor,
     permits: Arc<Permits>,
+    /// Body bytes being read at once, over every request: reading takes bytes
+    /// from here, not an in-flight place, so requests that have not proven
+    /// their signature cannot hold the places signed deliveries need.
+    body_budget: Arc<Permits>,
 }
 
 impl Receiver {
@@ -73,12 +77,14 @@ impl Receiver {
 
     fn build(verifier: Option<Verifier>, config: ReceiverConfig) -> Self {
         let permits = Arc::new(Permits::new(config.max_in_flight()));
+        let body_budget = Arc::new(Permits::new(config.body_budget()));
         Self {
             inner: Arc::new(Inner {
                 verifier,
                 config,
                 mismatches: MismatchMonitor::default(),
                 permits,
+                body_budget,
             }),
         }
     }
@@ -121,6 +127,12 @@ impl Receiver {
     #[must_use]
     pub fn available_permits(&self) -> usize {
         self.inner.permits.available()
+    }
+
+    /// Waits until `bytes` of the body budget are free.
+    #[cfg(any(feature = "tower", feature = "actix"))]
+    pub(crate) fn body_bytes(&self, bytes: usize) -> impl Future<Output = Permit> + Send + 'static {
+        self.inner.body_budget.acquire_many(bytes)
     }
 
     pub(crate) fn mismatches(&self) -> &MismatchMonitor {

@@ -282,7 +282,10 @@ fn body_over_limit_is_413_from_length_or_content_length() {
         .precheck(RouteKind::Events, &declared)
         .unwrap();
     assert_eq!(pre.response.status(), 413);
-    let fine = RawRequest::post(b"").with_content_length(Some(limit as u64));
+    let header = signed(CALL_ENDED);
+    let fine = RawRequest::post(b"")
+        .with_content_length(Some(limit as u64))
+        .signature_values([header.as_bytes()]);
     assert!(
         Receiver::new(verifier(), small.clone())
             .precheck(RouteKind::Events, &fine)

@@ -20,12 +20,13 @@ use crate::receivers::{
 const LIMIT: usize = 8 * 1024 * 1024;
 const HUNDRED_MIB: usize = 100 * 1024 * 1024;
 
-/// D3 / D4: 100 MiB unsigned, with `Content-Length` and chunked: `413`, and the
-/// server stops reading. Proof: the client's writes start failing (the server
+/// D3 / D4: 100 MiB with a forged signature (well formed and fresh, so the
+/// head passes; the digest is wrong), with `Content-Length` and chunked:
+/// `413`, and the server stops reading. Proof: the client's writes start failing (the server
 /// closed the connection) before the whole request is written, and by then it
 /// had written at most the limit plus what the socket buffers hold.
 #[tokio::test]
-async fn d3_d4_hundred_mib_unsigned_is_413_and_the_server_stops_reading() {
+async fn d3_d4_hundred_mib_forged_is_413_and_the_server_stops_reading() {
     let body = vec![b'a'; HUNDRED_MIB];
     for via in http_vias() {
         let receiver = Receiver::start(via, Probe::new(Behaviour::Ok), config()).await;
@@ -36,8 +37,10 @@ async fn d3_d4_hundred_mib_unsigned_is_413_and_the_server_stops_reading() {
             (Framing::Chunked, "chunked", LIMIT + 32 * 1024 * 1024),
         ] {
             let started = std::time::Instant::now();
+            let forged = signature(b"some other body");
+            let headers = [("X-Retell-Signature", forged.as_str())];
             let reply =
-                send_raw_to_the_end(receiver.addr(), "POST", PATH, &[], &body, framing).await;
+                send_raw_to_the_end(receiver.addr(), "POST", PATH, &headers, &body, framing).await;
             println!(
                 "D3/D4 {name} via {via}: 413 after {} of {} bytes sent, {} written in all, {:?}",
                 reply.sent,
