@@ -146,29 +146,38 @@ fn memory_dedupe_expires_a_done_key_exactly_at_the_injected_ttl() {
     let (now, clock) = manual_clock(T0);
     let store = MemoryDedupe::with_limits(100, Duration::from_millis(TTL_MS)).with_clock(clock);
 
-    let Begin::Fresh(ticket) = store.begin_now(&key(), LEASE) else {
+    let Ok(Begin::Fresh(ticket)) = store.begin_now(&key(), LEASE) else {
         panic!("first delivery was not fresh")
     };
     now.store(T0 + 1_234, Ordering::SeqCst);
-    store.finish_now(&key(), ticket);
+    assert!(store.finish_now(&key(), ticket));
     let done_at = T0 + 1_234;
 
     now.store(done_at + TTL_MS - 1, Ordering::SeqCst);
-    assert_eq!(store.begin_now(&key(), LEASE), Begin::Done);
+    assert_eq!(store.begin_now(&key(), LEASE), Ok(Begin::Done));
     assert_eq!(store.len(), 1);
     now.store(done_at + TTL_MS, Ordering::SeqCst);
-    assert!(matches!(store.begin_now(&key(), LEASE), Begin::Fresh(_)));
+    assert!(matches!(
+        store.begin_now(&key(), LEASE),
+        Ok(Begin::Fresh(_))
+    ));
 }
 
 #[test]
 fn memory_dedupe_lease_follows_the_injected_clock() {
     let (now, clock) = manual_clock(T0);
     let store = MemoryDedupe::new().with_clock(clock);
-    assert!(matches!(store.begin_now(&key(), LEASE), Begin::Fresh(_)));
+    assert!(matches!(
+        store.begin_now(&key(), LEASE),
+        Ok(Begin::Fresh(_))
+    ));
     now.store(T0 + 9_999, Ordering::SeqCst);
-    assert_eq!(store.begin_now(&key(), LEASE), Begin::InFlight);
+    assert_eq!(store.begin_now(&key(), LEASE), Ok(Begin::InFlight));
     now.store(T0 + 10_000, Ordering::SeqCst);
-    assert!(matches!(store.begin_now(&key(), LEASE), Begin::Fresh(_)));
+    assert!(matches!(
+        store.begin_now(&key(), LEASE),
+        Ok(Begin::Fresh(_))
+    ));
 }
 
 /// Polls a future that must be ready at once (`MemoryDedupe`'s are).
