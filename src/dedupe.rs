@@ -78,14 +78,14 @@
 //!
 //! # Cancelled requests
 //!
-//! When the client goes away, the HTTP server drops the request future: the
-//! key is neither finished nor released, and stays in flight until its lease
-//! ends (the handler deadline plus one second). A retry meanwhile gets `409`
-//! and Retell tries again later; none is lost.
-//!
-//! [`DedupeStore::abandon`] is the hook for that case: a synchronous release,
-//! callable from a destructor. [`MemoryDedupe`] frees the key at once; a store
-//! that keeps the default leaves it to the lease.
+//! When the client goes away, hyper (under axum and the tower service) drops
+//! the request future. The receiver then calls [`DedupeStore::abandon`], a
+//! synchronous release callable from a destructor: [`MemoryDedupe`] frees the
+//! key at once, so Retell's next attempt is processed; a store that keeps the
+//! default leaves the key in flight until its lease ends (the handler deadline
+//! plus one second), and retries meanwhile get `409` and come again later.
+//! actix-web keeps running a handler whose client left, so its key stays
+//! claimed by work that is still going on, and its outcome stands.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;

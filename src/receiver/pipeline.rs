@@ -15,6 +15,7 @@ use crate::{
     FunctionCall, FunctionMethod, FunctionRequest, InboundResponse, Incoming, ParseError,
     Signature, Verifier, VerifyError, WebhookEvent,
 };
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -230,6 +231,13 @@ where
         Ok(claim) => claim,
         Err(reason) => return Dispatched::from_reason(route, reason).with_ids(&ids),
     };
+    // If this future is dropped from here on (the client went away), the key
+    // is handed back at once instead of blocking retries until its lease ends.
+    let mut abandon = Abandon {
+        claim: claim
+            .as_ref()
+            .map(|(store, key, ticket)| (*store, *key, *ticket)),
+    };
     // The handler's error is rendered (and dropped) inside `CatchUnwind` too:
     // its `Display` is handler code as well.
     let run = CatchUnwind::new(async move {
@@ -279,7 +287,28 @@ where
         })
         .await;
     }
+    abandon.disarm();
     done.with_ids(&ids)
+}
+
+/// Calls [`DedupeStore::abandon`] if dropped before [`disarm`](Self::disarm).
+struct Abandon<'a> {
+    claim: Option<(&'a Arc<dyn DedupeStore>, DedupeKey, Ticket)>,
+}
+
+impl Abandon<'_> {
+    fn disarm(&mut self) {
+        self.claim = None;
+    }
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if let Some((store, key, ticket)) = self.claim.take() {
+            // Store code running in a destructor: a panic must not escape.
+            let _ = catch_unwind(AssertUnwindSafe(|| store.abandon(&key, ticket)));
+        }
+    }
 }
 
 pub(crate) type Claim<'a> = Option<(&'a Arc<dyn DedupeStore>, DedupeKey, Ticket)>;

@@ -10,6 +10,7 @@
 //! | [`body`] | §2 D, D1–D11 |
 //! | [`idempotency`] | §2 G L3, H R4–R6, R8, R9 |
 //! | [`load`] | §2 G L1–L5 |
+//! | [`hostile_load`] | slow and stalled clients, the answer deadline, dropped clients |
 //! | [`secrets`] | §2 I S1–S3, S5 |
 //! | [`allowlist`] | source allowlist: TCP peer, `X-Forwarded-For` |
 //! | [`parity`] | one answer per request, whichever receiver |
@@ -22,6 +23,7 @@ mod receivers;
 mod allowlist;
 mod body;
 mod hostile_json;
+mod hostile_load;
 mod idempotency;
 mod load;
 mod parity;
