@@ -93,10 +93,12 @@ async fn stalled_and_trickling_clients_do_not_starve_signed_deliveries() {
             replies.push(tokio::spawn(async move {
                 let (mut read, mut write) = stream.into_split();
                 let trickle = tokio::spawn(async move {
-                    while how == Attack::ForgedTrickle {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        if write.write_all(b" ").await.is_err() {
-                            break;
+                    if how == Attack::ForgedTrickle {
+                        loop {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            if write.write_all(b" ").await.is_err() {
+                                break;
+                            }
                         }
                     }
                     // Keeps the write side open.
