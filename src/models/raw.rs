@@ -373,7 +373,11 @@ const LINEAR_KEYS: usize = 8;
 
 impl Sink {
     pub(crate) fn new() -> Self {
-        Self::default()
+        // Room for a typical small value, so it is not grown byte by byte.
+        Self {
+            out: String::with_capacity(32),
+            keys: Vec::new(),
+        }
     }
 
     /// The text written, as a value.
@@ -555,33 +559,46 @@ impl Sink {
 
 /// Writes `v` as a JSON string, escaped as serde_json escapes.
 fn write_escaped(out: &mut String, v: &str) {
+    out.reserve(v.len() + 2);
     out.push('"');
-    let mut start = 0;
-    for (i, byte) in v.bytes().enumerate() {
-        let escape = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(v.get(start..i).unwrap_or(""));
-        if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0xf)]));
-        } else {
-            out.push_str(escape);
+    let mut rest = v;
+    // Most strings need no escape: one scan, one copy.
+    while let Some(at) = rest.bytes().position(needs_escape) {
+        let (plain, tail) = rest.split_at(at);
+        out.push_str(plain);
+        let mut chars = tail.chars();
+        if let Some(c) = chars.next() {
+            push_escape(out, c);
         }
-        start = i + 1;
+        rest = chars.as_str();
     }
-    out.push_str(v.get(start..).unwrap_or(""));
+    out.push_str(rest);
     out.push('"');
+}
+
+fn needs_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
+}
+
+/// The escape of one character that [`needs_escape`].
+fn push_escape(out: &mut String, c: char) {
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        other => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let code = u32::from(other) as usize;
+            out.push_str("\\u00");
+            for digit in [code >> 4, code & 0xf] {
+                out.push(char::from(HEX.get(digit).copied().unwrap_or(b'0')));
+            }
+        }
+    }
 }
 
 /// Reads any value into a [`RawJson`].

@@ -11,13 +11,16 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
+use serde::de::value::StringDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serializer};
 
 use super::lenient::{Read, duplicate};
-use super::model::{Buffered, Model, Seen};
-use super::raw::{RawJson, RawSeed, Sink, raw_bool, raw_f64, raw_i64, raw_seq, raw_str, raw_u64};
+use super::model::{Buffered, Model, Seen, Source};
+use super::raw::{
+    RawJson, RawSeed, Sink, raw_bool, raw_f64, raw_i64, raw_map, raw_seq, raw_str, raw_u64,
+};
 
 /// A family of kinds selected by the `role` string.
 pub(crate) trait RoleTagged: Sized {
@@ -49,7 +52,7 @@ pub(crate) fn read_kind<'de, T: Model, A: MapAccess<'de>>(
     let mut seen = Seen::default();
     let keeps_role = role_field.is_some();
     if let Some(role) = role_field {
-        item.entry(&mut seen, "role", Buffered(raw_str(&role), PhantomData))?;
+        item.entry(&mut seen, "role", Named::<A::Error>(role, PhantomData))?;
     }
     for (key, value) in before {
         item.entry(&mut seen, &key, Buffered(value, PhantomData))?;
@@ -151,13 +154,9 @@ impl<'de, T: RoleTagged> Visitor<'de> for TaggedVisitor<T> {
                 Some(None) => break,
             }
         }
-        let role = map.next_value_seed(RawSeed)?;
-        match role.string_value() {
-            Some(name) => {
-                let name = name.into_owned();
-                T::from_role(name, before, &mut map)
-            }
-            None => Ok(T::unknown(unknown_object(before, Some(role), map)?)),
+        match map.next_value_seed(RoleValue)? {
+            Ok(name) => T::from_role(name, before, &mut map),
+            Err(role) => Ok(T::unknown(unknown_object(before, Some(role), map)?)),
         }
     }
 
@@ -187,6 +186,68 @@ impl<'de, T: RoleTagged> Visitor<'de> for TaggedVisitor<T> {
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
         Ok(T::unknown(raw_str(v)))
+    }
+}
+
+/// The value of `role`: the string, or any other value as raw JSON.
+struct RoleValue;
+
+impl<'de> DeserializeSeed<'de> for RoleValue {
+    type Value = Result<String, RawJson>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RoleValue {
+    type Value = Result<String, RawJson>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a role")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Ok(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Ok(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Err(RawJson::null()))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Err(RawJson::null()))
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        raw_seq(seq).map(Err)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        raw_map(map).map(Err)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Err(raw_bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Err(raw_i64(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Err(raw_u64(v)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Err(raw_f64(v)))
+    }
+}
+
+/// The role string, handed to a kind that keeps it as a field (no parsing).
+struct Named<E>(String, PhantomData<E>);
+
+impl<'de, E: de::Error> Source<'de> for Named<E> {
+    type Error = E;
+    fn value<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, E> {
+        seed.deserialize(StringDeserializer::<E>::new(self.0))
     }
 }
 
