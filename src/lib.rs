@@ -105,9 +105,9 @@ pub use error::*;
 pub use events::*;
 pub use models::*;
 
-/// The `serde_json` this crate is built with, re-exported: models hold
-/// [`serde_json::Value`]s (metadata, dynamic variables, unknown keys) and
-/// constructors such as
+/// The `serde_json` this crate is built with, re-exported: [`RawJson`]
+/// converts from and to [`serde_json::Value`]s (metadata, dynamic variables,
+/// unknown keys) and constructors such as
 /// [`TransferEvent::with_transfer_destination`] take one, so
 /// `retell_webhooks::serde_json::json!` builds them without a separate
 /// `serde_json` dependency (or a second, mismatched version of it).

@@ -4,25 +4,22 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
 
 use super::{
     CallEvent, ChatEvent, EventKind, Incoming, LegacyData, TranscriptSubject,
     TranscriptUpdatedEvent, TransferEvent, UnknownEvent, WebhookEvent,
 };
-use crate::models::lenient::{ReadSeed, StrictValue, insert_unique};
+use crate::models::lenient::{ReadSeed, insert_unique};
 use crate::models::model::store;
+use crate::models::raw::{RawSeed, Sink, raw_str, raw_u64, read_raw, to_raw};
 use crate::models::{
-    Call, Chat, Extra, InboundCall, InboundCallRequest, InboundChat, InboundChatRequest,
+    Call, Chat, Extra, InboundCall, InboundCallRequest, InboundChat, InboundChatRequest, RawJson,
     TranscriptItem,
 };
 
-/// The whole body as a JSON value, duplicate keys rejected at every level.
-pub(super) fn strict_body(text: &str) -> Result<Value, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let value = StrictValue.deserialize(&mut de)?;
-    de.end()?;
-    Ok(value)
+/// The whole body as JSON text, duplicate keys rejected at every level.
+pub(super) fn strict_body(text: &str) -> Result<RawJson, serde_json::Error> {
+    RawJson::parse(text)
 }
 
 // ---------------------------------------------------------------------------
@@ -36,8 +33,8 @@ struct Envelope {
     call: Option<Box<Call>>,
     data: Option<Box<Call>>,
     chat: Option<Box<Chat>>,
-    transfer_destination: Option<Value>,
-    transfer_option: Option<Value>,
+    transfer_destination: Option<RawJson>,
+    transfer_option: Option<RawJson>,
     transcript_with_tool_calls: Option<Vec<TranscriptItem>>,
     call_inbound: Option<InboundCall>,
     chat_inbound: Option<InboundChat>,
@@ -122,7 +119,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
             let slot = match key {
                 Key::Slot(slot) => slot,
                 Key::Other(name) => {
-                    let value = map.next_value_seed(StrictValue)?;
+                    let value = map.next_value_seed(RawSeed)?;
                     insert_unique(&mut env.extra, name, value)?;
                     continue;
                 }
@@ -181,10 +178,7 @@ fn stash<T: Serialize, E: de::Error>(
     value: Option<T>,
 ) -> Result<(), E> {
     if let Some(value) = value {
-        extra.insert(
-            key.to_owned(),
-            serde_json::to_value(value).map_err(E::custom)?,
-        );
+        extra.insert(key.to_owned(), to_raw(&value).map_err(E::custom)?);
     }
     Ok(())
 }
@@ -341,18 +335,25 @@ impl Envelope {
     /// An event whose name is not in the catalogue: everything read, as JSON.
     fn into_unknown<E: de::Error>(self, event: String) -> Result<WebhookEvent, E> {
         let event_timestamp = self.event_timestamp;
-        let mut raw = self.into_extra::<E>()?;
+        let mut extra = self.into_extra::<E>()?;
         let timestamp = match event_timestamp {
-            Some(ts) => Some(Value::from(ts)),
-            None => raw.take_absent(Slot::EventTimestamp as u8),
+            Some(ts) => Some(raw_u64(ts)),
+            None => extra.take_absent(Slot::EventTimestamp as u8),
         };
         if let Some(ts) = timestamp {
-            raw.insert("event_timestamp".to_owned(), ts);
+            extra.insert("event_timestamp".to_owned(), ts);
         }
-        raw.insert("event".to_owned(), Value::String(event.clone()));
+        extra.insert("event".to_owned(), raw_str(&event));
+        // Each part is dropped once written, so the body is not held twice.
+        let mut sink = Sink::new();
+        let mut object = sink.open_object();
+        for (key, value) in extra.into_unknown() {
+            sink.raw_entry::<E>(&mut object, &key, value.as_str())?;
+        }
+        sink.close_object::<E>(object)?;
         Ok(WebhookEvent::Unknown(UnknownEvent {
             event,
-            raw: Value::Object(raw.into_unknown()),
+            raw: sink.finish(),
         }))
     }
 }
@@ -392,12 +393,11 @@ deserialize_payload!(
 
 impl<'de> Deserialize<'de> for UnknownEvent {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = Value::deserialize(deserializer)?;
+        let raw = read_raw(deserializer)?;
         let event = raw
             .get("event")
-            .and_then(Value::as_str)
-            .ok_or_else(|| de::Error::missing_field("event"))?
-            .to_owned();
+            .and_then(|event| event.string_value().map(|e| e.into_owned()))
+            .ok_or_else(|| de::Error::missing_field("event"))?;
         Ok(Self { event, raw })
     }
 }
@@ -408,11 +408,11 @@ impl<'de> Deserialize<'de> for WebhookEvent {
             Incoming::Event(event) => Ok(event),
             Incoming::CallInbound(request) => Ok(Self::Unknown(UnknownEvent {
                 event: EventKind::CallInbound.as_str().to_owned(),
-                raw: serde_json::to_value(&request).map_err(de::Error::custom)?,
+                raw: to_raw(&request).map_err(de::Error::custom)?,
             })),
             Incoming::ChatInbound(request) => Ok(Self::Unknown(UnknownEvent {
                 event: EventKind::ChatInbound.as_str().to_owned(),
-                raw: serde_json::to_value(&request).map_err(de::Error::custom)?,
+                raw: to_raw(&request).map_err(de::Error::custom)?,
             })),
         }
     }

@@ -10,16 +10,15 @@ mod kind;
 mod probe;
 mod ser;
 
-use serde_json::Value;
-
 use crate::error::ParseError;
 use crate::models::lenient::Lenient;
 use crate::models::untyped::Path;
 use crate::models::{
-    Call, Chat, Extra, InboundCall, InboundCallRequest, InboundChat, InboundChatRequest,
+    Call, Chat, Extra, InboundCall, InboundCallRequest, InboundChat, InboundChatRequest, RawJson,
     TranscriptItem, Untyped, UntypedReason,
 };
 
+use crate::models::raw::str_at;
 use de::{Slot, strict_body};
 pub use kind::{EventKind, INBOUND_EVENTS, KNOWN_EVENTS, UnknownEventKind};
 use probe::failure;
@@ -121,9 +120,9 @@ pub struct TransferEvent {
     /// Top-level `transfer_destination` (an object such as
     /// `{"number": "+1…", "extension": "204"}`; fields vary by transfer type).
     /// Not the same as `call.transfer_destination`, which is a string.
-    pub transfer_destination: Option<Value>,
+    pub transfer_destination: Option<RawJson>,
     /// Top-level `transfer_option` (camelCase in Retell's sample; opaque).
-    pub transfer_option: Option<Value>,
+    pub transfer_option: Option<RawJson>,
     /// Top-level `event_timestamp` (epoch ms), when sent.
     pub event_timestamp: Option<u64>,
     /// Top-level keys this version does not model.
@@ -135,23 +134,20 @@ impl TransferEvent {
     /// destination itself when it is a string, or `call.transfer_destination`.
     pub fn destination_number(&self) -> Option<&str> {
         match &self.transfer_destination {
-            Some(Value::String(number)) => Some(number),
-            Some(Value::Object(object)) => object.get("number").and_then(Value::as_str),
+            Some(raw) if raw.is_string() => text_of(raw),
+            Some(raw) if raw.is_object() => member_text(raw, &[], "number"),
             _ => self.call.transfer_destination.as_deref(),
         }
     }
 
     /// `transfer_destination.extension`.
     pub fn destination_extension(&self) -> Option<&str> {
-        self.transfer_destination
-            .as_ref()?
-            .get("extension")?
-            .as_str()
+        member_text(self.transfer_destination.as_ref()?, &[], "extension")
     }
 
     /// `transfer_option.type` (`cold_transfer`, `warm_transfer`, …).
     pub fn transfer_type(&self) -> Option<&str> {
-        self.transfer_option.as_ref()?.get("type")?.as_str()
+        member_text(self.transfer_option.as_ref()?, &[], "type")
     }
 }
 
@@ -221,8 +217,8 @@ pub struct ChatEvent {
 pub struct UnknownEvent {
     /// The `event` string as received.
     pub event: String,
-    /// The whole body as JSON (including `event`).
-    pub raw: Value,
+    /// The whole body as JSON (including `event`; keys in the order received).
+    pub raw: RawJson,
 }
 
 impl WebhookEvent {
@@ -303,7 +299,7 @@ impl WebhookEvent {
     /// `call.call_id` (for unknown events: `call.call_id` or `data.call_id` of the raw body).
     pub fn call_id(&self) -> Option<&str> {
         match self {
-            Self::Unknown(u) => raw_str(&u.raw, &["call", "data"], "call_id"),
+            Self::Unknown(u) => member_text(&u.raw, &["call", "data"], "call_id"),
             _ => self.call().map(|c| c.call_id.as_str()),
         }
     }
@@ -311,7 +307,7 @@ impl WebhookEvent {
     /// `chat.chat_id` (for unknown events: from the raw body).
     pub fn chat_id(&self) -> Option<&str> {
         match self {
-            Self::Unknown(u) => raw_str(&u.raw, &["chat"], "chat_id"),
+            Self::Unknown(u) => member_text(&u.raw, &["chat"], "chat_id"),
             _ => self.chat().map(|c| c.chat_id.as_str()),
         }
     }
@@ -319,7 +315,7 @@ impl WebhookEvent {
     /// The agent id of the call or chat.
     pub fn agent_id(&self) -> Option<&str> {
         match self {
-            Self::Unknown(u) => raw_str(&u.raw, &["call", "chat", "data"], "agent_id"),
+            Self::Unknown(u) => member_text(&u.raw, &["call", "chat", "data"], "agent_id"),
             _ => self
                 .call()
                 .and_then(|c| c.agent_id.as_deref())
@@ -337,7 +333,7 @@ impl WebhookEvent {
             | Self::TransferEnded(e) => e.event_timestamp,
             Self::TranscriptUpdated(e) => e.event_timestamp,
             Self::ChatStarted(e) | Self::ChatEnded(e) | Self::ChatAnalyzed(e) => e.event_timestamp,
-            Self::Unknown(u) => u.raw.get("event_timestamp").and_then(Value::as_u64),
+            Self::Unknown(u) => u.raw.get("event_timestamp")?.deserialize().ok(),
         }
     }
 
@@ -426,15 +422,15 @@ impl TransferEvent {
     /// Sets the top-level `transfer_destination` (an object such as
     /// `{"number": "+1…", "extension": "204"}`).
     #[must_use]
-    pub fn with_transfer_destination(mut self, destination: Value) -> Self {
-        self.transfer_destination = Some(destination);
+    pub fn with_transfer_destination(mut self, destination: impl Into<RawJson>) -> Self {
+        self.transfer_destination = Some(destination.into());
         self
     }
 
     /// Sets the top-level `transfer_option` (such as `{"type": "warm_transfer"}`).
     #[must_use]
-    pub fn with_transfer_option(mut self, option: Value) -> Self {
-        self.transfer_option = Some(option);
+    pub fn with_transfer_option(mut self, option: impl Into<RawJson>) -> Self {
+        self.transfer_option = Some(option.into());
         self
     }
 
@@ -779,8 +775,9 @@ impl WebhookEvent {
                 e.event_timestamp = Some(ms);
             }
             Self::Unknown(u) => {
-                if let Value::Object(raw) = &mut u.raw {
-                    raw.insert("event_timestamp".to_owned(), Value::from(ms));
+                if let Ok(serde_json::Value::Object(mut raw)) = u.raw.to_value() {
+                    raw.insert("event_timestamp".to_owned(), ms.into());
+                    u.raw = RawJson::from(serde_json::Value::Object(raw));
                 }
             }
         }
@@ -943,10 +940,21 @@ fn walk_envelope(extra: &Extra, path: &mut Path, out: &mut Vec<Untyped>) {
     crate::models::model::walk_extra(extra, &NAMES, &expected, path, out);
 }
 
-fn raw_str<'a>(raw: &'a Value, objects: &[&str], key: &str) -> Option<&'a str> {
+/// The string at `key` of the first of `objects` (or of `raw` itself when
+/// `objects` is empty) that has one, borrowed from the text (`None` for the
+/// rare string holding `"`, `\\` or a control character, kept escaped there).
+fn member_text<'a>(raw: &'a RawJson, objects: &[&str], key: &str) -> Option<&'a str> {
+    if objects.is_empty() {
+        return str_at(raw, &[key]);
+    }
     objects
         .iter()
-        .find_map(|object| raw.get(object)?.get(key)?.as_str())
+        .find_map(|object| str_at(raw, &[object, key]))
+}
+
+/// The string `raw` is, borrowed from the text (see [`member_text`]).
+fn text_of(raw: &RawJson) -> Option<&str> {
+    str_at(raw, &[])
 }
 
 /// Everything Retell POSTs with an `event` key, at any of your Retell URLs:
@@ -1005,6 +1013,6 @@ fn unknown_from(body: &[u8], event: &str) -> UnknownEvent {
         raw: std::str::from_utf8(body)
             .ok()
             .and_then(|text| strict_body(text).ok())
-            .unwrap_or(Value::Null),
+            .unwrap_or_default(),
     }
 }

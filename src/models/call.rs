@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use super::raw::{RawJson, RawObject};
 use time::OffsetDateTime;
 
 use super::enums::{
@@ -63,11 +63,11 @@ model! {
         /// LLM token usage.
         llm_token_usage: LlmTokenUsage,
         /// Your metadata, as given when the call was created.
-        metadata: Value,
+        metadata: RawJson,
         /// Dynamic variables injected into the prompt.
-        retell_llm_dynamic_variables: Map<String, Value>,
+        retell_llm_dynamic_variables: RawObject,
         /// Dynamic variables collected during the call.
-        collected_dynamic_variables: Map<String, Value>,
+        collected_dynamic_variables: RawObject,
         /// Custom SIP headers of the call.
         custom_sip_headers: BTreeMap<String, String>,
         /// What Retell stores for this call.
@@ -122,7 +122,7 @@ model! {
         /// Legacy v1 silence timeout.
         end_call_after_silence_ms: u64,
         /// Legacy v1 evaluation.
-        conversation_eval: Value,
+        conversation_eval: RawJson,
     }
 }
 
@@ -174,7 +174,7 @@ model! {
         call_successful: bool,
         /// Your custom analysis fields. Raw JSON: real payloads carry an object, `{}`
         /// or even `[]` for the same call.
-        custom_analysis_data: Value,
+        custom_analysis_data: RawJson,
     }
 }
 

@@ -1,8 +1,8 @@
 //! The Chat object (`chat` in chat events) and its messages.
 
+use super::raw::{RawJson, RawObject};
 use serde::de::MapAccess;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::call::ProductCost;
@@ -51,13 +51,13 @@ model! {
         /// Cost breakdown.
         chat_cost: ChatCost,
         /// Dynamic variables collected during the chat.
-        collected_dynamic_variables: Map<String, Value>,
+        collected_dynamic_variables: RawObject,
         /// Dynamic variables injected into the prompt.
-        retell_llm_dynamic_variables: Map<String, Value>,
+        retell_llm_dynamic_variables: RawObject,
         /// Custom attributes (values are strings, numbers or booleans).
-        custom_attributes: Map<String, Value>,
+        custom_attributes: RawObject,
         /// Your metadata.
-        metadata: Value,
+        metadata: RawJson,
     }
 }
 
@@ -91,7 +91,7 @@ model! {
         /// Whether the agent achieved its task.
         chat_successful: bool,
         /// Your custom analysis fields (raw JSON).
-        custom_analysis_data: Value,
+        custom_analysis_data: RawJson,
     }
 }
 
@@ -224,11 +224,12 @@ pub enum ChatMessage {
     /// `sms`.
     Sms(ChatSms),
     /// Any other role (or none): the whole object, `role` included.
-    Unknown(Value),
+    Unknown(RawJson),
 }
 
 impl ChatMessage {
-    /// The `role` string (`None` for an unknown message without one).
+    /// The `role` string (`None` for an unknown message without one, or whose
+    /// role is written with escapes: [`Self::kind`] reads that one too).
     pub fn role(&self) -> Option<&str> {
         Some(match self {
             Self::Agent(_) => "agent",
@@ -239,13 +240,16 @@ impl ChatMessage {
             Self::StateTransition(_) => "state_transition",
             Self::Injected(_) => "injected",
             Self::Sms(_) => "sms",
-            Self::Unknown(value) => return value.get("role").and_then(Value::as_str),
+            Self::Unknown(value) => return role::unknown_role(value),
         })
     }
 
     /// The `role` as an open enum (`None` for an unknown message without a string role).
     pub fn kind(&self) -> Option<ChatRole> {
-        self.role().map(ChatRole::from)
+        match self {
+            Self::Unknown(raw) => role::unknown_role_text(raw).map(|r| ChatRole::from(r.as_ref())),
+            _ => self.role().map(ChatRole::from),
+        }
     }
 
     /// The text of agent, user, injected, SMS and tool-result messages.
@@ -264,7 +268,7 @@ impl RoleTagged for ChatMessage {
 
     fn from_role<'de, A: MapAccess<'de>>(
         role: String,
-        before: Vec<(String, Value)>,
+        before: Vec<(String, RawJson)>,
         map: &mut A,
     ) -> Result<Self, A::Error> {
         Ok(match role.as_str() {
@@ -280,7 +284,7 @@ impl RoleTagged for ChatMessage {
         })
     }
 
-    fn unknown(value: Value) -> Self {
+    fn unknown(value: RawJson) -> Self {
         Self::Unknown(value)
     }
 }

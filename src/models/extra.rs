@@ -1,18 +1,21 @@
 //! [`Extra`]: everything an object held that its typed fields do not.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::OnceLock;
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use super::RawJson;
+
 /// What a model read besides its typed fields, so that serialization writes
 /// back exactly what was received:
 ///
-/// * **unknown keys** with their values (this type dereferences to that
-///   [`Map`], so `call.extra.get("batch_call_id")` works);
+/// * **unknown keys** with their values as [`RawJson`] (this type
+///   dereferences to that [`BTreeMap`], so `call.extra.get("batch_call_id")`
+///   works);
 /// * which known fields were an explicit `null` (the typed field is `None`,
 ///   and `null` is written back);
 /// * values of known fields that did not fit their type (the typed field is
@@ -30,18 +33,15 @@ pub struct Extra {
 
 #[derive(Clone, Default, PartialEq)]
 struct Inner {
-    unknown: Map<String, Value>,
+    unknown: BTreeMap<String, RawJson>,
     /// Known fields that were an explicit `null`, one bit per field index.
     nulls: u128,
     /// Raw values of known fields that did not fit their type, by field index.
-    fallbacks: Vec<(u8, Value)>,
+    fallbacks: Vec<(u8, RawJson)>,
 }
 
 /// The empty map [`Extra`] dereferences to while it holds nothing.
-fn empty_map() -> &'static Map<String, Value> {
-    static EMPTY: OnceLock<Map<String, Value>> = OnceLock::new();
-    EMPTY.get_or_init(Map::new)
-}
+static EMPTY: BTreeMap<String, RawJson> = BTreeMap::new();
 
 fn bit(index: u8) -> u128 {
     1u128.checked_shl(u32::from(index)).unwrap_or(0)
@@ -54,16 +54,22 @@ impl Extra {
     }
 
     /// The unknown keys.
-    pub fn unknown(&self) -> &Map<String, Value> {
+    pub fn unknown(&self) -> &BTreeMap<String, RawJson> {
         match &self.inner {
             Some(inner) => &inner.unknown,
-            None => empty_map(),
+            None => &EMPTY,
         }
     }
 
     /// The unknown keys, by value.
-    pub fn into_unknown(self) -> Map<String, Value> {
+    pub fn into_unknown(self) -> BTreeMap<String, RawJson> {
         self.inner.map(|inner| inner.unknown).unwrap_or_default()
+    }
+
+    /// The value of unknown key `key` as a [`serde_json::Value`], when
+    /// present (built on each call).
+    pub fn value(&self, key: &str) -> Option<Value> {
+        self.unknown().get(key).map(Value::from)
     }
 
     /// `true` when there are no unknown keys, nulls or fallbacks.
@@ -83,7 +89,7 @@ impl Extra {
     }
 
     /// Keeps the raw value of field `index`, which did not fit its type.
-    pub(crate) fn note_fallback(&mut self, index: u8, value: Value) {
+    pub(crate) fn note_fallback(&mut self, index: u8, value: RawJson) {
         self.inner_mut().fallbacks.push((index, value));
     }
 
@@ -95,7 +101,7 @@ impl Extra {
     }
 
     /// The raw value of field `index`, if it fell back.
-    pub(crate) fn fallback(&self, index: u8) -> Option<&Value> {
+    pub(crate) fn fallback(&self, index: u8) -> Option<&RawJson> {
         let inner = self.inner.as_ref()?;
         inner
             .fallbacks
@@ -104,14 +110,14 @@ impl Extra {
     }
 
     /// Removes what was kept of field `index`: its raw value, or `null`.
-    pub(crate) fn take_absent(&mut self, index: u8) -> Option<Value> {
+    pub(crate) fn take_absent(&mut self, index: u8) -> Option<RawJson> {
         let inner = self.inner.as_mut()?;
         match inner.fallbacks.iter().position(|(i, _)| *i == index) {
             Some(at) => Some(inner.fallbacks.remove(at).1),
             None => {
                 let was_null = inner.nulls & bit(index) != 0;
                 inner.nulls &= !bit(index);
-                was_null.then_some(Value::Null)
+                was_null.then(RawJson::null)
             }
         }
     }
@@ -184,21 +190,27 @@ impl fmt::Debug for Extra {
 }
 
 impl Deref for Extra {
-    type Target = Map<String, Value>;
+    type Target = BTreeMap<String, RawJson>;
 
-    fn deref(&self) -> &Map<String, Value> {
+    fn deref(&self) -> &BTreeMap<String, RawJson> {
         self.unknown()
     }
 }
 
 impl DerefMut for Extra {
-    fn deref_mut(&mut self) -> &mut Map<String, Value> {
+    fn deref_mut(&mut self) -> &mut BTreeMap<String, RawJson> {
         &mut self.inner_mut().unknown
     }
 }
 
 impl From<Map<String, Value>> for Extra {
     fn from(unknown: Map<String, Value>) -> Self {
+        unknown.into_iter().collect()
+    }
+}
+
+impl From<BTreeMap<String, RawJson>> for Extra {
+    fn from(unknown: BTreeMap<String, RawJson>) -> Self {
         if unknown.is_empty() {
             return Self::default();
         }
@@ -213,7 +225,15 @@ impl From<Map<String, Value>> for Extra {
 
 impl FromIterator<(String, Value)> for Extra {
     fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
-        Self::from(iter.into_iter().collect::<Map<String, Value>>())
+        iter.into_iter()
+            .map(|(key, value)| (key, RawJson::from(value)))
+            .collect()
+    }
+}
+
+impl FromIterator<(String, RawJson)> for Extra {
+    fn from_iter<I: IntoIterator<Item = (String, RawJson)>>(iter: I) -> Self {
+        Self::from(iter.into_iter().collect::<BTreeMap<String, RawJson>>())
     }
 }
 

@@ -1,13 +1,15 @@
 //! Custom functions (custom tools): Retell calls your URL while the agent talks,
 //! and gives the LLM your answer.
 
-use serde::de::Error as _;
+use std::fmt;
+
+use serde::de::{self, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::call::Call;
 use super::chat::Chat;
-use super::lenient::strict_value;
+use super::raw::{RawJson, RawObject, read_raw};
 use crate::error::ParseError;
 
 model! {
@@ -19,7 +21,7 @@ model! {
         /// The live chat so far (chat agents).
         chat: Box<Chat>,
         /// Arguments produced by the LLM (an object matching the tool's parameters).
-        args: Value,
+        args: RawJson,
     }
 }
 
@@ -34,7 +36,7 @@ pub enum FunctionCall {
     /// `{name, call | chat, args}`.
     Wrapped(WrappedFunctionCall),
     /// The arguments object alone.
-    ArgsOnly(Map<String, Value>),
+    ArgsOnly(RawObject),
 }
 
 impl FunctionCall {
@@ -42,21 +44,17 @@ impl FunctionCall {
     /// be a JSON object). GET/DELETE tools send an empty body: don't parse it.
     pub fn from_slice(body: &[u8]) -> Result<Self, ParseError> {
         let text = std::str::from_utf8(body).map_err(|e| ParseError::utf8(body, e))?;
-        let mut de = serde_json::Deserializer::from_str(text);
-        let value = strict_value(&mut de)
-            .and_then(|value| de.end().map(|()| value))
-            .map_err(|e| ParseError::json(&e, String::new()))?;
-        let Value::Object(object) = value else {
-            return Err(ParseError::shape(
-                "a custom-function body must be a JSON object",
-            ));
-        };
-        if !is_wrapped(&object) {
-            return Ok(Self::ArgsOnly(object));
+        if is_wrapped(text) {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let call = serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| ParseError::json(e.inner(), e.path().to_string()))?;
+            de.end().map_err(|e| ParseError::json(&e, String::new()))?;
+            return Ok(Self::Wrapped(call));
         }
-        serde_path_to_error::deserialize(Value::Object(object))
-            .map(Self::Wrapped)
-            .map_err(|e| ParseError::json(e.inner(), e.path().to_string()))
+        let raw = RawJson::parse(text).map_err(|e| ParseError::json(&e, String::new()))?;
+        RawObject::try_from(raw)
+            .map(Self::ArgsOnly)
+            .map_err(|_| ParseError::shape("a custom-function body must be a JSON object"))
     }
 
     /// Tool name (wrapped form only).
@@ -68,18 +66,22 @@ impl FunctionCall {
     }
 
     /// The arguments, in either form.
-    pub fn args(&self) -> Option<&Map<String, Value>> {
+    pub fn args(&self) -> Option<&RawJson> {
         match self {
-            Self::Wrapped(w) => w.args.as_ref().and_then(Value::as_object),
+            Self::Wrapped(w) => w.args.as_ref().filter(|args| args.is_object()),
             Self::ArgsOnly(args) => Some(args),
         }
     }
 
-    /// Deserializes the arguments into your own type.
-    pub fn args_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+    /// Deserializes the arguments into your own type (which may borrow
+    /// strings from them).
+    pub fn args_as<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
         match self {
-            Self::Wrapped(w) => T::deserialize(w.args.as_ref().unwrap_or(&Value::Null)),
-            Self::ArgsOnly(args) => T::deserialize(Value::Object(args.clone())),
+            Self::Wrapped(w) => match &w.args {
+                Some(args) => args.deserialize(),
+                None => T::deserialize(Value::Null),
+            },
+            Self::ArgsOnly(args) => args.deserialize(),
         }
     }
 
@@ -109,11 +111,87 @@ impl FunctionCall {
     }
 }
 
-fn is_wrapped(object: &Map<String, Value>) -> bool {
-    object.get("name").is_some_and(Value::is_string)
-        && object.contains_key("args")
-        && (object.get("call").is_some_and(Value::is_object)
-            || object.get("chat").is_some_and(Value::is_object))
+/// Whether a body has the wrapped form: a string `name`, an `args` key and a
+/// `call` or `chat` object. Only reads the shape (no value is kept); a body
+/// that is not valid JSON is not wrapped, and fails as arguments instead.
+fn is_wrapped(text: &str) -> bool {
+    let mut de = serde_json::Deserializer::from_str(text);
+    de::Deserializer::deserialize_map(&mut de, ShapeOfBody).unwrap_or(false)
+}
+
+/// The JSON type of one value, skipping its contents.
+#[derive(PartialEq, Eq)]
+enum Shape {
+    Object,
+    String,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Shape {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ShapeVisitor)
+    }
+}
+
+struct ShapeVisitor;
+
+impl<'de> Visitor<'de> for ShapeVisitor {
+    type Value = Shape;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Shape, E> {
+        Ok(Shape::String)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Shape::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Shape::Object)
+    }
+}
+
+struct ShapeOfBody;
+
+impl<'de> Visitor<'de> for ShapeOfBody {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let (mut name, mut args, mut subject) = (false, false, false);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match &*key {
+                "name" => name = map.next_value::<Shape>()? == Shape::String,
+                "args" => {
+                    map.next_value::<IgnoredAny>()?;
+                    args = true;
+                }
+                "call" | "chat" => subject |= map.next_value::<Shape>()? == Shape::Object,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(name && args && subject)
+    }
 }
 
 impl Serialize for FunctionCall {
@@ -127,15 +205,15 @@ impl Serialize for FunctionCall {
 
 impl<'de> Deserialize<'de> for FunctionCall {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let Value::Object(object) = strict_value(deserializer)? else {
-            return Err(D::Error::custom("expected a JSON object"));
-        };
-        if is_wrapped(&object) {
-            serde_json::from_value(Value::Object(object))
+        let raw = read_raw(deserializer)?;
+        if is_wrapped(raw.as_str()) {
+            raw.deserialize()
                 .map(Self::Wrapped)
                 .map_err(D::Error::custom)
         } else {
-            Ok(Self::ArgsOnly(object))
+            RawObject::try_from(raw)
+                .map(Self::ArgsOnly)
+                .map_err(|_| D::Error::custom("expected a JSON object"))
         }
     }
 }

@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
+use super::raw::RawJson;
 use serde::de::Error as _;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::Value;
 
 use super::Extra;
 use super::lenient::{Lenient, Read, Scalar, read_scalar};
@@ -187,9 +187,9 @@ model! {
         /// Dynamic variables injected into the prompts.
         dynamic_variables: BTreeMap<String, String>,
         /// Metadata stored on the call / chat.
-        metadata: Value,
+        metadata: RawJson,
         /// Per-session agent / LLM / flow overrides (`{agent?, retell_llm?, conversation_flow?}`).
-        agent_override: Value,
+        agent_override: RawJson,
     }
 }
 
@@ -286,15 +286,15 @@ impl InboundResponse {
 
     /// Sets the metadata stored on the call / chat.
     #[must_use]
-    pub fn metadata(mut self, metadata: Value) -> Self {
-        self.body.metadata = Some(metadata);
+    pub fn metadata(mut self, metadata: impl Into<RawJson>) -> Self {
+        self.body.metadata = Some(metadata.into());
         self
     }
 
     /// Sets per-session overrides (`{agent?, retell_llm?, conversation_flow?}`).
     #[must_use]
-    pub fn agent_override(mut self, agent_override: Value) -> Self {
-        self.body.agent_override = Some(agent_override);
+    pub fn agent_override(mut self, agent_override: impl Into<RawJson>) -> Self {
+        self.body.agent_override = Some(agent_override.into());
         self
     }
 

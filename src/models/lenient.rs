@@ -8,13 +8,16 @@
 //! deserializer reports before a visitor sees a value.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::fmt;
 use std::marker::PhantomData;
 
 use serde::Serialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value};
 
+use super::raw::{
+    RawJson, Sink, raw_bool, raw_f64, raw_i64, raw_map, raw_seq, raw_str, raw_u64, read_raw,
+};
 use super::untyped::{Path, Untyped};
 
 /// What one field read gave.
@@ -24,7 +27,7 @@ pub(crate) enum Read<T> {
     /// An explicit `null`.
     Null,
     /// A value of another type or out of range, kept as it came.
-    Raw(Value),
+    Raw(RawJson),
 }
 
 /// A type a model field can hold.
@@ -58,108 +61,22 @@ impl<'de, T: Lenient> DeserializeSeed<'de> for ReadSeed<T> {
 }
 
 // ---------------------------------------------------------------------------
-// Free-form JSON, with duplicate keys rejected at every level.
+// Errors about keys.
 // ---------------------------------------------------------------------------
-
-/// Reads any JSON value into a [`Value`], rejecting duplicate object keys
-/// (serde_json's own `Value` keeps the last one, which would let two parsers
-/// disagree about a signed body).
-pub(crate) struct StrictValue;
-
-impl<'de> DeserializeSeed<'de> for StrictValue {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(ValueVisitor)
-    }
-}
-
-/// Reads a whole JSON value with [`StrictValue`].
-pub(crate) fn strict_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
-    StrictValue.deserialize(deserializer)
-}
-
-struct ValueVisitor;
-
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Ok(float_value(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        strict_value(d)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
-        collect_seq(seq).map(Value::Array)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
-        collect_map(map).map(Value::Object)
-    }
-}
-
-/// A JSON float as a value (always finite when it comes from JSON).
-pub(crate) fn float_value(v: f64) -> Value {
-    Number::from_f64(v).map_or(Value::Null, Value::Number)
-}
-
-/// Reads the remaining items of an array.
-pub(crate) fn collect_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Vec<Value>, A::Error> {
-    let mut items = Vec::new();
-    while let Some(item) = seq.next_element_seed(StrictValue)? {
-        items.push(item);
-    }
-    Ok(items)
-}
-
-/// Reads the remaining entries of an object, rejecting duplicate keys.
-pub(crate) fn collect_map<'de, A: MapAccess<'de>>(
-    mut map: A,
-) -> Result<Map<String, Value>, A::Error> {
-    let mut object = Map::new();
-    while let Some(key) = map.next_key::<String>()? {
-        let value = map.next_value_seed(StrictValue)?;
-        insert_unique(&mut object, key, value)?;
-    }
-    Ok(object)
-}
 
 /// Inserts a key that must not be present yet.
 pub(crate) fn insert_unique<E: de::Error>(
-    object: &mut Map<String, Value>,
+    object: &mut BTreeMap<String, RawJson>,
     key: String,
-    value: Value,
+    value: RawJson,
 ) -> Result<(), E> {
-    if object.contains_key(&key) {
-        return Err(duplicate(&key));
+    match object.entry(key) {
+        Entry::Occupied(entry) => Err(duplicate(entry.key())),
+        Entry::Vacant(entry) => {
+            entry.insert(value);
+            Ok(())
+        }
     }
-    object.insert(key, value);
-    Ok(())
 }
 
 /// The error for a key that occurs twice in one object. The key comes from
@@ -177,18 +94,6 @@ pub(crate) fn short_key(key: &str) -> &str {
     match key.char_indices().nth(64) {
         Some((end, _)) => key.get(..end).unwrap_or(key),
         None => key,
-    }
-}
-
-impl Lenient for Value {
-    const EXPECTED: &'static str = "any JSON value";
-
-    fn read<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Read<Self>, D::Error> {
-        let value = strict_value(deserializer)?;
-        Ok(match value {
-            Value::Null => Read::Null,
-            other => Read::Typed(other),
-        })
     }
 }
 
@@ -228,7 +133,7 @@ pub(crate) fn read_scalar<'de, D: Deserializer<'de>, T: Scalar>(
     deserializer.deserialize_any(ScalarVisitor(PhantomData))
 }
 
-fn typed_or<T>(typed: Option<T>, raw: impl FnOnce() -> Value) -> Read<T> {
+fn typed_or<T>(typed: Option<T>, raw: impl FnOnce() -> RawJson) -> Read<T> {
     match typed {
         Some(value) => Read::Typed(value),
         None => Read::Raw(raw()),
@@ -243,24 +148,24 @@ impl<'de, T: Scalar> Visitor<'de> for ScalarVisitor<T> {
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Read<T>, E> {
-        Ok(typed_or(T::from_bool(v), || Value::Bool(v)))
+        Ok(typed_or(T::from_bool(v), || raw_bool(v)))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Read<T>, E> {
-        Ok(typed_or(T::from_i64(v), || Value::Number(v.into())))
+        Ok(typed_or(T::from_i64(v), || raw_i64(v)))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Read<T>, E> {
-        Ok(typed_or(T::from_u64(v), || Value::Number(v.into())))
+        Ok(typed_or(T::from_u64(v), || raw_u64(v)))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Read<T>, E> {
-        Ok(typed_or(T::from_f64(v), || float_value(v)))
+        Ok(typed_or(T::from_f64(v), || raw_f64(v)))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Read<T>, E> {
-        Ok(typed_or(T::from_str(v), || Value::String(v.to_owned())))
+        Ok(typed_or(T::from_str(v), || raw_str(v)))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Read<T>, E> {
         Ok(match T::from_string(v) {
             Ok(value) => Read::Typed(value),
-            Err(v) => Read::Raw(Value::String(v)),
+            Err(v) => Read::Raw(raw_str(&v)),
         })
     }
     fn visit_unit<E: de::Error>(self) -> Result<Read<T>, E> {
@@ -273,10 +178,10 @@ impl<'de, T: Scalar> Visitor<'de> for ScalarVisitor<T> {
         read_scalar(d)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Read<T>, A::Error> {
-        collect_seq(seq).map(|items| Read::Raw(Value::Array(items)))
+        raw_seq(seq).map(Read::Raw)
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Read<T>, A::Error> {
-        collect_map(map).map(|object| Read::Raw(Value::Object(object)))
+        raw_map(map).map(Read::Raw)
     }
 }
 
@@ -407,18 +312,20 @@ impl<'de, T: Lenient> Visitor<'de> for ListVisitor<T> {
                     items.push(item);
                     continue;
                 }
-                Read::Null => Value::Null,
+                Read::Null => RawJson::null(),
                 Read::Raw(value) => value,
             };
             // An item of another type: keep the whole list as raw JSON, the
             // items read so far re-encoded (losslessly) in front.
-            let mut raw = Vec::with_capacity(items.len() + 1);
+            let mut sink = Sink::new();
+            sink.push('[');
             for item in items {
-                raw.push(serde_json::to_value(item).map_err(de::Error::custom)?);
+                sink.push_raw(&serde_json::to_string(&item).map_err(de::Error::custom)?);
+                sink.push(',');
             }
-            raw.push(odd);
-            raw.extend(collect_seq(seq)?);
-            return Ok(Read::Raw(Value::Array(raw)));
+            sink.push_raw(odd.as_str());
+            sink.write_seq_rest(seq, true)?;
+            return Ok(Read::Raw(sink.finish()));
         }
         // Sequences grow to up to twice their length; large ones (transcripts,
         // word timings, latency samples) are trimmed so a parsed body stays
@@ -437,22 +344,22 @@ impl<'de, T: Lenient> Visitor<'de> for ListVisitor<T> {
         <Vec<T>>::read(d)
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        collect_map(map).map(|object| Read::Raw(Value::Object(object)))
+        raw_map(map).map(Read::Raw)
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Read::Raw(Value::Bool(v)))
+        Ok(Read::Raw(raw_bool(v)))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Read::Raw(Value::Number(v.into())))
+        Ok(Read::Raw(raw_i64(v)))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Read::Raw(Value::Number(v.into())))
+        Ok(Read::Raw(raw_u64(v)))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Read::Raw(float_value(v)))
+        Ok(Read::Raw(raw_f64(v)))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Read::Raw(Value::String(v.to_owned())))
+        Ok(Read::Raw(raw_str(v)))
     }
 }
 
@@ -460,43 +367,21 @@ impl<'de, T: Lenient> Visitor<'de> for ListVisitor<T> {
 // Objects: free-form maps and string maps.
 // ---------------------------------------------------------------------------
 
-/// A JSON object with any values (dynamic variables, custom attributes).
-impl Lenient for Map<String, Value> {
-    const EXPECTED: &'static str = "an object";
-
-    fn read<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Read<Self>, D::Error> {
-        Ok(match strict_value(deserializer)? {
-            Value::Object(object) => Read::Typed(object),
-            Value::Null => Read::Null,
-            other => Read::Raw(other),
-        })
-    }
-}
-
 /// A JSON object of strings (SIP headers). Any other value in it makes the
 /// whole field fall back.
 impl Lenient for BTreeMap<String, String> {
     const EXPECTED: &'static str = "an object of strings";
 
     fn read<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Read<Self>, D::Error> {
-        Ok(match strict_value(deserializer)? {
-            Value::Object(object) => {
-                if object.values().all(Value::is_string) {
-                    Read::Typed(
-                        object
-                            .into_iter()
-                            .filter_map(|(k, v)| match v {
-                                Value::String(s) => Some((k, s)),
-                                _ => None,
-                            })
-                            .collect(),
-                    )
-                } else {
-                    Read::Raw(Value::Object(object))
-                }
-            }
-            Value::Null => Read::Null,
-            other => Read::Raw(other),
+        let raw = read_raw(deserializer)?;
+        if raw.is_null() {
+            return Ok(Read::Null);
+        }
+        // Checked as raw JSON first (duplicate keys, nesting); a map of
+        // strings is then read from the text.
+        Ok(match raw.deserialize::<BTreeMap<String, String>>() {
+            Ok(map) if raw.is_object() => Read::Typed(map),
+            _ => Read::Raw(raw),
         })
     }
 }

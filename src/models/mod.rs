@@ -13,6 +13,7 @@ mod extra;
 mod function;
 mod inbound;
 pub(crate) mod lenient;
+pub(crate) mod raw;
 mod transcript;
 pub(crate) mod untyped;
 
@@ -44,6 +45,7 @@ pub use transcript::{
 };
 
 pub use extra::Extra;
+pub use raw::{RawJson, RawObject};
 pub use untyped::{Untyped, UntypedReason};
 
 /// Converts epoch milliseconds to a UTC date-time (`None` when out of range).

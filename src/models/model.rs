@@ -18,9 +18,9 @@ use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
-use serde_json::Value;
 
-use super::lenient::{Lenient, Read, collect_seq, float_value};
+use super::lenient::{Lenient, Read};
+use super::raw::{RawJson, raw_bool, raw_f64, raw_i64, raw_seq, raw_str, raw_u64};
 use super::untyped::{Path, Untyped, UntypedReason};
 
 /// Keys already read in one object: one bit per known field, one for the id.
@@ -55,12 +55,15 @@ impl<'de, A: MapAccess<'de>> Source<'de> for &mut A {
 }
 
 /// A buffered value; errors are converted to the caller's error type.
-pub(crate) struct Buffered<E>(pub(crate) Value, pub(crate) PhantomData<E>);
+pub(crate) struct Buffered<E>(pub(crate) RawJson, pub(crate) PhantomData<E>);
 
 impl<'de, E: de::Error> Source<'de> for Buffered<E> {
     type Error = E;
     fn value<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, E> {
-        seed.deserialize(self.0).map_err(E::custom)
+        // A reader-based deserializer owns nothing of `'de`, so any seed fits;
+        // the text is already checked, so this only re-reads it.
+        let mut de = serde_json::Deserializer::from_reader(self.0.as_str().as_bytes());
+        seed.deserialize(&mut de).map_err(E::custom)
     }
 }
 
@@ -138,22 +141,22 @@ impl<'de, T: Model> Visitor<'de> for ModelVisitor<T> {
         read_model(d)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Read<T>, A::Error> {
-        collect_seq(seq).map(|items| Read::Raw(Value::Array(items)))
+        raw_seq(seq).map(Read::Raw)
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Read<T>, E> {
-        Ok(Read::Raw(Value::Bool(v)))
+        Ok(Read::Raw(raw_bool(v)))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Read<T>, E> {
-        Ok(Read::Raw(Value::Number(v.into())))
+        Ok(Read::Raw(raw_i64(v)))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Read<T>, E> {
-        Ok(Read::Raw(Value::Number(v.into())))
+        Ok(Read::Raw(raw_u64(v)))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Read<T>, E> {
-        Ok(Read::Raw(float_value(v)))
+        Ok(Read::Raw(raw_f64(v)))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Read<T>, E> {
-        Ok(Read::Raw(Value::String(v.to_owned())))
+        Ok(Read::Raw(raw_str(v)))
     }
 }
 
@@ -247,7 +250,8 @@ macro_rules! model {
         const _: () = {
             use ::serde::de::{self, MapAccess};
             use ::serde::ser::SerializeMap;
-            use $crate::models::lenient::{Lenient, Read, ReadSeed, StrictValue, insert_unique};
+            use $crate::models::lenient::{Lenient, Read, ReadSeed, insert_unique};
+            use $crate::models::raw::RawSeed;
             use $crate::models::model::{self as m, Model, Seen, Source};
             use $crate::models::untyped::{Path, Untyped};
 
@@ -325,7 +329,7 @@ macro_rules! model {
                         }
                         Key::Other => {
                             let name = name.unwrap_or_default();
-                            let value = source.value(StrictValue)?;
+                            let value = source.value(RawSeed)?;
                             insert_unique(&mut self.extra, name, value)?;
                         }
                     }
@@ -351,7 +355,7 @@ macro_rules! model {
 
                 /// The value a known field of this object held when it did not
                 /// fit its type (`None` if it fitted, was absent or `null`).
-                pub fn fallback(&self, key: &str) -> Option<&::serde_json::Value> {
+                pub fn fallback(&self, key: &str) -> Option<&$crate::models::RawJson> {
                     match key_of(key) {
                         Key::Known(field) => self.extra.fallback(field as u8),
                         _ => None,

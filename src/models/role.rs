@@ -7,18 +7,20 @@
 //! that come before `role` are buffered as JSON values and applied first, so
 //! any key order works and only those few keys pay for buffering.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::Serializer;
+use serde::de::value::StringDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serializer};
 
-use super::lenient::{
-    Read, StrictValue, collect_map, collect_seq, duplicate, float_value, insert_unique,
+use super::lenient::{Read, duplicate};
+use super::model::{Buffered, Model, Seen, Source};
+use super::raw::{
+    RawJson, RawSeed, Sink, raw_bool, raw_f64, raw_i64, raw_map, raw_seq, raw_str, raw_u64,
 };
-use super::model::{Buffered, Model, Seen};
 
 /// A family of kinds selected by the `role` string.
 pub(crate) trait RoleTagged: Sized {
@@ -29,13 +31,13 @@ pub(crate) trait RoleTagged: Sized {
     /// and the live rest of the object (see [`read_kind`]).
     fn from_role<'de, A: MapAccess<'de>>(
         role: String,
-        before: Vec<(String, Value)>,
+        before: Vec<(String, RawJson)>,
         map: &mut A,
     ) -> Result<Self, A::Error>;
 
     /// Wraps a value whose role is unknown or missing, or that is not an
     /// object at all.
-    fn unknown(value: Value) -> Self;
+    fn unknown(value: RawJson) -> Self;
 }
 
 /// Reads a model of one kind: the entries buffered before `role`, then the
@@ -43,18 +45,14 @@ pub(crate) trait RoleTagged: Sized {
 /// (utterances); for the others a second `role` key is a duplicate.
 pub(crate) fn read_kind<'de, T: Model, A: MapAccess<'de>>(
     role_field: Option<String>,
-    before: Vec<(String, Value)>,
+    before: Vec<(String, RawJson)>,
     map: &mut A,
 ) -> Result<T, A::Error> {
     let mut item = T::default();
     let mut seen = Seen::default();
     let keeps_role = role_field.is_some();
     if let Some(role) = role_field {
-        item.entry(
-            &mut seen,
-            "role",
-            Buffered(Value::String(role), PhantomData),
-        )?;
+        item.entry(&mut seen, "role", Named::<A::Error>(role, PhantomData))?;
     }
     for (key, value) in before {
         item.entry(&mut seen, &key, Buffered(value, PhantomData))?;
@@ -70,17 +68,50 @@ pub(crate) fn read_kind<'de, T: Model, A: MapAccess<'de>>(
 /// Reads the rest of an object of an unknown kind, with its `role`.
 pub(crate) fn read_unknown<'de, A: MapAccess<'de>>(
     role: String,
-    before: Vec<(String, Value)>,
+    before: Vec<(String, RawJson)>,
     map: &mut A,
-) -> Result<Value, A::Error> {
-    let mut object = collect_map(&mut *map)?;
-    for (key, value) in before {
-        insert_unique::<A::Error>(&mut object, key, value)?;
-    }
-    insert_unique::<A::Error>(&mut object, "role".to_owned(), Value::String(role))?;
-    Ok(Value::Object(object))
+) -> Result<RawJson, A::Error> {
+    unknown_object(before, Some(raw_str(&role)), map)
 }
 
+/// An object of an unknown kind: the entries read before `role`, `role`
+/// itself, then the rest, in the order received.
+fn unknown_object<'de, A: MapAccess<'de>>(
+    before: Vec<(String, RawJson)>,
+    role: Option<RawJson>,
+    map: A,
+) -> Result<RawJson, A::Error> {
+    let mut sink = Sink::new();
+    let mut object = sink.open_object();
+    for (key, value) in &before {
+        sink.raw_entry::<A::Error>(&mut object, key, value.as_str())?;
+    }
+    if let Some(role) = role {
+        sink.raw_entry::<A::Error>(&mut object, "role", role.as_str())?;
+        sink.map_entries(&mut object, map)?;
+    }
+    sink.close_object::<A::Error>(object)?;
+    Ok(sink.finish())
+}
+
+/// The `role` of an item of an unknown kind, when it is a string.
+pub(crate) fn unknown_role_text(raw: &RawJson) -> Option<Cow<'_, str>> {
+    #[derive(Deserialize)]
+    struct RoleOf<'a> {
+        #[serde(borrow, default)]
+        role: Option<Cow<'a, str>>,
+    }
+    if !raw.is_object() {
+        return None;
+    }
+    raw.deserialize::<RoleOf<'_>>().ok()?.role
+}
+
+/// [`unknown_role_text`], borrowed from the text (see
+/// [`str_at`](super::raw::str_at)).
+pub(crate) fn unknown_role(raw: &RawJson) -> Option<&str> {
+    super::raw::str_at(raw, &["role"])
+}
 /// Reads a role-tagged item leniently: never a fallback, since any value
 /// that is not a known kind is kept as the family's unknown item.
 pub(crate) fn read_tagged<'de, D: Deserializer<'de>, T: RoleTagged>(
@@ -109,65 +140,114 @@ impl<'de, T: RoleTagged> Visitor<'de> for TaggedVisitor<T> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
         // Keys before `role` (none in Retell's own bodies) are buffered.
-        let mut before: Vec<(String, Value)> = Vec::new();
+        let mut before: Vec<(String, RawJson)> = Vec::new();
         loop {
             match map.next_key_seed(FirstKey)? {
-                None => {
-                    let mut object = Map::new();
-                    for (key, value) in before {
-                        insert_unique::<A::Error>(&mut object, key, value)?;
-                    }
-                    return Ok(T::unknown(Value::Object(object)));
-                }
+                None => return Ok(T::unknown(unknown_object(before, None, map)?)),
                 Some(Some(key)) => {
                     if before.iter().any(|(k, _)| *k == key) {
                         return Err(duplicate(&key));
                     }
-                    let value = map.next_value_seed(StrictValue)?;
+                    let value = map.next_value_seed(RawSeed)?;
                     before.push((key, value));
                 }
                 Some(None) => break,
             }
         }
-        match map.next_value_seed(StrictValue)? {
-            Value::String(role) => T::from_role(role, before, &mut map),
-            other => {
-                let mut object = collect_map(&mut map)?;
-                for (key, value) in before {
-                    insert_unique::<A::Error>(&mut object, key, value)?;
-                }
-                insert_unique::<A::Error>(&mut object, "role".to_owned(), other)?;
-                Ok(T::unknown(Value::Object(object)))
-            }
+        match map.next_value_seed(RoleValue)? {
+            Ok(name) => T::from_role(name, before, &mut map),
+            Err(role) => Ok(T::unknown(unknown_object(before, Some(role), map)?)),
         }
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<T, E> {
-        Ok(T::unknown(Value::Null))
+        Ok(T::unknown(RawJson::null()))
     }
     fn visit_none<E: de::Error>(self) -> Result<T, E> {
-        Ok(T::unknown(Value::Null))
+        Ok(T::unknown(RawJson::null()))
     }
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
         d.deserialize_any(self)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
-        collect_seq(seq).map(|items| T::unknown(Value::Array(items)))
+        raw_seq(seq).map(T::unknown)
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<T, E> {
-        Ok(T::unknown(Value::Bool(v)))
+        Ok(T::unknown(raw_bool(v)))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
-        Ok(T::unknown(Value::Number(v.into())))
+        Ok(T::unknown(raw_i64(v)))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
-        Ok(T::unknown(Value::Number(v.into())))
+        Ok(T::unknown(raw_u64(v)))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
-        Ok(T::unknown(float_value(v)))
+        Ok(T::unknown(raw_f64(v)))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-        Ok(T::unknown(Value::String(v.to_owned())))
+        Ok(T::unknown(raw_str(v)))
+    }
+}
+
+/// The value of `role`: the string, or any other value as raw JSON.
+struct RoleValue;
+
+impl<'de> DeserializeSeed<'de> for RoleValue {
+    type Value = Result<String, RawJson>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RoleValue {
+    type Value = Result<String, RawJson>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a role")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Ok(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Ok(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Err(RawJson::null()))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Err(RawJson::null()))
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        raw_seq(seq).map(Err)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        raw_map(map).map(Err)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Err(raw_bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Err(raw_i64(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Err(raw_u64(v)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Err(raw_f64(v)))
+    }
+}
+
+/// The role string, handed to a kind that keeps it as a field (no parsing).
+struct Named<E>(String, PhantomData<E>);
+
+impl<'de, E: de::Error> Source<'de> for Named<E> {
+    type Error = E;
+    fn value<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, E> {
+        seed.deserialize(StringDeserializer::<E>::new(self.0))
     }
 }
 

@@ -5,6 +5,8 @@ use serde::de::MapAccess;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use super::raw::RawJson;
+
 use super::enums::{BackupModelReason, ToolType, TranscriptRole, TransitionType, UtteranceRole};
 use super::lenient::{Lenient, Read};
 use super::role::{self, RoleTagged};
@@ -199,11 +201,12 @@ pub enum TranscriptItem {
     /// `injected`.
     Injected(Injected),
     /// Any other role (or none, or not an object): the whole value.
-    Unknown(Value),
+    Unknown(RawJson),
 }
 
 impl TranscriptItem {
-    /// The `role` string of the item (`None` for an unknown item without one).
+    /// The `role` string of the item (`None` for an unknown item without one,
+    /// or whose role is written with escapes: [`Self::kind`] reads that one too).
     pub fn role(&self) -> Option<&str> {
         Some(match self {
             Self::Utterance(u) => return u.role.as_ref().map(UtteranceRole::as_str),
@@ -213,13 +216,18 @@ impl TranscriptItem {
             Self::Dtmf(_) => "dtmf",
             Self::Sms(_) => "sms",
             Self::Injected(_) => "injected",
-            Self::Unknown(value) => return value.get("role").and_then(Value::as_str),
+            Self::Unknown(value) => return role::unknown_role(value),
         })
     }
 
     /// The `role` as an open enum (`None` for an unknown item without a string role).
     pub fn kind(&self) -> Option<TranscriptRole> {
-        self.role().map(TranscriptRole::from)
+        match self {
+            Self::Unknown(raw) => {
+                role::unknown_role_text(raw).map(|r| TranscriptRole::from(r.as_ref()))
+            }
+            _ => self.role().map(TranscriptRole::from),
+        }
     }
 
     /// The text of utterances, tool results, SMS and injected items.
@@ -247,7 +255,7 @@ impl RoleTagged for TranscriptItem {
 
     fn from_role<'de, A: MapAccess<'de>>(
         role: String,
-        before: Vec<(String, Value)>,
+        before: Vec<(String, RawJson)>,
         map: &mut A,
     ) -> Result<Self, A::Error> {
         Ok(match role.as_str() {
@@ -264,7 +272,7 @@ impl RoleTagged for TranscriptItem {
         })
     }
 
-    fn unknown(value: Value) -> Self {
+    fn unknown(value: RawJson) -> Self {
         Self::Unknown(value)
     }
 }

@@ -22,7 +22,7 @@ type Tool<E> = Box<dyn Fn(FunctionRequest) -> ToolFuture<E> + Send + Sync>;
 ///
 /// let tools: ToolRouter<String> = ToolRouter::new()
 ///     .tool("check_availability", |request| async move {
-///         let date = request.call.as_ref().and_then(|c| c.args()).and_then(|a| a.get("date")).cloned();
+///         let date = request.call.as_ref().and_then(|c| c.args()).and_then(|a| a.get("date"));
 ///         Ok(FunctionResponse::json(serde_json::json!({ "date": date, "slots": ["10:00"] })))
 ///     })
 ///     .tool("book", |_request| async { Ok(FunctionResponse::text("booked")) });
