@@ -7,7 +7,7 @@ use super::config::RouteKind;
 use super::pipeline::Ids;
 use crate::allowlist::SourceRejection;
 use crate::{ParseError, ParseErrorKind, VerifyError};
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 // ---------------------------------------------------------------------------
 // Response and outcome
@@ -289,7 +289,11 @@ impl fmt::Display for Outcome {
         if self.untyped > 0 {
             write!(f, " untyped={}", self.untyped)?;
         }
-        write!(f, " reason=\"{}\"", self.reason)?;
+        // The reason may quote handler text (its error message), which may
+        // repeat anything from the body: escaped like the ids.
+        f.write_str(" reason=\"")?;
+        write!(Escaping(f), "{}", self.reason)?;
+        f.write_str("\"")?;
         if let Some(streak) = self.key_alert {
             write!(
                 f,
@@ -297,6 +301,16 @@ impl fmt::Display for Outcome {
             )?;
         }
         Ok(())
+    }
+}
+
+/// Writes through to a formatter with control characters, quotes and
+/// backslashes escaped, as `str::escape_debug` does.
+struct Escaping<'a, 'b>(&'a mut fmt::Formatter<'b>);
+
+impl fmt::Write for Escaping<'_, '_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        write!(self.0, "{}", text.escape_debug())
     }
 }
 
