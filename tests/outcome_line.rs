@@ -41,9 +41,11 @@ fn outcome_line(body: &[u8]) -> String {
     let receiver = Receiver::new(verifier, ReceiverConfig::new().with_clock(|| NOW));
     let header = sign(body, KEY, NOW);
     let request = RawRequest::post(body).signature_values([header.as_bytes()]);
-    let done = ready(receiver.dispatch(&EchoingHandler, RouteKind::Events, &request, |_| {
-        std::future::pending()
-    }));
+    let done = ready(
+        receiver.dispatch(&EchoingHandler, RouteKind::Events, &request, |_| {
+            std::future::pending()
+        }),
+    );
     done.outcome.to_string()
 }
 

@@ -6,21 +6,32 @@
 //! 1. source address allowlist, when configured ([`SourceAllowlist`]) → `403`;
 //! 2. method must be `POST` → `405`;
 //! 3. `Content-Encoding` must be absent or `identity` → `415`;
-//! 4. body at most [`ReceiverConfig::body_limit`] bytes → `413`;
-//! 5. `X-Retell-Signature` verified over the raw bytes → `401`, with one
-//!    identical response whatever the reason;
-//! 6. only now is the body looked at: whole-body UTF-8, a JSON object, then the
+//! 4. `Content-Length` at most [`ReceiverConfig::body_limit`] bytes → `413`;
+//! 5. `X-Retell-Signature` present once, well formed, its timestamp within
+//!    the window → `401`: all of this before the body is read;
+//! 6. the body, at most the limit (`413`), read within
+//!    [`ReceiverConfig::body_read_timeout`] (`408`, adapters only);
+//! 7. the signature verified over the raw bytes → `401`, with one identical
+//!    response whatever the reason;
+//! 8. only now is the body looked at: whole-body UTF-8, a JSON object, then the
 //!    typed models → `400` (an object the models cannot read goes to
 //!    [`WebhookHandler::on_unparsed`] first);
-//! 7. the matching [`WebhookHandler`] method runs, with panics caught and the
+//! 9. the matching [`WebhookHandler`] method runs, with panics caught and the
 //!    deadline applied → `500` / `503`, or `204` (events) / `200` with the
 //!    answer (inbound webhook, custom functions).
+//!
+//! The adapters and the tower service take an in-flight place
+//! ([`ReceiverConfig::max_in_flight`]) only after step 7, so requests that
+//! cannot prove their origin never hold one, and count the deadline from the
+//! request's arrival: the answer never comes later than
+//! [`ReceiverConfig::handler_deadline`] after the request arrived.
 //!
 //! | status | when | retried by Retell |
 //! |---|---|---|
 //! | `204` | event handled, unknown event acknowledged, `on_unparsed` accepted, duplicate of a handled event ([dedupe](crate::dedupe) on) | no |
 //! | `200` | inbound webhook or custom function answered (JSON or text body) | no |
 //! | `400` | verified body not UTF-8, not JSON, not an object, or not readable by the models; body not fully received | yes |
+//! | `408` | body not received within [`ReceiverConfig::body_read_timeout`] (adapters; the connection is closed) | yes |
 //! | `401` | any signature failure: one identical response, the reason only in the [`Outcome`] | yes |
 //! | `403` | source address not in the opt-in [`SourceAllowlist`] | yes |
 //! | `405` | method other than `POST` (with `Allow: POST`) | yes |
@@ -28,7 +39,7 @@
 //! | `409` | the same event is being handled by another request ([dedupe](crate::dedupe) on) | yes |
 //! | `415` | `Content-Encoding` other than `identity` | yes |
 //! | `500` | handler error or panic; adapter without a verifier | yes |
-//! | `503` | handler deadline exceeded; dedupe store failed | yes |
+//! | `503` | deadline exceeded (the handler, or in the adapters the wait for an in-flight place or body budget); dedupe store failed | yes |
 //!
 //! [`Receiver::dispatch`] returns a [`Dispatched`]: the [`WebhookResponse`] to
 //! send and an [`Outcome`] to log (status, reason, event name, call id; never a
