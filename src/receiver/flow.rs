@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::permits::Permit;
 use super::pipeline::handle_verified;
+use super::trace::traced;
 use super::{Dispatched, RawRequest, Reason, Receiver, RouteKind, WebhookHandler};
 
 /// Most bytes allocated up front from a `Content-Length`; the rest grows as data
@@ -57,6 +58,20 @@ impl Receiver {
     /// Steps 2 to 4 share one deadline (`503` when it passes), so the answer
     /// never comes later than the configured deadline after arrival.
     pub(crate) async fn receive<H, B>(
+        &self,
+        handler: &H,
+        route: RouteKind,
+        head: &RawRequest<'_>,
+        body: &mut B,
+    ) -> Dispatched
+    where
+        H: WebhookHandler + ?Sized,
+        B: BodyChunks + ?Sized,
+    {
+        traced(route, self.receive_untraced(handler, route, head, body)).await
+    }
+
+    async fn receive_untraced<H, B>(
         &self,
         handler: &H,
         route: RouteKind,

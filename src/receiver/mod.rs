@@ -145,6 +145,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 mod tools;
+mod trace;
 
 pub use crate::allowlist::*;
 #[allow(unused_imports)]

@@ -106,6 +106,8 @@ pub struct Permit {
     units: usize,
 }
 
+// Only the adapters' body budget holds several units.
+#[cfg_attr(not(any(feature = "tower", feature = "actix")), allow(dead_code))]
 impl Permit {
     /// How many units it holds.
     pub(crate) fn units(&self) -> usize {

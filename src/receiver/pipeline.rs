@@ -10,6 +10,7 @@ use super::handler::{Fallback, WebhookHandler};
 use super::outcome::{BadBody, Dispatched, Reason, WebhookResponse};
 use super::request::{RawRequest, SignatureHeader};
 use super::state::Receiver;
+use super::trace::{record_ids, traced};
 use crate::dedupe::{Begin, DedupeKey, DedupeStore, Ticket};
 use crate::{
     FunctionCall, FunctionMethod, FunctionRequest, InboundResponse, Incoming, ParseError,
@@ -164,7 +165,11 @@ impl Receiver {
         let config = self.config();
         let deadline_after = config.deadline_of(route);
         let deadline = async move { sleep(deadline_after).await };
-        dispatch_verified(self, handler, route, request, deadline).await
+        traced(
+            route,
+            dispatch_verified(self, handler, route, request, deadline),
+        )
+        .await
     }
 }
 
@@ -227,6 +232,7 @@ where
             }
         }
     };
+    record_ids(&ids);
     let claim = match claim(config, &work, body).await {
         Ok(claim) => claim,
         Err(reason) => return Dispatched::from_reason(route, reason).with_ids(&ids),

@@ -57,6 +57,7 @@ struct Inner {
     /// Body bytes being read at once, over every request: reading takes bytes
     /// from here, not an in-flight place, so requests that have not proven
     /// their signature cannot hold the places signed deliveries need.
+    #[cfg_attr(not(any(feature = "tower", feature = "actix")), allow(dead_code))]
     body_budget: Arc<Permits>,
 }
 
