@@ -54,6 +54,19 @@ async fn attack(addr: std::net::SocketAddr, how: Attack) -> TcpStream {
     stream
 }
 
+/// Sends `body` correctly signed.
+async fn deliver(receiver: &Receiver, body: &[u8]) -> crate::http::Reply {
+    let sig = signature(body);
+    receiver
+        .send(
+            "POST",
+            &[("X-Retell-Signature", sig.as_str())],
+            body,
+            Framing::Length,
+        )
+        .await
+}
+
 fn status_of(reply: &[u8]) -> Option<u16> {
     (!reply.is_empty()).then(|| parse_reply(reply).status)
 }
@@ -115,16 +128,8 @@ async fn stalled_and_trickling_clients_do_not_starve_signed_deliveries() {
         let mut slowest = Duration::ZERO;
         for n in 0..20 {
             let body = call_ended(&format!("call_starve_{n}"));
-            let sig = signature(&body);
             let sent = Instant::now();
-            let reply = receiver
-                .send(
-                    "POST",
-                    &[("X-Retell-Signature", sig.as_str())],
-                    &body,
-                    Framing::Length,
-                )
-                .await;
+            let reply = deliver(&receiver, &body).await;
             let took = sent.elapsed();
             slowest = slowest.max(took);
             assert_eq!(reply.status, 204, "delivery {n} via {via}");
@@ -172,12 +177,8 @@ async fn the_deadline_bounds_the_answer_while_handlers_are_saturated() {
             let receiver = Arc::clone(&receiver);
             busy.push(tokio::spawn(async move {
                 let body = call_ended(&format!("call_busy_{n}"));
-                let sig = signature(&body);
-                let headers = [("X-Retell-Signature", sig.as_str())];
                 let sent = Instant::now();
-                let reply = receiver
-                    .send("POST", &headers, &body, Framing::Length)
-                    .await;
+                let reply = deliver(&receiver, &body).await;
                 (reply.status, sent.elapsed())
             }));
         }
@@ -185,16 +186,8 @@ async fn the_deadline_bounds_the_answer_while_handlers_are_saturated() {
         receiver.probe.entered().await;
         receiver.probe.entered().await;
         let body = call_ended("call_waiting");
-        let sig = signature(&body);
         let sent = Instant::now();
-        let reply = receiver
-            .send(
-                "POST",
-                &[("X-Retell-Signature", sig.as_str())],
-                &body,
-                Framing::Length,
-            )
-            .await;
+        let reply = deliver(&receiver, &body).await;
         let took = sent.elapsed();
         assert_eq!(reply.status, 503, "via {via}");
         assert!(
@@ -253,18 +246,11 @@ async fn a_client_that_disconnects_mid_handler_releases_its_key() {
         let started = Instant::now();
         let retry = {
             let receiver = Arc::clone(&receiver);
-            let (body, sig) = (body.clone(), sig.clone());
+            let body = body.clone();
             tokio::spawn(async move {
                 let mut conflicts = 0;
                 loop {
-                    let reply = receiver
-                        .send(
-                            "POST",
-                            &[("X-Retell-Signature", sig.as_str())],
-                            &body,
-                            Framing::Length,
-                        )
-                        .await;
+                    let reply = deliver(&receiver, &body).await;
                     if reply.status != 409 || conflicts == 100 {
                         return (reply.status, conflicts);
                     }
@@ -303,10 +289,7 @@ async fn the_handler_finishes_after_a_disconnect(via: Via) {
     stream.write_all(&body).await.unwrap();
     receiver.probe.entered().await;
     drop(stream);
-    let headers = [("X-Retell-Signature", sig.as_str())];
-    let reply = receiver
-        .send("POST", &headers, &body, Framing::Length)
-        .await;
+    let reply = deliver(&receiver, &body).await;
     assert_eq!(
         reply.status, 409,
         "via {via}: the first attempt is still running"
@@ -314,10 +297,7 @@ async fn the_handler_finishes_after_a_disconnect(via: Via) {
     receiver.probe.open(1);
     let mut status = 409;
     for _ in 0..100 {
-        status = receiver
-            .send("POST", &headers, &body, Framing::Length)
-            .await
-            .status;
+        status = deliver(&receiver, &body).await.status;
         if status != 409 {
             break;
         }
