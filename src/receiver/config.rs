@@ -64,7 +64,7 @@ pub(crate) enum Clock {
 /// | [`handler_deadline`](Self::handler_deadline) | [`DEFAULT_HANDLER_DEADLINE`] (9 s) | under Retell's 10 s timeout, so a retry never overlaps a running handler; the adapters measure it from the request's arrival, so it bounds the answer |
 /// | [`function_deadline`](Self::function_deadline) | [`DEFAULT_FUNCTION_DEADLINE`] (120 s) | Retell's default tool timeout for custom functions |
 /// | [`max_in_flight`](Self::max_in_flight) | [`DEFAULT_MAX_IN_FLIGHT`] (32) | bounds the verified requests handled at once, and the body bytes buffered at once ([`body_budget`](Self::body_budget), 32 × 8 MiB); later requests wait within their deadline |
-/// | [`body_read_timeout`](Self::body_read_timeout) | [`DEFAULT_BODY_READ_TIMEOUT`] (5 s) | a client that trickles its body is cut off (`408`) long before Retell's 10 s |
+/// | [`body_read_timeout`](Self::body_read_timeout) | [`DEFAULT_BODY_READ_TIMEOUT`] (5 s) | a client that stalls its body is cut off (`408`) long before Retell's 10 s; one that trickles, by the deadline |
 /// | clock | the system clock | injectable with [`with_clock`](Self::with_clock) for tests |
 /// | [`source_allowlist`](Self::source_allowlist) | off | the signature is the authority; an allowlist only adds defence in depth |
 /// | [`dedupe`](Self::dedupe) | off | process each event once although Retell redelivers it; see [`crate::dedupe`] |
@@ -173,10 +173,11 @@ impl ReceiverConfig {
         self
     }
 
-    /// Sets how long the adapters wait for a whole body (default
-    /// [`DEFAULT_BODY_READ_TIMEOUT`]); a body that takes longer is answered
-    /// `408` and its connection closed, so a client that trickles its body
-    /// holds nothing for long.
+    /// Sets how long the adapters wait for the next bytes of a body (default
+    /// [`DEFAULT_BODY_READ_TIMEOUT`]); a client that stalls that long is
+    /// answered `408` and its connection closed. One that keeps trickling is
+    /// cut off by the deadline (`503`), which counts from the request's
+    /// arrival.
     #[must_use]
     pub fn with_body_read_timeout(mut self, timeout: Duration) -> Self {
         self.body_read_timeout = timeout;
@@ -282,7 +283,7 @@ impl ReceiverConfig {
         self.max_in_flight
     }
 
-    /// How long the adapters wait for a whole body.
+    /// How long the adapters wait for the next bytes of a body.
     #[must_use]
     pub fn body_read_timeout(&self) -> Duration {
         self.body_read_timeout
@@ -290,9 +291,9 @@ impl ReceiverConfig {
 
     /// Body bytes the adapters buffer at once, over every request being read
     /// or handled: [`max_in_flight`](Self::max_in_flight) ×
-    /// [`body_limit`](Self::body_limit) (256 MiB by default). A request waits
-    /// for its share before reading (its `Content-Length`, or as a chunked
-    /// body grows), within its deadline.
+    /// [`body_limit`](Self::body_limit) (256 MiB by default). A request holds
+    /// budget for the buffer its body has grown to (bytes that arrived, never
+    /// a `Content-Length` alone) and waits for more within its deadline.
     #[must_use]
     pub fn body_budget(&self) -> usize {
         self.max_in_flight.saturating_mul(self.body_limit).max(1)

@@ -18,10 +18,6 @@ use super::pipeline::handle_verified;
 use super::trace::traced;
 use super::{Dispatched, RawRequest, Reason, Receiver, RouteKind, WebhookHandler};
 
-/// Most bytes allocated up front from a `Content-Length`; the rest grows as data
-/// arrives, so a false length cannot make the server allocate the whole limit.
-const MAX_PREALLOCATION: usize = 1024 * 1024;
-
 /// A request body as a server hands it over: chunks of bytes, then the end.
 pub(crate) trait BodyChunks {
     /// The next chunk, `None` at the end, `Err` when the body cannot be read
@@ -40,8 +36,7 @@ pub(crate) enum BodyCheck {
     SignatureOnly,
 }
 
-/// Body budget reserved at a time while a body without (or beyond) a
-/// `Content-Length` grows.
+/// The first buffer for a body (or its length, when shorter).
 const BUDGET_STEP: usize = 64 * 1024;
 
 impl Receiver {
@@ -49,9 +44,9 @@ impl Receiver {
     ///
     /// 1. [`precheck`](Receiver::precheck) on the head (signature header
     ///    included), answered at once;
-    /// 2. the body, read within the limit, the body budget and
+    /// 2. the body, read within the limit and the body budget, with at most
     ///    [`body_read_timeout`](super::ReceiverConfig::body_read_timeout)
-    ///    (`408`);
+    ///    between chunks (`408`);
     /// 3. the signature over the body (`401`);
     /// 4. only then an in-flight place, the parse and the handler.
     ///
@@ -82,15 +77,11 @@ impl Receiver {
         H: WebhookHandler + ?Sized,
         B: BodyChunks + ?Sized,
     {
-        let arrival = Instant::now();
-        let deadline = arrival + self.config().deadline_of(route);
+        let deadline = Instant::now() + self.config().deadline_of(route);
         if let Some(rejected) = self.precheck(route, head) {
             return rejected;
         }
-        let (bytes, _budget) = match self
-            .read_in_time(route, head, body, arrival, deadline)
-            .await
-        {
+        let (bytes, _budget) = match self.read_body(route, head, body, deadline).await {
             Ok(read) => read,
             Err(rejected) => return rejected,
         };
@@ -120,13 +111,12 @@ impl Receiver {
     where
         B: BodyChunks + ?Sized,
     {
-        let arrival = Instant::now();
-        let deadline = arrival + self.config().deadline_of(route);
+        let deadline = Instant::now() + self.config().deadline_of(route);
         if let Some(rejected) = self.precheck(route, head) {
             return Err(Box::new(rejected));
         }
         let (bytes, _budget) = self
-            .read_in_time(route, head, body, arrival, deadline)
+            .read_body(route, head, body, deadline)
             .await
             .map_err(Box::new)?;
         let request = head.clone().with_body(&bytes);
@@ -137,66 +127,107 @@ impl Receiver {
         Ok(Bytes::from(bytes))
     }
 
-    /// [`read_body`](Self::read_body) until the read timeout or the deadline,
-    /// whichever comes first.
-    async fn read_in_time<B>(
-        &self,
-        route: RouteKind,
-        head: &RawRequest<'_>,
-        body: &mut B,
-        arrival: Instant,
-        deadline: Instant,
-    ) -> Result<(Vec<u8>, Permit), Dispatched>
-    where
-        B: BodyChunks + ?Sized,
-    {
-        let read_by = (arrival + self.config().body_read_timeout()).min(deadline);
-        match tokio::time::timeout_at(read_by, self.read_body(route, head, body)).await {
-            Ok(read) => read,
-            Err(_elapsed) if read_by < deadline => {
-                Err(Dispatched::from_reason(route, Reason::BodyReadTimeout))
-            }
-            Err(_elapsed) => Err(Dispatched::from_reason(route, Reason::DeadlineExceeded)),
-        }
-    }
-
-    /// Reads the body chunk by chunk, stops at the first byte over the limit,
-    /// and holds body budget for every byte buffered.
+    /// Reads the body chunk by chunk until `deadline`: stops at the first
+    /// byte over the limit (`413`), answers `408` when no byte arrives for
+    /// [`body_read_timeout`](super::ReceiverConfig::body_read_timeout), and
+    /// holds body budget for the buffer it allocates.
+    ///
+    /// The timeout is between chunks, not for the whole body: a delivery
+    /// whose task was kept waiting by a busy server finds its next chunk ready
+    /// and goes on. A client that keeps trickling is cut off by the deadline.
     async fn read_body<B>(
         &self,
         route: RouteKind,
         head: &RawRequest<'_>,
         body: &mut B,
+        deadline: Instant,
     ) -> Result<(Vec<u8>, Permit), Dispatched>
     where
         B: BodyChunks + ?Sized,
     {
-        let limit = self.config().body_limit();
+        let config = self.config();
+        let (limit, idle) = (config.body_limit(), config.body_read_timeout());
         let declared = head
             .content_length()
             .and_then(|len| usize::try_from(len).ok())
             .map_or(0, |len| len.min(limit));
-        let mut budget = self.body_bytes(declared).await;
-        let reserve = declared.min(MAX_PREALLOCATION);
-        let mut buf = Vec::with_capacity(reserve);
-        while let Some(chunk) = poll_fn(|cx| body.poll_chunk(cx)).await {
-            let Ok(chunk) = chunk else {
-                return Err(Dispatched::from_reason(route, Reason::BodyReadFailed));
+        let fail = |reason| Dispatched::from_reason(route, reason);
+        let mut buf = Vec::new();
+        let mut budget = self.body_bytes(0).await;
+        loop {
+            let wait_until = (Instant::now() + idle).min(deadline);
+            let next = poll_fn(|cx| body.poll_chunk(cx));
+            let chunk = match tokio::time::timeout_at(wait_until, next).await {
+                Ok(Some(Ok(chunk))) => chunk,
+                Ok(Some(Err(()))) => return Err(fail(Reason::BodyReadFailed)),
+                Ok(None) => return Ok((buf, budget)),
+                Err(_idle) if wait_until < deadline => return Err(fail(Reason::BodyReadTimeout)),
+                Err(_idle) => return Err(fail(Reason::DeadlineExceeded)),
             };
             if chunk.len() > limit.saturating_sub(buf.len()) {
-                return Err(Dispatched::from_reason(
-                    route,
-                    Reason::PayloadTooLarge { limit },
-                ));
+                return Err(fail(Reason::PayloadTooLarge { limit }));
             }
             let needed = buf.len() + chunk.len();
-            if needed > budget.units() {
-                let more = (needed - budget.units()).max(BUDGET_STEP);
-                let more = more.min(limit - budget.units());
-                budget.absorb(self.body_bytes(more).await);
+            if needed > buf.capacity() {
+                let capacity = grown_capacity(buf.capacity(), needed, declared, limit);
+                let more = capacity.saturating_sub(budget.units());
+                let Ok(more) = tokio::time::timeout_at(deadline, self.body_bytes(more)).await
+                else {
+                    return Err(fail(Reason::DeadlineExceeded));
+                };
+                budget.absorb(more);
+                buf.reserve_exact(capacity - buf.len());
             }
             buf.extend_from_slice(&chunk);
         }
-        Ok((buf, budget))
+    }
+}
+
+/// The next buffer size for a body that needs `needed` bytes: doubling from
+/// [`BUDGET_STEP`], never past the declared length while it is still ahead,
+/// never past the limit. Only bytes that arrived make the buffer grow, so a
+/// false `Content-Length` cannot make the server reserve the whole limit.
+fn grown_capacity(capacity: usize, needed: usize, declared: usize, limit: usize) -> usize {
+    let doubled = needed.max(capacity.saturating_mul(2)).max(BUDGET_STEP);
+    let capped = if declared >= needed {
+        doubled.min(declared)
+    } else {
+        doubled
+    };
+    capped.min(limit).max(needed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BUDGET_STEP, grown_capacity};
+
+    const LIMIT: usize = 8 * 1024 * 1024;
+
+    #[test]
+    fn a_declared_length_alone_reserves_nothing_large() {
+        // One byte of a body that claims the whole limit.
+        assert_eq!(grown_capacity(0, 1, LIMIT, LIMIT), BUDGET_STEP);
+    }
+
+    #[test]
+    fn a_body_that_arrives_gets_its_declared_length_exactly() {
+        assert_eq!(grown_capacity(0, 16_384, 30_000, LIMIT), 30_000);
+        let mut capacity = 0;
+        let mut steps = 0;
+        for needed in (16_384..=3_000_000).step_by(16_384) {
+            if needed > capacity {
+                capacity = grown_capacity(capacity, needed, 3_000_000, LIMIT);
+                steps += 1;
+            }
+        }
+        assert_eq!(capacity, 3_000_000);
+        assert!(steps <= 7, "{steps} reallocations");
+    }
+
+    #[test]
+    fn growth_past_a_false_length_doubles_up_to_the_limit() {
+        assert_eq!(grown_capacity(100, 101, 100, LIMIT), BUDGET_STEP);
+        assert_eq!(grown_capacity(LIMIT / 2, LIMIT / 2 + 1, 0, LIMIT), LIMIT);
+        assert_eq!(grown_capacity(LIMIT, LIMIT, 0, LIMIT), LIMIT);
     }
 }

@@ -9,8 +9,9 @@
 //! 4. `Content-Length` at most [`ReceiverConfig::body_limit`] bytes → `413`;
 //! 5. `X-Retell-Signature` present once, well formed, its timestamp within
 //!    the window → `401`: all of this before the body is read;
-//! 6. the body, at most the limit (`413`), read within
-//!    [`ReceiverConfig::body_read_timeout`] (`408`, adapters only);
+//! 6. the body, at most the limit (`413`), with at most
+//!    [`ReceiverConfig::body_read_timeout`] between chunks (`408`, adapters
+//!    only);
 //! 7. the signature verified over the raw bytes → `401`, with one identical
 //!    response whatever the reason;
 //! 8. only now is the body looked at: whole-body UTF-8, a JSON object, then the
@@ -31,7 +32,7 @@
 //! | `204` | event handled, unknown event acknowledged, `on_unparsed` accepted, duplicate of a handled event ([dedupe](crate::dedupe) on) | no |
 //! | `200` | inbound webhook or custom function answered (JSON or text body) | no |
 //! | `400` | verified body not UTF-8, not JSON, not an object, or not readable by the models; body not fully received | yes |
-//! | `408` | body not received within [`ReceiverConfig::body_read_timeout`] (adapters; the connection is closed) | yes |
+//! | `408` | no bytes of the body for [`ReceiverConfig::body_read_timeout`] (adapters; the connection is closed) | yes |
 //! | `401` | any signature failure: one identical response, the reason only in the [`Outcome`] | yes |
 //! | `403` | source address not in the opt-in [`SourceAllowlist`] | yes |
 //! | `405` | method other than `POST` (with `Allow: POST`) | yes |
@@ -114,12 +115,12 @@ pub const DEFAULT_FUNCTION_DEADLINE: Duration = Duration::from_secs(120);
 /// rather than fail: Retell would only retry them.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
 
-/// Default time the adapters wait for a whole body: 5 seconds.
+/// Default time the adapters wait for the next bytes of a body: 5 seconds.
 ///
 /// Retell sends its largest bodies (a few MiB) in well under a second; a
-/// client still sending after 5 seconds is answered `408` and cut off, which
-/// leaves time within Retell's 10 seconds to answer deliveries waiting behind
-/// it.
+/// client that sends nothing for 5 seconds is answered `408` and cut off.
+/// Counted between chunks, so a delivery delayed by a busy server is not cut
+/// off for the server's own slowness.
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";

@@ -175,8 +175,8 @@ pub enum Reason {
     /// The adapter could not read the whole body (client went away, malformed
     /// chunked encoding, `Content-Length` longer than what was sent) (`400`).
     BodyReadFailed,
-    /// The body did not arrive within
-    /// [`ReceiverConfig::body_read_timeout`](super::ReceiverConfig::body_read_timeout)
+    /// No bytes of the body arrived for
+    /// [`ReceiverConfig::body_read_timeout`](crate::dispatch::ReceiverConfig::body_read_timeout)
     /// (`408`; the connection is closed).
     BodyReadTimeout,
     /// The body (or its `Content-Length`) is over the limit (`413`).

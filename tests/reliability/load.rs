@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use retell_webhooks::dispatch::RouteKind;
 
@@ -16,7 +16,13 @@ use crate::receivers::{Behaviour, Probe, Receiver, Via, config, http_vias, signa
 const CONCURRENCY: usize = 64;
 
 async fn start(via: Via, behaviour: Behaviour) -> Arc<Receiver> {
-    Arc::new(Receiver::start_with(via, Probe::new(behaviour), config(), RouteKind::Events, 2).await)
+    // These tests count answers, not times: a debug build on a busy 2-core
+    // machine may take seconds per 3 MiB body, so the answer deadline and the
+    // read timeout (tested in `hostile_load`) are out of the way here.
+    let config = config()
+        .with_handler_deadline(Duration::from_secs(120))
+        .with_body_read_timeout(Duration::from_secs(120));
+    Arc::new(Receiver::start_with(via, Probe::new(behaviour), config, RouteKind::Events, 2).await)
 }
 
 fn call_ended(id: &str) -> Vec<u8> {
@@ -92,7 +98,7 @@ async fn l1_thousand_distinct_events_over_64_connections() {
 /// the test opens only once all 64 have started), so a waiting handler never
 /// blocks the server; then all 64 finish with `204`. The in-flight cap is
 /// raised to 64 here: at the default of 32, half of them would (rightly) queue
-/// before their body is read, which the adapter tests pin.
+/// for an in-flight place, which the adapter tests pin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l2_waiting_handlers_do_not_block_the_server() {
     for via in http_vias() {
