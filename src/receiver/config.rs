@@ -19,11 +19,11 @@ use std::time::{Duration, SystemTime};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RouteKind {
     /// The event webhook (account- or agent-level URL) and the inbound call/SMS
-    /// webhook: bodies with an `event` field, parsed as [`Incoming`].
+    /// webhook: bodies with an `event` field, parsed as [`Incoming`](crate::Incoming).
     Events,
     /// A custom function URL: a [`FunctionRequest`](crate::models::FunctionRequest)
     /// with the method, the query parameters and, when there is a body, the
-    /// [`FunctionCall`] (wrapped `{name, call, args}` or args only).
+    /// [`FunctionCall`](crate::FunctionCall) (wrapped `{name, call, args}` or args only).
     ///
     /// Retell sends custom functions with the tool's method: `GET`, `POST`,
     /// `PUT`, `PATCH` or `DELETE` (`GET` and `DELETE` with an empty, signed
@@ -83,11 +83,11 @@ pub struct ReceiverConfig {
 }
 
 /// After this many signature mismatches in a row, with no verified request in
-/// between, the [`Outcome`] carries a [`key_alert`](Outcome::key_alert): the
+/// between, the [`Outcome`](super::Outcome) carries a [`key_alert`](super::Outcome::key_alert): the
 /// configured key is most likely not the one Retell signs with.
 pub const MISMATCH_ALERT_THRESHOLD: u64 = 10;
 
-/// At most one [`key_alert`](Outcome::key_alert) per this many milliseconds
+/// At most one [`key_alert`](super::Outcome::key_alert) per this many milliseconds
 /// (by the configured clock), so a log line raised on it is rate limited.
 pub const MISMATCH_ALERT_INTERVAL_MS: u64 = 60_000;
 
@@ -161,11 +161,11 @@ impl ReceiverConfig {
 
     /// Sets how many verified requests are handled at once (at least 1;
     /// default [`DEFAULT_MAX_IN_FLIGHT`]), over every clone of the
-    /// [`Receiver`]. The adapters and the tower service take a place only once
+    /// [`Receiver`](super::Receiver). The adapters and the tower service take a place only once
     /// a request's signature is verified, so requests that cannot prove where
     /// they come from never hold one; a delivery that finds no place within its
     /// deadline is answered `503`. It also sizes the budget of body bytes read
-    /// at once ([`body_budget`](Self::body_budget)). [`Receiver::dispatch`]
+    /// at once ([`body_budget`](Self::body_budget)). [`Receiver::dispatch`](super::Receiver::dispatch)
     /// itself does not wait for a place.
     #[must_use]
     pub fn with_max_in_flight(mut self, requests: usize) -> Self {

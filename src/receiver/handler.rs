@@ -23,8 +23,8 @@ use std::sync::Arc;
 /// Returning `Err` answers `500`, so Retell retries the delivery (up to 3 times).
 /// A panic is caught and also answers `500`; the server keeps serving. Keep
 /// handlers short (Retell gives up after 10 seconds; see
-/// [`ReceiverConfig::handler_deadline`]) and idempotent: the same event can
-/// arrive more than once. [`ReceiverConfig::with_dedupe`] filters the copies
+/// [`ReceiverConfig::handler_deadline`](super::ReceiverConfig::handler_deadline)) and idempotent: the same event can
+/// arrive more than once. [`ReceiverConfig::with_dedupe`](super::ReceiverConfig::with_dedupe) filters the copies
 /// (see [`crate::dedupe`]); a side effect outside your own database (an email,
 /// a charge) should still carry its own idempotency key.
 ///
@@ -37,7 +37,7 @@ use std::sync::Arc;
 /// an `async fn` is `Send` when everything it holds across an `.await` is.
 pub trait WebhookHandler: Send + Sync {
     /// Error returned by the handler. Its `Display` text is put in the
-    /// [`Outcome`] for logging; it is never sent to the client.
+    /// [`Outcome`](super::Outcome) for logging; it is never sent to the client.
     type Error: fmt::Display + Send + 'static;
 
     /// `call_started`: a call began (not sent for calls that never connect).
@@ -174,7 +174,7 @@ pub trait WebhookHandler: Send + Sync {
         async { Ok(InboundResponse::chat()) }
     }
 
-    /// A custom function (tool) call on a [`RouteKind::Function`] route. The answer is
+    /// A custom function (tool) call on a [`RouteKind::Function`](super::RouteKind::Function) route. The answer is
     /// sent with `200` and handed to the LLM (Retell caps it at 15 000
     /// characters).
     ///

@@ -119,7 +119,7 @@ impl BadBody {
     /// Classifies a typed-parse failure of a verified body: not UTF-8, not JSON,
     /// not an object, or an object the models cannot read
     /// ([`BadBody::Invalid`]). Adapters' typed extractors use it so their `400`s
-    /// carry the same reasons as [`Receiver::dispatch`].
+    /// carry the same reasons as [`Receiver::dispatch`](super::Receiver::dispatch).
     #[must_use]
     pub fn from_parse_error(route: RouteKind, body: &[u8], error: ParseError) -> Self {
         match error.kind() {
@@ -258,8 +258,8 @@ pub struct Outcome {
     /// parsed value's `untyped_paths()`.
     pub untyped: usize,
     /// Set on a `401` when the signature digest has mismatched
-    /// [`MISMATCH_ALERT_THRESHOLD`] times or more in a row (the value is the
-    /// count), at most once per [`MISMATCH_ALERT_INTERVAL_MS`]: the key is
+    /// [`MISMATCH_ALERT_THRESHOLD`](super::MISMATCH_ALERT_THRESHOLD) times or more in a row (the value is the
+    /// count), at most once per [`MISMATCH_ALERT_INTERVAL_MS`](super::MISMATCH_ALERT_INTERVAL_MS): the key is
     /// probably not the Retell API key with the webhook badge, and every event
     /// is being lost after Retell's retries. Log it as an error.
     pub key_alert: Option<u64>,
@@ -315,7 +315,7 @@ pub(crate) fn write_log_value(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::R
     }
 }
 
-/// The result of [`Receiver::dispatch`] (or [`Receiver::precheck`]): the response to send and the
+/// The result of [`Receiver::dispatch`](super::Receiver::dispatch) (or [`Receiver::precheck`](super::Receiver::precheck)): the response to send and the
 /// outcome to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dispatched {

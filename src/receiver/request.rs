@@ -110,7 +110,7 @@ impl<'a> RawRequest<'a> {
     }
 
     /// Replaces the body (e.g. after reading it; the head can be checked first
-    /// with [`Receiver::precheck`]).
+    /// with [`Receiver::precheck`](super::Receiver::precheck)).
     #[must_use]
     pub fn with_body(mut self, body: &'a [u8]) -> Self {
         self.body = body;

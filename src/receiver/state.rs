@@ -12,7 +12,7 @@ use std::sync::Arc;
 ///
 /// It owns the state that must be shared to work: the in-flight places
 /// ([`ReceiverConfig::max_in_flight`]), the signature-mismatch monitor that
-/// raises [`Outcome::key_alert`], and (through the configuration) the
+/// raises [`Outcome::key_alert`](super::Outcome::key_alert), and (through the configuration) the
 /// deduplication store.
 ///
 /// [`Receiver::dispatch`] is the framework-agnostic entry point; the adapters
@@ -108,7 +108,7 @@ impl Receiver {
     }
 
     /// Signature digest mismatches in a row since the last verified request,
-    /// over every clone of this receiver. See [`MISMATCH_ALERT_THRESHOLD`].
+    /// over every clone of this receiver. See [`MISMATCH_ALERT_THRESHOLD`](super::MISMATCH_ALERT_THRESHOLD).
     #[must_use]
     pub fn signature_mismatch_streak(&self) -> u64 {
         self.inner
