@@ -36,42 +36,48 @@
 //!
 //! [`MemoryDedupe`] (the default store) only sees the requests of its own
 //! process. Behind a load balancer, retries land on any replica: back the
-//! [`DedupeStore`] trait with a shared store. With Redis:
+//! [`DedupeStore`] trait with a store they share. `RedisDedupe` (feature
+//! `redis`) keeps the keys in Redis, one Lua script per method; for another
+//! store, follow the same protocol:
 //!
-//! | method | command |
-//! |---|---|
-//! | [`begin`](DedupeStore::begin) | `SET rw:<hex> <token> NX PX <lease_ms>`; if it was not set, `GET rw:<hex>`: `done` → [`Begin::Done`], anything else → [`Begin::InFlight`] |
-//! | [`finish`](DedupeStore::finish) | `SET rw:<hex> done PX 3600000` (keep for the TTL) |
-//! | [`release`](DedupeStore::release) | delete the key only if it still holds `<token>` (a 3-line Lua script: `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end`) |
-//! | [`abandon`](DedupeStore::abandon) (synchronous, must not block) | the default (nothing: the lease frees the key), or spawn the `release` script on the client's runtime |
-//!
-//! `<hex>` is [`DedupeKey::to_hex`], `<token>` is [`Ticket::token`] (make it
-//! unique across replicas, e.g. random). The lease given to `begin` (the
-//! handler deadline plus a second) frees the key of a replica that crashed or
-//! whose request was cancelled mid-way; the token keeps a late `release` from
-//! deleting someone else's lease. If the store fails, return an error: the
-//! request is answered `503` and Retell retries.
+//! * `begin` claims an absent key atomically, for the lease it is given (the
+//!   handler deadline plus a second), with a token of its own that is unique
+//!   across replicas (e.g. random): the lease frees the key of a replica that
+//!   crashed or whose request was cancelled mid-way;
+//! * `finish` and `release` act only while the key still holds the caller's
+//!   token ([`Ticket::token`]), so a replica whose lease ran out cannot
+//!   finish or free the claim another replica took since;
+//! * `abandon` runs in a destructor: it must not wait for the store (spawn
+//!   the release, or keep the default and let the lease free the key);
+//! * when the store fails or is slow, return an error within a bound: the
+//!   request is answered `503` and Retell retries.
 //!
 //! ```
 //! use retell_webhooks::dedupe::{Begin, DedupeError, DedupeKey, DedupeStore, StoreFuture, Ticket};
 //! use std::time::Duration;
 //!
-//! /// Sketch of a Redis-backed store (the client calls are elided).
-//! struct RedisDedupe;
+//! /// Sketch of a store on a shared database (the client calls are elided).
+//! struct SharedDedupe;
 //!
-//! impl DedupeStore for RedisDedupe {
+//! impl DedupeStore for SharedDedupe {
 //!     fn begin<'a>(&'a self, key: &'a DedupeKey, lease: Duration) -> StoreFuture<'a, Result<Begin, DedupeError>> {
 //!         Box::pin(async move {
 //!             let token = 42; // random per call
-//!             let _cmd = format!("SET rw:{} {token} NX PX {}", key.to_hex(), lease.as_millis());
+//!             let _claim = format!("insert {} {token} until now + {lease:?}, unless present", key.to_hex());
 //!             Ok(Begin::Fresh(Ticket::new(token)))
 //!         })
 //!     }
-//!     fn finish<'a>(&'a self, key: &'a DedupeKey, _ticket: Ticket) -> StoreFuture<'a, Result<(), DedupeError>> {
-//!         Box::pin(async move { let _cmd = format!("SET rw:{} done PX 3600000", key.to_hex()); Ok(()) })
+//!     fn finish<'a>(&'a self, key: &'a DedupeKey, ticket: Ticket) -> StoreFuture<'a, Result<(), DedupeError>> {
+//!         Box::pin(async move {
+//!             let _mark = format!("mark {} done for 1 h if it holds {}", key.to_hex(), ticket.token());
+//!             Ok(())
+//!         })
 //!     }
-//!     fn release<'a>(&'a self, _key: &'a DedupeKey, _ticket: Ticket) -> StoreFuture<'a, Result<(), DedupeError>> {
-//!         Box::pin(async move { Ok(()) }) // compare-and-delete script
+//!     fn release<'a>(&'a self, key: &'a DedupeKey, ticket: Ticket) -> StoreFuture<'a, Result<(), DedupeError>> {
+//!         Box::pin(async move {
+//!             let _delete = format!("delete {} if it holds {}", key.to_hex(), ticket.token());
+//!             Ok(())
+//!         })
 //!     }
 //! }
 //! ```
@@ -81,9 +87,11 @@
 //! When the client goes away, hyper (under axum and the tower service) drops
 //! the request future. The receiver then calls [`DedupeStore::abandon`], a
 //! synchronous release callable from a destructor: [`MemoryDedupe`] frees the
-//! key at once, so Retell's next attempt is processed; a store that keeps the
-//! default leaves the key in flight until its lease ends (the handler deadline
-//! plus one second), and retries meanwhile get `409` and come again later.
+//! key at once, so Retell's next attempt is processed, and `RedisDedupe`
+//! spawns its release on the current tokio runtime (the key is free one
+//! round trip later); a store that keeps the default leaves the key in
+//! flight until its lease ends (the handler deadline plus one second), and
+//! retries meanwhile get `409` and come again later.
 //! actix-web keeps running a handler whose client left, so its key stays
 //! claimed by work that is still going on, and its outcome stands.
 
@@ -98,7 +106,12 @@ use sha2::{Digest, Sha256};
 use crate::{Incoming, WebhookEvent};
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::RedisDedupe;
 pub use memory::{DEFAULT_CAPACITY, DEFAULT_TTL, MemoryDedupe};
 
 /// A boxed future, as returned by [`DedupeStore`] methods (so the trait works
