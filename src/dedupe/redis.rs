@@ -1,0 +1,458 @@
+//! [`RedisDedupe`]: the keys in Redis, shared by every replica.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, ConnectionAddr, ConnectionInfo, RedisError, Script};
+use sha2::{Digest, Sha256};
+
+use super::{Begin, DedupeError, DedupeKey, DedupeStore, StoreFuture, Ticket};
+
+/// The value of a processed key. Tokens are written in decimal, so no token
+/// reads as this.
+const DONE: &str = "done";
+
+/// `KEYS[1]` the key; `ARGV` token, lease in ms, done marker. Returns 0 when
+/// the key was claimed, 1 when it is in flight, 2 when it is done.
+static BEGIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local held = redis.call('GET', KEYS[1])
+if held == ARGV[3] then return 2 end
+if held then return 1 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 0",
+    )
+});
+
+/// `ARGV` token, done marker, done TTL in ms. Returns 1 when the caller held
+/// the key, 0 otherwise (its lease ended, or someone else holds it).
+static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0",
+    )
+});
+
+/// `ARGV` token. Deletes the key only if the caller still holds it.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0",
+    )
+});
+
+/// A [`DedupeStore`] in Redis (or Valkey): every replica behind a load
+/// balancer sees the same keys, so a retry landing on another replica is
+/// still recognised. Feature `redis` (`redis://`, `redis+unix://`);
+/// `rediss://` needs feature `redis-tls`.
+///
+/// Each event is one Redis string, `<prefix><64 hex digits>`
+/// ([`redis_key`](Self::redis_key)), and every method is one Lua script, so
+/// its check and its write are atomic:
+///
+/// | method | script |
+/// |---|---|
+/// | [`begin`](DedupeStore::begin) | value `done` → [`Begin::Done`]; any other value → [`Begin::InFlight`]; absent → `SET key <token> PX <lease>` and [`Begin::Fresh`] |
+/// | [`finish`](DedupeStore::finish) | if the value is the caller's token: `SET key done PX <done TTL>` |
+/// | [`release`](DedupeStore::release) | if the value is the caller's token: `DEL key` |
+/// | [`abandon`](DedupeStore::abandon) | spawns `release` on the current tokio runtime and returns at once; outside a runtime it does nothing and the lease frees the key |
+///
+/// Tokens are random 64-bit numbers (SHA-256 over a per-store seed drawn
+/// from the OS's randomness, the process id and the time, and a counter), so
+/// a replica whose lease ran out cannot finish or release the claim another
+/// replica took since. Lease and TTL are Redis expiries: no clock of the
+/// replicas is involved.
+///
+/// Every call is bounded by the [command timeout](Self::with_timeout)
+/// (default [`DEFAULT_COMMAND_TIMEOUT`](RedisDedupe::DEFAULT_COMMAND_TIMEOUT)):
+/// when Redis is unreachable, slow or down, `begin` fails with a
+/// [`DedupeError`] within that time, the receiver answers `503` without
+/// calling the handler, and Retell retries. The [`ConnectionManager`]
+/// reconnects by itself once Redis is back. What a failure costs:
+///
+/// * a `begin` that timed out may still reach a Redis that was only slow:
+///   its claim then holds the key for the lease, and copies get `409` until
+///   it ends;
+/// * a `finish` that failed after the handler succeeded leaves the key in
+///   flight until its lease ends (the answer stands); a copy after that is
+///   processed again;
+/// * keys lost by Redis (a restart without persistence, an eviction) are
+///   processed again by the next delivery.
+///
+/// It needs a tokio runtime with the time driver (as the redis client does);
+/// clones share the connection.
+///
+/// ```no_run
+/// use retell_webhooks::dedupe::RedisDedupe;
+/// use retell_webhooks::dispatch::{Receiver, ReceiverConfig};
+/// use retell_webhooks::Verifier;
+/// use std::time::Duration;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// // `redis+unix:///run/redis/redis.sock` and `rediss://` (feature
+/// // `redis-tls`) work too.
+/// let store = RedisDedupe::connect("redis://:secret@cache.internal:6379/0")
+///     .await?
+///     .with_prefix("shop-a:retell:")
+///     .with_done_ttl(Duration::from_secs(6 * 3600));
+/// let config = ReceiverConfig::new().with_dedupe(store);
+/// let receiver = Receiver::new(Verifier::new("key_9f3c2e1d7a8b4c6e0f5a2b3c")?, config);
+/// # let _ = receiver;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisDedupe {
+    conn: ConnectionManager,
+    /// Where it connects, without credentials (for `Debug`).
+    target: String,
+    prefix: String,
+    done_ttl: Duration,
+    timeout: Duration,
+    tokens: std::sync::Arc<Tokens>,
+}
+
+impl RedisDedupe {
+    /// Default prefix of every key: `retell-webhooks:`.
+    pub const DEFAULT_PREFIX: &'static str = "retell-webhooks:";
+
+    /// Default time a processed event is remembered: one hour (Retell's
+    /// retries come within minutes).
+    pub const DEFAULT_DONE_TTL: Duration = Duration::from_secs(3600);
+
+    /// Default bound on each Redis call: one second. The handler deadline
+    /// (9 s) plus a `finish` that times out stays within Retell's 10 s, and a
+    /// Redis that answers at all answers in milliseconds.
+    pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
+
+    /// Connects to the Redis at `url`: `redis://[[user]:password@]host[:port][/db]`,
+    /// `redis+unix:///path/to/redis.sock[?db=N]`, or with feature `redis-tls`
+    /// `rediss://…`. Retries a refused connection a few times with a short
+    /// backoff, each attempt bounded by [`DEFAULT_COMMAND_TIMEOUT`](Self::DEFAULT_COMMAND_TIMEOUT).
+    ///
+    /// With `redis-tls`, the first `rediss://` connection installs rustls'
+    /// ring provider as the process default unless one is installed already.
+    ///
+    /// # Errors
+    ///
+    /// When the URL does not parse (the message never repeats it) or no
+    /// connection could be made.
+    pub async fn connect(url: &str) -> Result<Self, DedupeError> {
+        let client = Client::open(url).map_err(|e| DedupeError(format!("redis: bad URL: {e}")))?;
+        let target = describe(client.get_connection_info());
+        #[cfg(feature = "redis-tls")]
+        if matches!(
+            client.get_connection_info().addr(),
+            ConnectionAddr::TcpTls { .. }
+        ) {
+            // redis builds its rustls configuration from the process
+            // default provider, and panics without one.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Self::DEFAULT_COMMAND_TIMEOUT))
+            // Each call is bounded here instead, by the configurable timeout.
+            .set_response_timeout(None)
+            // Back within a second of Redis coming back.
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| DedupeError(format!("redis: cannot connect to {target}: {e}")))?;
+        let mut store = Self::from_manager(conn);
+        store.target = target;
+        Ok(store)
+    }
+
+    /// A store on a connection you configured yourself (TLS settings, retry
+    /// policy, response timeout). The command timeout still bounds each call.
+    #[must_use]
+    pub fn from_manager(conn: ConnectionManager) -> Self {
+        Self {
+            conn,
+            target: "a given ConnectionManager".to_owned(),
+            prefix: Self::DEFAULT_PREFIX.to_owned(),
+            done_ttl: Self::DEFAULT_DONE_TTL,
+            timeout: Self::DEFAULT_COMMAND_TIMEOUT,
+            tokens: std::sync::Arc::new(Tokens::new()),
+        }
+    }
+
+    /// Prefixes every key with `prefix` (default [`DEFAULT_PREFIX`](Self::DEFAULT_PREFIX)), e.g. to
+    /// keep two applications on one Redis apart. Replicas of one receiver
+    /// must use the same prefix.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Remembers a processed event for `ttl` (default [`DEFAULT_DONE_TTL`](Self::DEFAULT_DONE_TTL);
+    /// at least a millisecond).
+    #[must_use]
+    pub fn with_done_ttl(mut self, ttl: Duration) -> Self {
+        self.done_ttl = ttl;
+        self
+    }
+
+    /// Bounds each Redis call by `timeout` (default
+    /// [`DEFAULT_COMMAND_TIMEOUT`](Self::DEFAULT_COMMAND_TIMEOUT)). Keep it well under the handler deadline:
+    /// `begin` runs before the handler, `finish` after it.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The key prefix.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// How long a processed event is remembered.
+    #[must_use]
+    pub fn done_ttl(&self) -> Duration {
+        self.done_ttl
+    }
+
+    /// The bound on each Redis call.
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The Redis key of `key`: the prefix and [`DedupeKey::to_hex`]. Its value
+    /// is a decimal token while in flight, `done` once processed.
+    #[must_use]
+    pub fn redis_key(&self, key: &DedupeKey) -> String {
+        let mut out = String::with_capacity(self.prefix.len() + 64);
+        out.push_str(&self.prefix);
+        out.push_str(&key.to_hex());
+        out
+    }
+
+    /// The connection, e.g. to share it with the rest of the application.
+    #[must_use]
+    pub fn connection(&self) -> &ConnectionManager {
+        &self.conn
+    }
+}
+
+impl fmt::Debug for RedisDedupe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisDedupe")
+            .field("target", &self.target)
+            .field("prefix", &self.prefix)
+            .field("done_ttl", &self.done_ttl)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DedupeStore for RedisDedupe {
+    fn begin<'a>(
+        &'a self,
+        key: &'a DedupeKey,
+        lease: Duration,
+    ) -> StoreFuture<'a, Result<Begin, DedupeError>> {
+        let token = self.tokens.next();
+        let mut call = BEGIN.prepare_invoke();
+        call.key(self.redis_key(key))
+            .arg(token)
+            .arg(millis(lease))
+            .arg(DONE);
+        let mut conn = self.conn.clone();
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let answer: i64 = bounded("begin", timeout, call.invoke_async(&mut conn)).await?;
+            match answer {
+                0 => Ok(Begin::Fresh(Ticket::new(token))),
+                1 => Ok(Begin::InFlight),
+                2 => Ok(Begin::Done),
+                other => Err(DedupeError(format!(
+                    "redis begin: unexpected answer {other}"
+                ))),
+            }
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        key: &'a DedupeKey,
+        ticket: Ticket,
+    ) -> StoreFuture<'a, Result<(), DedupeError>> {
+        let mut call = FINISH.prepare_invoke();
+        call.key(self.redis_key(key))
+            .arg(ticket.token())
+            .arg(DONE)
+            .arg(millis(self.done_ttl));
+        let mut conn = self.conn.clone();
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let _held: i64 = bounded("finish", timeout, call.invoke_async(&mut conn)).await?;
+            Ok(())
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        key: &'a DedupeKey,
+        ticket: Ticket,
+    ) -> StoreFuture<'a, Result<(), DedupeError>> {
+        Box::pin(release(
+            self.conn.clone(),
+            self.redis_key(key),
+            ticket,
+            self.timeout,
+        ))
+    }
+
+    fn abandon(&self, key: &DedupeKey, ticket: Ticket) {
+        // Called from a destructor: never wait for Redis here. Without a
+        // runtime the lease frees the key.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(release(
+                self.conn.clone(),
+                self.redis_key(key),
+                ticket,
+                self.timeout,
+            ));
+        }
+    }
+}
+
+async fn release(
+    mut conn: ConnectionManager,
+    redis_key: String,
+    ticket: Ticket,
+    timeout: Duration,
+) -> Result<(), DedupeError> {
+    let mut call = RELEASE.prepare_invoke();
+    call.key(redis_key).arg(ticket.token());
+    let _deleted: i64 = bounded("release", timeout, call.invoke_async(&mut conn)).await?;
+    Ok(())
+}
+
+/// Runs one Redis call within `timeout`; a timeout and a Redis error are both
+/// a [`DedupeError`] (the receiver answers `503`).
+async fn bounded<T>(
+    what: &str,
+    timeout: Duration,
+    call: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, DedupeError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(DedupeError(format!("redis {what}: {error}"))),
+        Err(_elapsed) => Err(DedupeError(format!(
+            "redis {what}: no answer within {timeout:?}"
+        ))),
+    }
+}
+
+/// Milliseconds for `PX`, which refuses 0.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// Where a client connects, without user name or password.
+fn describe(info: &ConnectionInfo) -> String {
+    let db = info.redis_settings().db();
+    match info.addr() {
+        ConnectionAddr::Tcp(host, port) => format!("redis://{host}:{port}/{db}"),
+        ConnectionAddr::TcpTls { host, port, .. } => format!("rediss://{host}:{port}/{db}"),
+        ConnectionAddr::Unix(path) => format!("redis+unix://{}?db={db}", path.display()),
+        other => format!("{other}/{db}"),
+    }
+}
+
+/// Tokens unique across replicas: SHA-256 of a per-store seed and a counter.
+struct Tokens {
+    seed: [u8; 32],
+    next: AtomicU64,
+}
+
+impl Tokens {
+    fn new() -> Self {
+        // Stores made in one process at the same instant still differ.
+        static STORES: AtomicU64 = AtomicU64::new(0);
+        let mut hash = Sha256::new();
+        // std seeds `RandomState` from the OS's randomness: a random seed
+        // without a dependency.
+        hash.update(RandomState::new().hash_one(0u8).to_be_bytes());
+        hash.update(RandomState::new().hash_one(1u8).to_be_bytes());
+        hash.update(std::process::id().to_be_bytes());
+        let since_epoch = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        hash.update(since_epoch.as_nanos().to_be_bytes());
+        hash.update(STORES.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+        Self {
+            seed: hash.finalize().into(),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> u64 {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut hash = Sha256::new();
+        hash.update(self.seed);
+        hash.update(n.to_be_bytes());
+        let digest: [u8; 32] = hash.finalize().into();
+        let mut token = [0u8; 8];
+        token.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn tokens_do_not_repeat_within_or_across_stores() {
+        let (a, b) = (Tokens::new(), Tokens::new());
+        let mut seen = HashSet::new();
+        for _ in 0..10_000 {
+            assert!(seen.insert(a.next()));
+            assert!(seen.insert(b.next()));
+        }
+    }
+
+    #[test]
+    fn targets_never_show_credentials() {
+        for (url, shown) in [
+            ("redis://user:hunter2@cache:6380/3", "redis://cache:6380/3"),
+            ("redis://:hunter2@127.0.0.1", "redis://127.0.0.1:6379/0"),
+            (
+                "redis+unix:///run/redis.sock?db=2&pass=hunter2",
+                "redis+unix:///run/redis.sock?db=2",
+            ),
+        ] {
+            let client = Client::open(url).unwrap();
+            let target = describe(client.get_connection_info());
+            assert_eq!(target, shown);
+            assert!(!target.contains("hunter2"));
+        }
+    }
+
+    #[test]
+    fn lease_and_ttl_are_at_least_a_millisecond() {
+        assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(millis(Duration::from_micros(1500)), 1);
+        assert_eq!(millis(Duration::from_secs(10)), 10_000);
+        assert_eq!(millis(Duration::MAX), u64::MAX);
+    }
+}
