@@ -10,6 +10,12 @@ use crate::{VerifyError, unix_ms};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+// Names the docs link to.
+#[cfg(doc)]
+use {
+    super::{Outcome, Receiver},
+    crate::{FunctionCall, Incoming},
+};
 
 // ---------------------------------------------------------------------------
 // Configuration

@@ -7,6 +7,9 @@ use crate::{
 };
 use std::fmt;
 use std::sync::Arc;
+// Names the docs link to.
+#[cfg(doc)]
+use super::{Outcome, ReceiverConfig, RouteKind};
 
 // ---------------------------------------------------------------------------
 // Handler trait

@@ -8,6 +8,9 @@ use super::pipeline::Ids;
 use crate::allowlist::SourceRejection;
 use crate::{ParseError, ParseErrorKind, VerifyError};
 use std::fmt;
+// Names the docs link to.
+#[cfg(doc)]
+use super::{MISMATCH_ALERT_INTERVAL_MS, MISMATCH_ALERT_THRESHOLD, Receiver};
 
 // ---------------------------------------------------------------------------
 // Response and outcome

@@ -3,6 +3,9 @@
 use crate::allowlist::trim_ows;
 use std::fmt;
 use std::net::IpAddr;
+// Names the docs link to.
+#[cfg(doc)]
+use super::Receiver;
 
 // ---------------------------------------------------------------------------
 // Request

@@ -5,6 +5,9 @@ use super::permits::{Permit, Permits};
 use crate::Verifier;
 use std::fmt;
 use std::sync::Arc;
+// Names the docs link to.
+#[cfg(doc)]
+use super::{MISMATCH_ALERT_THRESHOLD, Outcome};
 
 /// Receives Retell's requests: built once from a [`Verifier`] and a
 /// [`ReceiverConfig`], cheap to clone (one `Arc`), and shared by every route,
