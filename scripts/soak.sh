@@ -42,7 +42,9 @@ fi
 work=$(mktemp -d)
 listener=""
 cleanup() {
-  trap - EXIT INT TERM
+  # Ignored, not reset: a signal that arrives now must not end the cleanup.
+  trap - EXIT
+  trap '' INT TERM
   # The listener first: the senders still running then fail at once (connection
   # refused or reset) and end on their own; each also gives up after 30 s.
   if [[ -n "$listener" ]]; then
@@ -70,7 +72,7 @@ url=""
 for _ in $(seq 100); do
   url=$(sed -n 's/^listening on \(http:[^ ]*\) .*/\1/p' "$work/listen.log")
   [[ -n "$url" ]] && break
-  kill -0 "$listener" 2>/dev/null || break
+  listener_alive || break
   sleep 0.1
 done
 if [[ -z "$url" ]]; then
@@ -82,6 +84,14 @@ base="${url%/webhook}"
 mapfile -t samples < <("$bin" send --event list)
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$listener/status"; }
+
+# Whether the listener still runs (not gone, not a zombie). Read from /proc:
+# `kill -0` can fail spuriously while a trapped signal is being delivered.
+listener_alive() {
+  local _pid _comm state
+  read -r _pid _comm state _ <"/proc/$listener/stat" 2>/dev/null || return 1
+  [[ "$state" != Z ]]
+}
 
 echo "soak: listen (pid $listener) on $base, $rate deliveries/s for $duration s, ${#samples[@]} samples"
 echo "soak: RSS at start: $(rss_kb) kB"
@@ -127,7 +137,7 @@ while :; do
   while (($(jobs -pr | wc -l) > 300)); do
     wait -n || true
   done
-  if ! kill -0 "$listener" 2>/dev/null; then
+  if ! listener_alive; then
     echo "soak: the listener died" >&2
     tail -n 20 "$work/listen.log" >&2
     exit 1
