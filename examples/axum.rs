@@ -75,7 +75,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // is served by hyper's HTTP/1 builder. Each request head must arrive within
     // 5 s of connecting or of the previous answer: a client that trickles its
     // head holds a connection only that long (Retell sends its head at once).
-    // hyper has one timer for both, so it also closes connections idle 5 s.
+    // hyper runs the same timer while a connection waits for its next request,
+    // so it also closes connections idle 5 s.
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(5));
