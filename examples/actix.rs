@@ -6,6 +6,7 @@
 //! webhook URL and the phone number's inbound webhook URL at `/retell/webhook`.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix_web::HttpServer;
 use retell_webhooks::adapters::actix::endpoint;
@@ -66,10 +67,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let port = std::env::var("PORT").map_or(Ok(3000), |p| p.parse::<u16>())?;
     println!("listening on http://127.0.0.1:{port}/retell/webhook");
+    // actix-web limits connections per worker: 1 024 open connections in all.
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
     HttpServer::new(move || {
         let route = endpoint(RouteKind::Events, &receiver, Arc::clone(&app));
         actix_web::App::new().route("/retell/webhook", route)
     })
+    // The first request head within 5 s of connecting (`408` after that): a
+    // client that trickles its head holds a connection only that long.
+    .client_request_timeout(Duration::from_secs(5))
+    // An idle kept-alive connection is closed after 65 s: longer than the 60 s
+    // a proxy in front (nginx's upstream keep-alive, an AWS ALB) keeps one
+    // idle, so the server never closes a connection the proxy is reusing.
+    .keep_alive(Duration::from_secs(65))
+    // After an answer that closes the connection (`413`, `408`), what the client
+    // still sends is read and discarded for 1 s, so it sees the answer rather
+    // than a reset; then the connection is dropped.
+    .client_disconnect_timeout(Duration::from_secs(1))
+    // Each connection is a file descriptor; past the limit new connections
+    // wait in the listen backlog.
+    .workers(workers)
+    .max_connections((1024 / workers).max(1))
     .bind(("127.0.0.1", port))?
     .run()
     .await?;

@@ -4,12 +4,18 @@
 //! (listens on 127.0.0.1:3000; set `PORT` to change the port). Point the agent's
 //! webhook URL and the phone number's inbound webhook URL at `/retell/webhook`.
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use axum::{Extension, Router};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use retell_webhooks::adapters::axum::router;
 use retell_webhooks::dispatch::{Receiver, ReceiverConfig, WebhookHandler};
 use retell_webhooks::{CallEvent, InboundCallRequest, InboundResponse, Verifier};
+use tokio::sync::Semaphore;
 
 /// Application state: here, transcripts kept in memory by call id.
 #[derive(Default)]
@@ -59,13 +65,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
     // Defaults: 8 MiB body limit, 9 s handler deadline, no IP allowlist.
     let receiver = Receiver::new(verifier, ReceiverConfig::new());
-    let app = router("/retell/webhook", &receiver, App::default());
+    let app: Router = router("/retell/webhook", &receiver, App::default());
 
     let port = std::env::var("PORT").map_or(Ok(3000), |p| p.parse::<u16>())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://127.0.0.1:{port}/retell/webhook");
-    // `connect_info` gives the peer address, needed only for a source allowlist.
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service).await?;
-    Ok(())
+
+    // `axum::serve` has no timeouts and no connection limit, so each connection
+    // is served by hyper's HTTP/1 builder. Each request head must arrive within
+    // 5 s of connecting or of the previous answer: a client that trickles its
+    // head holds a connection only that long (Retell sends its head at once).
+    // hyper runs the same timer while a connection waits for its next request,
+    // so it also closes connections idle 5 s.
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(5));
+    // At most 1 024 open connections: each is a file descriptor, and past the
+    // limit new ones wait in the listen backlog instead of failing `accept`.
+    let slots = Arc::new(Semaphore::new(1024));
+    loop {
+        let slot = Arc::clone(&slots).acquire_owned().await?;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of file descriptors, say: wait for some to close, don't exit.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // The peer address, needed only for a source allowlist (what
+        // `into_make_service_with_connect_info` adds under `axum::serve`).
+        let app = app.clone().layer(Extension(ConnectInfo(peer)));
+        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+        tokio::spawn(async move {
+            // A connection that ends badly (head timeout, client gone) concerns
+            // only that client.
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
 }

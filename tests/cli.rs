@@ -759,3 +759,155 @@ fn listen_reads_its_key_from_a_file() {
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------
+// send: what it prints of a reply; listen: connection timeouts
+// ---------------------------------------------------------------------------
+
+/// The reply cap of `send`.
+const REPLY_LIMIT: usize = 1024 * 1024;
+
+/// A server on 127.0.0.1 that reads one request and answers it with `status`
+/// and `body`. Returns its URL and the thread serving it.
+fn reply_once(status: &'static str, body: Vec<u8>) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, BufReader, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/webhook", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut request = vec![0; length];
+        reader.read_exact(&mut request).unwrap();
+        let mut stream = reader.into_inner();
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        // The client may stop reading a long reply and close: not an error here.
+        let _ = stream
+            .write_all(head.as_bytes())
+            .and_then(|()| stream.write_all(&body));
+    });
+    (url, server)
+}
+
+/// Sends `call_ended` to `url` with `send`.
+fn send_to(url: &str) -> Output {
+    cli()
+        .args(["send", "--url", url, "--event", "call_ended"])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn send_reads_and_prints_at_most_one_mebibyte_of_a_reply() {
+    // Three MiB: only the first one is read and printed, and `send` says so.
+    let body: Vec<u8> = (0..3 * REPLY_LIMIT)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
+    let (url, server) = reply_once("200 OK", body.clone());
+    let out = send_to(&url);
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut expected = b"200 OK\n".to_vec();
+    expected.extend_from_slice(&body[..REPLY_LIMIT]);
+    expected.push(b'\n');
+    assert!(out.stdout == expected, "{} bytes printed", out.stdout.len());
+    let err = stderr(&out);
+    assert!(err.contains("reply cut at 1 MiB"), "{err}");
+
+    // Exactly the cap: printed whole, nothing cut.
+    let (url, server) = reply_once("200 OK", body[..REPLY_LIMIT].to_vec());
+    let out = send_to(&url);
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.stdout.len(), "200 OK\n".len() + REPLY_LIMIT + 1);
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
+fn send_escapes_control_bytes_of_a_reply() {
+    // Colours, a window title, a carriage return that would overwrite the
+    // status line, a one-character CSI (U+009B) and bytes that are not UTF-8.
+    let body = b"{\"error\":\"\x1b[31mred\x1b[0m\"}\r\x1b]0;owned\x07 \xc2\x9b2J \xff\xfe".to_vec();
+    let (url, server) = reply_once("500 Internal Server Error", body);
+    let out = send_to(&url);
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    for byte in [0x1b, 0x07, b'\r', 0x9b, 0xff] {
+        assert!(!out.stdout.contains(&byte), "raw {byte:#04x} printed");
+    }
+    assert_eq!(
+        stdout(&out),
+        "500 Internal Server Error\n\
+         {\"error\":\"\\x1b[31mred\\x1b[0m\"}\\x0d\\x1b]0;owned\\x07 \\u{009b}2J \\xff\\xfe\n"
+    );
+    assert!(stderr(&out).contains("answered 500"), "{}", stderr(&out));
+}
+
+/// How long after `start` the server closes `stream` (reads until the end).
+fn closed_after(mut stream: std::net::TcpStream, start: std::time::Instant) -> std::time::Duration {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    let mut buf = [0; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return start.elapsed(),
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {
+                return start.elapsed();
+            }
+            Err(err) => panic!("still open after {:?}: {err}", start.elapsed()),
+        }
+    }
+}
+
+#[test]
+fn listen_closes_silent_and_idle_connections_after_the_head_timeout() {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let (_listener, url) = Listener::start(&[]);
+    let addr = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    std::thread::scope(|scope| {
+        // A client that connects and sends nothing.
+        let silent = scope.spawn(|| {
+            let stream = std::net::TcpStream::connect(&addr).unwrap();
+            closed_after(stream, Instant::now())
+        });
+        // A client that gets an answer, then keeps the connection idle.
+        let idle = scope.spawn(|| {
+            let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+            stream
+                .write_all(b"GET /webhook HTTP/1.1\r\nhost: local\r\n\r\n")
+                .unwrap();
+            let mut head = [0; 12];
+            stream.read_exact(&mut head).unwrap();
+            assert_eq!(&head, b"HTTP/1.1 405");
+            closed_after(stream, Instant::now())
+        });
+        for (what, client) in [("silent", silent), ("idle", idle)] {
+            let after = client.join().unwrap();
+            assert!(
+                (Duration::from_secs(4)..Duration::from_secs(8)).contains(&after),
+                "{what} connection closed after {after:?}"
+            );
+        }
+    });
+}

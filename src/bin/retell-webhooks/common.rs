@@ -116,6 +116,46 @@ pub fn printable_id(id: &str) -> &str {
     if plain { id } else { "(id not shown)" }
 }
 
+/// `bytes` as text that is safe to print on a terminal: UTF-8 text as it is,
+/// line breaks and tabs included; control characters (escape sequences,
+/// carriage returns, C1 controls) and bidirectional overrides as `\xNN` below
+/// U+0080 and `\u{NNNN}` above; bytes that are not UTF-8 as `\xNN`. A
+/// receiver's reply cannot recolour, move the cursor on or retitle the terminal
+/// that prints it.
+pub fn escape_for_terminal(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if !needs_escape(c) {
+                out.push(c);
+                continue;
+            }
+            let code = u32::from(c);
+            // Writing to a `String` cannot fail.
+            let _ = if code < 0x80 {
+                write!(out, "\\x{code:02x}")
+            } else {
+                write!(out, "\\u{{{code:04x}}}")
+            };
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
+}
+
+/// Control characters other than line breaks and tabs, and the characters
+/// that reorder text on screen.
+fn needs_escape(c: char) -> bool {
+    match c {
+        '\n' | '\t' => false,
+        '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => true,
+        c => c.is_control(),
+    }
+}
+
 /// Reads a key file: the whole file, surrounding whitespace trimmed.
 pub fn read_key_file(path: &Path) -> Result<String, ExitCode> {
     let text = std::fs::read_to_string(path).map_err(|err| {
@@ -140,4 +180,29 @@ pub fn key_flag_on_command_line() -> bool {
 /// Prints `warning: <message>` on standard error.
 pub fn warn(message: impl Display) {
     let _ = writeln!(io::stderr().lock(), "warning: {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_for_terminal;
+
+    #[test]
+    fn terminal_escapes_are_shown_not_sent() {
+        assert_eq!(
+            escape_for_terminal(b"\x1b[31mred\x1b[0m\x1b]0;title\x07"),
+            "\\x1b[31mred\\x1b[0m\\x1b]0;title\\x07"
+        );
+        // Carriage returns and DEL could hide what came before.
+        assert_eq!(escape_for_terminal(b"ok\rforged\x7f"), "ok\\x0dforged\\x7f");
+        // C1 controls (U+009B is a one-character CSI) and bidi overrides.
+        assert_eq!(
+            escape_for_terminal("\u{9b}31m \u{202e}txt".as_bytes()),
+            "\\u{009b}31m \\u{202e}txt"
+        );
+        // Bytes that are not UTF-8.
+        assert_eq!(escape_for_terminal(b"a\xff\xc3b"), "a\\xff\\xc3b");
+        // Text, JSON, line breaks and tabs pass as they are.
+        let plain = "{\"ok\":true}\n\tcafé ✓ 通話";
+        assert_eq!(escape_for_terminal(plain.as_bytes()), plain);
+    }
 }

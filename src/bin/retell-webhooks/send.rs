@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper::{Request, StatusCode, Uri, header};
 use hyper_util::rt::TokioIo;
@@ -17,9 +18,18 @@ use crate::common;
 /// How long one request may take, connection included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Most reply bytes read. A receiver answers with a few bytes of JSON; a reply
+/// past this is not one, and reading it all would only fill memory and the
+/// terminal.
+pub const REPLY_LIMIT: usize = 1024 * 1024;
+
 /// Arguments of `send`.
 #[derive(clap::Args)]
 #[command(after_help = "\
+Prints the answer's status line, then its body: at most 1 MiB of it (the \
+rest is not read, and a warning says so), with control characters and bytes \
+that are not UTF-8 shown as \\xNN, so a reply cannot drive the terminal.
+
 Exit status: 0 on a 2xx answer; 1 on any other answer or when none came \
 (connection refused, timeout); 2 on a usage error.
 
@@ -107,7 +117,12 @@ fn send(args: &Args) -> Result<ExitCode, ExitCode> {
         })?;
     common::print(answer.status_line());
     if !answer.body.is_empty() {
-        common::print(String::from_utf8_lossy(&answer.body).trim_end());
+        common::print(common::escape_for_terminal(answer.body.trim_ascii_end()));
+    }
+    if answer.cut {
+        common::warn(format_args!(
+            "reply cut at 1 MiB: only its first {REPLY_LIMIT} bytes were read and shown"
+        ));
     }
     if answer.status.is_success() {
         return Ok(ExitCode::SUCCESS);
@@ -182,8 +197,10 @@ impl Target {
 pub struct Answer {
     /// Status code.
     pub status: StatusCode,
-    /// Body bytes.
-    pub body: Bytes,
+    /// Body bytes, at most [`REPLY_LIMIT`].
+    pub body: Vec<u8>,
+    /// Whether the body went on past [`REPLY_LIMIT`] (the rest was not read).
+    pub cut: bool,
 }
 
 impl Answer {
@@ -238,14 +255,30 @@ async fn post_inner(
         .await
         .map_err(|err| err.to_string())?;
     let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|err| err.to_string())?
-        .to_bytes();
+    let (body, cut) = read_capped(response.into_body(), REPLY_LIMIT).await?;
     drop(sender);
+    if cut {
+        // The rest of the reply is never read: drop the connection.
+        driver.abort();
+    }
     // The connection ends once the sender is gone; its result adds nothing.
     let _ = driver.await;
-    Ok(Answer { status, body })
+    Ok(Answer { status, body, cut })
+}
+
+/// Reads at most `limit` bytes of `body`; whether there was more.
+async fn read_capped(mut body: Incoming, limit: usize) -> Result<(Vec<u8>, bool), String> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|err| err.to_string())?.into_data() else {
+            continue; // trailers
+        };
+        let room = limit - bytes.len();
+        if data.len() > room {
+            bytes.extend_from_slice(&data[..room]);
+            return Ok((bytes, true));
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok((bytes, false))
 }
