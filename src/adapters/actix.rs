@@ -94,11 +94,11 @@
 //!
 //! To handle events in your own actix handler instead, use the
 //! [`VerifiedEvent`] (or [`VerifiedIncoming`], [`VerifiedBody`]) extractor with
-//! a [`Receiver`] in `app_data`. Extractors hold an in-flight place only while
-//! they read and verify the body; they do not catch panics, apply the deadline
-//! or deduplicate (a dedupe store in the configuration is not consulted): that
-//! is the service's job, and your handler decides the response (Retell expects
-//! a `2xx`).
+//! a [`Receiver`] in `app_data`. Extractors hold body budget while they read
+//! and verify the body, and no in-flight place; they do not catch panics,
+//! apply the deadline or deduplicate (a dedupe store in the configuration is
+//! not consulted): that is the service's job, and your handler decides the
+//! response (Retell expects a `2xx`).
 //!
 //! ```no_run
 //! use actix_web::{App, HttpResponse, HttpServer, post};

@@ -74,9 +74,10 @@
 //! To handle events in your own axum handler instead, use the
 //! [`VerifiedEvent`] (or [`VerifiedIncoming`], [`VerifiedBody`]) extractor with
 //! a [`Receiver`] reachable from the router state ([`FromRef`]). Extractors
-//! hold an in-flight place only while they read and verify the body; they do
-//! not catch panics, apply the deadline or deduplicate (a dedupe store in the
-//! configuration is not consulted): that is the router's job.
+//! hold body budget while they read and verify the body, and no in-flight
+//! place; they do not catch panics, apply the deadline or deduplicate (a
+//! dedupe store in the configuration is not consulted): that is the router's
+//! job.
 //!
 //! ```no_run
 //! use axum::{Router, routing::post};
