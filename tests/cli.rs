@@ -2,6 +2,8 @@
 #![cfg(feature = "cli")]
 
 mod common;
+#[path = "common/redis_server.rs"]
+mod redis_server;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -910,4 +912,52 @@ fn listen_closes_silent_and_idle_connections_after_the_head_timeout() {
             );
         }
     });
+}
+
+/// Sends the built-in `call_ended` sample (always the same event) to `url`.
+fn send_call_ended(url: &str) {
+    let out = cli()
+        .args(["send", "--url", url, "--event", "call_ended"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("204"), "{}", stdout(&out));
+}
+
+#[test]
+fn listen_dedupe_memory_handles_a_copy_once() {
+    let (mut listener, url) = Listener::start(&["--dedupe", "memory"]);
+    send_call_ended(&url);
+    assert!(listener.next_line().ends_with(" 204 ok"));
+    send_call_ended(&url);
+    let line = listener.next_line();
+    assert!(line.contains("204 duplicate"), "{line}");
+}
+
+/// Two `listen` processes sharing one real Redis: the copy Retell sends to the
+/// second one is a duplicate there.
+#[test]
+fn two_listeners_share_a_redis_dedupe_store() {
+    let Some(redis) = redis_server::RedisServer::start() else {
+        eprintln!("redis-server not installed: skipped");
+        return;
+    };
+    let store = redis.url();
+    let (mut first, first_url) = Listener::start(&["--dedupe", &store]);
+    let (mut second, second_url) = Listener::start(&["--dedupe", &store]);
+    send_call_ended(&first_url);
+    assert!(first.next_line().ends_with(" 204 ok"));
+    send_call_ended(&second_url);
+    let line = second.next_line();
+    assert!(line.contains("204 duplicate"), "{line}");
+}
+
+#[test]
+fn listen_refuses_an_unknown_dedupe_store() {
+    let out = cli()
+        .args(["listen", "--port", "0", "--dedupe", "sqlite://x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--dedupe"), "{}", stderr(&out));
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use hyper::StatusCode;
-use retell_webhooks::dispatch::RouteKind;
+use retell_webhooks::dispatch::{ReceiverConfig, RouteKind};
 use retell_webhooks::{EventKind, samples};
 
 use crate::common;
@@ -50,6 +50,7 @@ async fn demo(port: u16) -> Result<ExitCode, ExitCode> {
         "/webhook",
         "/function",
         verifier,
+        ReceiverConfig::new(),
         shutdown,
     )
     .await?;

@@ -17,6 +17,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use retell_webhooks::FunctionRequest;
 use retell_webhooks::adapters::axum::{function_router, router};
+use retell_webhooks::dedupe::{MemoryDedupe, RedisDedupe};
 use retell_webhooks::dispatch::{self, Outcome, Reason, ReceiverConfig, RouteKind, WebhookHandler};
 use retell_webhooks::{FunctionResponse, Verifier, VerifyError};
 use tokio::net::{TcpListener, TcpStream};
@@ -79,6 +80,11 @@ pub struct Args {
     /// URL path of the custom-function endpoint.
     #[arg(long, default_value = "/function")]
     function_path: String,
+    /// Process each event once: `off`, `memory` (this process), or a Redis URL
+    /// (`redis://host:6379`, `redis+unix:///path/redis.sock`) that several
+    /// listeners share.
+    #[arg(long, value_name = "STORE", default_value = "off")]
+    dedupe: String,
 }
 
 /// The local handler: acknowledges everything, answers inbound requests with
@@ -116,6 +122,7 @@ impl Receiver {
         path: &str,
         function_path: &str,
         verifier: Verifier,
+        config: ReceiverConfig,
         shutdown: F,
     ) -> Result<Self, ExitCode>
     where
@@ -134,7 +141,7 @@ impl Receiver {
             ));
         }
         // One receiver for both routes: they share its in-flight places.
-        let receiver = dispatch::Receiver::new(verifier, ReceiverConfig::new());
+        let receiver = dispatch::Receiver::new(verifier, config);
         let app = Router::new()
             .merge(router(path, &receiver, LocalHandler))
             .merge(function_router(function_path, &receiver, LocalHandler))
@@ -331,6 +338,34 @@ fn clock() -> String {
 }
 
 /// Runs the receiver until Ctrl-C.
+/// The configuration for `--dedupe`.
+async fn dedupe_config(store: &str) -> Result<ReceiverConfig, ExitCode> {
+    let config = ReceiverConfig::new();
+    match store {
+        "off" => Ok(config),
+        "memory" => {
+            common::print("deduplicating in this process");
+            Ok(config.with_dedupe(MemoryDedupe::new()))
+        }
+        url if url.starts_with("redis") => {
+            let store = RedisDedupe::connect(url).await.map_err(|err| {
+                common::fail(
+                    common::EXIT_USAGE,
+                    format_args!("--dedupe: {err}"),
+                    Some("is redis-server running at that address?"),
+                )
+            })?;
+            common::print(format_args!("deduplicating in {store:?}"));
+            Ok(config.with_dedupe(store))
+        }
+        _ => Err(common::fail(
+            common::EXIT_USAGE,
+            "--dedupe takes off, memory or a redis:// / redis+unix:// URL",
+            None,
+        )),
+    }
+}
+
 pub fn run(args: &Args) -> ExitCode {
     let runtime = match common::runtime() {
         Ok(runtime) => runtime,
@@ -361,12 +396,14 @@ async fn listen(args: &Args) -> Result<(), ExitCode> {
         }
         common::print("shutting down");
     };
+    let config = dedupe_config(&args.dedupe).await?;
     let receiver = Receiver::start(
         &args.host,
         args.port,
         &args.path,
         &args.function_path,
         verifier,
+        config,
         shutdown,
     )
     .await?;
