@@ -9,7 +9,8 @@
 //! `MODE`: `verify+typed` (default), `typed` (parse only), `verify` (signature
 //! only: under valgrind SHA-256 runs its software fallback, so subtract this),
 //! `baseline` (the plain-serde parse of `benches/support/serde_baseline.rs`)
-//! or `baseline-verify` (its verification, then that parse).
+//! `baseline-verify` (its verification, then that parse) or `ignored` (UTF-8
+//! check and a serde_json pass that builds nothing: the tokenizer's floor).
 use retell_webhooks::{Verifier, WebhookEvent, sign};
 
 #[path = "../benches/support/serde_baseline.rs"]
@@ -29,6 +30,10 @@ fn main() {
     for _ in 0..20 {
         unknown += match mode.as_str() {
             "typed" => usize::from(WebhookEvent::from_slice(body).expect("parses").is_unknown()),
+            "ignored" => usize::from(
+                std::str::from_utf8(body)
+                    .is_ok_and(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).is_err()),
+            ),
             "verify" => usize::from(verifier.verify_at(body, &signature, now).is_err()),
             "baseline" => {
                 let parsed = serde_json::from_slice::<serde_baseline::FullWebhook>(body);
