@@ -424,3 +424,49 @@ impl Lenient for BTreeMap<String, String> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Lenient, Read};
+
+    fn read_list(text: &str) -> Read<Vec<f64>> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        match <Vec<f64>>::read(&mut de) {
+            Ok(read) => read,
+            Err(error) => panic!("{text}: {error}"),
+        }
+    }
+
+    fn numbers(n: usize, odd_at: Option<usize>) -> String {
+        let items: Vec<String> = (0..n)
+            .map(|i| match odd_at {
+                Some(at) if at == i => "\"x\"".to_owned(),
+                _ => format!("{i}.5"),
+            })
+            .collect();
+        format!("[{}]", items.join(","))
+    }
+
+    /// Lists below, at and above the stack buffer keep every item in order,
+    /// at their exact length; an odd item anywhere keeps the list as received.
+    #[test]
+    fn lists_around_the_inline_buffer() {
+        for n in [0, 1, 15, 16, 17, 32, 33, 100] {
+            match read_list(&numbers(n, None)) {
+                Read::Typed(items) => {
+                    let expected: Vec<f64> = (0..n).map(|i| i as f64 + 0.5).collect();
+                    assert_eq!(items, expected, "{n}");
+                    assert_eq!(items.capacity(), n, "{n}");
+                }
+                _ => panic!("{n}: not typed"),
+            }
+            for at in [0, 15, 16, 17, 40].into_iter().filter(|at| *at < n) {
+                let text = numbers(n, Some(at));
+                match read_list(&text) {
+                    Read::Raw(raw) => assert_eq!(raw.as_str(), text, "{n} odd at {at}"),
+                    _ => panic!("{n} odd at {at}: not raw"),
+                }
+            }
+        }
+    }
+}
