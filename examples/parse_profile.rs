@@ -7,8 +7,8 @@
 
 use retell_webhooks::{Verifier, WebhookEvent, sign};
 
-#[path = "../benches/support/mirror.rs"]
-mod mirror;
+#[path = "../benches/support/call_mirror.rs"]
+mod call_mirror;
 #[path = "../benches/support/payloads.rs"]
 mod payloads;
 
@@ -31,7 +31,7 @@ fn main() {
     for _ in 0..iterations {
         ok += match mode {
             "verify" => usize::from(verifier.verify_and_parse_at(&body, &signature, now).is_ok()),
-            "plain" => usize::from(serde_json::from_slice::<mirror::Body>(&body).is_ok()),
+            "plain" => usize::from(serde_json::from_slice::<call_mirror::Body>(&body).is_ok()),
             "ignored" => usize::from(
                 std::str::from_utf8(&body).is_ok()
                     && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok(),

@@ -1,6 +1,8 @@
 //! The Chat object (`chat` in chat events) and its messages.
 
 use super::raw::{RawJson, RawObject};
+use std::borrow::Cow;
+
 use serde::de::MapAccess;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
@@ -267,11 +269,11 @@ impl RoleTagged for ChatMessage {
     const EXPECTING: &'static str = "a chat message object";
 
     fn from_role<'de, A: MapAccess<'de>>(
-        role: String,
+        role: Cow<'static, str>,
         before: Vec<(String, RawJson)>,
         map: &mut A,
     ) -> Result<Self, A::Error> {
-        Ok(match role.as_str() {
+        Ok(match role.as_ref() {
             "agent" => Self::Agent(role::read_kind(None, before, map)?),
             "user" => Self::User(role::read_kind(None, before, map)?),
             "tool_call_invocation" => Self::ToolCallInvocation(role::read_kind(None, before, map)?),

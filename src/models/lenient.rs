@@ -288,9 +288,55 @@ impl<T: Lenient> Lenient for Vec<T> {
     }
 }
 
-/// First allocation of a non-empty list: enough for a typical utterance's
-/// word timings, so most arrays are read without regrowing.
-const FIRST_CAPACITY: usize = 16;
+/// Items a list holds on the stack before it spills to the heap: enough for a
+/// typical utterance's word timings.
+const INLINE: usize = 16;
+
+/// Collects the items of one list. Short lists (most word-timing lists) stay
+/// on the stack and end in one allocation of the exact length, instead of a
+/// heap buffer that is grown and then shrunk (a realloc per list).
+struct Items<T> {
+    head: [Option<T>; INLINE],
+    len: usize,
+    /// Everything once `head` is full (then `head` is empty).
+    spill: Vec<T>,
+}
+
+impl<T> Items<T> {
+    fn new() -> Self {
+        Self {
+            head: Default::default(),
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, item: T) {
+        if self.spill.capacity() == 0 {
+            if let Some(slot) = self.head.get_mut(self.len) {
+                *slot = Some(item);
+                self.len += 1;
+                return;
+            }
+            self.spill.reserve_exact(2 * INLINE);
+            self.spill
+                .extend(self.head.iter_mut().filter_map(Option::take));
+        }
+        self.spill.push(item);
+    }
+
+    fn finish(mut self) -> Vec<T> {
+        if self.spill.capacity() == 0 {
+            let mut items = Vec::with_capacity(self.len);
+            items.extend(self.head.iter_mut().filter_map(Option::take));
+            return items;
+        }
+        // Long lists grow to up to twice their length; they are trimmed so a
+        // parsed body stays close to its size in memory.
+        self.spill.shrink_to_fit();
+        self.spill
+    }
+}
 
 struct ListVisitor<T>(PhantomData<T>);
 
@@ -302,13 +348,10 @@ impl<'de, T: Lenient> Visitor<'de> for ListVisitor<T> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items: Vec<T> = Vec::new();
+        let mut items = Items::new();
         while let Some(item) = seq.next_element_seed(ReadSeed::<T>::new())? {
             let odd = match item {
                 Read::Typed(item) => {
-                    if items.capacity() == 0 {
-                        items.reserve_exact(FIRST_CAPACITY);
-                    }
                     items.push(item);
                     continue;
                 }
@@ -319,7 +362,7 @@ impl<'de, T: Lenient> Visitor<'de> for ListVisitor<T> {
             // items read so far re-encoded (losslessly) in front.
             let mut sink = Sink::new();
             sink.push('[');
-            for item in items {
+            for item in items.finish() {
                 sink.push_raw(&serde_json::to_string(&item).map_err(de::Error::custom)?);
                 sink.push(',');
             }
@@ -327,11 +370,7 @@ impl<'de, T: Lenient> Visitor<'de> for ListVisitor<T> {
             sink.write_seq_rest(seq, true)?;
             return Ok(Read::Raw(sink.finish()));
         }
-        // Sequences grow to up to twice their length; large ones (transcripts,
-        // word timings, latency samples) are trimmed so a parsed body stays
-        // close to its size in memory.
-        items.shrink_to_fit();
-        Ok(Read::Typed(items))
+        Ok(Read::Typed(items.finish()))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -383,5 +422,51 @@ impl Lenient for BTreeMap<String, String> {
             Ok(map) if raw.is_object() => Read::Typed(map),
             _ => Read::Raw(raw),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Lenient, Read};
+
+    fn read_list(text: &str) -> Read<Vec<f64>> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        match <Vec<f64>>::read(&mut de) {
+            Ok(read) => read,
+            Err(error) => panic!("{text}: {error}"),
+        }
+    }
+
+    fn numbers(n: usize, odd_at: Option<usize>) -> String {
+        let items: Vec<String> = (0..n)
+            .map(|i| match odd_at {
+                Some(at) if at == i => "\"x\"".to_owned(),
+                _ => format!("{i}.5"),
+            })
+            .collect();
+        format!("[{}]", items.join(","))
+    }
+
+    /// Lists below, at and above the stack buffer keep every item in order,
+    /// at their exact length; an odd item anywhere keeps the list as received.
+    #[test]
+    fn lists_around_the_inline_buffer() {
+        for n in [0, 1, 15, 16, 17, 32, 33, 100] {
+            match read_list(&numbers(n, None)) {
+                Read::Typed(items) => {
+                    let expected: Vec<f64> = (0..n).map(|i| i as f64 + 0.5).collect();
+                    assert_eq!(items, expected, "{n}");
+                    assert_eq!(items.capacity(), n, "{n}");
+                }
+                _ => panic!("{n}: not typed"),
+            }
+            for at in [0, 15, 16, 17, 40].into_iter().filter(|at| *at < n) {
+                let text = numbers(n, Some(at));
+                match read_list(&text) {
+                    Read::Raw(raw) => assert_eq!(raw.as_str(), text, "{n} odd at {at}"),
+                    _ => panic!("{n} odd at {at}: not raw"),
+                }
+            }
+        }
     }
 }

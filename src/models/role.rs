@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::value::StringDeserializer;
+use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serializer};
@@ -30,7 +30,7 @@ pub(crate) trait RoleTagged: Sized {
     /// Reads the kind named `role`; `kind` is given what came before `role`
     /// and the live rest of the object (see [`read_kind`]).
     fn from_role<'de, A: MapAccess<'de>>(
-        role: String,
+        role: Cow<'static, str>,
         before: Vec<(String, RawJson)>,
         map: &mut A,
     ) -> Result<Self, A::Error>;
@@ -44,7 +44,7 @@ pub(crate) trait RoleTagged: Sized {
 /// rest. `role_field` passes the role on to kinds that keep it as a field
 /// (utterances); for the others a second `role` key is a duplicate.
 pub(crate) fn read_kind<'de, T: Model, A: MapAccess<'de>>(
-    role_field: Option<String>,
+    role_field: Option<Cow<'static, str>>,
     before: Vec<(String, RawJson)>,
     map: &mut A,
 ) -> Result<T, A::Error> {
@@ -67,7 +67,7 @@ pub(crate) fn read_kind<'de, T: Model, A: MapAccess<'de>>(
 
 /// Reads the rest of an object of an unknown kind, with its `role`.
 pub(crate) fn read_unknown<'de, A: MapAccess<'de>>(
-    role: String,
+    role: Cow<'static, str>,
     before: Vec<(String, RawJson)>,
     map: &mut A,
 ) -> Result<RawJson, A::Error> {
@@ -189,11 +189,33 @@ impl<'de, T: RoleTagged> Visitor<'de> for TaggedVisitor<T> {
     }
 }
 
+/// Roles of Retell's own item kinds: read without allocating.
+const KNOWN_ROLES: [&str; 10] = [
+    "agent",
+    "user",
+    "transfer_target",
+    "tool_call_invocation",
+    "tool_call_result",
+    "node_transition",
+    "state_transition",
+    "dtmf",
+    "sms",
+    "injected",
+];
+
+/// A role string: borrowed when it is one of [`KNOWN_ROLES`].
+fn role_name(role: &str) -> Cow<'static, str> {
+    match KNOWN_ROLES.iter().find(|known| **known == role) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(role.to_owned()),
+    }
+}
+
 /// The value of `role`: the string, or any other value as raw JSON.
 struct RoleValue;
 
 impl<'de> DeserializeSeed<'de> for RoleValue {
-    type Value = Result<String, RawJson>;
+    type Value = Result<Cow<'static, str>, RawJson>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
@@ -201,16 +223,19 @@ impl<'de> DeserializeSeed<'de> for RoleValue {
 }
 
 impl<'de> Visitor<'de> for RoleValue {
-    type Value = Result<String, RawJson>;
+    type Value = Result<Cow<'static, str>, RawJson>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a role")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Ok(v.to_owned()))
+        Ok(Ok(role_name(v)))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Ok(v))
+        Ok(Ok(match role_name(&v) {
+            Cow::Borrowed(known) => Cow::Borrowed(known),
+            Cow::Owned(_) => Cow::Owned(v),
+        }))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(Err(RawJson::null()))
@@ -242,12 +267,15 @@ impl<'de> Visitor<'de> for RoleValue {
 }
 
 /// The role string, handed to a kind that keeps it as a field (no parsing).
-struct Named<E>(String, PhantomData<E>);
+struct Named<E>(Cow<'static, str>, PhantomData<E>);
 
 impl<'de, E: de::Error> Source<'de> for Named<E> {
     type Error = E;
     fn value<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, E> {
-        seed.deserialize(StringDeserializer::<E>::new(self.0))
+        match self.0 {
+            Cow::Borrowed(role) => seed.deserialize(BorrowedStrDeserializer::<E>::new(role)),
+            Cow::Owned(role) => seed.deserialize(StringDeserializer::<E>::new(role)),
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! Transcript items of a call (`transcript_object`, `transcript_with_tool_calls`
 //! and its `scrubbed_`, `pre_session_` and `post_session_` forms).
 
+use std::borrow::Cow;
+
 use serde::de::MapAccess;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -254,11 +256,11 @@ impl RoleTagged for TranscriptItem {
     const EXPECTING: &'static str = "a transcript item object";
 
     fn from_role<'de, A: MapAccess<'de>>(
-        role: String,
+        role: Cow<'static, str>,
         before: Vec<(String, RawJson)>,
         map: &mut A,
     ) -> Result<Self, A::Error> {
-        Ok(match role.as_str() {
+        Ok(match role.as_ref() {
             "agent" | "user" | "transfer_target" => {
                 Self::Utterance(role::read_kind(Some(role), before, map)?)
             }

@@ -1,8 +1,9 @@
-//! A plain `#[derive(Deserialize)]` mirror of the Call model: every field of
-//! the typed model, typed the same way, but no `extra` maps, no open enums
-//! (plain `String`s), no lenient integers and no `role` dispatch beyond serde's
-//! untagged choice. It is the "what would plain serde_json cost" baseline for
-//! the verify+parse benchmark; it keeps nothing it does not know.
+//! A derive-only mirror of this crate's Call model: a plain
+//! `#[derive(Deserialize)]` struct with every field of the typed model, typed
+//! the same way, but no `extra` maps, no open enums (plain `String`s), no
+//! lenient integers and no `role` dispatch beyond serde's untagged choice.
+//! Used by `examples/parse_profile.rs` (mode `plain`) on generated bodies; the
+//! baseline of the benchmarks is `serde_baseline.rs`.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
