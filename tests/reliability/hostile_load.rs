@@ -54,6 +54,20 @@ async fn attack(addr: std::net::SocketAddr, how: Attack) -> TcpStream {
     stream
 }
 
+/// Sends `body` correctly signed, waits until the (gated) handler runs, and
+/// closes the connection without reading the answer.
+async fn hang_up_mid_handler(receiver: &Receiver, body: &[u8]) {
+    let sig = signature(body);
+    let mut stream = TcpStream::connect(receiver.addr()).await.unwrap();
+    let head = format!(
+        "POST {PATH} HTTP/1.1\r\nHost: x\r\nX-Retell-Signature: {sig}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    receiver.probe.entered().await;
+}
+
 /// Sends `body` correctly signed.
 async fn deliver(receiver: &Receiver, body: &[u8]) -> crate::http::Reply {
     let sig = signature(body);
@@ -234,16 +248,7 @@ async fn a_client_that_disconnects_mid_handler_releases_its_key() {
         let receiver =
             Arc::new(Receiver::start(via, Probe::new(Behaviour::Gated), dedupe_config()).await);
         let body = call_ended("call_gone");
-        let sig = signature(&body);
-        let mut stream = TcpStream::connect(receiver.addr()).await.unwrap();
-        let head = format!(
-            "POST {PATH} HTTP/1.1\r\nHost: x\r\nX-Retell-Signature: {sig}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        stream.write_all(&body).await.unwrap();
-        receiver.probe.entered().await;
-        drop(stream);
+        hang_up_mid_handler(&receiver, &body).await;
         // Retell's retry: `409` while the first attempt is still being torn
         // down, then processed. Bounded well under the 10 s lease.
         let started = Instant::now();
@@ -282,16 +287,7 @@ async fn a_client_that_disconnects_mid_handler_releases_its_key() {
 async fn the_handler_finishes_after_a_disconnect(via: Via) {
     let receiver = Receiver::start(via, Probe::new(Behaviour::Gated), dedupe_config()).await;
     let body = call_ended("call_gone");
-    let sig = signature(&body);
-    let mut stream = TcpStream::connect(receiver.addr()).await.unwrap();
-    let head = format!(
-        "POST {PATH} HTTP/1.1\r\nHost: x\r\nX-Retell-Signature: {sig}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body).await.unwrap();
-    receiver.probe.entered().await;
-    drop(stream);
+    hang_up_mid_handler(&receiver, &body).await;
     let reply = deliver(&receiver, &body).await;
     assert_eq!(
         reply.status, 409,
