@@ -63,42 +63,32 @@ impl Receiver {
         H: WebhookHandler + ?Sized,
         B: BodyChunks + ?Sized,
     {
-        traced(route, self.receive_untraced(handler, route, head, body)).await
-    }
-
-    async fn receive_untraced<H, B>(
-        &self,
-        handler: &H,
-        route: RouteKind,
-        head: &RawRequest<'_>,
-        body: &mut B,
-    ) -> Dispatched
-    where
-        H: WebhookHandler + ?Sized,
-        B: BodyChunks + ?Sized,
-    {
-        let deadline = Instant::now() + self.config().deadline_of(route);
-        if let Some(rejected) = self.precheck(route, head) {
-            return rejected;
-        }
-        let (bytes, _budget) = match self.read_body(route, head, body, deadline).await {
-            Ok(read) => read,
-            Err(rejected) => return rejected,
-        };
-        let request = head.clone().with_body(&bytes);
-        if let Err(rejected) = self.authenticate_signature(route, &request) {
-            return *rejected;
-        }
-        let Ok(_permit) = tokio::time::timeout_at(deadline, self.in_flight_permit()).await else {
-            return Dispatched::from_reason(route, Reason::DeadlineExceeded);
-        };
-        let deadline = tokio::time::sleep_until(deadline);
-        handle_verified(self, handler, route, &request, deadline).await
+        traced(route, async move {
+            let deadline = Instant::now() + self.config().deadline_of(route);
+            if let Some(rejected) = self.precheck(route, head) {
+                return rejected;
+            }
+            let (bytes, _budget) = match self.read_body(route, head, body, deadline).await {
+                Ok(read) => read,
+                Err(rejected) => return rejected,
+            };
+            let request = head.clone().with_body(&bytes);
+            if let Err(rejected) = self.authenticate_signature(route, &request) {
+                return *rejected;
+            }
+            let Ok(_permit) = tokio::time::timeout_at(deadline, self.in_flight_permit()).await
+            else {
+                return Dispatched::from_reason(route, Reason::DeadlineExceeded);
+            };
+            let deadline = tokio::time::sleep_until(deadline);
+            handle_verified(self, handler, route, &request, deadline).await
+        })
+        .await
     }
 
     /// What an extractor does: prechecks, the body read within the budget and
-    /// the read timeout, and the verified bytes. No deadline, no in-flight
-    /// place, no deduplication, no handler: those belong to the handler the
+    /// the read timeout, and the verified bytes. No in-flight place, no
+    /// deduplication, no handler deadline: those belong to the handler the
     /// user writes.
     #[cfg(any(feature = "axum", feature = "actix"))]
     pub(crate) async fn receive_verified<B>(

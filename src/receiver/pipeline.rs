@@ -239,11 +239,7 @@ where
     };
     // If this future is dropped from here on (the client went away), the key
     // is handed back at once instead of blocking retries until its lease ends.
-    let mut abandon = Abandon {
-        claim: claim
-            .as_ref()
-            .map(|(store, key, ticket)| (*store, *key, *ticket)),
-    };
+    let mut abandon = Abandon { claim };
     // The handler's error is rendered (and dropped) inside `CatchUnwind` too:
     // its `Display` is handler code as well.
     let run = CatchUnwind::new(async move {
@@ -299,7 +295,7 @@ where
 
 /// Calls [`DedupeStore::abandon`] if dropped before [`disarm`](Self::disarm).
 struct Abandon<'a> {
-    claim: Option<(&'a Arc<dyn DedupeStore>, DedupeKey, Ticket)>,
+    claim: Claim<'a>,
 }
 
 impl Abandon<'_> {
