@@ -207,6 +207,16 @@ impl Scalar for String {
     }
 }
 
+impl Scalar for Box<str> {
+    const EXPECTED: &'static str = "a string";
+    fn from_str(v: &str) -> Option<Self> {
+        Some(v.into())
+    }
+    fn from_string(v: String) -> Result<Self, String> {
+        Ok(v.into_boxed_str())
+    }
+}
+
 impl Scalar for bool {
     const EXPECTED: &'static str = "a boolean";
     fn from_bool(v: bool) -> Option<Self> {
@@ -266,7 +276,7 @@ impl Scalar for f64 {
     }
 }
 
-lenient_scalar!(String, bool, u64, f64);
+lenient_scalar!(String, Box<str>, bool, u64, f64);
 
 // ---------------------------------------------------------------------------
 // Lists: a list whose items do not all fit falls back as a whole.
@@ -321,6 +331,11 @@ impl<T> Items<T> {
             self.spill.reserve_exact(2 * INLINE);
             self.spill
                 .extend(self.head.iter_mut().filter_map(Option::take));
+        } else if self.spill.len() == self.spill.capacity() {
+            // Grow by half, not double: while a long list grows, the old and
+            // the new buffer are both live, and the last long list of a body
+            // grows when everything else is already allocated.
+            self.spill.reserve_exact(self.spill.len() / 2);
         }
         self.spill.push(item);
     }
@@ -331,8 +346,8 @@ impl<T> Items<T> {
             items.extend(self.head.iter_mut().filter_map(Option::take));
             return items;
         }
-        // Long lists grow to up to twice their length; they are trimmed so a
-        // parsed body stays close to its size in memory.
+        // Long lists grow to up to one and a half times their length; they
+        // are trimmed so a parsed body stays close to its size in memory.
         self.spill.shrink_to_fit();
         self.spill
     }

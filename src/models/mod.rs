@@ -18,6 +18,7 @@ mod transcript;
 pub(crate) mod untyped;
 
 mod role;
+mod seconds;
 
 pub use call::{
     Call, CallAnalysis, CallCost, Latency, LatencyStats, LlmTokenUsage, ProductCost,
@@ -46,6 +47,7 @@ pub use transcript::{
 
 pub use extra::Extra;
 pub use raw::{RawJson, RawObject};
+pub use seconds::Seconds;
 pub use untyped::{Untyped, UntypedReason};
 
 /// Converts epoch milliseconds to a UTC date-time (`None` when out of range).
@@ -62,12 +64,12 @@ mod size_tests {
     fn list_items_stay_small() {
         use std::mem::size_of;
         assert!(
-            size_of::<super::Word>() <= 88,
+            size_of::<super::Word>() <= 40,
             "{}",
             size_of::<super::Word>()
         );
         assert!(
-            size_of::<super::TranscriptItem>() <= 192,
+            size_of::<super::TranscriptItem>() <= 96,
             "{}",
             size_of::<super::TranscriptItem>()
         );

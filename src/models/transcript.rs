@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::raw::RawJson;
+use super::seconds::Seconds;
 
 use super::enums::{BackupModelReason, ToolType, TranscriptRole, TransitionType, UtteranceRole};
 use super::lenient::{Lenient, Read};
@@ -19,11 +20,11 @@ model! {
     /// audio (approximate; integers in playground calls).
     pub struct Word {
         /// The word as transcribed (with punctuation).
-        word: String,
+        word: Box<str>,
         /// Start time in seconds.
-        start: f64,
+        start: Seconds,
         /// End time in seconds.
-        end: f64,
+        end: Seconds,
     }
 }
 
@@ -185,23 +186,26 @@ model! {
 /// Unknown roles (three new kinds appeared in twelve months) keep the whole
 /// object in [`TranscriptItem::Unknown`], including its `role`; so does an item
 /// that is not an object at all.
+///
+/// Kinds other than utterances are boxed: they are rare, and every item of a
+/// list takes the size of the largest kind.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum TranscriptItem {
     /// `agent`, `user` or `transfer_target`.
     Utterance(Utterance),
     /// `tool_call_invocation`.
-    ToolCallInvocation(ToolCallInvocation),
+    ToolCallInvocation(Box<ToolCallInvocation>),
     /// `tool_call_result`.
-    ToolCallResult(ToolCallResult),
+    ToolCallResult(Box<ToolCallResult>),
     /// `node_transition`.
-    NodeTransition(NodeTransition),
+    NodeTransition(Box<NodeTransition>),
     /// `dtmf`.
-    Dtmf(Dtmf),
+    Dtmf(Box<Dtmf>),
     /// `sms`.
-    Sms(Sms),
+    Sms(Box<Sms>),
     /// `injected`.
-    Injected(Injected),
+    Injected(Box<Injected>),
     /// Any other role (or none, or not an object): the whole value.
     Unknown(RawJson),
 }
@@ -264,12 +268,18 @@ impl RoleTagged for TranscriptItem {
             "agent" | "user" | "transfer_target" => {
                 Self::Utterance(role::read_kind(Some(role), before, map)?)
             }
-            "tool_call_invocation" => Self::ToolCallInvocation(role::read_kind(None, before, map)?),
-            "tool_call_result" => Self::ToolCallResult(role::read_kind(None, before, map)?),
-            "node_transition" => Self::NodeTransition(role::read_kind(None, before, map)?),
-            "dtmf" => Self::Dtmf(role::read_kind(None, before, map)?),
-            "sms" => Self::Sms(role::read_kind(None, before, map)?),
-            "injected" => Self::Injected(role::read_kind(None, before, map)?),
+            "tool_call_invocation" => {
+                Self::ToolCallInvocation(Box::new(role::read_kind(None, before, map)?))
+            }
+            "tool_call_result" => {
+                Self::ToolCallResult(Box::new(role::read_kind(None, before, map)?))
+            }
+            "node_transition" => {
+                Self::NodeTransition(Box::new(role::read_kind(None, before, map)?))
+            }
+            "dtmf" => Self::Dtmf(Box::new(role::read_kind(None, before, map)?)),
+            "sms" => Self::Sms(Box::new(role::read_kind(None, before, map)?)),
+            "injected" => Self::Injected(Box::new(role::read_kind(None, before, map)?)),
             _ => Self::Unknown(role::read_unknown(role, before, map)?),
         })
     }
@@ -312,13 +322,13 @@ impl Serialize for TranscriptItem {
             // An utterance keeps its role as a field: it writes it itself.
             Self::Utterance(u) => u.serialize(serializer),
             Self::ToolCallInvocation(x) => {
-                role::write_tagged(serializer, "tool_call_invocation", x)
+                role::write_tagged(serializer, "tool_call_invocation", &**x)
             }
-            Self::ToolCallResult(x) => role::write_tagged(serializer, "tool_call_result", x),
-            Self::NodeTransition(x) => role::write_tagged(serializer, "node_transition", x),
-            Self::Dtmf(x) => role::write_tagged(serializer, "dtmf", x),
-            Self::Sms(x) => role::write_tagged(serializer, "sms", x),
-            Self::Injected(x) => role::write_tagged(serializer, "injected", x),
+            Self::ToolCallResult(x) => role::write_tagged(serializer, "tool_call_result", &**x),
+            Self::NodeTransition(x) => role::write_tagged(serializer, "node_transition", &**x),
+            Self::Dtmf(x) => role::write_tagged(serializer, "dtmf", &**x),
+            Self::Sms(x) => role::write_tagged(serializer, "sms", &**x),
+            Self::Injected(x) => role::write_tagged(serializer, "injected", &**x),
             Self::Unknown(value) => value.serialize(serializer),
         }
     }
