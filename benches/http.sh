@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# HTTP load test of the axum, actix-web and tower (plain hyper) receivers.
+# HTTP load test of the axum, actix-web and tower (plain hyper) receivers,
+# and of the official Node SDK behind express for comparison.
 #
 # What it does: builds `examples/bench_server.rs` (no-op handler; every request
 # is read, verified, parsed and dispatched) and `examples/bench_body.rs` in
@@ -17,7 +18,11 @@
 #   DURATION=10s       length of each wrk run (the signature window is 5 minutes,
 #                      the body is re-signed before every run)
 #   CONNECTIONS="2 32" connection counts
-#   FRAMEWORKS="axum actix tower"
+#   FRAMEWORKS="axum actix tower node"
+#                      `node`: the official `retell-sdk` (npm's latest) behind
+#                      express, one process, the same work per request (raw
+#                      body, `verify`, `JSON.parse`, 204); installed with npm
+#                      into a temporary folder, skipped when npm is missing
 #   WORKERS=2          server worker threads
 #   WRK_THREADS=2      wrk threads (capped at the connection count)
 #   SIZE=30k           body: 1k, 30k or 500k
@@ -29,7 +34,7 @@ set -euo pipefail
 
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-"2 32"}
-FRAMEWORKS=${FRAMEWORKS:-"axum actix tower"}
+FRAMEWORKS=${FRAMEWORKS:-"axum actix tower node"}
 WORKERS=${WORKERS:-2}
 WRK_THREADS=${WRK_THREADS:-2}
 SIZE=${SIZE:-30k}
@@ -75,11 +80,54 @@ done = function(summary, latency, requests)
 end
 LUA
 
+# The Node peer: what a user of the official SDK deploys, as its docs show,
+# but verifying the raw body (re-serializing the parsed JSON would not match
+# every body).
+node_ready=""
+prepare_node() {
+    if [ -n "$node_ready" ]; then return 0; fi
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "npm not found: skipping the Node peer" >&2
+        return 1
+    fi
+    mkdir -p "$work/node"
+    (cd "$work/node" && npm init -y >/dev/null &&
+        npm install --no-audit --no-fund retell-sdk express >/dev/null 2>&1) || {
+        echo "npm install failed: skipping the Node peer" >&2
+        return 1
+    }
+    cat >"$work/node/server.js" <<'JS'
+const express = require("express");
+const { verify } = require("retell-sdk");
+const key = process.env.RETELL_API_KEY;
+const app = express();
+app.post("/retell/webhook", express.raw({ type: "*/*", limit: "10mb" }), async (req, res) => {
+  const body = req.body.toString("utf8");
+  if (!(await verify(body, key, req.get("x-retell-signature") || ""))) return res.sendStatus(401);
+  let event;
+  try { event = JSON.parse(body); } catch { return res.sendStatus(400); }
+  if (typeof event.event !== "string") return res.sendStatus(400);
+  res.sendStatus(204);
+});
+app.listen(Number(process.env.PORT), "127.0.0.1");
+JS
+    node_ready=1
+}
+
+start_server() {
+    if [ "$1" = node ]; then
+        prepare_node || return 1
+        PORT="$PORT" node "$work/node/server.js" >"$work/server.log" 2>&1 &
+    else
+        "$target/bench_server" --framework "$1" --port "$PORT" --workers "$WORKERS" >"$work/server.log" 2>&1 &
+    fi
+    server_pid=$!
+}
+
 export BODY_FILE="$work/body.json"
 printf "%-6s %5s %10s %9s %9s %8s %7s\n" framework conns "req/s" "p50 ms" "p99 ms" non-2xx errors
 for framework in $FRAMEWORKS; do
-    "$target/bench_server" --framework "$framework" --port "$PORT" --workers "$WORKERS" >"$work/server.log" 2>&1 &
-    server_pid=$!
+    start_server "$framework" || continue
     for _ in $(seq 50); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
         sleep 0.1
