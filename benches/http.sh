@@ -4,8 +4,8 @@
 #
 # What it does: builds `examples/bench_server.rs` (no-op handler; every request
 # is read, verified, parsed and dispatched) and `examples/bench_body.rs` in
-# release, writes the 30 KB signed `call_ended` body, starts each receiver on
-# 127.0.0.1 and drives it with wrk (POST with the `X-Retell-Signature` header)
+# release, writes the signed body (by default the realistic 30 KB
+# `call_ended`), starts each receiver on 127.0.0.1 and drives it with wrk (POST with the `X-Retell-Signature` header)
 # at 2 and 32 connections, then prints requests/s, p50/p99 latency and the
 # number of non-2xx answers per run.
 #
@@ -25,7 +25,8 @@
 #                      into a temporary folder, skipped when npm is missing
 #   WORKERS=2          server worker threads
 #   WRK_THREADS=2      wrk threads (capped at the connection count)
-#   SIZE=30k           body: 1k, 30k or 500k
+#   SIZE=medium        body: medium or large (the realistic 30 KB and 500 KB
+#                      bodies of benches/data), or the generated 1k, 30k, 500k
 #   PORT=3917
 #
 # The load generator shares the machine's cores with the server, so the
@@ -37,7 +38,7 @@ CONNECTIONS=${CONNECTIONS:-"2 32"}
 FRAMEWORKS=${FRAMEWORKS:-"axum actix tower node"}
 WORKERS=${WORKERS:-2}
 WRK_THREADS=${WRK_THREADS:-2}
-SIZE=${SIZE:-30k}
+SIZE=${SIZE:-medium}
 PORT=${PORT:-3917}
 export RETELL_API_KEY=${RETELL_API_KEY:-key_bench_0123456789abcdef}
 

@@ -668,3 +668,44 @@ fn duplicate_key_names_are_escaped_in_messages() {
     );
     assert!(shown.contains("duplicate field"), "{shown}");
 }
+
+/// Keys that come before an item's `role` are buffered and read once the kind
+/// is known: the item is the same as with `role` first, escapes, exact floats,
+/// nulls, fallbacks and unknown keys included.
+#[test]
+fn keys_before_role_read_as_after_it() {
+    let kinds = [
+        (
+            "agent",
+            r#""content":"a \"quoted\" \u00e9 line","words":[{"word":"a","start":0.1,"end":2023.5500000000002},{"word":null,"start":"x"}],"metadata":{"is_backchannel":true},"zz":{"k":[1,2.50]}"#,
+        ),
+        (
+            "tool_call_invocation",
+            r#""tool_call_id":"t1","name":"n","arguments":"{\"a\":1}","time_sec":1.5,"type":"custom","zz":null"#,
+        ),
+        ("dtmf", r#""digit":"1","time_sec":3"#),
+    ];
+    for (role, rest) in kinds {
+        let body = |item: String| {
+            format!(
+                r#"{{"event":"call_ended","call":{{"call_id":"c","transcript_with_tool_calls":[{item}]}}}}"#
+            )
+        };
+        let first = body(format!(r#"{{"role":"{role}",{rest}}}"#));
+        let last = body(format!(r#"{{{rest},"role":"{role}"}}"#));
+        let first = WebhookEvent::from_slice(first.as_bytes()).unwrap();
+        let last = WebhookEvent::from_slice(last.as_bytes()).unwrap();
+        assert_eq!(first, last, "{role}");
+        let items = last
+            .call()
+            .unwrap()
+            .transcript_with_tool_calls
+            .as_ref()
+            .unwrap();
+        assert_eq!(items[0].role(), Some(role));
+        assert!(!matches!(
+            items[0],
+            retell_webhooks::TranscriptItem::Unknown(_)
+        ));
+    }
+}

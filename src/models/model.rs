@@ -41,15 +41,17 @@ impl Seen {
 }
 
 /// Where the value of one entry comes from: the live map being parsed, or a
-/// value buffered before the object's kind was known.
+/// value buffered before the object's kind was known. Seeds build owned
+/// values, so they can read either.
 pub(crate) trait Source<'de> {
     type Error: de::Error;
-    fn value<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Self::Error>;
+    fn value<V, T: for<'a> DeserializeSeed<'a, Value = V>>(self, seed: T)
+    -> Result<V, Self::Error>;
 }
 
 impl<'de, A: MapAccess<'de>> Source<'de> for &mut A {
     type Error = A::Error;
-    fn value<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
+    fn value<V, T: for<'a> DeserializeSeed<'a, Value = V>>(self, seed: T) -> Result<V, A::Error> {
         self.next_value_seed(seed)
     }
 }
@@ -59,10 +61,10 @@ pub(crate) struct Buffered<E>(pub(crate) RawJson, pub(crate) PhantomData<E>);
 
 impl<'de, E: de::Error> Source<'de> for Buffered<E> {
     type Error = E;
-    fn value<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, E> {
-        // A reader-based deserializer owns nothing of `'de`, so any seed fits;
-        // the text is already checked, so this only re-reads it.
-        let mut de = serde_json::Deserializer::from_reader(self.0.as_str().as_bytes());
+    fn value<V, T: for<'a> DeserializeSeed<'a, Value = V>>(self, seed: T) -> Result<V, E> {
+        // The text is already checked: this only re-reads it (keys that came
+        // before an item's `role`, which Retell may send in any order).
+        let mut de = serde_json::Deserializer::from_str(self.0.as_str());
         seed.deserialize(&mut de).map_err(E::custom)
     }
 }

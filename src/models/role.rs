@@ -271,7 +271,7 @@ struct Named<E>(Cow<'static, str>, PhantomData<E>);
 
 impl<'de, E: de::Error> Source<'de> for Named<E> {
     type Error = E;
-    fn value<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, E> {
+    fn value<V, T: for<'a> DeserializeSeed<'a, Value = V>>(self, seed: T) -> Result<V, E> {
         match self.0 {
             Cow::Borrowed(role) => seed.deserialize(BorrowedStrDeserializer::<E>::new(role)),
             Cow::Owned(role) => seed.deserialize(StringDeserializer::<E>::new(role)),
