@@ -22,7 +22,10 @@
 #                      `node`: the official `retell-sdk` (npm's latest) behind
 #                      express, one process, the same work per request (raw
 #                      body, `verify`, `JSON.parse`, 204); installed with npm
-#                      into a temporary folder, skipped when npm is missing
+#                      into a temporary folder, skipped when npm is missing.
+#                      (The pattern of Retell's docs, `express.json()` then
+#                      `verify(JSON.stringify(req.body), …)`, answers 401 to the
+#                      realistic bodies: `0.0` comes back as `0`.)
 #   WORKERS=2          server worker threads
 #   WRK_THREADS=2      wrk threads (capped at the connection count)
 #   SIZE=medium        body: medium or large (the realistic 30 KB and 500 KB
