@@ -82,7 +82,11 @@ fn parsing_peaks_below_one_and_a_half_times_realistic_bodies() {
     ];
     // A 1 KB body is mostly the fixed size of the typed call: reported, not
     // held to the ratio.
-    measure("small.json", include_bytes!("../benches/data/small.json"), false);
+    measure(
+        "small.json",
+        include_bytes!("../benches/data/small.json"),
+        false,
+    );
     let mut report = Vec::new();
     for (name, body) in &bodies {
         report.push(measure(name, body, false).1);

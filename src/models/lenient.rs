@@ -207,16 +207,6 @@ impl Scalar for String {
     }
 }
 
-impl Scalar for Box<str> {
-    const EXPECTED: &'static str = "a string";
-    fn from_str(v: &str) -> Option<Self> {
-        Some(v.into())
-    }
-    fn from_string(v: String) -> Result<Self, String> {
-        Ok(v.into_boxed_str())
-    }
-}
-
 impl Scalar for bool {
     const EXPECTED: &'static str = "a boolean";
     fn from_bool(v: bool) -> Option<Self> {
@@ -276,7 +266,7 @@ impl Scalar for f64 {
     }
 }
 
-lenient_scalar!(String, Box<str>, bool, u64, f64);
+lenient_scalar!(String, bool, u64, f64);
 
 // ---------------------------------------------------------------------------
 // Lists: a list whose items do not all fit falls back as a whole.

@@ -19,6 +19,7 @@ pub(crate) mod untyped;
 
 mod role;
 mod seconds;
+mod small_string;
 
 pub use call::{
     Call, CallAnalysis, CallCost, Latency, LatencyStats, LlmTokenUsage, ProductCost,
@@ -48,6 +49,7 @@ pub use transcript::{
 pub use extra::Extra;
 pub use raw::{RawJson, RawObject};
 pub use seconds::Seconds;
+pub use small_string::SmallString;
 pub use untyped::{Untyped, UntypedReason};
 
 /// Converts epoch milliseconds to a UTC date-time (`None` when out of range).
@@ -64,7 +66,7 @@ mod size_tests {
     fn list_items_stay_small() {
         use std::mem::size_of;
         assert!(
-            size_of::<super::Word>() <= 40,
+            size_of::<super::Word>() <= 48,
             "{}",
             size_of::<super::Word>()
         );

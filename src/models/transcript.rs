@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::raw::RawJson;
 use super::seconds::Seconds;
+use super::small_string::SmallString;
 
 use super::enums::{BackupModelReason, ToolType, TranscriptRole, TransitionType, UtteranceRole};
 use super::lenient::{Lenient, Read};
@@ -20,7 +21,7 @@ model! {
     /// audio (approximate; integers in playground calls).
     pub struct Word {
         /// The word as transcribed (with punctuation).
-        word: Box<str>,
+        word: SmallString,
         /// Start time in seconds.
         start: Seconds,
         /// End time in seconds.
