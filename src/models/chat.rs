@@ -206,6 +206,9 @@ model! {
 }
 
 /// One item of `message_with_tool_calls`, chosen by its `role`.
+///
+/// Kinds other than text messages are boxed: they are rarer, and every item of
+/// a list takes the size of the largest kind.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ChatMessage {
@@ -214,17 +217,17 @@ pub enum ChatMessage {
     /// `user`.
     User(ChatText),
     /// `tool_call_invocation`.
-    ToolCallInvocation(ChatToolCallInvocation),
+    ToolCallInvocation(Box<ChatToolCallInvocation>),
     /// `tool_call_result`.
-    ToolCallResult(ChatToolCallResult),
+    ToolCallResult(Box<ChatToolCallResult>),
     /// `node_transition`.
-    NodeTransition(ChatNodeTransition),
+    NodeTransition(Box<ChatNodeTransition>),
     /// `state_transition`.
-    StateTransition(ChatStateTransition),
+    StateTransition(Box<ChatStateTransition>),
     /// `injected`.
     Injected(ChatText),
     /// `sms`.
-    Sms(ChatSms),
+    Sms(Box<ChatSms>),
     /// Any other role (or none): the whole object, `role` included.
     Unknown(RawJson),
 }
@@ -276,12 +279,20 @@ impl RoleTagged for ChatMessage {
         Ok(match role.as_ref() {
             "agent" => Self::Agent(role::read_kind(None, before, map)?),
             "user" => Self::User(role::read_kind(None, before, map)?),
-            "tool_call_invocation" => Self::ToolCallInvocation(role::read_kind(None, before, map)?),
-            "tool_call_result" => Self::ToolCallResult(role::read_kind(None, before, map)?),
-            "node_transition" => Self::NodeTransition(role::read_kind(None, before, map)?),
-            "state_transition" => Self::StateTransition(role::read_kind(None, before, map)?),
+            "tool_call_invocation" => {
+                Self::ToolCallInvocation(Box::new(role::read_kind(None, before, map)?))
+            }
+            "tool_call_result" => {
+                Self::ToolCallResult(Box::new(role::read_kind(None, before, map)?))
+            }
+            "node_transition" => {
+                Self::NodeTransition(Box::new(role::read_kind(None, before, map)?))
+            }
+            "state_transition" => {
+                Self::StateTransition(Box::new(role::read_kind(None, before, map)?))
+            }
             "injected" => Self::Injected(role::read_kind(None, before, map)?),
-            "sms" => Self::Sms(role::read_kind(None, before, map)?),
+            "sms" => Self::Sms(Box::new(role::read_kind(None, before, map)?)),
             _ => Self::Unknown(role::read_unknown(role, before, map)?),
         })
     }
@@ -323,13 +334,13 @@ impl Serialize for ChatMessage {
             Self::Agent(m) => role::write_tagged(serializer, "agent", m),
             Self::User(m) => role::write_tagged(serializer, "user", m),
             Self::ToolCallInvocation(m) => {
-                role::write_tagged(serializer, "tool_call_invocation", m)
+                role::write_tagged(serializer, "tool_call_invocation", &**m)
             }
-            Self::ToolCallResult(m) => role::write_tagged(serializer, "tool_call_result", m),
-            Self::NodeTransition(m) => role::write_tagged(serializer, "node_transition", m),
-            Self::StateTransition(m) => role::write_tagged(serializer, "state_transition", m),
+            Self::ToolCallResult(m) => role::write_tagged(serializer, "tool_call_result", &**m),
+            Self::NodeTransition(m) => role::write_tagged(serializer, "node_transition", &**m),
+            Self::StateTransition(m) => role::write_tagged(serializer, "state_transition", &**m),
             Self::Injected(m) => role::write_tagged(serializer, "injected", m),
-            Self::Sms(m) => role::write_tagged(serializer, "sms", m),
+            Self::Sms(m) => role::write_tagged(serializer, "sms", &**m),
             Self::Unknown(value) => value.serialize(serializer),
         }
     }

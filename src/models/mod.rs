@@ -76,7 +76,7 @@ mod size_tests {
             size_of::<super::TranscriptItem>()
         );
         assert!(
-            size_of::<super::ChatMessage>() <= 192,
+            size_of::<super::ChatMessage>() <= 104,
             "{}",
             size_of::<super::ChatMessage>()
         );
