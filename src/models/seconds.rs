@@ -9,9 +9,10 @@ use super::lenient::{Lenient, Read, Scalar, read_scalar};
 
 /// A time in seconds (the `start` and `end` of a [`Word`](crate::Word)).
 ///
-/// Holds any `f64` exactly. A transcript carries thousands of word timings,
-/// and `Option<f64>` takes sixteen bytes where `Option<Seconds>` takes eight:
-/// this keeps a parsed transcript smaller than its JSON.
+/// Holds any `f64` exactly (of the NaN bit patterns, which JSON cannot carry,
+/// one is stored as the standard NaN). A transcript carries thousands of word
+/// timings, and `Option<f64>` takes sixteen bytes where `Option<Seconds>`
+/// takes eight: this keeps a parsed transcript smaller than its JSON.
 ///
 /// ```
 /// use retell_webhooks::Seconds;
