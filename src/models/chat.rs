@@ -279,20 +279,12 @@ impl RoleTagged for ChatMessage {
         Ok(match role.as_ref() {
             "agent" => Self::Agent(role::read_kind(None, before, map)?),
             "user" => Self::User(role::read_kind(None, before, map)?),
-            "tool_call_invocation" => {
-                Self::ToolCallInvocation(Box::new(role::read_kind(None, before, map)?))
-            }
-            "tool_call_result" => {
-                Self::ToolCallResult(Box::new(role::read_kind(None, before, map)?))
-            }
-            "node_transition" => {
-                Self::NodeTransition(Box::new(role::read_kind(None, before, map)?))
-            }
-            "state_transition" => {
-                Self::StateTransition(Box::new(role::read_kind(None, before, map)?))
-            }
+            "tool_call_invocation" => Self::ToolCallInvocation(role::read_boxed(before, map)?),
+            "tool_call_result" => Self::ToolCallResult(role::read_boxed(before, map)?),
+            "node_transition" => Self::NodeTransition(role::read_boxed(before, map)?),
+            "state_transition" => Self::StateTransition(role::read_boxed(before, map)?),
             "injected" => Self::Injected(role::read_kind(None, before, map)?),
-            "sms" => Self::Sms(Box::new(role::read_kind(None, before, map)?)),
+            "sms" => Self::Sms(role::read_boxed(before, map)?),
             _ => Self::Unknown(role::read_unknown(role, before, map)?),
         })
     }

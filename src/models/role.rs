@@ -65,6 +65,15 @@ pub(crate) fn read_kind<'de, T: Model, A: MapAccess<'de>>(
     Ok(item)
 }
 
+/// [`read_kind`] for a kind stored boxed (the rarer kinds of a list, so that
+/// its items stay the size of the common one).
+pub(crate) fn read_boxed<'de, T: Model, A: MapAccess<'de>>(
+    before: Vec<(String, RawJson)>,
+    map: &mut A,
+) -> Result<Box<T>, A::Error> {
+    read_kind(None, before, map).map(Box::new)
+}
+
 /// Reads the rest of an object of an unknown kind, with its `role`.
 pub(crate) fn read_unknown<'de, A: MapAccess<'de>>(
     role: Cow<'static, str>,

@@ -103,7 +103,7 @@ impl Serialize for SmallString {
 }
 
 impl Scalar for SmallString {
-    const EXPECTED: &'static str = "a string";
+    const EXPECTED: &'static str = <String as Scalar>::EXPECTED;
     fn from_str(v: &str) -> Option<Self> {
         Some(v.into())
     }

@@ -269,18 +269,12 @@ impl RoleTagged for TranscriptItem {
             "agent" | "user" | "transfer_target" => {
                 Self::Utterance(role::read_kind(Some(role), before, map)?)
             }
-            "tool_call_invocation" => {
-                Self::ToolCallInvocation(Box::new(role::read_kind(None, before, map)?))
-            }
-            "tool_call_result" => {
-                Self::ToolCallResult(Box::new(role::read_kind(None, before, map)?))
-            }
-            "node_transition" => {
-                Self::NodeTransition(Box::new(role::read_kind(None, before, map)?))
-            }
-            "dtmf" => Self::Dtmf(Box::new(role::read_kind(None, before, map)?)),
-            "sms" => Self::Sms(Box::new(role::read_kind(None, before, map)?)),
-            "injected" => Self::Injected(Box::new(role::read_kind(None, before, map)?)),
+            "tool_call_invocation" => Self::ToolCallInvocation(role::read_boxed(before, map)?),
+            "tool_call_result" => Self::ToolCallResult(role::read_boxed(before, map)?),
+            "node_transition" => Self::NodeTransition(role::read_boxed(before, map)?),
+            "dtmf" => Self::Dtmf(role::read_boxed(before, map)?),
+            "sms" => Self::Sms(role::read_boxed(before, map)?),
+            "injected" => Self::Injected(role::read_boxed(before, map)?),
             _ => Self::Unknown(role::read_unknown(role, before, map)?),
         })
     }
