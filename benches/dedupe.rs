@@ -1,5 +1,5 @@
 //! Deliveries per second through one receiver's entry point
-//! (`dispatch::Receiver::dispatch`, no HTTP) without deduplication, with
+//! (`retell_webhooks::Receiver::dispatch`, no HTTP) without deduplication, with
 //! `MemoryDedupe` and with `RedisDedupe` over a Unix socket, in one run, and
 //! the cost per delivery that each store adds. Every delivery is a distinct,
 //! signed `call_ended` (so each one is a `begin` and a `finish`: two Redis
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use retell_webhooks::dedupe::{MemoryDedupe, RedisDedupe};
-use retell_webhooks::dispatch::{RawRequest, Receiver, ReceiverConfig, RouteKind, WebhookHandler};
+use retell_webhooks::{Receiver, ReceiverConfig, RouteKind, WebhookHandler, receiver::RawRequest};
 use retell_webhooks::{Verifier, sign};
 
 #[path = "../tests/common/redis_server.rs"]

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use retell_webhooks::adapters::actix::endpoint;
-use retell_webhooks::dispatch::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 use retell_webhooks::{CallEvent, InboundCallRequest, InboundResponse, Verifier};
+use retell_webhooks::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 
 /// Application state: here, transcripts kept in memory by call id.
 #[derive(Default)]

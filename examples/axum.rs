@@ -13,8 +13,8 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use retell_webhooks::adapters::axum::router;
-use retell_webhooks::dispatch::{Receiver, ReceiverConfig, WebhookHandler};
 use retell_webhooks::{CallEvent, InboundCallRequest, InboundResponse, Verifier};
+use retell_webhooks::{Receiver, ReceiverConfig, WebhookHandler};
 use tokio::sync::Semaphore;
 
 /// Application state: here, transcripts kept in memory by call id.

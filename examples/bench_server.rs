@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use retell_webhooks::Verifier;
-use retell_webhooks::dispatch::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
+use retell_webhooks::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 
 /// Accepts every event.
 struct Noop;

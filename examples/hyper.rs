@@ -1,8 +1,8 @@
 //! The receiver served with plain hyper 1.x through its tower service.
 //! Run: `RETELL_API_KEY=key_… PORT=3000 cargo run --example hyper --features tower`.
 use hyper_util::{rt::TokioIo, rt::TokioTimer, service::TowerToHyperService};
-use retell_webhooks::dispatch::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 use retell_webhooks::{CallEvent, Verifier, service::WebhookService};
+use retell_webhooks::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 use std::{sync::Arc, time::Duration};
 
 struct App;

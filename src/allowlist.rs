@@ -110,7 +110,7 @@ pub(crate) fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
 /// changes nothing.
 ///
 /// ```
-/// use retell_webhooks::dispatch::{IpRange, SourceAllowlist};
+/// use retell_webhooks::receiver::{IpRange, SourceAllowlist};
 ///
 /// let proxies: IpRange = "10.0.0.0/8".parse()?;
 /// let allow = SourceAllowlist::retell().with_trusted_proxies([proxies]);

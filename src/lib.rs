@@ -33,11 +33,11 @@
 //!   typed). Only broken structure is a [`ParseError`], which names the JSON
 //!   path but never a value;
 //! * builds the answers Retell expects ([`InboundResponse`], [`FunctionResponse`]);
-//! * runs each verified request through one [`WebhookHandler`](dispatch::WebhookHandler)
+//! * runs each verified request through one [`WebhookHandler`]
 //!   method with a fixed status policy shared by every framework adapter: `204` /
 //!   `200` with the answer, one identical `401` for any signature failure, `413`
 //!   over 8 MiB, `500` on a handler error or panic, `503` past the deadline
-//!   ([`dispatch`]; the axum router is `adapters::axum`, feature `axum`; the
+//!   ([`receiver`]; the axum router is `adapters::axum`, feature `axum`; the
 //!   actix-web service is `adapters::actix`, feature `actix`);
 //! * ships realistic sample bodies of every request Retell sends, for your own
 //!   tests (`samples`, feature `samples`), and a command-line tool (feature
@@ -87,11 +87,10 @@
 pub mod adapters;
 mod allowlist;
 pub mod dedupe;
-#[path = "receiver/mod.rs"]
-pub mod dispatch;
 mod error;
 mod events;
-mod models;
+pub mod models;
+pub mod receiver;
 #[cfg(feature = "samples")]
 #[cfg_attr(docsrs, doc(cfg(feature = "samples")))]
 pub mod samples;
@@ -101,9 +100,27 @@ pub mod service;
 mod signature;
 mod verified;
 
-pub use error::*;
-pub use events::*;
-pub use models::*;
+pub use error::{Error, ParseError, ParseErrorKind};
+pub use events::{
+    CallEvent, ChatEvent, EventKind, INBOUND_EVENTS, Incoming, KNOWN_EVENTS,
+    TranscriptUpdatedEvent, TransferEvent, UnknownEvent, WebhookEvent,
+};
+pub use models::call::Call;
+pub use models::chat::Chat;
+pub use models::function::{FunctionCall, FunctionMethod, FunctionRequest, FunctionResponse};
+pub use models::inbound::{InboundCallRequest, InboundChatRequest, InboundResponse};
+pub use receiver::config::{ReceiverConfig, RouteKind};
+pub use receiver::handler::WebhookHandler;
+pub use receiver::state::Receiver;
+pub use signature::{
+    DEFAULT_TOLERANCE, KeyError, MAX_SIGNATURE_LEN, Malformed, SIGNATURE_HEADER, Signature,
+    Verifier, VerifyError, sign, unix_ms, verify,
+};
+
+// Inside the crate every model type is reachable from the root, as before the
+// public split into the root and `models`.
+#[allow(unused_imports)]
+pub(crate) use models::*;
 
 /// The `serde_json` this crate is built with, re-exported: [`RawJson`]
 /// converts from and to [`serde_json::Value`]s (metadata, dynamic variables,
@@ -112,5 +129,3 @@ pub use models::*;
 /// `retell_webhooks::serde_json::json!` builds them without a separate
 /// `serde_json` dependency (or a second, mismatched version of it).
 pub use serde_json;
-
-pub use signature::*;

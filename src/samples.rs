@@ -6,7 +6,7 @@
 //! stay in step with the models. Handy in your own receiver's tests:
 //!
 //! ```
-//! use retell_webhooks::dispatch::RouteKind;
+//! use retell_webhooks::RouteKind;
 //! use retell_webhooks::{samples, sign, Verifier, WebhookEvent};
 //!
 //! let body = samples::body("call_ended").ok_or("no such sample")?;
@@ -28,7 +28,7 @@
 //! The typed accessors ([`event`], [`incoming`], and [`call_event`],
 //! [`transfer_event`], [`chat_event`], [`transcript_updated`],
 //! [`call_inbound`], [`chat_inbound`], [`function_call`] for the payload a
-//! [`WebhookHandler`](crate::dispatch::WebhookHandler) method takes) parse a
+//! [`WebhookHandler`](crate::WebhookHandler) method takes) parse a
 //! sample, so a handler can be tested without HTTP or signatures:
 //!
 //! ```
@@ -48,7 +48,7 @@
 //! Ids in the samples are invented but shaped like Retell's
 //! (`call_8e2f4a6c…`, `chat_…`, `agent_…`); phone numbers are fictional.
 
-use crate::dispatch::RouteKind;
+use crate::RouteKind;
 use crate::error::ParseError;
 use crate::events::{
     CallEvent, ChatEvent, EventKind, Incoming, TranscriptUpdatedEvent, TransferEvent, WebhookEvent,
@@ -287,9 +287,9 @@ pub fn event(kind: EventKind) -> Result<WebhookEvent, SampleError> {
 }
 
 /// The payload of the `call_started`, `call_ended` or `call_analyzed`
-/// sample, as [`on_call_started`](crate::dispatch::WebhookHandler::on_call_started),
-/// [`on_call_ended`](crate::dispatch::WebhookHandler::on_call_ended) and
-/// [`on_call_analyzed`](crate::dispatch::WebhookHandler::on_call_analyzed)
+/// sample, as [`on_call_started`](crate::WebhookHandler::on_call_started),
+/// [`on_call_ended`](crate::WebhookHandler::on_call_ended) and
+/// [`on_call_analyzed`](crate::WebhookHandler::on_call_analyzed)
 /// receive it; [`SampleError::OtherPayload`] for other kinds.
 ///
 /// ```
@@ -352,7 +352,7 @@ pub fn chat_event(kind: EventKind) -> Result<ChatEvent, SampleError> {
 }
 
 /// The payload of the `transcript_updated` sample (a voice call), as
-/// [`on_transcript_updated`](crate::dispatch::WebhookHandler::on_transcript_updated)
+/// [`on_transcript_updated`](crate::WebhookHandler::on_transcript_updated)
 /// receives it.
 ///
 /// ```
@@ -371,7 +371,7 @@ pub fn transcript_updated() -> Result<TranscriptUpdatedEvent, SampleError> {
 }
 
 /// The `call_inbound` sample, as
-/// [`on_call_inbound`](crate::dispatch::WebhookHandler::on_call_inbound)
+/// [`on_call_inbound`](crate::WebhookHandler::on_call_inbound)
 /// receives it.
 ///
 /// ```
@@ -390,7 +390,7 @@ pub fn call_inbound() -> Result<InboundCallRequest, SampleError> {
 }
 
 /// The `chat_inbound` (inbound SMS) sample, as
-/// [`on_chat_inbound`](crate::dispatch::WebhookHandler::on_chat_inbound)
+/// [`on_chat_inbound`](crate::WebhookHandler::on_chat_inbound)
 /// receives it.
 ///
 /// ```
@@ -410,7 +410,7 @@ pub fn chat_inbound() -> Result<InboundChatRequest, SampleError> {
 
 /// The `custom_function` sample (tool `check_availability`), parsed; wrap it
 /// in [`FunctionRequest::post`](crate::models::FunctionRequest::post) for
-/// [`on_function_call`](crate::dispatch::WebhookHandler::on_function_call).
+/// [`on_function_call`](crate::WebhookHandler::on_function_call).
 ///
 /// ```
 /// use retell_webhooks::FunctionRequest;

@@ -6,11 +6,11 @@
 //! receiver's prechecks on the head, enforces the body limit *while reading*
 //! (a false or missing `Content-Length` cannot make it buffer more), holds an
 //! in-flight place while it reads and handles, applies the handler deadline
-//! with `tokio::time::sleep`, and puts the [`Outcome`](crate::dispatch::Outcome)
+//! with `tokio::time::sleep`, and puts the [`Outcome`](crate::receiver::Outcome)
 //! in the response extensions.
 //!
 //! ```no_run
-//! use retell_webhooks::dispatch::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
+//! use retell_webhooks::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 //! use retell_webhooks::service::WebhookService;
 //! use retell_webhooks::Verifier;
 //!
@@ -42,7 +42,7 @@ use bytes::{Buf as _, Bytes};
 use http_body::Body;
 use http_body_util::Full;
 
-use crate::dispatch::{
+use crate::receiver::{
     BodyChunks, Dispatched, RawRequest, Reason, Receiver, RouteKind, WebhookHandler,
 };
 

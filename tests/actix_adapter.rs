@@ -16,10 +16,11 @@ use actix_web::{App, HttpResponse, HttpServer, post, web};
 use http::{Framing, Reply, call_ended_of_len, fixture, long_call_analyzed, send_raw};
 use retell_webhooks::adapters::actix::{endpoint, function_service, service};
 use retell_webhooks::adapters::{VerifiedBody, VerifiedEvent, VerifiedIncoming};
-use retell_webhooks::dispatch::{
-    IpRange, Outcome, Receiver, ReceiverConfig, RouteKind, SourceAllowlist, UNAUTHORIZED_BODY,
-};
 use retell_webhooks::{InboundResponse, Incoming, Verifier, WebhookEvent, sign};
+use retell_webhooks::{
+    Receiver, ReceiverConfig, RouteKind,
+    receiver::{IpRange, Outcome, SourceAllowlist, UNAUTHORIZED_BODY},
+};
 use serde_json::Value;
 
 #[path = "common/handler.rs"]
@@ -776,7 +777,7 @@ fn nothing_secret_in_debug_or_display() {
     use actix_web::ResponseError as _;
     use retell_webhooks::VerifyError;
     use retell_webhooks::adapters::WebhookRejection;
-    use retell_webhooks::dispatch::{Dispatched, Reason};
+    use retell_webhooks::receiver::{Dispatched, Reason};
 
     let receiver = receiver(config());
     let debug = format!("{receiver:?}");

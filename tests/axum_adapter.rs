@@ -15,10 +15,11 @@ use axum::response::Response;
 use axum::routing::post;
 use retell_webhooks::adapters::axum::{endpoint, function_router, router};
 use retell_webhooks::adapters::{VerifiedBody, VerifiedEvent, VerifiedIncoming};
-use retell_webhooks::dispatch::{
-    IpRange, Outcome, Receiver, ReceiverConfig, RouteKind, SourceAllowlist, UNAUTHORIZED_BODY,
-};
 use retell_webhooks::{InboundResponse, Incoming, Verifier, WebhookEvent, sign};
+use retell_webhooks::{
+    Receiver, ReceiverConfig, RouteKind,
+    receiver::{IpRange, Outcome, SourceAllowlist, UNAUTHORIZED_BODY},
+};
 use serde_json::Value;
 use tokio::net::TcpListener;
 

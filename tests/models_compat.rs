@@ -4,10 +4,12 @@
 mod common;
 
 use common::{assert_same_json, fixture, fixture_value};
-use retell_webhooks::{CallStatus, CallType, DisconnectionReason, TransitionType, UserSentiment};
+use retell_webhooks::models::{
+    CallStatus, CallType, DisconnectionReason, TransitionType, UserSentiment,
+};
 use retell_webhooks::{
-    ChatMessage, FunctionCall, InboundResponse, Incoming, LegacyData, TranscriptItem,
-    TranscriptSubject, UntypedReason, WebhookEvent,
+    FunctionCall, InboundResponse, Incoming, WebhookEvent,
+    models::{ChatMessage, LegacyData, TranscriptItem, TranscriptSubject, UntypedReason},
 };
 use serde_json::{Value, json};
 
@@ -134,7 +136,7 @@ fn f3_new_fields_everywhere_are_kept() {
     assert!(items[1].kind().unwrap().is_unknown());
     assert_eq!(
         items[0].kind(),
-        Some(retell_webhooks::TranscriptRole::ToolCallInvocation)
+        Some(retell_webhooks::models::TranscriptRole::ToolCallInvocation)
     );
     assert!(
         matches!(&items[2], TranscriptItem::Unknown(v) if v.get("payload").unwrap() == "no role at all")
@@ -419,7 +421,10 @@ fn f8_chat_events() {
         ChatMessage::Unknown(json!({"role": "hologram", "x": 1}).into())
     );
     assert_eq!(messages[1].content(), Some("no role"));
-    assert_eq!(messages[1].kind(), Some(retell_webhooks::ChatRole::Agent));
+    assert_eq!(
+        messages[1].kind(),
+        Some(retell_webhooks::models::ChatRole::Agent)
+    );
     round_trip(&body);
 }
 
@@ -582,7 +587,7 @@ fn inbound_requests_and_responses() {
     };
     assert_eq!(
         request.call_inbound.agent_version,
-        Some(retell_webhooks::AgentVersion::Number(7))
+        Some(retell_webhooks::models::AgentVersion::Number(7))
     );
     assert_eq!(
         request.call_inbound.custom_sip_headers.as_ref().unwrap()["x-crm-session"],

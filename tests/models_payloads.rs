@@ -6,7 +6,7 @@ mod common;
 mod payloads;
 
 use common::assert_same_json;
-use retell_webhooks::{TranscriptItem, WebhookEvent};
+use retell_webhooks::{WebhookEvent, models::TranscriptItem};
 
 #[test]
 fn bench_bodies_have_the_advertised_sizes_and_round_trip() {

@@ -1,7 +1,10 @@
 //! Hostile JSON at the parse level (reliability checklist §2 E, J1–J13):
 //! every input gives a `ParseError` or the documented `Ok`, never a panic.
 
-use retell_webhooks::{Incoming, ParseErrorKind, Untyped, UntypedReason, WebhookEvent};
+use retell_webhooks::{
+    Incoming, ParseErrorKind, WebhookEvent,
+    models::{Untyped, UntypedReason},
+};
 use serde_json::Value;
 
 const B1: &[u8] = br#"{"event":"call_ended","call":{"call_id":"c1"}}"#;
@@ -562,7 +565,7 @@ fn error_path_inside_transcript_items() {
         .transcript_with_tool_calls
         .as_ref()
         .unwrap();
-    let retell_webhooks::TranscriptItem::Utterance(utterance) = &items[1] else {
+    let retell_webhooks::models::TranscriptItem::Utterance(utterance) = &items[1] else {
         panic!("{:?}", items[1]);
     };
     let word = &utterance.words.as_ref().unwrap()[0];
@@ -705,7 +708,7 @@ fn keys_before_role_read_as_after_it() {
         assert_eq!(items[0].role(), Some(role));
         assert!(!matches!(
             items[0],
-            retell_webhooks::TranscriptItem::Unknown(_)
+            retell_webhooks::models::TranscriptItem::Unknown(_)
         ));
     }
 }

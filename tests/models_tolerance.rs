@@ -14,7 +14,8 @@ use std::sync::LazyLock;
 use common::{fixture, fixture_value, normalize};
 use proptest::prelude::*;
 use retell_webhooks::{
-    Call, Chat, FunctionCall, Incoming, TranscriptItem, Untyped, UntypedReason, WebhookEvent,
+    Call, Chat, FunctionCall, Incoming, WebhookEvent,
+    models::{TranscriptItem, Untyped, UntypedReason},
 };
 use serde_json::{Value, json};
 

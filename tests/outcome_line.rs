@@ -8,8 +8,8 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use proptest::prelude::*;
-use retell_webhooks::dispatch::{RawRequest, Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 use retell_webhooks::{CallEvent, Verifier, sign};
+use retell_webhooks::{Receiver, ReceiverConfig, RouteKind, WebhookHandler, receiver::RawRequest};
 
 const KEY: &str = "key_outcome_line";
 const NOW: u64 = 1_785_423_600_000;

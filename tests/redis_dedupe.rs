@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use retell_webhooks::Incoming;
 use retell_webhooks::dedupe::{Begin, DedupeKey, DedupeStore, RedisDedupe, Ticket};
-use retell_webhooks::dispatch::{Reason, ReceiverConfig, RouteKind};
+use retell_webhooks::{ReceiverConfig, RouteKind, receiver::Reason};
 
 use receivers::{Behaviour, Probe, Receiver, Via, config, http_vias};
 use redis_server::RedisServer;

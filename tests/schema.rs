@@ -21,7 +21,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use retell_webhooks::{Untyped, UntypedReason, WebhookEvent};
+use retell_webhooks::{
+    WebhookEvent,
+    models::{Untyped, UntypedReason},
+};
 use serde_json::{Map, Value, json};
 
 // ---------------------------------------------------------------------------

@@ -7,13 +7,13 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use retell_webhooks::dispatch::WebhookHandler;
+use retell_webhooks::WebhookHandler;
+use retell_webhooks::models::{CallAnalysis, InboundCall, InboundChat, UserSentiment};
 use retell_webhooks::serde_json::{self, json};
 use retell_webhooks::{
     Call, CallEvent, Chat, ChatEvent, InboundCallRequest, InboundChatRequest, InboundResponse,
     TranscriptUpdatedEvent, TransferEvent, WebhookEvent,
 };
-use retell_webhooks::{CallAnalysis, InboundCall, InboundChat, UserSentiment};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use http::{Framing, send_raw};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use retell_webhooks::dispatch::{Outcome, Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 use retell_webhooks::service::WebhookService;
 use retell_webhooks::{CallEvent, Verifier, sign, unix_ms};
+use retell_webhooks::{Receiver, ReceiverConfig, RouteKind, WebhookHandler, receiver::Outcome};
 
 const KEY: &str = "key_9f3c2e1d7a8b4c6e0f5a2b3c";
 const PATH: &str = "/retell/webhook";

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use retell_webhooks::adapters::axum::router;
-use retell_webhooks::dispatch::{RawRequest, Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 use retell_webhooks::{CallEvent, Verifier, sign};
+use retell_webhooks::{Receiver, ReceiverConfig, RouteKind, WebhookHandler, receiver::RawRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};

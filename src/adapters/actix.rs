@@ -1,12 +1,12 @@
 //! actix-web 4 adapter: a ready-made service and extractors for verified events.
 //!
-//! Every request goes through [`crate::dispatch`], so statuses and bodies are
+//! Every request goes through [`crate::receiver`], so statuses and bodies are
 //! the same as in any other adapter (the axum one included). On top of the core
 //! this adapter:
 //!
 //! * refuses a `Content-Length` over the limit before reading, and stops reading
 //!   as soon as a chunked body crosses it (`413`); the limit is
-//!   [`ReceiverConfig::body_limit`](crate::dispatch::ReceiverConfig::body_limit) (8 MiB by default), never actix-web's
+//!   [`ReceiverConfig::body_limit`](crate::ReceiverConfig::body_limit) (8 MiB by default), never actix-web's
 //!   256 KiB [`PayloadConfig`](actix_web::web::PayloadConfig) default, which
 //!   does not apply here. [`endpoint`] then closes the connection; after an
 //!   extractor's `413`, actix-web reads and discards the rest of a chunked body
@@ -19,7 +19,7 @@
 //! * answers `500` when no verifier is configured (fail closed);
 //! * takes the peer address for the source allowlist from
 //!   [`HttpRequest::peer_addr`];
-//! * puts the [`Outcome`](crate::dispatch::Outcome) in the response extensions
+//! * puts the [`Outcome`](crate::receiver::Outcome) in the response extensions
 //!   (`response.extensions().get::<Outcome>()`), so a logging middleware can
 //!   print one line per request.
 //!
@@ -28,7 +28,7 @@
 //! ```no_run
 //! use actix_web::{App, HttpServer};
 //! use retell_webhooks::adapters::actix::service;
-//! use retell_webhooks::dispatch::{Receiver, ReceiverConfig, WebhookHandler};
+//! use retell_webhooks::{Receiver, ReceiverConfig, WebhookHandler};
 //! use retell_webhooks::{CallEvent, Verifier};
 //!
 //! struct Handler;
@@ -58,12 +58,12 @@
 //!
 //! # Logging
 //!
-//! Each response carries its [`Outcome`](crate::dispatch::Outcome) in the extensions; one line per request
+//! Each response carries its [`Outcome`](crate::receiver::Outcome) in the extensions; one line per request
 //! (status, event, call id, reason; no body or header value):
 //!
 //! ```no_run
 //! # use retell_webhooks::adapters::actix::service;
-//! # use retell_webhooks::dispatch::{Outcome, Receiver, WebhookHandler};
+//! # use retell_webhooks::{receiver::Outcome, Receiver, WebhookHandler};
 //! # struct Handler;
 //! # impl WebhookHandler for Handler { type Error = String; }
 //! # fn app(receiver: Receiver) {
@@ -103,7 +103,7 @@
 //! ```no_run
 //! use actix_web::{App, HttpResponse, HttpServer, post};
 //! use retell_webhooks::adapters::VerifiedEvent;
-//! use retell_webhooks::dispatch::{Receiver, ReceiverConfig};
+//! use retell_webhooks::{Receiver, ReceiverConfig};
 //! use retell_webhooks::{Verifier, WebhookEvent};
 //!
 //! #[post("/retell/webhook")]
@@ -141,7 +141,7 @@ use futures_core::Stream as _;
 
 use super::extract::{Extract, extract};
 use super::{VerifiedBody, VerifiedEvent, VerifiedIncoming, WebhookRejection};
-use crate::dispatch::{BodyChunks, Dispatched, RawRequest, Receiver, RouteKind, WebhookHandler};
+use crate::receiver::{BodyChunks, Dispatched, RawRequest, Receiver, RouteKind, WebhookHandler};
 use crate::signature::SIGNATURE_HEADER;
 
 /// The header a reverse proxy appends the client address to; read only when the
@@ -205,7 +205,7 @@ where
 ///
 /// use actix_web::{App, HttpServer};
 /// use retell_webhooks::adapters::actix::endpoint;
-/// use retell_webhooks::dispatch::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
+/// use retell_webhooks::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 /// use retell_webhooks::Verifier;
 ///
 /// struct Handler; // e.g. holds a database pool
@@ -420,7 +420,7 @@ fn into_response(done: Dispatched, unread: Option<dev::Payload>) -> HttpResponse
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::json_parses;
+    use crate::receiver::json_parses;
     use actix_web::test::{TestRequest, call_service, init_service};
 
     struct Noop;
@@ -446,7 +446,7 @@ mod tests {
     #[actix_web::test]
     async fn unsigned_hostile_bodies_are_401_without_parsing() {
         let verifier = crate::Verifier::new("key_unit").unwrap_or_else(|e| panic!("{e}"));
-        let receiver = Receiver::new(verifier, crate::dispatch::ReceiverConfig::new());
+        let receiver = Receiver::new(verifier, crate::ReceiverConfig::new());
         let app =
             init_service(actix_web::App::new().service(service("/webhook", &receiver, Noop))).await;
         let before = json_parses();

@@ -1,20 +1,20 @@
 //! axum 0.8 adapter: a ready-made router and extractors for verified events.
 //!
-//! Every request goes through [`crate::dispatch`], so statuses are the same as in
+//! Every request goes through [`crate::receiver`], so statuses are the same as in
 //! any other adapter. On top of the core this adapter:
 //!
 //! * refuses a `Content-Length` over the limit before reading, and stops reading
 //!   as soon as a body crosses it (`413`; 8 MiB by default, never axum's 2 MiB);
 //! * applies the handler deadline with `tokio::time::sleep` (`503`);
 //! * answers `500` when no verifier is configured (fail closed);
-//! * puts the [`Outcome`](crate::dispatch::Outcome) in the response extensions, so a logging middleware
+//! * puts the [`Outcome`](crate::receiver::Outcome) in the response extensions, so a logging middleware
 //!   can print one line per request.
 //!
 //! # Quick start
 //!
 //! ```no_run
 //! use retell_webhooks::adapters::axum::router;
-//! use retell_webhooks::dispatch::{Receiver, ReceiverConfig, WebhookHandler};
+//! use retell_webhooks::{Receiver, ReceiverConfig, WebhookHandler};
 //! use retell_webhooks::{CallEvent, Verifier};
 //!
 //! struct Handler;
@@ -41,12 +41,12 @@
 //!
 //! # Logging
 //!
-//! Each response carries its [`Outcome`](crate::dispatch::Outcome) in the extensions; one line per request
+//! Each response carries its [`Outcome`](crate::receiver::Outcome) in the extensions; one line per request
 //! (status, event, call id, reason; no body or header value):
 //!
 //! ```no_run
 //! # use retell_webhooks::adapters::axum::router;
-//! # use retell_webhooks::dispatch::{Outcome, Receiver, WebhookHandler};
+//! # use retell_webhooks::{receiver::Outcome, Receiver, WebhookHandler};
 //! # struct Handler;
 //! # impl WebhookHandler for Handler { type Error = String; }
 //! # fn app(receiver: Receiver) -> axum::Router {
@@ -82,7 +82,7 @@
 //! ```no_run
 //! use axum::{Router, routing::post};
 //! use retell_webhooks::adapters::VerifiedEvent;
-//! use retell_webhooks::dispatch::{Receiver, ReceiverConfig};
+//! use retell_webhooks::{Receiver, ReceiverConfig};
 //! use retell_webhooks::{Verifier, WebhookEvent};
 //!
 //! async fn hook(VerifiedEvent(event): VerifiedEvent) -> axum::http::StatusCode {
@@ -109,7 +109,7 @@ use axum::routing::{MethodRouter, any};
 
 use super::extract::{Extract, extract};
 use super::{VerifiedBody, VerifiedEvent, VerifiedIncoming, WebhookRejection};
-use crate::dispatch::{RawRequest, Receiver, RouteKind, WebhookHandler};
+use crate::receiver::{RawRequest, Receiver, RouteKind, WebhookHandler};
 use crate::service::{HttpBodyChunks, WebhookService};
 
 /// A router with one `POST` route at `path` for the event webhook (and the
@@ -210,7 +210,7 @@ from_request!(VerifiedBody, VerifiedEvent, VerifiedIncoming);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::json_parses;
+    use crate::receiver::json_parses;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     struct Noop;
@@ -236,7 +236,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn unsigned_hostile_bodies_are_401_without_parsing() {
         let verifier = crate::Verifier::new("key_unit").unwrap_or_else(|e| panic!("{e}"));
-        let receiver = Receiver::new(verifier, crate::dispatch::ReceiverConfig::new());
+        let receiver = Receiver::new(verifier, crate::ReceiverConfig::new());
         let app: Router = router("/webhook", &receiver, Noop);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -5,7 +5,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::dispatch::{
+use crate::receiver::{
     BadBody, BodyCheck, BodyChunks, Dispatched, Outcome, RawRequest, Reason, Receiver, RouteKind,
 };
 use crate::{Incoming, ParseError, WebhookEvent};

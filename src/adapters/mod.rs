@@ -1,6 +1,6 @@
 //! Adapters for HTTP frameworks, each behind a feature of the same name.
 //!
-//! They all call [`Receiver::dispatch`](crate::dispatch::Receiver::dispatch), so a
+//! They all call [`Receiver::dispatch`](crate::Receiver::dispatch), so a
 //! request gets the same status whatever the framework.
 
 #[cfg(feature = "actix")]

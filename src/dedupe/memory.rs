@@ -52,7 +52,7 @@ impl Clock {
 ///   with a [`DedupeError`] rather than evict one: the receiver answers `503`
 ///   and Retell retries later, whereas an evicted lease would let a copy run
 ///   twice. That takes `capacity` leases at once: the deliveries running
-///   (at most [`max_in_flight`](crate::dispatch::ReceiverConfig::max_in_flight)
+///   (at most [`max_in_flight`](crate::ReceiverConfig::max_in_flight)
 ///   per receiver) plus those dropped mid-handler whose lease has not ended;
 /// * every operation is O(1) amortised, under one short mutex: a hash map, a
 ///   queue of leases in expiry order and a queue of processed keys in the

@@ -2,16 +2,16 @@
 //! to four times (the first attempt plus 3 retries when no `2xx` arrives in
 //! time), sometimes less than a second apart.
 //!
-//! Switch it on with [`ReceiverConfig::with_dedupe`](crate::dispatch::ReceiverConfig::with_dedupe);
+//! Switch it on with [`ReceiverConfig::with_dedupe`](crate::ReceiverConfig::with_dedupe);
 //! every adapter and the command-line listener then share the behaviour, since
-//! it lives in the [`dispatch`](crate::dispatch) pipeline (the adapters' ready-made
+//! it lives in the [`dispatch`](crate::receiver) pipeline (the adapters' ready-made
 //! routes; their extractors only verify and parse, and do not deduplicate):
 //!
 //! | delivery | answer | handler called |
 //! |---|---|---|
 //! | first time | the handler's (`204`, `500`, `503`) | yes |
-//! | again, after a `2xx` | `204` ([`Reason::Duplicate`](crate::dispatch::Reason::Duplicate)) | no |
-//! | again, while the first is still running | `409` ([`Reason::InFlight`](crate::dispatch::Reason::InFlight)), so Retell retries later | no |
+//! | again, after a `2xx` | `204` ([`Reason::Duplicate`](crate::receiver::Reason::Duplicate)) | no |
+//! | again, while the first is still running | `409` ([`Reason::InFlight`](crate::receiver::Reason::InFlight)), so Retell retries later | no |
 //! | again, after the first failed (error, panic, deadline) | the handler's | yes: a failure releases the key |
 //!
 //! # Keys
@@ -265,7 +265,7 @@ pub enum Begin {
 /// A store failure (e.g. the shared store is unreachable, or every key of a
 /// full [`MemoryDedupe`] is in flight). The request is answered `503` so
 /// Retell retries; the message goes to the
-/// [`Outcome`](crate::dispatch::Outcome).
+/// [`Outcome`](crate::receiver::Outcome).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("dedupe store failed: {0}")]
 pub struct DedupeError(pub String);

@@ -94,7 +94,7 @@ return 0",
 ///
 /// ```no_run
 /// use retell_webhooks::dedupe::RedisDedupe;
-/// use retell_webhooks::dispatch::{Receiver, ReceiverConfig};
+/// use retell_webhooks::{Receiver, ReceiverConfig};
 /// use retell_webhooks::Verifier;
 /// use std::time::Duration;
 ///

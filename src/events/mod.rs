@@ -352,7 +352,7 @@ impl CallEvent {
     /// legacy `data`), no `event_timestamp`, no other top-level keys.
     ///
     /// ```
-    /// use retell_webhooks::{Call, CallEvent, LegacyData};
+    /// use retell_webhooks::{Call, CallEvent, models::LegacyData};
     ///
     /// let event = CallEvent::new(Call {
     ///     duration_ms: Some(61_000),
@@ -567,7 +567,7 @@ impl InboundCallRequest {
     ///
     /// ```
     /// use retell_webhooks::InboundCallRequest;
-    /// use retell_webhooks::InboundCall;
+    /// use retell_webhooks::models::InboundCall;
     ///
     /// let request = InboundCallRequest::new(InboundCall {
     ///     from_number: Some("+14155550142".into()),
@@ -601,7 +601,7 @@ impl InboundChatRequest {
     ///
     /// ```
     /// use retell_webhooks::InboundChatRequest;
-    /// use retell_webhooks::InboundChat;
+    /// use retell_webhooks::models::InboundChat;
     ///
     /// let request = InboundChatRequest::new(InboundChat {
     ///     from_number: Some("+14155550142".into()),

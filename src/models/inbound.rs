@@ -56,7 +56,7 @@ model! {
 /// `"latest"`.
 ///
 /// ```
-/// use retell_webhooks::AgentVersion;
+/// use retell_webhooks::models::AgentVersion;
 ///
 /// assert_eq!(AgentVersion::from(3), AgentVersion::Number(3));
 /// assert_eq!(AgentVersion::from("prod"), AgentVersion::Tag("prod".into()));

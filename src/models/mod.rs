@@ -6,12 +6,12 @@ mod open_enum;
 #[macro_use]
 pub(crate) mod model;
 
-mod call;
-mod chat;
+pub(crate) mod call;
+pub(crate) mod chat;
 mod enums;
 mod extra;
-mod function;
-mod inbound;
+pub(crate) mod function;
+pub(crate) mod inbound;
 pub(crate) mod lenient;
 pub(crate) mod raw;
 mod transcript;
@@ -21,12 +21,22 @@ mod role;
 mod seconds;
 mod small_string;
 
+// Public at the crate root; reachable here for the crate's own paths.
+#[allow(unused_imports)]
+pub(crate) use call::Call;
+#[allow(unused_imports)]
+pub(crate) use chat::Chat;
+#[allow(unused_imports)]
+pub(crate) use function::{FunctionCall, FunctionMethod, FunctionRequest, FunctionResponse};
+#[allow(unused_imports)]
+pub(crate) use inbound::{InboundCallRequest, InboundChatRequest, InboundResponse};
+
+pub use crate::events::{LegacyData, TranscriptSubject, UnknownEventKind};
 pub use call::{
-    Call, CallAnalysis, CallCost, Latency, LatencyStats, LlmTokenUsage, ProductCost,
-    TelephonyIdentifier,
+    CallAnalysis, CallCost, Latency, LatencyStats, LlmTokenUsage, ProductCost, TelephonyIdentifier,
 };
 pub use chat::{
-    Chat, ChatAnalysis, ChatCost, ChatMessage, ChatNodeTransition, ChatSms, ChatStateTransition,
+    ChatAnalysis, ChatCost, ChatMessage, ChatNodeTransition, ChatSms, ChatStateTransition,
     ChatText, ChatToolCallInvocation, ChatToolCallResult,
 };
 pub use enums::{
@@ -34,13 +44,8 @@ pub use enums::{
     ChatStatus, ChatType, DataStorageSetting, Direction, DisconnectionReason, ToolType,
     TranscriptRole, TransitionType, UserSentiment, UtteranceRole,
 };
-pub use function::{
-    FunctionCall, FunctionMethod, FunctionRequest, FunctionResponse, WrappedFunctionCall,
-};
-pub use inbound::{
-    AgentVersion, InboundCall, InboundCallRequest, InboundChat, InboundChatRequest, InboundKind,
-    InboundResponse, InboundResponseBody,
-};
+pub use function::WrappedFunctionCall;
+pub use inbound::{AgentVersion, InboundCall, InboundChat, InboundKind, InboundResponseBody};
 pub use transcript::{
     BackupModelUsed, Dtmf, Injected, Multimedia, NodeTransition, Sms, ToolCallInvocation,
     ToolCallMetadata, ToolCallResult, TranscriptItem, Utterance, UtteranceMetadata, Word,

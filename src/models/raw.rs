@@ -29,7 +29,7 @@ use super::lenient::{Lenient, Read, duplicate};
 /// Serializing writes the text unchanged.
 ///
 /// ```
-/// use retell_webhooks::{RawJson, WebhookEvent};
+/// use retell_webhooks::{models::RawJson, WebhookEvent};
 ///
 /// let body = br#"{"event":"call_ended","call":{"call_id":"c1",
 ///     "metadata":{"crm_id": "cnt_1", "tries": [1, 2]}}}"#;
@@ -63,7 +63,7 @@ impl RawJson {
     /// deeper than 127 are errors. The text is kept in compact form.
     ///
     /// ```
-    /// use retell_webhooks::RawJson;
+    /// use retell_webhooks::models::RawJson;
     ///
     /// assert_eq!(RawJson::parse(r#"{ "a" : [1, 2.50] }"#)?.as_str(), r#"{"a":[1,2.5]}"#);
     /// assert!(RawJson::parse(r#"{"a":1,"a":2}"#).is_err());

@@ -15,7 +15,7 @@ use super::lenient::{Lenient, Read, Scalar, read_scalar};
 /// takes eight: this keeps a parsed transcript smaller than its JSON.
 ///
 /// ```
-/// use retell_webhooks::Seconds;
+/// use retell_webhooks::models::Seconds;
 ///
 /// let start = Seconds::new(1.25);
 /// assert_eq!(start.get(), 1.25);

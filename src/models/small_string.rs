@@ -17,7 +17,7 @@ use super::lenient::{Lenient, Read, Scalar, read_scalar};
 /// dereferences to `str`.
 ///
 /// ```
-/// use retell_webhooks::SmallString;
+/// use retell_webhooks::models::SmallString;
 ///
 /// let word = SmallString::from("Tuesday?");
 /// assert_eq!(&*word, "Tuesday?");

@@ -50,7 +50,7 @@
 //! core needs no runtime).
 //!
 //! ```
-//! use retell_webhooks::dispatch::{RawRequest, Receiver, ReceiverConfig, RouteKind, WebhookHandler};
+//! use retell_webhooks::{receiver::RawRequest, Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 //! use retell_webhooks::{sign, CallEvent, Verifier};
 //!
 //! struct Handler;
@@ -130,11 +130,11 @@ const APPLICATION_JSON: &str = "application/json";
 pub const UNAUTHORIZED_BODY: &[u8] = b"invalid or missing signature\n";
 
 mod body;
-mod config;
+pub(crate) mod config;
 #[cfg(any(feature = "tower", feature = "actix"))]
 mod flow;
 mod guard;
-mod handler;
+pub(crate) mod handler;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 mod http;
@@ -142,7 +142,7 @@ mod outcome;
 mod permits;
 mod pipeline;
 mod request;
-mod state;
+pub(crate) mod state;
 #[cfg(test)]
 mod tests;
 mod tools;
@@ -151,18 +151,22 @@ mod trace;
 pub use crate::allowlist::*;
 #[allow(unused_imports)]
 pub(crate) use body::*;
-pub use config::*;
+pub use config::{MISMATCH_ALERT_INTERVAL_MS, MISMATCH_ALERT_THRESHOLD};
+// Public at the crate root.
+#[allow(unused_imports)]
+pub(crate) use config::{ReceiverConfig, RouteKind};
 #[cfg(any(feature = "axum", feature = "actix"))]
 pub(crate) use flow::BodyCheck;
 #[cfg(any(feature = "tower", feature = "actix"))]
 pub(crate) use flow::BodyChunks;
 #[allow(unused_imports)]
 pub(crate) use guard::*;
-pub use handler::*;
+pub use handler::Fallback;
+pub(crate) use handler::WebhookHandler;
 pub use outcome::*;
 pub use permits::Permit;
 #[allow(unused_imports)]
 pub(crate) use pipeline::*;
 pub use request::*;
-pub use state::Receiver;
+pub(crate) use state::Receiver;
 pub use tools::ToolRouter;

@@ -176,7 +176,7 @@ pub enum Reason {
     /// chunked encoding, `Content-Length` longer than what was sent) (`400`).
     BodyReadFailed,
     /// No bytes of the body arrived for
-    /// [`ReceiverConfig::body_read_timeout`](crate::dispatch::ReceiverConfig::body_read_timeout)
+    /// [`ReceiverConfig::body_read_timeout`](crate::ReceiverConfig::body_read_timeout)
     /// (`408`; the connection is closed).
     BodyReadTimeout,
     /// The body (or its `Content-Length`) is over the limit (`413`).

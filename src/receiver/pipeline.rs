@@ -88,7 +88,7 @@ impl Receiver {
     }
 
     /// Runs every check up to and including "the verified body is a JSON
-    /// object": the steps of the [module docs](crate::dispatch) except the
+    /// object": the steps of the [module docs](crate::receiver) except the
     /// typed parse. `Ok(())` means the body is authentic and safe to parse;
     /// `Err` carries the rejection to send (boxed: it is the cold path).
     ///
@@ -139,7 +139,7 @@ impl Receiver {
     }
 
     /// Handles one request from start to finish; see the [module
-    /// docs](crate::dispatch) for the order of checks and the status of each
+    /// docs](crate::receiver) for the order of checks and the status of each
     /// outcome.
     ///
     /// `sleep` makes the handler deadline's timer: it is called with

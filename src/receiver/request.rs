@@ -48,7 +48,7 @@ impl<'a> SignatureHeader<'a> {
 /// a re-serialised string.
 ///
 /// ```
-/// use retell_webhooks::dispatch::RawRequest;
+/// use retell_webhooks::receiver::RawRequest;
 ///
 /// fn from_the_wire<'a>(body: &'a [u8], signature: &'a [u8]) -> RawRequest<'a> {
 ///     RawRequest::post(body).signature_values([signature])
@@ -59,7 +59,7 @@ impl<'a> SignatureHeader<'a> {
 /// A parsed value does not compile:
 ///
 /// ```compile_fail
-/// use retell_webhooks::dispatch::RawRequest;
+/// use retell_webhooks::receiver::RawRequest;
 ///
 /// let parsed = serde_json::json!({ "event": "call_ended" });
 /// let _ = RawRequest::post(&parsed);
@@ -68,7 +68,7 @@ impl<'a> SignatureHeader<'a> {
 /// Nor does a `String` (re-serialised JSON is not the signed bytes):
 ///
 /// ```compile_fail
-/// use retell_webhooks::dispatch::RawRequest;
+/// use retell_webhooks::receiver::RawRequest;
 ///
 /// let text = String::from(r#"{"event":"call_ended"}"#);
 /// let _ = RawRequest::post(&text);

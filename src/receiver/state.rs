@@ -19,7 +19,7 @@ use std::sync::Arc;
 /// and the tower service call it.
 ///
 /// ```
-/// use retell_webhooks::dispatch::{RawRequest, Receiver, ReceiverConfig, RouteKind, WebhookHandler};
+/// use retell_webhooks::{receiver::RawRequest, Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 /// use retell_webhooks::{sign, Verifier};
 ///
 /// struct App;

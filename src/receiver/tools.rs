@@ -17,7 +17,7 @@ type Tool<E> = Box<dyn Fn(FunctionRequest) -> ToolFuture<E> + Send + Sync>;
 /// `unknown tool` (so the agent can say so at once).
 ///
 /// ```
-/// use retell_webhooks::dispatch::ToolRouter;
+/// use retell_webhooks::receiver::ToolRouter;
 /// use retell_webhooks::FunctionResponse;
 ///
 /// let tools: ToolRouter<String> = ToolRouter::new()

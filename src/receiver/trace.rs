@@ -26,14 +26,14 @@ mod on {
     use tracing::Instrument as _;
     use tracing::field::{Empty, display};
 
-    use crate::dispatch::{Dispatched, Ids, Outcome, RouteKind};
+    use crate::receiver::{Dispatched, Ids, Outcome, RouteKind};
 
     /// A body-derived string as it appears in the outcome line.
     struct LogValue<'a>(&'a str);
 
     impl fmt::Display for LogValue<'_> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            crate::dispatch::write_log_value(f, self.0)
+            crate::receiver::write_log_value(f, self.0)
         }
     }
 

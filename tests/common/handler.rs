@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
 use retell_webhooks::FunctionRequest;
-use retell_webhooks::dispatch::WebhookHandler;
+use retell_webhooks::WebhookHandler;
 use retell_webhooks::{
     CallEvent, FunctionResponse, InboundCallRequest, InboundResponse, UnknownEvent,
 };

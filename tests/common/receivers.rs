@@ -1,8 +1,8 @@
 //! One request, four receivers: the framework-agnostic entry point
-//! (`dispatch::Receiver::dispatch`), the axum router, the actix-web service and
+//! (`retell_webhooks::Receiver::dispatch`), the axum router, the actix-web service and
 //! the tower service (`service::WebhookService`) served by plain hyper 1.x, the
 //! last three over real HTTP on 127.0.0.1. Each [`Receiver`] here builds one
-//! `dispatch::Receiver` and clones it into its server. Tests write a case once
+//! `retell_webhooks::Receiver` and clones it into its server. Tests write a case once
 //! and run it through [`Receiver::all`] (or [`all_vias`], [`http_vias`]).
 //! Include it next to `http.rs`:
 //!
@@ -20,12 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use retell_webhooks::FunctionRequest;
-use retell_webhooks::dispatch::{
-    self, Fallback, Outcome, RawRequest, ReceiverConfig, RouteKind, WebhookHandler,
-};
 use retell_webhooks::{
     Call, CallEvent, ChatEvent, FunctionResponse, InboundCallRequest, InboundResponse, ParseError,
     TranscriptUpdatedEvent, TransferEvent, UnknownEvent, Verifier, sign,
+};
+use retell_webhooks::{
+    ReceiverConfig, RouteKind, WebhookHandler,
+    receiver::{Fallback, Outcome, RawRequest},
 };
 
 use crate::http::{Framing, Reply, send_raw};
@@ -37,7 +38,7 @@ pub const PATH: &str = "/webhook";
 /// Which receiver a request goes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
-    /// `dispatch::Receiver::dispatch` called directly (no HTTP).
+    /// `retell_webhooks::Receiver::dispatch` called directly (no HTTP).
     Core,
     /// `adapters::axum::endpoint` behind `axum::serve`.
     Axum,
@@ -280,7 +281,7 @@ pub struct Receiver {
     pub probe: Arc<Probe>,
     /// Built once; every server gets a clone, so the mismatch streak, the
     /// in-flight places and the dedupe store are shared with this value.
-    receiver: dispatch::Receiver,
+    receiver: retell_webhooks::Receiver,
     route: RouteKind,
     addr: Option<SocketAddr>,
     outcomes: Arc<Mutex<Vec<Outcome>>>,
@@ -307,7 +308,7 @@ impl Receiver {
         let mut receiver = Self {
             via,
             probe,
-            receiver: dispatch::Receiver::new(verifier(), config),
+            receiver: retell_webhooks::Receiver::new(verifier(), config),
             route,
             addr: None,
             outcomes: Arc::default(),
@@ -341,7 +342,7 @@ impl Receiver {
 
     /// The crate receiver behind every server of this value (its clones share
     /// the mismatch streak, the in-flight places and the dedupe store).
-    pub fn receiver(&self) -> &dispatch::Receiver {
+    pub fn receiver(&self) -> &retell_webhooks::Receiver {
         &self.receiver
     }
 

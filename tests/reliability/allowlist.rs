@@ -6,8 +6,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use retell_webhooks::dispatch::{
-    IpRange, Reason, ReceiverConfig, SourceAllowlist, SourceRejection,
+use retell_webhooks::{
+    ReceiverConfig,
+    receiver::{IpRange, Reason, SourceAllowlist, SourceRejection},
 };
 
 use crate::http::Framing;

@@ -3,8 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
-use retell_webhooks::dispatch::Reason;
-use retell_webhooks::{Untyped, UntypedReason};
+use retell_webhooks::models::{Untyped, UntypedReason};
+use retell_webhooks::receiver::Reason;
 use serde_json::Value;
 
 use crate::http::Framing;

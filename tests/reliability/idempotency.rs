@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use retell_webhooks::dispatch::{Fallback, Reason};
+use retell_webhooks::receiver::{Fallback, Reason};
 
 use crate::receivers::{
     Behaviour, Probe, Receiver, SHORT_DEADLINE, all_vias, config, dedupe_config,
@@ -110,7 +110,7 @@ async fn l3_duplicate_storm() {
                 via,
                 Probe::new(Behaviour::Yield(20)),
                 dedupe_config(),
-                retell_webhooks::dispatch::RouteKind::Events,
+                retell_webhooks::RouteKind::Events,
                 2,
             )
             .await,

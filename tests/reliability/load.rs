@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use retell_webhooks::dispatch::RouteKind;
+use retell_webhooks::RouteKind;
 
 use crate::http::Framing;
 use crate::receivers::{Behaviour, Probe, Receiver, Via, config, http_vias, signature};

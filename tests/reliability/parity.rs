@@ -2,7 +2,7 @@
 //! `Content-Type`, `Allow` and body equal to what the entry point returns, and
 //! over HTTP a `Content-Length` equal to the body (none for `204`).
 
-use retell_webhooks::dispatch::{ReceiverConfig, RouteKind};
+use retell_webhooks::{ReceiverConfig, RouteKind};
 
 use crate::http::{Framing, Reply, fixture};
 use crate::receivers::{

@@ -6,8 +6,11 @@
 //! (S5).
 
 use retell_webhooks::dedupe::{DedupeKey, MemoryDedupe};
-use retell_webhooks::dispatch::{Dispatched, Reason, Receiver, RouteKind};
 use retell_webhooks::{Malformed, Verifier, VerifyError, sign};
+use retell_webhooks::{
+    Receiver, RouteKind,
+    receiver::{Dispatched, Reason},
+};
 
 use crate::http::Framing;
 use crate::receivers::{self, Behaviour, KEY, NOW, all_vias, config, dedupe_config, signature};

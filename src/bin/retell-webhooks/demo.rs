@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use hyper::StatusCode;
-use retell_webhooks::dispatch::{ReceiverConfig, RouteKind};
 use retell_webhooks::{EventKind, samples};
+use retell_webhooks::{ReceiverConfig, RouteKind};
 
 use crate::common;
-use crate::listen::Receiver;
+use crate::listen::Listener;
 use crate::send::{Target, post};
 
 /// The key the forged request is signed with (anything but the demo key).
@@ -44,7 +44,7 @@ async fn demo(port: u16) -> Result<ExitCode, ExitCode> {
     let shutdown = async move {
         let _ = stopped.await;
     };
-    let receiver = Receiver::start(
+    let receiver = Listener::start(
         "127.0.0.1",
         port,
         "/webhook",
@@ -92,7 +92,7 @@ async fn demo(port: u16) -> Result<ExitCode, ExitCode> {
 
 /// Signs `body` with `key` at the current time and posts it to the route's URL.
 async fn exchange(
-    receiver: &Receiver,
+    receiver: &Listener,
     route: RouteKind,
     body: &[u8],
     key: &str,

@@ -18,8 +18,9 @@ use hyper_util::service::TowerToHyperService;
 use retell_webhooks::FunctionRequest;
 use retell_webhooks::adapters::axum::{function_router, router};
 use retell_webhooks::dedupe::{MemoryDedupe, RedisDedupe};
-use retell_webhooks::dispatch::{self, Outcome, Reason, ReceiverConfig, RouteKind, WebhookHandler};
+use retell_webhooks::receiver::{Outcome, Reason};
 use retell_webhooks::{FunctionResponse, Verifier, VerifyError};
+use retell_webhooks::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -104,15 +105,15 @@ impl WebhookHandler for LocalHandler {
     }
 }
 
-/// A running receiver.
-pub struct Receiver {
+/// A running local listener: both routes on one [`Receiver`].
+pub struct Listener {
     addr: SocketAddr,
     path: String,
     function_path: String,
     task: JoinHandle<()>,
 }
 
-impl Receiver {
+impl Listener {
     /// Binds `host:port`, mounts the event route at `path` and the function
     /// route at `function_path`, and serves until `shutdown` completes. Prints
     /// one line per request on standard output.
@@ -141,7 +142,7 @@ impl Receiver {
             ));
         }
         // One receiver for both routes: they share its in-flight places.
-        let receiver = dispatch::Receiver::new(verifier, config);
+        let receiver = Receiver::new(verifier, config);
         let app = Router::new()
             .merge(router(path, &receiver, LocalHandler))
             .merge(function_router(function_path, &receiver, LocalHandler))
@@ -397,7 +398,7 @@ async fn listen(args: &Args) -> Result<(), ExitCode> {
         common::print("shutting down");
     };
     let config = dedupe_config(&args.dedupe).await?;
-    let receiver = Receiver::start(
+    let receiver = Listener::start(
         &args.host,
         args.port,
         &args.path,

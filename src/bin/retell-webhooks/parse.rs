@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use retell_webhooks::{Call, Chat, EventKind, FunctionCall, Incoming, ParseError, Untyped};
+use retell_webhooks::{Call, Chat, EventKind, FunctionCall, Incoming, ParseError, models::Untyped};
 use serde::Serialize;
 
 use crate::common;

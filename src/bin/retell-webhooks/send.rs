@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper::{Request, StatusCode, Uri, header};
 use hyper_util::rt::TokioIo;
-use retell_webhooks::dispatch::RouteKind;
+use retell_webhooks::RouteKind;
 use retell_webhooks::{SIGNATURE_HEADER, samples};
 
 use crate::common;
