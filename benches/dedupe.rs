@@ -121,9 +121,7 @@ fn main() {
     runtime.block_on(async {
         let redis = RedisDedupe::connect(&server.url()).await.expect("redis");
         let base = || {
-            ReceiverConfig::new()
-                .with_clock(|| NOW)
-                .with_max_in_flight(CONCURRENCY)
+            ReceiverConfig::new().with_max_in_flight(CONCURRENCY)
         };
         let stores = [
             ("no dedupe", base()),
@@ -132,7 +130,7 @@ fn main() {
         ];
         let receivers: Vec<_> = stores
             .into_iter()
-            .map(|(name, config)| (name, Receiver::new(Verifier::new(KEY).expect("key"), config)))
+            .map(|(name, config)| (name, Receiver::new(Verifier::new(KEY).expect("key").with_clock(|| NOW), config)))
             .collect();
         // Warm up: connections, script cache, allocator.
         for (name, receiver) in &receivers {

@@ -51,7 +51,7 @@ fn main() {
             }
             _ => usize::from(
                 verifier
-                    .verify_and_parse_at(body, &signature, now)
+                    .verify_and_parse_at::<WebhookEvent>(body, &signature, now)
                     .expect("verifies and parses")
                     .is_unknown(),
             ),

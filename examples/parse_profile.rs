@@ -30,7 +30,11 @@ fn main() {
     let mut ok = 0usize;
     for _ in 0..iterations {
         ok += match mode {
-            "verify" => usize::from(verifier.verify_and_parse_at(&body, &signature, now).is_ok()),
+            "verify" => usize::from(
+                verifier
+                    .verify_and_parse_at::<WebhookEvent>(&body, &signature, now)
+                    .is_ok(),
+            ),
             "plain" => usize::from(serde_json::from_slice::<call_mirror::Body>(&body).is_ok()),
             "ignored" => usize::from(
                 std::str::from_utf8(&body).is_ok()

@@ -116,6 +116,7 @@ pub use signature::{
     DEFAULT_TOLERANCE, KeyError, MAX_SIGNATURE_LEN, Malformed, SIGNATURE_HEADER, Signature,
     Verifier, VerifyError, sign, unix_ms, verify,
 };
+pub use verified::Payload;
 
 // Inside the crate every model type is reachable from the root, as before the
 // public split into the root and `models`.

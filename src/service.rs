@@ -42,9 +42,8 @@ use bytes::{Buf as _, Bytes};
 use http_body::Body;
 use http_body_util::Full;
 
-use crate::receiver::{
-    BodyChunks, Dispatched, RawRequest, Reason, Receiver, RouteKind, WebhookHandler,
-};
+use crate::receiver::{BodyChunks, Dispatched, RawRequest, Reason};
+use crate::{Receiver, RouteKind, WebhookHandler};
 
 /// The receiver as a `tower::Service<http::Request<B>>` for one route.
 ///

@@ -53,7 +53,7 @@ const SECONDS_HINT_BELOW: u64 = 100_000_000_000;
 /// assert!(matches!(err, retell_webhooks::VerifyError::TooOld { .. }));
 /// ```
 #[must_use = "the signature is only checked if the result is inspected"]
-pub fn verify(body: &[u8], api_key: &str, signature: &str) -> Result<(), VerifyError> {
+pub fn verify(body: &[u8], api_key: &str, signature: impl AsRef<[u8]>) -> Result<(), VerifyError> {
     let verifier = Verifier::new(api_key).map_err(|_| VerifyError::InvalidKey)?;
     verifier.verify(body, signature)
 }
@@ -325,7 +325,7 @@ fn mac_tag(key: &HmacSha256, body: &[u8], timestamp_digits: &[u8]) -> [u8; DIGES
 /// "timestamps must match now exactly", never "disabled".
 ///
 /// The methods without `_at` ([`verify`](Self::verify),
-/// `verify_and_parse`, …) read the system clock, or the clock given to
+/// [`verify_and_parse`](Self::verify_and_parse)) read the system clock, or the clock given to
 /// [`with_clock`](Self::with_clock); the `_at` methods take the time as an
 /// argument and read no clock at all.
 ///
@@ -459,10 +459,14 @@ impl Verifier {
         self.keys.len()
     }
 
-    /// Checks `body` against the header value at the current time: the clock
-    /// given to [`with_clock`](Self::with_clock), else the system clock.
+    /// Checks `body` against the `X-Retell-Signature` value at the current
+    /// time: the clock given to [`with_clock`](Self::with_clock), else the
+    /// system clock.
+    ///
+    /// The header value can be given as Rust or HTTP libraries hand it out: a
+    /// `&str`, a `String`, raw bytes, or an `http::HeaderValue`.
     #[must_use = "the signature is only checked if the result is inspected"]
-    pub fn verify(&self, body: &[u8], signature: &str) -> Result<(), VerifyError> {
+    pub fn verify(&self, body: &[u8], signature: impl AsRef<[u8]>) -> Result<(), VerifyError> {
         let now_ms = self.now_ms()?;
         self.verify_at(body, signature, now_ms)
     }
@@ -471,40 +475,15 @@ impl Verifier {
     /// (Unix milliseconds). No clock is read, not even one given to
     /// [`with_clock`](Self::with_clock).
     #[must_use = "the signature is only checked if the result is inspected"]
-    pub fn verify_at(&self, body: &[u8], signature: &str, now_ms: u64) -> Result<(), VerifyError> {
-        self.verify_bytes_at(body, signature.as_bytes(), now_ms)
-    }
-
-    /// Like [`verify_at`](Self::verify_at) for a header value given as raw bytes,
-    /// as HTTP libraries hand them out.
-    #[must_use = "the signature is only checked if the result is inspected"]
-    pub fn verify_bytes_at(
+    pub fn verify_at(
         &self,
         body: &[u8],
-        signature: &[u8],
+        signature: impl AsRef<[u8]>,
         now_ms: u64,
     ) -> Result<(), VerifyError> {
-        let signature = Signature::parse_bytes(signature)?;
-        self.verify_signature_at(body, &signature, now_ms)
-    }
-
-    /// Checks an already parsed [`Signature`] at `now_ms`.
-    ///
-    /// The window is checked first (cheap), then the MAC of every key is computed
-    /// and compared in constant time; the loop over keys does not stop early.
-    #[must_use = "the signature is only checked if the result is inspected"]
-    pub fn verify_signature_at(
-        &self,
-        body: &[u8],
-        signature: &Signature,
-        now_ms: u64,
-    ) -> Result<(), VerifyError> {
+        let signature = Signature::parse_bytes(signature.as_ref())?;
         self.check_window(signature.timestamp_ms, now_ms)?;
-        if self.digest_matches(body, signature) {
-            Ok(())
-        } else {
-            Err(VerifyError::Mismatch)
-        }
+        self.check_digest(body, &signature)
     }
 
     /// Whether the digest matches for some key, ignoring the timestamp window.
@@ -523,6 +502,21 @@ impl Verifier {
         matched.into()
     }
 
+    /// The digest half of a check, once the window has been checked: the MAC
+    /// of every key, compared in constant time (the loop does not stop early).
+    pub(crate) fn check_digest(
+        &self,
+        body: &[u8],
+        signature: &Signature,
+    ) -> Result<(), VerifyError> {
+        if self.digest_matches(body, signature) {
+            Ok(())
+        } else {
+            Err(VerifyError::Mismatch)
+        }
+    }
+
+    /// The window half of a check: `|now − v| ≤ tolerance`.
     pub(crate) fn check_window(&self, timestamp_ms: u64, now_ms: u64) -> Result<(), VerifyError> {
         let skew_ms = now_ms.abs_diff(timestamp_ms);
         if skew_ms <= self.tolerance_ms {

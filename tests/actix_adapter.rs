@@ -41,11 +41,11 @@ const LIMIT: usize = 8 * 1024 * 1024;
 // ---------------------------------------------------------------------------
 
 fn config() -> ReceiverConfig {
-    ReceiverConfig::new().with_clock(|| NOW)
+    ReceiverConfig::new()
 }
 
 fn verifier() -> Verifier {
-    Verifier::new(KEY).unwrap()
+    Verifier::new(KEY).unwrap().with_clock(|| NOW)
 }
 
 fn receiver(config: ReceiverConfig) -> Receiver {
@@ -777,7 +777,12 @@ fn nothing_secret_in_debug_or_display() {
     use actix_web::ResponseError as _;
     use retell_webhooks::VerifyError;
     use retell_webhooks::adapters::WebhookRejection;
-    use retell_webhooks::receiver::{Dispatched, Reason};
+    use retell_webhooks::receiver::RawRequest;
+
+    struct Nothing;
+    impl retell_webhooks::WebhookHandler for Nothing {
+        type Error = std::convert::Infallible;
+    }
 
     let receiver = receiver(config());
     let debug = format!("{receiver:?}");
@@ -785,10 +790,20 @@ fn nothing_secret_in_debug_or_display() {
         !debug.contains(KEY) && debug.contains("REDACTED"),
         "{debug}"
     );
-    let rejection = WebhookRejection::from(Dispatched::from_reason(
+    // A forged signature's rejection, as an extractor would return it.
+    let forged = sign(b"{}", "another_key", NOW);
+    let request = RawRequest::post(b"{}").signature_values([forged.as_bytes()]);
+    let dispatched = futures_ready(receiver.dispatch(
+        &Nothing,
         RouteKind::Events,
-        Reason::Unauthorized(VerifyError::Mismatch),
+        &request,
+        |_| std::future::pending(),
     ));
+    assert!(matches!(
+        dispatched.outcome.reason,
+        retell_webhooks::receiver::Reason::Unauthorized(VerifyError::Mismatch)
+    ));
+    let rejection = WebhookRejection::from(dispatched);
     assert_eq!(rejection.status(), 401);
     assert_eq!(rejection.status_code().as_u16(), 401);
     for text in [format!("{rejection:?}"), rejection.to_string()] {
@@ -817,4 +832,18 @@ async fn in_flight_cap_bounds_concurrent_requests_across_workers() {
     }
     assert_eq!(counts.ended.load(Ordering::SeqCst), 6);
     assert_eq!(counts.max_active.load(Ordering::SeqCst), 2);
+}
+
+/// Polls a future that completes without waiting (the core's dispatch of a
+/// rejected request).
+fn futures_ready<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("dispatch of a rejected request waited"),
+    }
 }

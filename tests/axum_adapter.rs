@@ -46,11 +46,11 @@ const LIMIT: usize = 8 * 1024 * 1024;
 // ---------------------------------------------------------------------------
 
 fn config() -> ReceiverConfig {
-    ReceiverConfig::new().with_clock(|| NOW)
+    ReceiverConfig::new()
 }
 
 fn verifier() -> Verifier {
-    Verifier::new(KEY).unwrap()
+    Verifier::new(KEY).unwrap().with_clock(|| NOW)
 }
 
 fn receiver(config: ReceiverConfig) -> Receiver {

@@ -43,9 +43,7 @@ struct Harness {
 impl Harness {
     fn new(capacity: usize, ttl_ms: u64) -> Self {
         let now = Arc::new(AtomicU64::new(1_000));
-        let clock = Arc::clone(&now);
-        let store = MemoryDedupe::with_limits(capacity, Duration::from_millis(ttl_ms))
-            .with_clock(move || clock.load(Ordering::SeqCst));
+        let store = MemoryDedupe::with_limits(capacity, Duration::from_millis(ttl_ms));
         Self { store, now }
     }
 
@@ -58,7 +56,10 @@ impl Harness {
     }
 
     fn begin(&self, k: u8, lease_ms: u64) -> Result<Begin, DedupeError> {
-        ready(self.store.begin(&key(k), Duration::from_millis(lease_ms)))
+        ready(
+            self.store
+                .begin(&key(k), Duration::from_millis(lease_ms), self.now()),
+        )
     }
 
     fn fresh(&self, k: u8, lease_ms: u64) -> Ticket {
@@ -69,7 +70,10 @@ impl Harness {
     }
 
     fn finish(&self, k: u8, ticket: Ticket) {
-        assert_eq!(ready(self.store.finish(&key(k), ticket)), Ok(()));
+        assert_eq!(
+            ready(self.store.finish(&key(k), ticket, self.now())),
+            Ok(())
+        );
     }
 
     fn release(&self, k: u8, ticket: Ticket) {
@@ -236,9 +240,10 @@ fn abandon_from_a_destructor_frees_the_key_for_the_next_delivery() {
     }
 
     let h = Harness::new(10, HOUR_MS);
+    let now = h.now();
     let store: Arc<dyn DedupeStore> = Arc::new(h.store);
     let lease = Duration::from_millis(LEASE_MS);
-    let Ok(Begin::Fresh(ticket)) = ready(store.begin(&key(1), lease)) else {
+    let Ok(Begin::Fresh(ticket)) = ready(store.begin(&key(1), lease, now)) else {
         panic!("first delivery was not fresh")
     };
     let guard = Abandon {
@@ -258,10 +263,10 @@ fn abandon_from_a_destructor_frees_the_key_for_the_next_delivery() {
             .poll(&mut Context::from_waker(waker))
             .is_pending()
     );
-    assert_eq!(ready(store.begin(&key(1), lease)), Ok(Begin::InFlight));
+    assert_eq!(ready(store.begin(&key(1), lease, now)), Ok(Begin::InFlight));
     drop(delivery);
     assert!(matches!(
-        ready(store.begin(&key(1), lease)),
+        ready(store.begin(&key(1), lease, now)),
         Ok(Begin::Fresh(_))
     ));
 }
@@ -278,15 +283,17 @@ fn the_default_abandon_leaves_the_lease_alone_and_arc_forwards() {
             &'a self,
             key: &'a DedupeKey,
             lease: Duration,
+            now_ms: u64,
         ) -> StoreFuture<'a, Result<Begin, DedupeError>> {
-            self.inner.begin(key, lease)
+            self.inner.begin(key, lease, now_ms)
         }
         fn finish<'a>(
             &'a self,
             key: &'a DedupeKey,
             ticket: Ticket,
+            now_ms: u64,
         ) -> StoreFuture<'a, Result<(), DedupeError>> {
-            self.inner.finish(key, ticket)
+            self.inner.finish(key, ticket, now_ms)
         }
         fn release<'a>(
             &'a self,
@@ -299,27 +306,32 @@ fn the_default_abandon_leaves_the_lease_alone_and_arc_forwards() {
     }
 
     let h = Harness::new(10, HOUR_MS);
-    let now = Arc::clone(&h.now);
+    let clock = Arc::clone(&h.now);
+    let clock_after_lease = Arc::clone(&h.now);
+    let now = move || clock.load(Ordering::SeqCst);
     let store = Arc::new(NoAbandon {
         inner: h.store,
         releases: AtomicUsize::new(0),
     });
     let lease = Duration::from_millis(LEASE_MS);
-    let Ok(Begin::Fresh(ticket)) = ready(store.begin(&key(1), lease)) else {
+    let Ok(Begin::Fresh(ticket)) = ready(store.begin(&key(1), lease, now())) else {
         panic!("first delivery was not fresh")
     };
     DedupeStore::abandon(&store, &key(1), ticket);
     assert_eq!(store.releases.load(Ordering::SeqCst), 0);
-    assert_eq!(ready(store.begin(&key(1), lease)), Ok(Begin::InFlight));
-    now.fetch_add(LEASE_MS, Ordering::SeqCst);
+    assert_eq!(
+        ready(store.begin(&key(1), lease, now())),
+        Ok(Begin::InFlight)
+    );
+    clock_after_lease.fetch_add(LEASE_MS, Ordering::SeqCst);
     assert!(matches!(
-        ready(store.begin(&key(1), lease)),
+        ready(store.begin(&key(1), lease, now())),
         Ok(Begin::Fresh(_))
     ));
 
     // `Arc<MemoryDedupe>` forwards to the store's own `abandon`.
     let memory = Arc::new(Harness::new(10, HOUR_MS).store);
-    let Ok(Begin::Fresh(ticket)) = ready(memory.begin(&key(2), lease)) else {
+    let Ok(Begin::Fresh(ticket)) = ready(memory.begin(&key(2), lease, 1_000)) else {
         panic!("first delivery was not fresh")
     };
     DedupeStore::abandon(&memory, &key(2), ticket);
@@ -333,8 +345,9 @@ fn the_default_abandon_leaves_the_lease_alone_and_arc_forwards() {
 /// The documented semantics, spelt out over a map.
 ///
 /// * an entry whose expiry has come is absent (checked at every operation);
-/// * `finish`, `release` and `abandon` act only if the ticket holds the key's
-///   unexpired lease;
+/// * `finish` acts only if the ticket holds the key's unexpired lease;
+/// * `release` and `abandon` read no time: they remove the key if the ticket
+///   still holds it (expired or not), and change nothing else;
 /// * a new key in a full store evicts the done key finished longest ago; with
 ///   none, `begin` fails and nothing changes.
 #[derive(Debug)]
@@ -413,8 +426,7 @@ impl Model {
         }
     }
 
-    fn release(&mut self, key: u8, ticket: Ticket, now: u64) {
-        self.purge(now);
+    fn release(&mut self, key: u8, ticket: Ticket) {
         if self.holds(key, ticket) {
             self.slots.remove(&key);
         }
@@ -495,13 +507,13 @@ fn run(capacity: usize, ttl_ms: u64, ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Release { pick } => {
                 if let Some((key, ticket)) = picked(&issued, pick) {
                     h.release(key, ticket);
-                    model.release(key, ticket, now);
+                    model.release(key, ticket);
                 }
             }
             Op::Abandon { pick } => {
                 if let Some((k, ticket)) = picked(&issued, pick) {
                     h.store.abandon(&key(k), ticket);
-                    model.release(k, ticket, now);
+                    model.release(k, ticket);
                 }
             }
             Op::Advance { ms } => h.advance(ms),

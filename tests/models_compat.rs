@@ -733,10 +733,12 @@ fn verify_then_parse() {
     let verifier = Verifier::new(KEY).unwrap();
     let body = fixture("call_started.json");
     let header = sign(&body, KEY, NOW);
-    let event = verifier.verify_and_parse_at(&body, &header, NOW).unwrap();
+    let event = verifier
+        .verify_and_parse_at::<WebhookEvent>(&body, &header, NOW)
+        .unwrap();
     assert_eq!(event.event_name(), "call_started");
     let incoming = verifier
-        .verify_and_parse_incoming_at(
+        .verify_and_parse_at::<Incoming>(
             &fixture("call_inbound_request.json"),
             &sign(&fixture("call_inbound_request.json"), KEY, NOW),
             NOW,
@@ -745,17 +747,17 @@ fn verify_then_parse() {
     assert_eq!(incoming.event_name(), "call_inbound");
     // A bad signature is never parsed.
     let err = verifier
-        .verify_and_parse_at(b"not json", &sign(b"other", KEY, NOW), NOW)
+        .verify_and_parse_at::<WebhookEvent>(b"not json", &sign(b"other", KEY, NOW), NOW)
         .unwrap_err();
     assert!(matches!(err, Error::Verify(_)));
     // A good signature over a bad body is a parse error.
     let err = verifier
-        .verify_and_parse_at(b"[]", &sign(b"[]", KEY, NOW), NOW)
+        .verify_and_parse_at::<WebhookEvent>(b"[]", &sign(b"[]", KEY, NOW), NOW)
         .unwrap_err();
     assert!(matches!(err, Error::Parse(_)));
     // The system-clock variant checks the window (NOW is in 2023).
     assert!(matches!(
-        verifier.verify_and_parse(&body, &header),
+        verifier.verify_and_parse::<WebhookEvent>(&body, &header),
         Err(Error::Verify(_))
     ));
 }

@@ -37,8 +37,8 @@ fn ready<F: Future>(future: F) -> F::Output {
 }
 
 fn outcome_line(body: &[u8]) -> String {
-    let verifier = Verifier::new(KEY).unwrap();
-    let receiver = Receiver::new(verifier, ReceiverConfig::new().with_clock(|| NOW));
+    let verifier = Verifier::new(KEY).unwrap().with_clock(|| NOW);
+    let receiver = Receiver::new(verifier, ReceiverConfig::new());
     let header = sign(body, KEY, NOW);
     let request = RawRequest::post(body).signature_values([header.as_bytes()]);
     let done = ready(

@@ -74,7 +74,7 @@ async fn pttl(server: &RedisServer, key: &str) -> i64 {
 }
 
 async fn fresh(store: &RedisDedupe, key: &DedupeKey, lease: Duration) -> Ticket {
-    match store.begin(key, lease).await {
+    match store.begin(key, lease, 0).await {
         Ok(Begin::Fresh(ticket)) => ticket,
         other => panic!("{key:?} was not fresh: {other:?}"),
     }
@@ -155,16 +155,16 @@ async fn fresh_then_in_flight_then_done_for_the_done_ttl() {
         Some(ticket.token().to_string())
     );
     assert!((1..=60_000).contains(&pttl(&server, &redis_key).await));
-    assert_eq!(s.begin(&k, LONG).await, Ok(Begin::InFlight));
+    assert_eq!(s.begin(&k, LONG, 0).await, Ok(Begin::InFlight));
 
-    s.finish(&k, ticket).await.unwrap();
+    s.finish(&k, ticket, 0).await.unwrap();
     assert_eq!(get(&server, &redis_key).await.as_deref(), Some("done"));
     let ttl = pttl(&server, &redis_key).await;
     assert!((3_590_000..=3_600_000).contains(&ttl), "{ttl}");
-    assert_eq!(s.begin(&k, LONG).await, Ok(Begin::Done));
+    assert_eq!(s.begin(&k, LONG, 0).await, Ok(Begin::Done));
     // The ticket that finished holds nothing any more.
     s.release(&k, ticket).await.unwrap();
-    assert_eq!(s.begin(&k, LONG).await, Ok(Begin::Done));
+    assert_eq!(s.begin(&k, LONG, 0).await, Ok(Begin::Done));
 
     // Another key is independent; its release frees it at once.
     let other = fresh(&s, &key(2), LONG).await;
@@ -183,12 +183,12 @@ async fn the_done_ttl_expires() {
         .with_done_ttl(Duration::from_millis(300));
     let k = key(3);
     let ticket = fresh(&s, &k, LONG).await;
-    s.finish(&k, ticket).await.unwrap();
-    assert_eq!(s.begin(&k, LONG).await, Ok(Begin::Done));
+    s.finish(&k, ticket, 0).await.unwrap();
+    assert_eq!(s.begin(&k, LONG, 0).await, Ok(Begin::Done));
     assert!((1..=300).contains(&pttl(&server, &s.redis_key(&k)).await));
     let s = &s;
     let took = eventually(Duration::from_secs(3), "done key expired", || async move {
-        matches!(s.begin(&k, LONG).await, Ok(Begin::Fresh(_)))
+        matches!(s.begin(&k, LONG, 0).await, Ok(Begin::Fresh(_)))
     })
     .await;
     println!("a 300 ms done TTL freed the key after {took:?}");
@@ -204,10 +204,10 @@ async fn the_lease_frees_the_key_of_a_holder_that_never_came_back() {
     let started = Instant::now();
     fresh(&s, &k, Duration::from_millis(200)).await;
     assert!((1..=200).contains(&pttl(&server, &s.redis_key(&k)).await));
-    assert_eq!(s.begin(&k, LONG).await, Ok(Begin::InFlight));
+    assert_eq!(s.begin(&k, LONG, 0).await, Ok(Begin::InFlight));
     let s = &s;
     eventually(Duration::from_secs(3), "lease expired", || async move {
-        matches!(s.begin(&k, LONG).await, Ok(Begin::Fresh(_)))
+        matches!(s.begin(&k, LONG, 0).await, Ok(Begin::Fresh(_)))
     })
     .await;
     // Redis expires the key, not earlier than its lease.
@@ -226,7 +226,7 @@ async fn a_stale_ticket_cannot_finish_or_release_another_claim() {
     let old = fresh(&a, &k, Duration::from_millis(200)).await;
     let started = Instant::now();
     let new = loop {
-        if let Ok(Begin::Fresh(t)) = b.begin(&k, LONG).await {
+        if let Ok(Begin::Fresh(t)) = b.begin(&k, LONG, 0).await {
             break t;
         }
         assert!(
@@ -237,8 +237,8 @@ async fn a_stale_ticket_cannot_finish_or_release_another_claim() {
     };
     assert_ne!(old, new);
 
-    a.finish(&k, old).await.unwrap();
-    assert_eq!(a.begin(&k, LONG).await, Ok(Begin::InFlight));
+    a.finish(&k, old, 0).await.unwrap();
+    assert_eq!(a.begin(&k, LONG, 0).await, Ok(Begin::InFlight));
     a.release(&k, old).await.unwrap();
     a.abandon(&k, old);
     a.release(&k, Ticket::new(12_345)).await.unwrap();
@@ -248,13 +248,13 @@ async fn a_stale_ticket_cannot_finish_or_release_another_claim() {
         get(&server, &redis_key).await,
         Some(new.token().to_string())
     );
-    assert_eq!(b.begin(&k, LONG).await, Ok(Begin::InFlight));
+    assert_eq!(b.begin(&k, LONG, 0).await, Ok(Begin::InFlight));
 
-    b.finish(&k, new).await.unwrap();
-    assert_eq!(a.begin(&k, LONG).await, Ok(Begin::Done));
+    b.finish(&k, new, 0).await.unwrap();
+    assert_eq!(a.begin(&k, LONG, 0).await, Ok(Begin::Done));
     a.release(&k, old).await.unwrap();
     b.release(&k, new).await.unwrap();
-    assert_eq!(a.begin(&k, LONG).await, Ok(Begin::Done));
+    assert_eq!(a.begin(&k, LONG, 0).await, Ok(Begin::Done));
 }
 
 /// `abandon` returns at once and frees the key a round trip later, long
@@ -274,7 +274,7 @@ async fn abandon_frees_the_key_without_waiting_for_the_lease() {
     let took = eventually(
         Duration::from_secs(2),
         "abandoned key freed",
-        || async move { matches!(s.begin(&k, LONG).await, Ok(Begin::Fresh(_))) },
+        || async move { matches!(s.begin(&k, LONG, 0).await, Ok(Begin::Fresh(_))) },
     )
     .await;
     println!("abandon freed the key after {took:?}");
@@ -286,7 +286,7 @@ async fn abandon_frees_the_key_without_waiting_for_the_lease() {
         .join()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(s.begin(&k, LONG).await, Ok(Begin::InFlight));
+    assert_eq!(s.begin(&k, LONG, 0).await, Ok(Begin::InFlight));
 }
 
 /// Prefixes keep two applications on one Redis apart.
@@ -299,8 +299,8 @@ async fn prefixes_keep_applications_apart() {
     let b = store(&server).await.with_prefix("app-b:");
     let k = key(8);
     let t = fresh(&a, &k, LONG).await;
-    a.finish(&k, t).await.unwrap();
-    assert_eq!(a.begin(&k, LONG).await, Ok(Begin::Done));
+    a.finish(&k, t, 0).await.unwrap();
+    assert_eq!(a.begin(&k, LONG, 0).await, Ok(Begin::Done));
     fresh(&b, &k, LONG).await;
     assert_eq!(
         get(&server, &format!("app-a:{}", k.to_hex()))
@@ -316,7 +316,7 @@ async fn prefixes_keep_applications_apart() {
         "{c:?}"
     );
     let c = c.with_prefix("app-a:");
-    assert_eq!(c.begin(&k, LONG).await, Ok(Begin::Done));
+    assert_eq!(c.begin(&k, LONG, 0).await, Ok(Begin::Done));
 }
 
 /// The password in the URL authenticates, and is never shown: not by
@@ -342,7 +342,7 @@ async fn the_password_authenticates_and_is_never_shown() {
     let without = RedisDedupe::connect(&server.url()).await;
     // Depending on the server, connecting may succeed and the first command fail.
     if let Ok(s) = without {
-        assert!(s.begin(&key(9), LONG).await.is_err());
+        assert!(s.begin(&key(9), LONG, 0).await.is_err());
     }
 }
 

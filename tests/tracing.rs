@@ -119,10 +119,8 @@ fn body(call_id: &str) -> Vec<u8> {
 }
 
 fn receiver() -> Receiver {
-    let config = ReceiverConfig::new()
-        .with_clock(|| NOW)
-        .with_handler_deadline(Duration::from_millis(50));
-    Receiver::new(Verifier::new(KEY).unwrap(), config)
+    let config = ReceiverConfig::new().with_handler_deadline(Duration::from_millis(50));
+    Receiver::new(Verifier::new(KEY).unwrap().with_clock(|| NOW), config)
 }
 
 async fn dispatch(receiver: &Receiver, body: &[u8], header: &str) -> u16 {

@@ -1,6 +1,7 @@
-//! The injected clocks that make the core usable where the standard library has
-//! no clock (`wasm32-unknown-unknown`): `Verifier::with_clock` and
-//! `MemoryDedupe::with_clock`. Native, deterministic, no sleeps.
+//! The one injected clock that makes the core usable where the standard
+//! library has no clock (`wasm32-unknown-unknown`): `Verifier::with_clock`,
+//! which the `Receiver` and its dedupe store read too (`MemoryDedupe` reads
+//! no clock of its own). Native, deterministic, no sleeps.
 //!
 //! The injected times are far from the real date (2001), so a method that read
 //! the system clock instead would fail the window check.
@@ -12,8 +13,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use retell_webhooks::dedupe::{Begin, DedupeKey, DedupeStore, MemoryDedupe};
-use retell_webhooks::{Verifier, VerifyError, WebhookEvent, sign};
+use retell_webhooks::dedupe::{Begin, DedupeKey, MemoryDedupe};
+use retell_webhooks::receiver::{RawRequest, Reason};
+use retell_webhooks::{
+    CallEvent, Incoming, Receiver, ReceiverConfig, RouteKind, Verifier, VerifyError, WebhookEvent,
+    WebhookHandler, sign,
+};
 
 const KEY: &str = "test-api-key";
 /// 2001-09-09, years away from any real system clock.
@@ -31,7 +36,7 @@ fn manual_clock(start: u64) -> (Arc<AtomicU64>, impl Fn() -> u64 + Send + Sync +
 #[test]
 fn verify_accepts_a_body_signed_at_the_injected_time() {
     let verifier = Verifier::new(KEY).unwrap().with_clock(|| T0);
-    assert_eq!(verifier.verify(BODY, &sign(BODY, KEY, T0)), Ok(()));
+    assert_eq!(verifier.verify(BODY, sign(BODY, KEY, T0)), Ok(()));
     assert_eq!(verifier.now_ms(), Ok(T0));
 }
 
@@ -97,13 +102,21 @@ fn verify_and_parse_and_clones_use_the_injected_clock() {
     let header = sign(BODY, KEY, T0);
 
     assert!(matches!(
-        clone.verify_and_parse(BODY, &header),
+        clone.verify_and_parse::<WebhookEvent>(BODY, &header),
         Ok(WebhookEvent::CallEnded(_))
     ));
-    assert!(verifier.verify_and_parse_incoming(BODY, &header).is_ok());
+    assert!(verifier.verify_and_parse::<Incoming>(BODY, &header).is_ok());
     now.store(T0 + SIX_MINUTES_MS, Ordering::SeqCst);
-    assert!(clone.verify_and_parse(BODY, &header).is_err());
-    assert!(verifier.verify_and_parse_incoming(BODY, &header).is_err());
+    assert!(
+        clone
+            .verify_and_parse::<WebhookEvent>(BODY, &header)
+            .is_err()
+    );
+    assert!(
+        verifier
+            .verify_and_parse::<Incoming>(BODY, &header)
+            .is_err()
+    );
 }
 
 #[test]
@@ -113,7 +126,7 @@ fn a_tolerance_set_after_the_clock_keeps_the_clock() {
         .with_clock(|| T0)
         .with_tolerance(Duration::from_secs(400));
     assert_eq!(
-        verifier.verify(BODY, &sign(BODY, KEY, T0 - SIX_MINUTES_MS)),
+        verifier.verify(BODY, sign(BODY, KEY, T0 - SIX_MINUTES_MS)),
         Ok(())
     );
 }
@@ -128,10 +141,6 @@ fn debug_names_the_clock_and_never_the_key() {
         assert!(text.contains("REDACTED"), "{text}");
         assert!(!text.contains(KEY), "{text}");
     }
-    let store = format!("{:?}", MemoryDedupe::new().with_clock(|| 0));
-    assert!(store.contains("clock: custom"), "{store}");
-    let store = format!("{:?}", MemoryDedupe::new());
-    assert!(store.contains("clock: monotonic"), "{store}");
 }
 
 const TTL_MS: u64 = 60_000;
@@ -142,45 +151,42 @@ fn key() -> DedupeKey {
 }
 
 #[test]
-fn memory_dedupe_expires_a_done_key_exactly_at_the_injected_ttl() {
-    let (now, clock) = manual_clock(T0);
-    let store = MemoryDedupe::with_limits(100, Duration::from_millis(TTL_MS)).with_clock(clock);
-
-    let Ok(Begin::Fresh(ticket)) = store.begin_now(&key(), LEASE) else {
+fn memory_dedupe_expires_a_done_key_exactly_at_the_given_ttl() {
+    let store = MemoryDedupe::with_limits(100, Duration::from_millis(TTL_MS));
+    let Ok(Begin::Fresh(ticket)) = store.begin_at(&key(), LEASE, T0) else {
         panic!("first delivery was not fresh")
     };
-    now.store(T0 + 1_234, Ordering::SeqCst);
-    assert!(store.finish_now(&key(), ticket));
     let done_at = T0 + 1_234;
-
-    now.store(done_at + TTL_MS - 1, Ordering::SeqCst);
-    assert_eq!(store.begin_now(&key(), LEASE), Ok(Begin::Done));
+    assert!(store.finish_at(&key(), ticket, done_at));
+    assert_eq!(
+        store.begin_at(&key(), LEASE, done_at + TTL_MS - 1),
+        Ok(Begin::Done)
+    );
     assert_eq!(store.len(), 1);
-    now.store(done_at + TTL_MS, Ordering::SeqCst);
     assert!(matches!(
-        store.begin_now(&key(), LEASE),
+        store.begin_at(&key(), LEASE, done_at + TTL_MS),
         Ok(Begin::Fresh(_))
     ));
 }
 
 #[test]
-fn memory_dedupe_lease_follows_the_injected_clock() {
-    let (now, clock) = manual_clock(T0);
-    let store = MemoryDedupe::new().with_clock(clock);
+fn memory_dedupe_lease_ends_at_the_given_time() {
+    let store = MemoryDedupe::new();
     assert!(matches!(
-        store.begin_now(&key(), LEASE),
+        store.begin_at(&key(), LEASE, T0),
         Ok(Begin::Fresh(_))
     ));
-    now.store(T0 + 9_999, Ordering::SeqCst);
-    assert_eq!(store.begin_now(&key(), LEASE), Ok(Begin::InFlight));
-    now.store(T0 + 10_000, Ordering::SeqCst);
+    assert_eq!(
+        store.begin_at(&key(), LEASE, T0 + 9_999),
+        Ok(Begin::InFlight)
+    );
     assert!(matches!(
-        store.begin_now(&key(), LEASE),
+        store.begin_at(&key(), LEASE, T0 + 10_000),
         Ok(Begin::Fresh(_))
     ));
 }
 
-/// Polls a future that must be ready at once (`MemoryDedupe`'s are).
+/// Polls a future that must be ready at once (no handler here waits).
 fn ready<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
     match future
@@ -188,28 +194,60 @@ fn ready<F: Future>(future: F) -> F::Output {
         .poll(&mut Context::from_waker(Waker::noop()))
     {
         Poll::Ready(output) => output,
-        Poll::Pending => panic!("MemoryDedupe future was not ready"),
+        Poll::Pending => panic!("the future was not ready"),
     }
 }
 
+/// Counts the events it handles.
+struct Counting(AtomicUsize);
+
+impl WebhookHandler for Counting {
+    type Error = std::convert::Infallible;
+
+    async fn on_call_ended(&self, _: CallEvent) -> Result<(), Self::Error> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Sends `BODY`, signed at the clock's current time, through `receiver`.
+fn deliver(receiver: &Receiver, handler: &Counting, now: &AtomicU64) -> (u16, Reason) {
+    let header = sign(BODY, KEY, now.load(Ordering::SeqCst));
+    let request = RawRequest::post(BODY).signature_values([header.as_bytes()]);
+    let done = ready(
+        receiver.dispatch(handler, RouteKind::Events, &request, |_| {
+            std::future::pending()
+        }),
+    );
+    (done.response.status(), done.outcome.reason)
+}
+
+/// The receiver reads the verifier's clock, not one of its own: a body signed
+/// at the injected instant (years from the system clock) is handled.
 #[test]
-fn the_store_trait_uses_the_injected_clock_too() {
-    let (now, clock) = manual_clock(0);
-    let store: Arc<dyn DedupeStore> =
-        Arc::new(MemoryDedupe::with_limits(100, Duration::from_millis(TTL_MS)).with_clock(clock));
-    let Ok(Begin::Fresh(ticket)) = ready(store.begin(&key(), LEASE)) else {
-        panic!("first delivery was not fresh")
-    };
-    assert_eq!(ready(store.finish(&key(), ticket)), Ok(()));
-    now.store(TTL_MS - 1, Ordering::SeqCst);
-    assert_eq!(ready(store.begin(&key(), LEASE)), Ok(Begin::Done));
-    now.store(TTL_MS, Ordering::SeqCst);
-    let Ok(Begin::Fresh(ticket)) = ready(store.begin(&key(), LEASE)) else {
-        panic!("an expired key was not fresh")
-    };
-    assert_eq!(ready(store.release(&key(), ticket)), Ok(()));
-    assert!(matches!(
-        ready(store.begin(&key(), LEASE)),
-        Ok(Begin::Fresh(_))
-    ));
+fn the_receiver_accepts_a_body_signed_at_its_verifiers_time() {
+    let verifier = Verifier::new(KEY).unwrap().with_clock(|| T0);
+    let receiver = Receiver::new(verifier, ReceiverConfig::new());
+    let handler = Counting(AtomicUsize::new(0));
+    let (status, reason) = deliver(&receiver, &handler, &AtomicU64::new(T0));
+    assert_eq!((status, reason), (204, Reason::Handled));
+    assert_eq!(handler.0.load(Ordering::SeqCst), 1);
+}
+
+/// The receiver's dedupe store counts its TTL by the verifier's clock: a copy
+/// within the TTL is a duplicate, one at the TTL is handled again.
+#[test]
+fn the_receivers_dedupe_follows_the_verifiers_clock() {
+    let (now, clock) = manual_clock(T0);
+    let verifier = Verifier::new(KEY).unwrap().with_clock(clock);
+    let store = MemoryDedupe::with_limits(100, Duration::from_millis(TTL_MS));
+    let receiver = Receiver::new(verifier, ReceiverConfig::new().with_dedupe(store));
+    let handler = Counting(AtomicUsize::new(0));
+
+    assert_eq!(deliver(&receiver, &handler, &now), (204, Reason::Handled));
+    now.store(T0 + TTL_MS - 1, Ordering::SeqCst);
+    assert_eq!(deliver(&receiver, &handler, &now), (204, Reason::Duplicate));
+    now.store(T0 + TTL_MS, Ordering::SeqCst);
+    assert_eq!(deliver(&receiver, &handler, &now), (204, Reason::Handled));
+    assert_eq!(handler.0.load(Ordering::SeqCst), 2);
 }

@@ -141,8 +141,9 @@ use futures_core::Stream as _;
 
 use super::extract::{Extract, extract};
 use super::{VerifiedBody, VerifiedEvent, VerifiedIncoming, WebhookRejection};
-use crate::receiver::{BodyChunks, Dispatched, RawRequest, Receiver, RouteKind, WebhookHandler};
+use crate::receiver::{BodyChunks, Dispatched, RawRequest};
 use crate::signature::SIGNATURE_HEADER;
+use crate::{Receiver, RouteKind, WebhookHandler};
 
 /// The header a reverse proxy appends the client address to; read only when the
 /// TCP peer is one of the allowlist's trusted proxies.

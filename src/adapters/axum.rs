@@ -109,8 +109,9 @@ use axum::routing::{MethodRouter, any};
 
 use super::extract::{Extract, extract};
 use super::{VerifiedBody, VerifiedEvent, VerifiedIncoming, WebhookRejection};
-use crate::receiver::{RawRequest, Receiver, RouteKind, WebhookHandler};
+use crate::receiver::RawRequest;
 use crate::service::{HttpBodyChunks, WebhookService};
+use crate::{Receiver, RouteKind, WebhookHandler};
 
 /// A router with one `POST` route at `path` for the event webhook (and the
 /// inbound call/SMS webhook), handled by `handler`.

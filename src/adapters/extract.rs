@@ -5,10 +5,9 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::receiver::{
-    BadBody, BodyCheck, BodyChunks, Dispatched, Outcome, RawRequest, Reason, Receiver, RouteKind,
-};
+use crate::receiver::{BadBody, BodyCheck, BodyChunks, Dispatched, Outcome, RawRequest, Reason};
 use crate::{Incoming, ParseError, WebhookEvent};
+use crate::{Receiver, RouteKind};
 
 /// Why an extractor refused a request. Its response is exactly what the
 /// ready-made router or service would send; [`outcome`](Self::outcome) says

@@ -2,8 +2,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use super::{Begin, DedupeError, DedupeKey, DedupeStore, StoreFuture, Ticket};
 
@@ -14,37 +14,15 @@ pub const DEFAULT_CAPACITY: usize = 100_000;
 /// retries come within minutes).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 
-type ClockFn = dyn Fn() -> u64 + Send + Sync;
-
-/// The clock of a [`MemoryDedupe`], in milliseconds from any origin.
-enum Clock {
-    /// The system's monotonic clock, counted from its first reading (taken by
-    /// the first operation, never by a constructor).
-    Monotonic(OnceLock<Instant>),
-    /// A clock given to [`MemoryDedupe::with_clock`].
-    Custom(Box<ClockFn>),
-}
-
-impl Clock {
-    fn now_ms(&self) -> u64 {
-        match self {
-            Self::Monotonic(start) => {
-                let start = start.get_or_init(Instant::now);
-                u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
-            }
-            Self::Custom(now_ms) => now_ms(),
-        }
-    }
-}
-
 /// The default store: in memory, one process, bounded.
 ///
 /// * a processed key is remembered for `ttl` (default [`DEFAULT_TTL`]), an
 ///   in-flight one for its lease; an expired key counts as absent;
-/// * [`finish_now`](Self::finish_now) and [`release_now`](Self::release_now)
-///   (behind `finish`, `release` and `abandon`) act only while their ticket
-///   holds the key's unexpired lease, so a late or repeated call changes
-///   nothing;
+/// * [`finish_at`](Self::finish_at) (behind `finish`) acts only while its
+///   ticket holds the key's unexpired lease, and
+///   [`release_held`](Self::release_held) (behind `release` and `abandon`)
+///   only while its ticket still holds the key, so a late or repeated call
+///   changes nothing;
 /// * at most `capacity` keys (default [`DEFAULT_CAPACITY`]). A new key in a
 ///   full store evicts the key processed longest ago. A key in flight is never
 ///   evicted, and a processed key is forgotten before its TTL only to make
@@ -67,15 +45,16 @@ impl Clock {
 /// 21 MB at the default capacity), briefly more while the map grows. For
 /// several replicas, see the [module docs](super).
 ///
-/// Time comes from the system's monotonic clock, first read by the first
-/// operation (the constructors read no clock), or from the clock given to
-/// [`with_clock`](Self::with_clock), in which case no method reads the system
-/// clock: that is how to use the store on `wasm32-unknown-unknown`, where
-/// `Instant::now()` panics.
+/// The store reads no clock: time is the `now_ms` it is given, which the
+/// receiver takes from its [`Verifier`](crate::Verifier)'s clock (the
+/// system clock, or the one given to
+/// [`Verifier::with_clock`](crate::Verifier::with_clock): in tests, and on
+/// `wasm32-unknown-unknown`, where the standard library has none). A clock
+/// that steps back keeps keys a little longer; one that steps forward ends
+/// leases early.
 pub struct MemoryDedupe {
     capacity: usize,
     ttl_ms: u64,
-    clock: Clock,
     state: Mutex<State>,
 }
 
@@ -217,8 +196,7 @@ impl Default for MemoryDedupe {
 }
 
 impl MemoryDedupe {
-    /// [`DEFAULT_CAPACITY`] keys, [`DEFAULT_TTL`], the system's monotonic clock
-    /// (not read here: see [`with_clock`](Self::with_clock)).
+    /// [`DEFAULT_CAPACITY`] keys, [`DEFAULT_TTL`].
     #[must_use]
     pub fn new() -> Self {
         Self::with_limits(DEFAULT_CAPACITY, DEFAULT_TTL)
@@ -230,47 +208,8 @@ impl MemoryDedupe {
         Self {
             capacity: capacity.max(1),
             ttl_ms: millis(ttl),
-            clock: Clock::Monotonic(OnceLock::new()),
             state: Mutex::new(State::default()),
         }
-    }
-
-    /// Replaces the system's monotonic clock with `now_ms` (milliseconds, any
-    /// origin, never decreasing); no method reads the system clock afterwards.
-    ///
-    /// For tests, and where the standard library has no clock: on
-    /// `wasm32-unknown-unknown`, `Instant::now()` panics, so pass the host's
-    /// time (in a browser or Node.js, `performance.now()` or `Date.now()`
-    /// through `js-sys`).
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use std::sync::atomic::{AtomicU64, Ordering};
-    /// use std::time::Duration;
-    /// use retell_webhooks::dedupe::{Begin, DedupeKey, MemoryDedupe};
-    ///
-    /// let now = Arc::new(AtomicU64::new(0));
-    /// let clock = Arc::clone(&now);
-    /// let store = MemoryDedupe::with_limits(1_000, Duration::from_secs(60))
-    ///     .with_clock(move || clock.load(Ordering::SeqCst));
-    /// let key = DedupeKey::of_body(br#"{"event":"transcript_updated"}"#);
-    /// let lease = Duration::from_secs(10);
-    /// let Ok(Begin::Fresh(ticket)) = store.begin_now(&key, lease) else {
-    ///     unreachable!()
-    /// };
-    /// assert!(store.finish_now(&key, ticket));
-    /// now.store(59_999, Ordering::SeqCst);
-    /// assert_eq!(store.begin_now(&key, lease), Ok(Begin::Done));
-    /// now.store(60_000, Ordering::SeqCst);
-    /// assert!(matches!(store.begin_now(&key, lease), Ok(Begin::Fresh(_))));
-    /// ```
-    #[must_use]
-    pub fn with_clock<F>(mut self, now_ms: F) -> Self
-    where
-        F: Fn() -> u64 + Send + Sync + 'static,
-    {
-        self.clock = Clock::Custom(Box::new(now_ms));
-        self
     }
 
     /// The configured capacity.
@@ -313,9 +252,7 @@ impl MemoryDedupe {
 
     /// Sweeps, runs `op`, compacts: every operation leaves the queues
     /// bounded.
-    fn with_state<R>(&self, op: impl FnOnce(&mut State, u64) -> R) -> R {
-        // The clock is user code: read it before taking the lock.
-        let now = self.clock.now_ms();
+    fn with_state<R>(&self, now: u64, op: impl FnOnce(&mut State, u64) -> R) -> R {
         let mut state = self.lock();
         state.sweep(now);
         let out = op(&mut state, now);
@@ -323,16 +260,22 @@ impl MemoryDedupe {
         out
     }
 
-    /// The synchronous core of [`DedupeStore::begin`].
+    /// The synchronous core of [`DedupeStore::begin`], at `now_ms`
+    /// (milliseconds from any origin, the same for every call).
     ///
     /// # Errors
     ///
     /// When the store is full and every key it holds is in flight (none can
     /// be evicted without letting a copy of its event run twice). The
     /// receiver answers `503`, so Retell retries later.
-    pub fn begin_now(&self, key: &DedupeKey, lease: Duration) -> Result<Begin, DedupeError> {
+    pub fn begin_at(
+        &self,
+        key: &DedupeKey,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<Begin, DedupeError> {
         let lease_ms = millis(lease);
-        self.with_state(|state, now| {
+        self.with_state(now_ms, |state, now| {
             if let Some(entry) = state.live(key, now) {
                 return Ok(if entry.done {
                     Begin::Done
@@ -368,10 +311,10 @@ impl MemoryDedupe {
     }
 
     /// The synchronous core of [`DedupeStore::finish`]: marks `key` processed
-    /// for the TTL if `ticket` holds its unexpired lease, and says whether it
-    /// did.
-    pub fn finish_now(&self, key: &DedupeKey, ticket: Ticket) -> bool {
-        self.with_state(|state, now| {
+    /// for the TTL from `now_ms` if `ticket` holds its unexpired lease, and
+    /// says whether it did.
+    pub fn finish_at(&self, key: &DedupeKey, ticket: Ticket, now_ms: u64) -> bool {
+        self.with_state(now_ms, |state, now| {
             if !state.holds(key, ticket, now) {
                 return false;
             }
@@ -393,16 +336,20 @@ impl MemoryDedupe {
     }
 
     /// The synchronous core of [`DedupeStore::release`] and
-    /// [`DedupeStore::abandon`]: forgets `key` if `ticket` holds its unexpired
-    /// lease, and says whether it did.
-    pub fn release_now(&self, key: &DedupeKey, ticket: Ticket) -> bool {
-        self.with_state(|state, now| {
-            let held = state.holds(key, ticket, now);
-            if held {
-                state.remove(key);
-            }
-            held
-        })
+    /// [`DedupeStore::abandon`]: forgets `key` if `ticket` still holds it (in
+    /// flight, with this ticket's token; tokens are never reused), and says
+    /// whether it did. Reads no time, so a destructor can call it.
+    pub fn release_held(&self, key: &DedupeKey, ticket: Ticket) -> bool {
+        let mut state = self.lock();
+        let held = state
+            .entries
+            .get(key)
+            .is_some_and(|e| !e.done && e.token == ticket.0);
+        if held {
+            state.remove(key);
+        }
+        state.compact();
+        held
     }
 }
 
@@ -412,16 +359,6 @@ impl fmt::Debug for MemoryDedupe {
             .field("capacity", &self.capacity)
             .field("ttl_ms", &self.ttl_ms)
             .field("len", &self.len())
-            .field(
-                "clock",
-                &format_args!(
-                    "{}",
-                    match self.clock {
-                        Clock::Monotonic(_) => "monotonic",
-                        Clock::Custom(_) => "custom",
-                    }
-                ),
-            )
             .finish_non_exhaustive()
     }
 }
@@ -431,16 +368,18 @@ impl DedupeStore for MemoryDedupe {
         &'a self,
         key: &'a DedupeKey,
         lease: Duration,
+        now_ms: u64,
     ) -> StoreFuture<'a, Result<Begin, DedupeError>> {
-        Box::pin(std::future::ready(self.begin_now(key, lease)))
+        Box::pin(std::future::ready(self.begin_at(key, lease, now_ms)))
     }
 
     fn finish<'a>(
         &'a self,
         key: &'a DedupeKey,
         ticket: Ticket,
+        now_ms: u64,
     ) -> StoreFuture<'a, Result<(), DedupeError>> {
-        self.finish_now(key, ticket);
+        self.finish_at(key, ticket, now_ms);
         Box::pin(std::future::ready(Ok(())))
     }
 
@@ -449,12 +388,12 @@ impl DedupeStore for MemoryDedupe {
         key: &'a DedupeKey,
         ticket: Ticket,
     ) -> StoreFuture<'a, Result<(), DedupeError>> {
-        self.release_now(key, ticket);
+        self.release_held(key, ticket);
         Box::pin(std::future::ready(Ok(())))
     }
 
     fn abandon(&self, key: &DedupeKey, ticket: Ticket) {
-        self.release_now(key, ticket);
+        self.release_held(key, ticket);
     }
 }
 
@@ -470,11 +409,40 @@ mod tests {
         DedupeKey::from_bytes(bytes)
     }
 
+    thread_local! {
+        /// The test's clock: each test runs on its own thread.
+        static CLOCK: std::cell::RefCell<Arc<AtomicU64>> =
+            std::cell::RefCell::new(Arc::new(AtomicU64::new(1_000)));
+    }
+
+    fn now_ms() -> u64 {
+        CLOCK.with(|clock| clock.borrow().load(Ordering::SeqCst))
+    }
+
+    /// The store's calls at the test clock's time, as the receiver makes them
+    /// at its verifier's.
+    trait AtTestClock {
+        fn begin_now(&self, key: &DedupeKey, lease: Duration) -> Result<Begin, DedupeError>;
+        fn finish_now(&self, key: &DedupeKey, ticket: Ticket) -> bool;
+        fn release_now(&self, key: &DedupeKey, ticket: Ticket) -> bool;
+    }
+
+    impl AtTestClock for MemoryDedupe {
+        fn begin_now(&self, key: &DedupeKey, lease: Duration) -> Result<Begin, DedupeError> {
+            self.begin_at(key, lease, now_ms())
+        }
+        fn finish_now(&self, key: &DedupeKey, ticket: Ticket) -> bool {
+            self.finish_at(key, ticket, now_ms())
+        }
+        fn release_now(&self, key: &DedupeKey, ticket: Ticket) -> bool {
+            self.release_held(key, ticket)
+        }
+    }
+
     fn store(capacity: usize, ttl_ms: u64) -> (MemoryDedupe, Arc<AtomicU64>) {
         let now = Arc::new(AtomicU64::new(1_000));
-        let clock = Arc::clone(&now);
-        let store = MemoryDedupe::with_limits(capacity, Duration::from_millis(ttl_ms))
-            .with_clock(move || clock.load(Ordering::SeqCst));
+        CLOCK.with(|clock| *clock.borrow_mut() = Arc::clone(&now));
+        let store = MemoryDedupe::with_limits(capacity, Duration::from_millis(ttl_ms));
         (store, now)
     }
 

@@ -60,14 +60,14 @@
 //! struct SharedDedupe;
 //!
 //! impl DedupeStore for SharedDedupe {
-//!     fn begin<'a>(&'a self, key: &'a DedupeKey, lease: Duration) -> StoreFuture<'a, Result<Begin, DedupeError>> {
+//!     fn begin<'a>(&'a self, key: &'a DedupeKey, lease: Duration, _now_ms: u64) -> StoreFuture<'a, Result<Begin, DedupeError>> {
 //!         Box::pin(async move {
 //!             let token = 42; // random per call
 //!             let _claim = format!("insert {} {token} until now + {lease:?}, unless present", key.to_hex());
 //!             Ok(Begin::Fresh(Ticket::new(token)))
 //!         })
 //!     }
-//!     fn finish<'a>(&'a self, key: &'a DedupeKey, ticket: Ticket) -> StoreFuture<'a, Result<(), DedupeError>> {
+//!     fn finish<'a>(&'a self, key: &'a DedupeKey, ticket: Ticket, _now_ms: u64) -> StoreFuture<'a, Result<(), DedupeError>> {
 //!         Box::pin(async move {
 //!             let _mark = format!("mark {} done for 1 h if it holds {}", key.to_hex(), ticket.token());
 //!             Ok(())
@@ -280,17 +280,25 @@ pub struct DedupeError(pub String);
 pub trait DedupeStore: Send + Sync {
     /// Claims `key` for `lease` if it is absent. An error (e.g. the store is
     /// unreachable, or full of keys in flight) is answered `503`.
+    ///
+    /// `now_ms` is the delivery's arrival by the receiver's clock (the
+    /// [`Verifier`](crate::Verifier)'s, Unix milliseconds): a store that
+    /// keeps time itself (`MemoryDedupe`) counts leases and TTLs with it; a
+    /// store with its own clock (Redis expiries) may ignore it.
     fn begin<'a>(
         &'a self,
         key: &'a DedupeKey,
         lease: Duration,
+        now_ms: u64,
     ) -> StoreFuture<'a, Result<Begin, DedupeError>>;
 
-    /// Marks `key` processed (it is then remembered for the store's TTL).
+    /// Marks `key` processed (it is then remembered for the store's TTL,
+    /// counted from `now_ms`, the same instant `begin` was given).
     fn finish<'a>(
         &'a self,
         key: &'a DedupeKey,
         ticket: Ticket,
+        now_ms: u64,
     ) -> StoreFuture<'a, Result<(), DedupeError>>;
 
     /// Forgets `key` if `ticket` still holds it, so the next delivery is
@@ -319,16 +327,18 @@ impl<T: DedupeStore + ?Sized> DedupeStore for Arc<T> {
         &'a self,
         key: &'a DedupeKey,
         lease: Duration,
+        now_ms: u64,
     ) -> StoreFuture<'a, Result<Begin, DedupeError>> {
-        (**self).begin(key, lease)
+        (**self).begin(key, lease, now_ms)
     }
 
     fn finish<'a>(
         &'a self,
         key: &'a DedupeKey,
         ticket: Ticket,
+        now_ms: u64,
     ) -> StoreFuture<'a, Result<(), DedupeError>> {
-        (**self).finish(key, ticket)
+        (**self).finish(key, ticket, now_ms)
     }
 
     fn release<'a>(

@@ -264,6 +264,7 @@ impl DedupeStore for RedisDedupe {
         &'a self,
         key: &'a DedupeKey,
         lease: Duration,
+        _now_ms: u64,
     ) -> StoreFuture<'a, Result<Begin, DedupeError>> {
         let token = self.tokens.next();
         let mut call = BEGIN.prepare_invoke();
@@ -290,6 +291,7 @@ impl DedupeStore for RedisDedupe {
         &'a self,
         key: &'a DedupeKey,
         ticket: Ticket,
+        _now_ms: u64,
     ) -> StoreFuture<'a, Result<(), DedupeError>> {
         let mut call = FINISH.prepare_invoke();
         call.key(self.redis_key(key))

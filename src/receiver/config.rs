@@ -1,15 +1,44 @@
-//! Routes, configuration and the key-mismatch monitor.
+//! Routes, limits and policies.
 
-use super::{
-    DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_FUNCTION_DEADLINE,
-    DEFAULT_HANDLER_DEADLINE, DEFAULT_MAX_IN_FLIGHT,
-};
 use crate::allowlist::SourceAllowlist;
 use crate::dedupe::DedupeStore;
-use crate::{VerifyError, unix_ms};
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+/// Default body limit: 8 MiB (8 388 608 bytes).
+///
+/// A two-hour `call_analyzed` event with the transcript and its three word-timed
+/// copies is about 3 MiB, more than axum's 2 MiB and actix-web's 256 KiB
+/// defaults, which would answer `413` and lose the event after Retell's retries.
+/// 8 MiB leaves room for growth while bounding memory per request.
+pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Default handler deadline: 9 seconds.
+///
+/// Retell waits 10 seconds (the agent's `webhook_timeout_ms` default) before it
+/// counts a delivery as failed and retries it. Answering `503` a second earlier
+/// means the retry never races a handler that is still running.
+pub const DEFAULT_HANDLER_DEADLINE: Duration = Duration::from_secs(9);
+
+/// Default deadline of custom functions: 120 seconds, Retell's default tool
+/// `timeout_ms`.
+pub const DEFAULT_FUNCTION_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Default cap on verified requests an adapter handles at once: 32.
+///
+/// It also sizes the budget of body bytes buffered at once: 32 × 8 MiB =
+/// 256 MiB by default. Requests over the cap wait (within their deadline)
+/// rather than fail: Retell would only retry them.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
+
+/// Default time the adapters wait for the next bytes of a body: 5 seconds.
+///
+/// Retell sends its largest bodies (a few MiB) in well under a second; a
+/// client that sends nothing for 5 seconds is answered `408` and cut off.
+/// Counted between chunks, so a delivery delayed by a busy server is not cut
+/// off for the server's own slowness.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -50,12 +79,6 @@ impl fmt::Display for RouteKind {
     }
 }
 
-#[derive(Clone)]
-pub(crate) enum Clock {
-    System,
-    Custom(Arc<dyn Fn() -> u64 + Send + Sync>),
-}
-
 /// Limits and policies shared by every adapter.
 ///
 /// | setting | default | why |
@@ -65,7 +88,6 @@ pub(crate) enum Clock {
 /// | [`function_deadline`](Self::function_deadline) | [`DEFAULT_FUNCTION_DEADLINE`] (120 s) | Retell's default tool timeout for custom functions |
 /// | [`max_in_flight`](Self::max_in_flight) | [`DEFAULT_MAX_IN_FLIGHT`] (32) | bounds the verified requests handled at once, and the body bytes buffered at once ([`body_budget`](Self::body_budget), 32 × 8 MiB); later requests wait within their deadline |
 /// | [`body_read_timeout`](Self::body_read_timeout) | [`DEFAULT_BODY_READ_TIMEOUT`] (5 s) | a client that stalls its body is cut off (`408`) long before Retell's 10 s; one that trickles, by the deadline |
-/// | clock | the system clock | injectable with [`with_clock`](Self::with_clock) for tests |
 /// | [`source_allowlist`](Self::source_allowlist) | off | the signature is the authority; an allowlist only adds defence in depth |
 /// | [`dedupe`](Self::dedupe) | off | process each event once although Retell redelivers it; see [`crate::dedupe`] |
 ///
@@ -77,57 +99,8 @@ pub struct ReceiverConfig {
     pub(crate) function_deadline: Duration,
     pub(crate) max_in_flight: usize,
     pub(crate) body_read_timeout: Duration,
-    pub(crate) clock: Clock,
     pub(crate) source_allowlist: Option<SourceAllowlist>,
     pub(crate) dedupe: Option<Arc<dyn DedupeStore>>,
-}
-
-/// After this many signature mismatches in a row, with no verified request in
-/// between, the [`Outcome`](super::Outcome) carries a [`key_alert`](super::Outcome::key_alert): the
-/// configured key is most likely not the one Retell signs with.
-pub const MISMATCH_ALERT_THRESHOLD: u64 = 10;
-
-/// At most one [`key_alert`](super::Outcome::key_alert) per this many milliseconds
-/// (by the configured clock), so a log line raised on it is rate limited.
-pub const MISMATCH_ALERT_INTERVAL_MS: u64 = 60_000;
-
-/// Counts digest mismatches in a row (shared by every clone of a receiver, so
-/// by every worker of an adapter).
-#[derive(Default)]
-pub(crate) struct MismatchMonitor {
-    pub(crate) streak: std::sync::atomic::AtomicU64,
-    /// Clock value of the last alert plus one (0: never).
-    pub(crate) last_alert: std::sync::atomic::AtomicU64,
-}
-
-impl MismatchMonitor {
-    /// Records one verification result; returns the streak when an alert is due.
-    pub(crate) fn record(&self, result: &Result<(), VerifyError>, now_ms: u64) -> Option<u64> {
-        use std::sync::atomic::Ordering::Relaxed;
-        match result {
-            Ok(()) => {
-                self.streak.store(0, Relaxed);
-                None
-            }
-            Err(VerifyError::Mismatch) => {
-                let streak = self.streak.fetch_add(1, Relaxed).saturating_add(1);
-                if streak < MISMATCH_ALERT_THRESHOLD {
-                    return None;
-                }
-                let last = self.last_alert.load(Relaxed);
-                let due =
-                    last == 0 || now_ms.saturating_sub(last - 1) >= MISMATCH_ALERT_INTERVAL_MS;
-                let stamp = now_ms.saturating_add(1);
-                (due && self
-                    .last_alert
-                    .compare_exchange(last, stamp, Relaxed, Relaxed)
-                    .is_ok())
-                .then_some(streak)
-            }
-            // Missing, stale or malformed signatures say nothing about the key.
-            Err(_) => None,
-        }
-    }
 }
 
 impl Default for ReceiverConfig {
@@ -146,7 +119,6 @@ impl ReceiverConfig {
             function_deadline: DEFAULT_FUNCTION_DEADLINE,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
-            clock: Clock::System,
             source_allowlist: None,
             dedupe: None,
         }
@@ -161,11 +133,11 @@ impl ReceiverConfig {
 
     /// Sets how many verified requests are handled at once (at least 1;
     /// default [`DEFAULT_MAX_IN_FLIGHT`]), over every clone of the
-    /// [`Receiver`](super::Receiver). The adapters and the tower service take a place only once
+    /// [`Receiver`](crate::Receiver). The adapters and the tower service take a place only once
     /// a request's signature is verified, so requests that cannot prove where
     /// they come from never hold one; a delivery that finds no place within its
     /// deadline is answered `503`. It also sizes the budget of body bytes read
-    /// at once ([`body_budget`](Self::body_budget)). [`Receiver::dispatch`](super::Receiver::dispatch)
+    /// at once ([`body_budget`](Self::body_budget)). [`Receiver::dispatch`](crate::Receiver::dispatch)
     /// itself does not wait for a place.
     #[must_use]
     pub fn with_max_in_flight(mut self, requests: usize) -> Self {
@@ -198,17 +170,6 @@ impl ReceiverConfig {
     #[must_use]
     pub fn with_function_deadline(mut self, deadline: Duration) -> Self {
         self.function_deadline = deadline;
-        self
-    }
-
-    /// Replaces the system clock used for the signature window with `now_ms`,
-    /// which returns Unix milliseconds. Meant for tests.
-    #[must_use]
-    pub fn with_clock<F>(mut self, now_ms: F) -> Self
-    where
-        F: Fn() -> u64 + Send + Sync + 'static,
-    {
-        self.clock = Clock::Custom(Arc::new(now_ms));
         self
     }
 
@@ -304,14 +265,6 @@ impl ReceiverConfig {
     pub fn source_allowlist(&self) -> Option<&SourceAllowlist> {
         self.source_allowlist.as_ref()
     }
-
-    /// The current time in Unix milliseconds from the configured clock.
-    pub fn now_ms(&self) -> Result<u64, VerifyError> {
-        match &self.clock {
-            Clock::System => unix_ms(SystemTime::now()),
-            Clock::Custom(now) => Ok(now()),
-        }
-    }
 }
 
 impl fmt::Debug for ReceiverConfig {
@@ -322,13 +275,6 @@ impl fmt::Debug for ReceiverConfig {
             .field("function_deadline", &self.function_deadline)
             .field("max_in_flight", &self.max_in_flight)
             .field("body_read_timeout", &self.body_read_timeout)
-            .field(
-                "clock",
-                &match self.clock {
-                    Clock::System => "system",
-                    Clock::Custom(_) => "custom",
-                },
-            )
             .field("source_allowlist", &self.source_allowlist)
             .field("dedupe", &self.dedupe.as_ref().map_or("off", |_| "on"))
             .finish()

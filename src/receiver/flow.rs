@@ -3,7 +3,7 @@
 //! response types around it.
 //!
 //! Adapters hand over the head (a [`RawRequest`] without its body) and the body
-//! as a [`BodyChunks`] stream; the flow runs the prechecks, reads the body
+//! as a [`BodyChunks`] stream; the flow admits the head, reads the body
 //! within the limit, and either dispatches it or, for extractors, returns the
 //! verified bytes. It uses tokio's timer, which every adapter's server runs on.
 
@@ -13,10 +13,13 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use super::config::RouteKind;
+use super::handler::WebhookHandler;
+use super::outcome::{Dispatched, Reason};
 use super::permits::Permit;
-use super::pipeline::handle_verified;
+use super::request::RawRequest;
+use super::state::Receiver;
 use super::trace::traced;
-use super::{Dispatched, RawRequest, Reason, Receiver, RouteKind, WebhookHandler};
 
 /// A request body as a server hands it over: chunks of bytes, then the end.
 pub(crate) trait BodyChunks {
@@ -42,16 +45,15 @@ const BUDGET_STEP: usize = 64 * 1024;
 impl Receiver {
     /// The adapters' flow, timed from the request's arrival:
     ///
-    /// 1. [`precheck`](Receiver::precheck) on the head (signature header
-    ///    included), answered at once;
+    /// 1. admission on the head (signature header included), answered at once;
     /// 2. the body, read within the limit and the body budget, with at most
-    ///    [`body_read_timeout`](super::ReceiverConfig::body_read_timeout)
+    ///    [`body_read_timeout`](crate::ReceiverConfig::body_read_timeout)
     ///    between chunks (`408`);
-    /// 3. the signature over the body (`401`);
+    /// 3. the body's digest against the admitted signature (`401`);
     /// 4. only then an in-flight place, the parse and the handler.
     ///
     /// Steps 2 to 4 share one deadline (`503` when it passes), so the answer
-    /// never comes later than the configured deadline after arrival.
+    /// never comes later than the route's deadline after arrival.
     pub(crate) async fn receive<H, B>(
         &self,
         handler: &H,
@@ -65,28 +67,29 @@ impl Receiver {
     {
         traced(route, async move {
             let deadline = Instant::now() + self.config().deadline_of(route);
-            if let Some(rejected) = self.precheck(route, head) {
-                return rejected;
-            }
+            let admitted = match self.admit(route, head) {
+                Ok(admitted) => admitted,
+                Err(rejected) => return *rejected,
+            };
             let (bytes, _budget) = match self.read_body(route, head, body, deadline).await {
                 Ok(read) => read,
                 Err(rejected) => return rejected,
             };
-            let request = head.clone().with_body(&bytes);
-            if let Err(rejected) = self.authenticate_signature(route, &request) {
+            if let Err(rejected) = admitted.authenticate(self, &bytes) {
                 return *rejected;
             }
             let Ok(_permit) = tokio::time::timeout_at(deadline, self.in_flight_permit()).await
             else {
                 return Dispatched::from_reason(route, Reason::DeadlineExceeded);
             };
+            let request = head.clone().with_body(&bytes);
             let deadline = tokio::time::sleep_until(deadline);
-            handle_verified(self, handler, route, &request, deadline).await
+            self.handle(handler, &admitted, &request, deadline).await
         })
         .await
     }
 
-    /// What an extractor does: prechecks, the body read within the budget and
+    /// What an extractor does: admission, the body read within the budget and
     /// the read timeout, and the verified bytes. No in-flight place, no
     /// deduplication, no handler deadline: those belong to the handler the
     /// user writes.
@@ -102,24 +105,21 @@ impl Receiver {
         B: BodyChunks + ?Sized,
     {
         let deadline = Instant::now() + self.config().deadline_of(route);
-        if let Some(rejected) = self.precheck(route, head) {
-            return Err(Box::new(rejected));
-        }
+        let admitted = self.admit(route, head)?;
         let (bytes, _budget) = self
             .read_body(route, head, body, deadline)
             .await
             .map_err(Box::new)?;
-        let request = head.clone().with_body(&bytes);
         match check {
-            BodyCheck::JsonObject => self.authenticate(route, &request),
-            BodyCheck::SignatureOnly => self.authenticate_signature(route, &request),
+            BodyCheck::JsonObject => admitted.authenticate_json(self, &bytes),
+            BodyCheck::SignatureOnly => admitted.authenticate(self, &bytes),
         }?;
         Ok(Bytes::from(bytes))
     }
 
     /// Reads the body chunk by chunk until `deadline`: stops at the first
     /// byte over the limit (`413`), answers `408` when no byte arrives for
-    /// [`body_read_timeout`](super::ReceiverConfig::body_read_timeout), and
+    /// [`body_read_timeout`](crate::ReceiverConfig::body_read_timeout), and
     /// holds body budget for the buffer it allocates.
     ///
     /// The timeout is between chunks, not for the whole body: a delivery

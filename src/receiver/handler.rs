@@ -23,8 +23,8 @@ use std::sync::Arc;
 /// Returning `Err` answers `500`, so Retell retries the delivery (up to 3 times).
 /// A panic is caught and also answers `500`; the server keeps serving. Keep
 /// handlers short (Retell gives up after 10 seconds; see
-/// [`ReceiverConfig::handler_deadline`](super::ReceiverConfig::handler_deadline)) and idempotent: the same event can
-/// arrive more than once. [`ReceiverConfig::with_dedupe`](super::ReceiverConfig::with_dedupe) filters the copies
+/// [`ReceiverConfig::handler_deadline`](crate::ReceiverConfig::handler_deadline)) and idempotent: the same event can
+/// arrive more than once. [`ReceiverConfig::with_dedupe`](crate::ReceiverConfig::with_dedupe) filters the copies
 /// (see [`crate::dedupe`]); a side effect outside your own database (an email,
 /// a charge) should still carry its own idempotency key.
 ///
@@ -174,7 +174,7 @@ pub trait WebhookHandler: Send + Sync {
         async { Ok(InboundResponse::chat()) }
     }
 
-    /// A custom function (tool) call on a [`RouteKind::Function`](super::RouteKind::Function) route. The answer is
+    /// A custom function (tool) call on a [`RouteKind::Function`](crate::RouteKind::Function) route. The answer is
     /// sent with `200` and handed to the LLM (Retell caps it at 15 000
     /// characters).
     ///

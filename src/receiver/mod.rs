@@ -1,5 +1,5 @@
-//! Framework-agnostic request handling: one entry point that every HTTP adapter
-//! calls, so the status policy cannot drift between frameworks.
+//! Framework-agnostic request handling: one request path that every HTTP
+//! adapter runs, so the status policy cannot drift between frameworks.
 //!
 //! The flow for one request is fixed:
 //!
@@ -16,10 +16,17 @@
 //!    response whatever the reason;
 //! 8. only now is the body looked at: whole-body UTF-8, a JSON object, then the
 //!    typed models → `400` (an object the models cannot read goes to
-//!    [`WebhookHandler::on_unparsed`] first);
+//!    [`WebhookHandler::on_unparsed`] first; a Retell event sent to a
+//!    function route is refused, [`BadBody::EventOnFunctionRoute`], rather
+//!    than answered as a function call and lost);
 //! 9. the matching [`WebhookHandler`] method runs, with panics caught and the
 //!    deadline applied → `500` / `503`, or `204` (events) / `200` with the
 //!    answer (inbound webhook, custom functions).
+//!
+//! Steps 1 to 5 are checked once, into one value (the parsed signature and
+//! the instant of arrival, by the [`Verifier`](crate::Verifier)'s clock:
+//! the one clock of the receiver and its dedupe store) that the later steps
+//! receive; no step parses the header or reads the clock again.
 //!
 //! The adapters and the tower service take an in-flight place
 //! ([`ReceiverConfig::max_in_flight`]) only after step 7, so requests that
@@ -42,12 +49,13 @@
 //! | `500` | handler error or panic; adapter without a verifier | yes |
 //! | `503` | deadline exceeded (the handler, or in the adapters the wait for an in-flight place or body budget); dedupe store failed | yes |
 //!
-//! [`Receiver::dispatch`] returns a [`Dispatched`]: the [`WebhookResponse`] to
-//! send and an [`Outcome`] to log (status, reason, event name, call id; never a
-//! body, a header value or a key). Adapters call [`Receiver::precheck`] before
-//! reading the body, read it within the limit, then call
-//! [`Receiver::dispatch`] with a function that makes the deadline's timer (the
-//! core needs no runtime).
+//! For a stack the crate has no adapter for, serve the tower service
+//! (`service::WebhookService`, feature `tower`), or, with the whole body at
+//! hand, call [`Receiver::dispatch`]: it runs the same steps, needs no
+//! runtime (it takes a function that makes the deadline's timer), and
+//! returns a [`Dispatched`]: the [`WebhookResponse`] to send and an
+//! [`Outcome`] to log (status, reason, event name, call id; never a body, a
+//! header value or a key).
 //!
 //! ```
 //! use retell_webhooks::{receiver::RawRequest, Receiver, ReceiverConfig, RouteKind, WebhookHandler};
@@ -66,8 +74,9 @@
 //!
 //! # block_on(async {
 //! let now = 1_785_423_600_000;
-//! let config = ReceiverConfig::new().with_clock(move || now);
-//! let receiver = Receiver::new(Verifier::new("key_test")?, config);
+//! // The verifier's clock is the receiver's (the system clock unless given).
+//! let verifier = Verifier::new("key_test")?.with_clock(move || now);
+//! let receiver = Receiver::new(verifier, ReceiverConfig::new());
 //! let body = br#"{"event":"call_ended","call":{"call_id":"call_1"}}"#;
 //! let header = sign(body, "key_test", now);
 //! let request = RawRequest::post(body).signature_values([header.as_bytes()]);
@@ -87,58 +96,22 @@
 //! # }
 //! ```
 
-use std::time::Duration;
-
-/// Default body limit: 8 MiB (8 388 608 bytes).
-///
-/// A two-hour `call_analyzed` event with the transcript and its three word-timed
-/// copies is about 3 MiB, more than axum's 2 MiB and actix-web's 256 KiB
-/// defaults, which would answer `413` and lose the event after Retell's retries.
-/// 8 MiB leaves room for growth while bounding memory per request.
-pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
-
-/// Default handler deadline: 9 seconds.
-///
-/// Retell waits 10 seconds (the agent's `webhook_timeout_ms` default) before it
-/// counts a delivery as failed and retries it. Answering `503` a second earlier
-/// means the retry never races a handler that is still running.
-pub const DEFAULT_HANDLER_DEADLINE: Duration = Duration::from_secs(9);
-
-/// Default deadline of custom functions: 120 seconds, Retell's default tool
-/// `timeout_ms`.
-pub const DEFAULT_FUNCTION_DEADLINE: Duration = Duration::from_secs(120);
-
-/// Default cap on verified requests an adapter handles at once: 32.
-///
-/// It also sizes the budget of body bytes buffered at once: 32 × 8 MiB =
-/// 256 MiB by default. Requests over the cap wait (within their deadline)
-/// rather than fail: Retell would only retry them.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
-
-/// Default time the adapters wait for the next bytes of a body: 5 seconds.
-///
-/// Retell sends its largest bodies (a few MiB) in well under a second; a
-/// client that sends nothing for 5 seconds is answered `408` and cut off.
-/// Counted between chunks, so a delivery delayed by a busy server is not cut
-/// off for the server's own slowness.
-pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(5);
-
-const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
-const APPLICATION_JSON: &str = "application/json";
-
-/// Body of every `401` response, whatever the verification failure was.
-pub const UNAUTHORIZED_BODY: &[u8] = b"invalid or missing signature\n";
+// For the links of the docs above.
+#[allow(unused_imports)]
+use crate::{Receiver, ReceiverConfig, WebhookHandler};
 
 mod body;
+mod claim;
 pub(crate) mod config;
 #[cfg(any(feature = "tower", feature = "actix"))]
 mod flow;
 mod guard;
 pub(crate) mod handler;
+mod head;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 mod http;
-mod outcome;
+pub(crate) mod outcome;
 mod permits;
 mod pipeline;
 mod request;
@@ -147,26 +120,25 @@ pub(crate) mod state;
 mod tests;
 mod tools;
 mod trace;
+mod work;
 
-pub use crate::allowlist::*;
-#[allow(unused_imports)]
-pub(crate) use body::*;
-pub use config::{MISMATCH_ALERT_INTERVAL_MS, MISMATCH_ALERT_THRESHOLD};
-// Public at the crate root.
-#[allow(unused_imports)]
-pub(crate) use config::{ReceiverConfig, RouteKind};
+pub use crate::allowlist::{
+    IpRange, IpRangeParseError, RETELL_SOURCE_IP, SourceAllowlist, SourceRejection,
+};
+pub use body::BadBody;
+#[cfg(test)]
+pub(crate) use body::json_parses;
+pub use config::{
+    DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_FUNCTION_DEADLINE,
+    DEFAULT_HANDLER_DEADLINE, DEFAULT_MAX_IN_FLIGHT,
+};
 #[cfg(any(feature = "axum", feature = "actix"))]
 pub(crate) use flow::BodyCheck;
 #[cfg(any(feature = "tower", feature = "actix"))]
 pub(crate) use flow::BodyChunks;
-#[allow(unused_imports)]
-pub(crate) use guard::*;
 pub use handler::Fallback;
-pub(crate) use handler::WebhookHandler;
-pub use outcome::*;
+pub use outcome::{Dispatched, Outcome, Reason, UNAUTHORIZED_BODY, WebhookResponse};
 pub use permits::Permit;
-#[allow(unused_imports)]
-pub(crate) use pipeline::*;
-pub use request::*;
-pub(crate) use state::Receiver;
+pub use request::RawRequest;
+pub use state::{MISMATCH_ALERT_INTERVAL_MS, MISMATCH_ALERT_THRESHOLD};
 pub use tools::ToolRouter;

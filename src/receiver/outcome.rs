@@ -1,13 +1,16 @@
 //! Responses, reasons and outcomes: the status policy in one place.
 
-use super::TEXT_PLAIN;
-use super::UNAUTHORIZED_BODY;
-use super::body::check_json_object;
+use super::body::BadBody;
 use super::config::RouteKind;
-use super::pipeline::Ids;
 use crate::allowlist::SourceRejection;
-use crate::{ParseError, ParseErrorKind, VerifyError};
+use crate::{Incoming, ParseError, VerifyError};
 use std::fmt::{self, Write as _};
+
+pub(crate) const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+pub(crate) const APPLICATION_JSON: &str = "application/json";
+
+/// Body of every `401` response, whatever the verification failure was.
+pub const UNAUTHORIZED_BODY: &[u8] = b"invalid or missing signature\n";
 
 // ---------------------------------------------------------------------------
 // Response and outcome
@@ -81,65 +84,6 @@ impl fmt::Debug for WebhookResponse {
             .field("content_type", &self.content_type)
             .field("body_len", &self.body.len())
             .finish_non_exhaustive()
-    }
-}
-
-/// Why a verified body was refused with `400`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BadBody {
-    /// The body is not valid UTF-8.
-    #[error("body is not valid UTF-8 (first invalid byte at offset {valid_up_to})")]
-    NotUtf8 {
-        /// Length of the valid prefix.
-        valid_up_to: usize,
-    },
-    /// The body is not JSON.
-    #[error("body is not valid JSON (line {line}, column {column})")]
-    NotJson {
-        /// 1-based line of the error.
-        line: usize,
-        /// 1-based column of the error.
-        column: usize,
-    },
-    /// The body is JSON but not an object.
-    #[error("body is JSON but not an object")]
-    NotObject,
-    /// The JSON object does not match the expected model.
-    #[error("body does not match the {route} model: {error}")]
-    Invalid {
-        /// The route whose model failed.
-        route: RouteKind,
-        /// Where and why (JSON path, position; never a value from the body).
-        error: ParseError,
-    },
-}
-
-impl BadBody {
-    /// Classifies a typed-parse failure of a verified body: not UTF-8, not JSON,
-    /// not an object, or an object the models cannot read
-    /// ([`BadBody::Invalid`]). Adapters' typed extractors use it so their `400`s
-    /// carry the same reasons as [`Receiver::dispatch`](super::Receiver::dispatch).
-    #[must_use]
-    pub fn from_parse_error(route: RouteKind, body: &[u8], error: ParseError) -> Self {
-        match error.kind() {
-            ParseErrorKind::InvalidUtf8 => Self::NotUtf8 {
-                valid_up_to: std::str::from_utf8(body)
-                    .err()
-                    .map_or(0, |e| e.valid_up_to()),
-            },
-            ParseErrorKind::Syntax | ParseErrorKind::Eof => Self::NotJson {
-                line: error.line(),
-                column: error.column(),
-            },
-            // A shape error can hide a syntax error further on (the models stop
-            // at the first problem, e.g. a missing `event` before trailing
-            // garbage): one syntax-only pass, on this cold path only, tells.
-            _ => match check_json_object(body) {
-                Err(why) => why,
-                Ok(()) => Self::Invalid { route, error },
-            },
-        }
     }
 }
 
@@ -329,8 +273,8 @@ pub(crate) fn write_log_value(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::R
     }
 }
 
-/// The result of [`Receiver::dispatch`](super::Receiver::dispatch) (or [`Receiver::precheck`](super::Receiver::precheck)): the response to send and the
-/// outcome to log.
+/// The result of [`Receiver::dispatch`](crate::Receiver::dispatch): the
+/// response to send and the outcome to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dispatched {
     /// Send this.
@@ -356,12 +300,9 @@ impl Dispatched {
         }
     }
 
-    /// The response for `reason`, as the dispatcher builds it. Adapters use it
-    /// for outcomes they detect themselves (a body over the limit while reading,
-    /// a missing configuration, an expired deadline), so every framework sends
-    /// the same bytes.
-    #[must_use]
-    pub fn from_reason(route: RouteKind, reason: Reason) -> Self {
+    /// The response for `reason`: the one place that maps a reason to its
+    /// status and bytes, so every framework sends the same.
+    pub(crate) fn from_reason(route: RouteKind, reason: Reason) -> Self {
         let response = match &reason {
             Reason::Handled
             | Reason::UnknownEvent
@@ -404,5 +345,49 @@ impl Dispatched {
         self.outcome.chat_id.clone_from(&ids.chat_id);
         self.outcome.untyped = ids.untyped;
         self
+    }
+}
+
+/// The ids of a parsed body, for the outcome and the trace: only what a log
+/// line may carry (escaped when written).
+#[derive(Default)]
+pub(crate) struct Ids {
+    pub(crate) event: Option<String>,
+    pub(crate) call_id: Option<String>,
+    pub(crate) chat_id: Option<String>,
+    pub(crate) untyped: usize,
+}
+
+impl Ids {
+    pub(crate) fn of_error(error: &ParseError) -> Self {
+        Self {
+            event: error.event().map(str::to_owned),
+            call_id: error.call_id().map(str::to_owned),
+            chat_id: error.chat_id().map(str::to_owned),
+            untyped: 0,
+        }
+    }
+
+    pub(crate) fn of_incoming(incoming: &Incoming) -> Self {
+        match incoming {
+            Incoming::Event(event) => Self {
+                event: Some(event.event_name().to_owned()),
+                call_id: event.call_id().map(str::to_owned),
+                chat_id: event.chat_id().map(str::to_owned),
+                untyped: event.untyped_count(),
+            },
+            Incoming::CallInbound(request) => Self {
+                event: Some("call_inbound".to_owned()),
+                call_id: request.call_inbound.call_id.clone(),
+                untyped: request.untyped_paths().len(),
+                ..Self::default()
+            },
+            Incoming::ChatInbound(request) => Self {
+                event: Some("chat_inbound".to_owned()),
+                chat_id: request.chat_inbound.chat_id.clone(),
+                untyped: request.untyped_paths().len(),
+                ..Self::default()
+            },
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 /// The `X-Retell-Signature` header as received: absent, exactly one, or several
 /// (rejected: never pick the first or the last).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SignatureHeader<'a> {
+pub(crate) enum SignatureHeader<'a> {
     /// No such header.
     #[default]
     Absent,
@@ -23,7 +23,7 @@ pub enum SignatureHeader<'a> {
 
 impl<'a> SignatureHeader<'a> {
     /// Classifies every value of the header, in the order received.
-    pub fn from_values<I>(values: I) -> Self
+    pub(crate) fn from_values<I>(values: I) -> Self
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
@@ -109,28 +109,24 @@ impl<'a> RawRequest<'a> {
         self
     }
 
-    /// Replaces the body (e.g. after reading it; the head can be checked first
-    /// with [`Receiver::precheck`](super::Receiver::precheck)).
+    /// Replaces the body (e.g. once it has been read).
     #[must_use]
     pub fn with_body(mut self, body: &'a [u8]) -> Self {
         self.body = body;
         self
     }
 
-    /// Sets the `X-Retell-Signature` header.
-    #[must_use]
-    pub fn with_signature(mut self, signature: SignatureHeader<'a>) -> Self {
-        self.signature = signature;
-        self
-    }
-
-    /// Sets the `X-Retell-Signature` header from all its values, in order.
+    /// Sets the `X-Retell-Signature` header from all its values, in order:
+    /// none, exactly one, or several (refused: never the first or the last).
     #[must_use]
     pub fn signature_values<I>(self, values: I) -> Self
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        self.with_signature(SignatureHeader::from_values(values))
+        Self {
+            signature: SignatureHeader::from_values(values),
+            ..self
+        }
     }
 
     /// Sets the `Content-Encoding` header from all its values. Absent, empty or

@@ -1,8 +1,9 @@
-//! [`Receiver`]: the verifier, the configuration and the runtime state.
+//! [`Receiver`]: the verifier, the configuration and the runtime state (the
+//! in-flight places, the body budget and the key-mismatch monitor).
 
-use super::config::{MismatchMonitor, ReceiverConfig};
+use super::config::ReceiverConfig;
 use super::permits::{Permit, Permits};
-use crate::Verifier;
+use crate::{Verifier, VerifyError};
 use std::fmt;
 use std::sync::Arc;
 
@@ -151,5 +152,53 @@ impl fmt::Debug for Receiver {
                 &self.signature_mismatch_streak(),
             )
             .finish()
+    }
+}
+
+/// After this many signature mismatches in a row, with no verified request in
+/// between, the [`Outcome`](super::Outcome) carries a [`key_alert`](super::Outcome::key_alert): the
+/// configured key is most likely not the one Retell signs with.
+pub const MISMATCH_ALERT_THRESHOLD: u64 = 10;
+
+/// At most one [`key_alert`](super::Outcome::key_alert) per this many milliseconds
+/// (by the verifier's clock), so a log line raised on it is rate limited.
+pub const MISMATCH_ALERT_INTERVAL_MS: u64 = 60_000;
+
+/// Counts digest mismatches in a row (shared by every clone of a receiver, so
+/// by every worker of an adapter).
+#[derive(Default)]
+pub(crate) struct MismatchMonitor {
+    pub(crate) streak: std::sync::atomic::AtomicU64,
+    /// Clock value of the last alert plus one (0: never).
+    pub(crate) last_alert: std::sync::atomic::AtomicU64,
+}
+
+impl MismatchMonitor {
+    /// Records one verification result; returns the streak when an alert is due.
+    pub(crate) fn record(&self, result: &Result<(), VerifyError>, now_ms: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        match result {
+            Ok(()) => {
+                self.streak.store(0, Relaxed);
+                None
+            }
+            Err(VerifyError::Mismatch) => {
+                let streak = self.streak.fetch_add(1, Relaxed).saturating_add(1);
+                if streak < MISMATCH_ALERT_THRESHOLD {
+                    return None;
+                }
+                let last = self.last_alert.load(Relaxed);
+                let due =
+                    last == 0 || now_ms.saturating_sub(last - 1) >= MISMATCH_ALERT_INTERVAL_MS;
+                let stamp = now_ms.saturating_add(1);
+                (due && self
+                    .last_alert
+                    .compare_exchange(last, stamp, Relaxed, Relaxed)
+                    .is_ok())
+                .then_some(streak)
+            }
+            // Missing, stale or malformed signatures say nothing about the key.
+            Err(_) => None,
+        }
     }
 }

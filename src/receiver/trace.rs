@@ -16,7 +16,7 @@ use std::future::Future;
 
 use super::config::RouteKind;
 use super::outcome::Dispatched;
-use super::pipeline::Ids;
+use super::outcome::Ids;
 
 #[cfg(feature = "tracing")]
 mod on {
@@ -26,14 +26,15 @@ mod on {
     use tracing::Instrument as _;
     use tracing::field::{Empty, display};
 
-    use crate::receiver::{Dispatched, Ids, Outcome, RouteKind};
+    use crate::RouteKind;
+    use crate::receiver::outcome::{Dispatched, Ids, Outcome};
 
     /// A body-derived string as it appears in the outcome line.
     struct LogValue<'a>(&'a str);
 
     impl fmt::Display for LogValue<'_> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            crate::receiver::write_log_value(f, self.0)
+            crate::receiver::outcome::write_log_value(f, self.0)
         }
     }
 

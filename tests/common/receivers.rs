@@ -89,13 +89,14 @@ pub fn http_vias() -> Vec<Via> {
     all_vias().into_iter().filter(|v| *v != Via::Core).collect()
 }
 
+/// The test verifier: injected clock at [`NOW`] (the receiver's one clock).
 pub fn verifier() -> Verifier {
-    Verifier::new(KEY).unwrap()
+    Verifier::new(KEY).unwrap().with_clock(|| NOW)
 }
 
-/// The test configuration: injected clock at [`NOW`].
+/// The test configuration.
 pub fn config() -> ReceiverConfig {
-    ReceiverConfig::new().with_clock(|| NOW)
+    ReceiverConfig::new()
 }
 
 /// [`config`] with deduplication on, in a store of its own.

@@ -1,0 +1,218 @@
+//! The work a verified body asks for: parsed once, by route, then run
+//! through the matching [`WebhookHandler`] method.
+
+use super::body::BadBody;
+#[cfg(test)]
+use super::body::JSON_PARSES;
+use super::config::RouteKind;
+use super::handler::{Fallback, WebhookHandler};
+use super::outcome::{APPLICATION_JSON, Dispatched, Ids, Reason, WebhookResponse};
+use super::request::RawRequest;
+use crate::{
+    FunctionCall, FunctionMethod, FunctionRequest, INBOUND_EVENTS, InboundResponse, Incoming,
+    KNOWN_EVENTS, ParseError, WebhookEvent,
+};
+
+pub(crate) enum Work {
+    Incoming(Incoming),
+    /// A JSON object the models cannot read: the handler's raw fallback gets
+    /// a chance before it is refused.
+    Unparsed(ParseError),
+    Function(FunctionRequest),
+}
+
+impl Work {
+    /// Parses a verified body for `route`: `Err` carries the `400` to send.
+    pub(crate) fn parse(
+        route: RouteKind,
+        request: &RawRequest<'_>,
+    ) -> Result<(Self, Ids), Box<Dispatched>> {
+        #[cfg(test)]
+        JSON_PARSES.with(|n| n.set(n.get() + 1));
+        let parsed = match route {
+            RouteKind::Events => Incoming::from_slice(request.body).map(Work::Incoming),
+            RouteKind::Function => function_request(request).map(Work::Function),
+        };
+        let refuse = |why, ids: &Ids| {
+            Err(Box::new(
+                Dispatched::from_reason(route, Reason::BadRequest(why)).with_ids(ids),
+            ))
+        };
+        if let Ok(Work::Function(call)) = &parsed
+            && let Some(event) = misrouted_event(call)
+        {
+            let ids = Ids {
+                event: Some(event.to_owned()),
+                ..Ids::default()
+            };
+            return refuse(BadBody::EventOnFunctionRoute { event }, &ids);
+        }
+        match parsed {
+            Ok(work) => {
+                let ids = work.ids();
+                Ok((work, ids))
+            }
+            Err(error) => {
+                let ids = Ids::of_error(&error);
+                match BadBody::from_parse_error(route, request.body, error) {
+                    BadBody::Invalid {
+                        route: RouteKind::Events,
+                        error,
+                    } => Ok((Work::Unparsed(error), ids)),
+                    why => refuse(why, &ids),
+                }
+            }
+        }
+    }
+
+    fn ids(&self) -> Ids {
+        match self {
+            Work::Incoming(incoming) => Ids::of_incoming(incoming),
+            Work::Function(request) => {
+                let call = request.call.as_ref();
+                Ids {
+                    event: None,
+                    call_id: call.and_then(|c| c.call()).map(|c| c.call_id.clone()),
+                    chat_id: call.and_then(|c| c.chat()).map(|c| c.chat_id.clone()),
+                    untyped: call.map_or(0, |c| c.untyped_paths().len()),
+                }
+            }
+            Work::Unparsed(error) => Ids::of_error(error),
+        }
+    }
+}
+
+/// The function request: method, query and the call, if the body has one
+/// (`GET` and `DELETE` tools send an empty body).
+fn function_request(request: &RawRequest<'_>) -> Result<FunctionRequest, ParseError> {
+    let method = FunctionMethod::parse(request.method).unwrap_or(FunctionMethod::Post);
+    let call = if request.body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(FunctionCall::from_slice(request.body)?)
+    };
+    Ok(FunctionRequest::new(method, request.query, call))
+}
+
+/// An "arguments only" body that is in fact a Retell webhook: a catalogue
+/// `event` name next to its `call` / `chat` (or `call_inbound` /
+/// `chat_inbound`) object. Answered `200` as a function call, it would be
+/// acknowledged and never reach its event handler.
+fn misrouted_event(request: &FunctionRequest) -> Option<&'static str> {
+    let Some(FunctionCall::ArgsOnly(args)) = &request.call else {
+        return None;
+    };
+    let args = args.as_json();
+    let name = args.get("event")?;
+    let name = name.string_value()?;
+    let event = KNOWN_EVENTS
+        .iter()
+        .chain(INBOUND_EVENTS)
+        .copied()
+        .find(|known| *known == name)?;
+    let has_object = |key: &str| args.get(key).is_some_and(|value| value.is_object());
+    ["call", "chat", "call_inbound", "chat_inbound"]
+        .into_iter()
+        .any(has_object)
+        .then_some(event)
+}
+
+/// What a handler run produced, before it becomes a response.
+pub(crate) enum Answer {
+    Ack(Reason),
+    Declined(ParseError),
+    Body {
+        bytes: Vec<u8>,
+        content_type: &'static str,
+    },
+    NotSerializable,
+}
+
+impl Answer {
+    pub(crate) fn into_dispatched(self, route: RouteKind) -> Dispatched {
+        match self {
+            Answer::Ack(reason) => Dispatched::from_reason(route, reason),
+            Answer::Declined(error) => {
+                let why = BadBody::Invalid { route, error };
+                Dispatched::from_reason(route, Reason::BadRequest(why))
+            }
+            Answer::NotSerializable => {
+                Dispatched::from_reason(route, Reason::AnswerNotSerializable)
+            }
+            Answer::Body {
+                bytes,
+                content_type,
+            } => Dispatched::new(
+                route,
+                Reason::Answered,
+                WebhookResponse {
+                    status: 200,
+                    content_type: Some(content_type),
+                    allow: None,
+                    body: bytes,
+                },
+            ),
+        }
+    }
+}
+
+/// Runs the handler method that matches `work`.
+pub(crate) async fn run_handler<H>(handler: &H, work: Work, body: &[u8]) -> Result<Answer, H::Error>
+where
+    H: WebhookHandler + ?Sized,
+{
+    match work {
+        Work::Incoming(Incoming::Event(event)) => run_event(handler, event).await,
+        Work::Incoming(Incoming::CallInbound(request)) => {
+            Ok(json_answer(&handler.on_call_inbound(request).await?))
+        }
+        Work::Incoming(Incoming::ChatInbound(request)) => {
+            Ok(json_answer(&handler.on_chat_inbound(request).await?))
+        }
+        Work::Function(call) => {
+            let answer = handler.on_function_call(call).await?;
+            Ok(Answer::Body {
+                bytes: answer.to_body(),
+                content_type: answer.content_type(),
+            })
+        }
+        Work::Unparsed(error) => Ok(match handler.on_unparsed(body, &error).await? {
+            Fallback::Accepted => Answer::Ack(Reason::FallbackAccepted),
+            Fallback::Declined => Answer::Declined(error),
+        }),
+    }
+}
+
+async fn run_event<H>(handler: &H, event: WebhookEvent) -> Result<Answer, H::Error>
+where
+    H: WebhookHandler + ?Sized,
+{
+    match event {
+        WebhookEvent::CallStarted(e) => handler.on_call_started(e).await?,
+        WebhookEvent::CallEnded(e) => handler.on_call_ended(e).await?,
+        WebhookEvent::CallAnalyzed(e) => handler.on_call_analyzed(e).await?,
+        WebhookEvent::TranscriptUpdated(e) => handler.on_transcript_updated(e).await?,
+        WebhookEvent::TransferStarted(e) => handler.on_transfer_started(e).await?,
+        WebhookEvent::TransferBridged(e) => handler.on_transfer_bridged(e).await?,
+        WebhookEvent::TransferCancelled(e) => handler.on_transfer_cancelled(e).await?,
+        WebhookEvent::TransferEnded(e) => handler.on_transfer_ended(e).await?,
+        WebhookEvent::ChatStarted(e) => handler.on_chat_started(e).await?,
+        WebhookEvent::ChatEnded(e) => handler.on_chat_ended(e).await?,
+        WebhookEvent::ChatAnalyzed(e) => handler.on_chat_analyzed(e).await?,
+        WebhookEvent::Unknown(e) => {
+            handler.on_unknown(e).await?;
+            return Ok(Answer::Ack(Reason::UnknownEvent));
+        }
+    }
+    Ok(Answer::Ack(Reason::Handled))
+}
+
+fn json_answer(answer: &InboundResponse) -> Answer {
+    match serde_json::to_vec(answer) {
+        Ok(bytes) => Answer::Body {
+            bytes,
+            content_type: APPLICATION_JSON,
+        },
+        Err(_) => Answer::NotSerializable,
+    }
+}
