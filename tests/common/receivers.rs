@@ -49,19 +49,6 @@ pub enum Via {
     Tower,
 }
 
-impl Via {
-    /// Whether [`Receiver::outcomes`] collects this receiver's outcomes: the
-    /// entry point returns them, axum and the tower service put them in the
-    /// response extensions; the actix-web adapter hands them to its own
-    /// middleware, which the harness does not wire.
-    pub fn records_outcomes(self) -> bool {
-        match self {
-            Via::Core | Via::Axum | Via::Tower => true,
-            Via::Actix => false,
-        }
-    }
-}
-
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
@@ -357,8 +344,9 @@ impl Receiver {
             .unwrap_or_else(|| panic!("{} has no socket", self.via))
     }
 
-    /// Outcomes seen so far, for the receivers whose
-    /// [`Via::records_outcomes`] is true (always empty for actix-web).
+    /// Outcomes seen so far, one per answered request, in the order answered:
+    /// the entry point returns them, the HTTP receivers put them in the
+    /// response extensions, where a middleware of each server collects them.
     pub fn outcomes(&self) -> Vec<Outcome> {
         self.outcomes.lock().unwrap().clone()
     }
@@ -441,17 +429,36 @@ impl Receiver {
         addr
     }
 
+    /// `adapters::actix::endpoint` at [`PATH`] behind `HttpServer` on a system
+    /// thread of its own, with a middleware that records the outcome each
+    /// response carries in its extensions.
     #[cfg(feature = "actix")]
     fn serve_actix(&mut self, workers: usize) {
+        use actix_web::dev::Service as _;
         use retell_webhooks::adapters::actix::endpoint;
         let receiver = self.receiver.clone();
         let probe = Arc::clone(&self.probe);
         let route = self.route;
+        let seen = Arc::clone(&self.outcomes);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let server = actix_web::HttpServer::new(move || {
+                    let seen = Arc::clone(&seen);
                     actix_web::App::new()
+                        .wrap_fn(move |request, service| {
+                            let seen = Arc::clone(&seen);
+                            let response = service.call(request);
+                            async move {
+                                let response = response.await?;
+                                if let Some(outcome) =
+                                    response.response().extensions().get::<Outcome>()
+                                {
+                                    seen.lock().unwrap().push(outcome.clone());
+                                }
+                                Ok(response)
+                            }
+                        })
                         .route(PATH, endpoint(route, &receiver, Arc::clone(&probe)))
                 })
                 .workers(workers.max(1))

@@ -56,18 +56,11 @@ async fn r6_copy_in_flight_is_409_then_204() {
         assert_eq!(r.post_signed(&body).await.status, 204, "via {via}");
         assert_eq!(r.probe.calls(), 1, "via {via}");
         let reasons: Vec<Reason> = r.outcomes().into_iter().map(|o| o.reason).collect();
-        if via.records_outcomes() {
-            assert!(
-                reasons.contains(&Reason::InFlight),
-                "via {via}: {reasons:?}"
-            );
-            assert!(
-                reasons.contains(&Reason::Duplicate),
-                "via {via}: {reasons:?}"
-            );
-        } else {
-            assert!(reasons.is_empty(), "via {via}: {reasons:?}");
-        }
+        assert_eq!(
+            reasons,
+            [Reason::InFlight, Reason::Handled, Reason::Duplicate],
+            "via {via}"
+        );
     }
 }
 
@@ -184,26 +177,14 @@ async fn r8_wrong_key_raises_a_rate_limited_alert() {
             assert_eq!(reply.status, 401, "via {via}");
         }
         assert_eq!(r.receiver().signature_mismatch_streak(), 12, "via {via}");
-        // Outcomes are collected where `Via::records_outcomes` says so.
         let outcomes = r.outcomes();
-        assert_eq!(
-            outcomes.len(),
-            if via.records_outcomes() { 12 } else { 0 },
-            "via {via}"
-        );
-        if via.records_outcomes() {
-            let alerts: Vec<_> = outcomes.iter().map(|o| o.key_alert).collect();
-            let mut expected = vec![None; 12];
-            expected[9] = Some(10);
-            assert_eq!(alerts, expected, "via {via}");
-            assert!(
-                outcomes[9].to_string().contains("webhook badge"),
-                "{}",
-                outcomes[9]
-            );
-            for outcome in &outcomes {
-                assert!(outcome.to_string().contains("webhook badge"), "{outcome}");
-            }
+        assert_eq!(outcomes.len(), 12, "via {via}");
+        let alerts: Vec<_> = outcomes.iter().map(|o| o.key_alert).collect();
+        let mut expected = vec![None; 12];
+        expected[9] = Some(10);
+        assert_eq!(alerts, expected, "via {via}");
+        for outcome in &outcomes {
+            assert!(outcome.to_string().contains("webhook badge"), "{outcome}");
         }
         assert_eq!(r.post_signed(&body).await.status, 204, "via {via}");
         assert_eq!(r.receiver().signature_mismatch_streak(), 0, "via {via}");
