@@ -91,6 +91,11 @@ async fn l1_thousand_distinct_events_over_64_connections() {
         let effects = r.probe.effects();
         assert_eq!(effects.len(), 1000, "via {via}");
         assert!(effects.values().all(|n| *n == 1), "via {via}");
+        assert_eq!(
+            r.outcomes().len(),
+            1000,
+            "via {via}: one outcome per request"
+        );
     }
 }
 
@@ -98,7 +103,8 @@ async fn l1_thousand_distinct_events_over_64_connections() {
 /// the test opens only once all 64 have started), so a waiting handler never
 /// blocks the server; then all 64 finish with `204`. The in-flight cap is
 /// raised to 64 here: at the default of 32, half of them would (rightly) queue
-/// for an in-flight place, which the adapter tests pin.
+/// for an in-flight place, which [`the_in_flight_cap_bounds_concurrent_handlers`]
+/// pins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l2_waiting_handlers_do_not_block_the_server() {
     for via in http_vias() {
@@ -128,6 +134,39 @@ async fn l2_waiting_handlers_do_not_block_the_server() {
             started.elapsed()
         );
         assert_eq!(r.probe.effect_count(), CONCURRENCY);
+    }
+}
+
+/// The in-flight cap of the receivers served over HTTP holds across
+/// connections and across actix-web's workers: with two places, six concurrent
+/// deliveries reach the handler two at a time while the others wait for a
+/// place, and all six are answered `204`. (The entry point leaves the places
+/// to its caller: `Receiver::in_flight_permit`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_flight_cap_bounds_concurrent_handlers() {
+    for via in http_vias() {
+        let config = config().with_max_in_flight(2);
+        let probe = Probe::new(Behaviour::Gated);
+        let r = Arc::new(Receiver::start_with(via, probe, config, RouteKind::Events, 2).await);
+        let tasks: Vec<_> = (0..6)
+            .map(|i| {
+                let r = Arc::clone(&r);
+                tokio::spawn(async move {
+                    r.post_signed(&call_ended(&format!("call_cap_{i}")))
+                        .await
+                        .status
+                })
+            })
+            .collect();
+        // Two requests reach the handler; the other four wait for a place.
+        r.probe.entered().await;
+        r.probe.entered().await;
+        r.probe.open(6);
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), 204, "via {via}");
+        }
+        assert_eq!(r.probe.calls(), 6, "via {via}");
+        assert_eq!(r.probe.most_waiting(), 2, "via {via}");
     }
 }
 
