@@ -709,7 +709,7 @@ mod tests {
 
     #[test]
     fn github_vector_through_internal_hmac() {
-        // C15: the HMAC wiring against GitHub's published vector.
+        // The HMAC wiring against GitHub's published vector.
         let tag = mac_tag(&keyed(b"It's a Secret to Everybody"), b"Hello, ", b"World!");
         let mut hex = String::new();
         push_hex(&mut hex, &tag);

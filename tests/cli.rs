@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 const KEY: &str = "test-api-key";
-const SIG1: &str =
+const SDK_HEADER: &str =
     "v=1700000000000,d=07024cabe7dd8f6d1c6e4a8324ca92c812e6ad4a7ee506c04f7e462e3321823e";
-const B1: &[u8] = br#"{"event":"call_ended"}"#;
+const SDK_BODY: &[u8] = br#"{"event":"call_ended"}"#;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -93,9 +93,9 @@ fn sign_fixture_file_matches_vector() {
 fn sign_reads_stdin() {
     let mut cmd = cli();
     cmd.args(["sign", "--key", KEY, "--timestamp", "1700000000000"]);
-    let out = run_with_stdin(cmd, B1);
+    let out = run_with_stdin(cmd, SDK_BODY);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(stdout(&out), format!("{SIG1}\n"));
+    assert_eq!(stdout(&out), format!("{SDK_HEADER}\n"));
 
     // An empty body is valid input.
     let mut cmd = cli();
@@ -115,7 +115,7 @@ fn sign_defaults_to_now() {
             cmd.args(["sign", "--key", KEY]);
             cmd
         },
-        B1,
+        SDK_BODY,
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let header = stdout(&out);
@@ -158,11 +158,11 @@ fn verify_mismatch() {
         "--key",
         "wrong-api-key",
         "--signature",
-        SIG1,
+        SDK_HEADER,
         "--now",
         "1700000000000",
     ]);
-    let out = run_with_stdin(cmd, B1);
+    let out = run_with_stdin(cmd, SDK_BODY);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "");
     let err = stderr(&out);
@@ -171,7 +171,7 @@ fn verify_mismatch() {
     assert!(err.contains("hint:"), "{err}");
     assert_no_key(&out, "wrong-api-key");
     // The digest is not repeated back.
-    assert!(!err.contains(&SIG1[18..]), "{err}");
+    assert!(!err.contains(&SDK_HEADER[18..]), "{err}");
 
     // A body with a trailing newline (as `echo` writes it) fails the same way.
     let mut cmd = cli();
@@ -180,7 +180,7 @@ fn verify_mismatch() {
         "--key",
         KEY,
         "--signature",
-        SIG1,
+        SDK_HEADER,
         "--now",
         "1700000000000",
     ]);
@@ -198,11 +198,11 @@ fn verify_stale_tells_genuine_from_wrong() {
         "--key",
         KEY,
         "--signature",
-        SIG1,
+        SDK_HEADER,
         "--now",
         "1700000600000",
     ]);
-    let out = run_with_stdin(cmd, B1);
+    let out = run_with_stdin(cmd, SDK_BODY);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("in the past"), "{err}");
@@ -216,11 +216,11 @@ fn verify_stale_tells_genuine_from_wrong() {
         "--key",
         "wrong-api-key",
         "--signature",
-        SIG1,
+        SDK_HEADER,
         "--now",
         "1699999000000",
     ]);
-    let out = run_with_stdin(cmd, B1);
+    let out = run_with_stdin(cmd, SDK_BODY);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("in the future"), "{err}");
@@ -236,26 +236,26 @@ fn verify_stale_tells_genuine_from_wrong() {
         "--key",
         KEY,
         "--signature",
-        SIG1,
+        SDK_HEADER,
         "--now",
         "1700000600000",
         "--tolerance-ms",
         "600000",
     ]);
-    assert_eq!(run_with_stdin(cmd, B1).status.code(), Some(0));
+    assert_eq!(run_with_stdin(cmd, SDK_BODY).status.code(), Some(0));
     let mut cmd = cli();
     cmd.args([
         "verify",
         "--key",
         KEY,
         "--signature",
-        SIG1,
+        SDK_HEADER,
         "--now",
         "1700000000001",
         "--tolerance-ms",
         "0",
     ]);
-    assert_eq!(run_with_stdin(cmd, B1).status.code(), Some(1));
+    assert_eq!(run_with_stdin(cmd, SDK_BODY).status.code(), Some(1));
 }
 
 #[test]
@@ -270,7 +270,7 @@ fn verify_malformed_header() {
         "--now",
         "1700000000000",
     ]);
-    let out = run_with_stdin(cmd, B1);
+    let out = run_with_stdin(cmd, SDK_BODY);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("leading zero"), "{err}");
@@ -280,17 +280,22 @@ fn verify_malformed_header() {
 #[test]
 fn key_from_environment() {
     let mut cmd = cli();
-    cmd.env("RETELL_API_KEY", KEY)
-        .args(["verify", "--signature", SIG1, "--now", "1700000000000"]);
-    let out = run_with_stdin(cmd, B1);
+    cmd.env("RETELL_API_KEY", KEY).args([
+        "verify",
+        "--signature",
+        SDK_HEADER,
+        "--now",
+        "1700000000000",
+    ]);
+    let out = run_with_stdin(cmd, SDK_BODY);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), "ok\n");
 
     let mut cmd = cli();
     cmd.env("RETELL_API_KEY", KEY)
         .args(["sign", "--timestamp", "1700000000000"]);
-    let out = run_with_stdin(cmd, B1);
-    assert_eq!(stdout(&out), format!("{SIG1}\n"));
+    let out = run_with_stdin(cmd, SDK_BODY);
+    assert_eq!(stdout(&out), format!("{SDK_HEADER}\n"));
 
     // `--help` names the variable but never shows its value.
     let out = cli()
@@ -310,18 +315,18 @@ fn bad_key_and_usage_errors_exit_2() {
     cmd.env("RETELL_API_KEY", "key_secret_value\n").args([
         "verify",
         "--signature",
-        SIG1,
+        SDK_HEADER,
         "--now",
         "1700000000000",
     ]);
-    let out = run_with_stdin(cmd, B1);
+    let out = run_with_stdin(cmd, SDK_BODY);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("whitespace"));
     assert_no_key(&out, "key_secret_value");
 
     // Missing key.
     let out = cli()
-        .args(["verify", "--signature", SIG1])
+        .args(["verify", "--signature", SDK_HEADER])
         .stdin(Stdio::null())
         .output()
         .unwrap();

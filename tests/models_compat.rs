@@ -1,5 +1,7 @@
-//! Forward compatibility (reliability checklist §2 F, F1–F10), legacy keys,
-//! null handling and the model-wide rules (no `deny_unknown_fields`).
+//! Forward compatibility (unknown events, enum values and keys are kept;
+//! minimal payloads, the event key last and events in any order parse; every
+//! golden fixture reads as its variant), the legacy `data` key, null handling,
+//! chat events and the model-wide rules (no `deny_unknown_fields`).
 
 mod common;
 
@@ -23,7 +25,7 @@ fn round_trip(value: &Value) {
 }
 
 #[test]
-fn f1_unknown_event_keeps_name_and_raw_body() {
+fn an_unknown_event_keeps_its_name_and_raw_body() {
     let body = json!({"event": "call_exploded", "call": {"call_id": "c1"}, "n": null});
     let event = parse(&body);
     let WebhookEvent::Unknown(unknown) = &event else {
@@ -49,7 +51,7 @@ fn f1_unknown_event_keeps_name_and_raw_body() {
 }
 
 #[test]
-fn f2_unknown_enum_values_are_kept() {
+fn unknown_enum_values_are_kept() {
     let body = json!({"event": "call_ended", "call": {
         "call_id": "c1", "call_type": "hologram_call", "call_status": "paused",
         "direction": "sideways", "disconnection_reason": "brand_new_2027",
@@ -105,7 +107,7 @@ fn enums_know_their_values() {
 }
 
 #[test]
-fn f3_new_fields_everywhere_are_kept() {
+fn new_fields_everywhere_are_kept() {
     let body = json!({"event": "call_ended", "schema_version": 2, "call": {
         "call_id": "c1", "new_thing": {"a": [1, 2]},
         "latency": {"e2e": {"p50": 1, "p42": 3}, "brain": {"p50": 2}},
@@ -146,7 +148,7 @@ fn f3_new_fields_everywhere_are_kept() {
 }
 
 #[test]
-fn f3_no_model_denies_unknown_fields() {
+fn no_model_denies_unknown_fields() {
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
     let mut checked = 0;
     for path in rust_files(std::path::Path::new(src)) {
@@ -210,7 +212,7 @@ fn add_unknown_keys(value: &mut Value, path: &str, free: bool, out: &mut Vec<Str
 /// Every model object, at every depth, keeps unknown keys, writes them back
 /// and reports them by path.
 #[test]
-fn f3_every_model_object_keeps_and_reports_unknown_keys() {
+fn every_model_object_keeps_and_reports_unknown_keys() {
     for name in [
         "call_analyzed_maximal.json",
         "chat_analyzed.json",
@@ -239,7 +241,7 @@ fn f3_every_model_object_keeps_and_reports_unknown_keys() {
 }
 
 #[test]
-fn f4_minimal_payloads() {
+fn minimal_payloads_parse() {
     let event = parse(&json!({"event": "call_started", "call": {"call_id": "c1"}}));
     let call = event.call().unwrap();
     assert_eq!(call.call_id, "c1");
@@ -254,7 +256,7 @@ fn f4_minimal_payloads() {
 }
 
 #[test]
-fn f5_null_in_every_optional_field_round_trips_as_null() {
+fn null_in_every_optional_field_round_trips_as_null() {
     let cases = [
         ("call_analyzed_maximal.json", "call", "call_id"),
         ("chat_analyzed.json", "chat", "chat_id"),
@@ -320,7 +322,7 @@ fn f5_null_in_every_optional_field_round_trips_as_null() {
 }
 
 #[test]
-fn f6_event_key_last() {
+fn the_event_key_may_come_last() {
     let body = br#"{"call":{"call_id":"c1"},"event_timestamp":5,"event":"call_ended"}"#;
     let event = WebhookEvent::from_slice(body).unwrap();
     assert_eq!(event.event_name(), "call_ended");
@@ -333,7 +335,7 @@ fn f6_event_key_last() {
 }
 
 #[test]
-fn f7_legacy_data_key() {
+fn the_legacy_data_key_is_read_as_the_call() {
     // Only `data`: read as the call, written back as `data`.
     let only = json!({"event": "call_ended", "data": {"call_id": "c1", "agent_id": "a1"}});
     let event = parse(&only);
@@ -369,7 +371,7 @@ fn f7_legacy_data_key() {
 }
 
 #[test]
-fn f8_chat_events() {
+fn chat_events_parse() {
     for (name, event_name) in [
         ("chat_started.json", "chat_started"),
         ("chat_ended.json", "chat_ended"),
@@ -429,7 +431,7 @@ fn f8_chat_events() {
 }
 
 #[test]
-fn f9_every_golden_fixture_parses_to_its_variant() {
+fn every_golden_fixture_parses_to_its_variant() {
     let expect = [
         ("call_started.json", "call_started"),
         ("call_ended_phone.json", "call_ended"),
@@ -488,7 +490,7 @@ fn f9_every_golden_fixture_parses_to_its_variant() {
 }
 
 #[test]
-fn f10_no_ordering_assumed() {
+fn events_parse_in_any_order() {
     // Each event parses on its own; `call_ended` for a call that never started.
     let analyzed = parse(
         &json!({"event": "call_analyzed", "call": {"call_id": "c1", "call_analysis": {"call_successful": true}}}),

@@ -429,8 +429,8 @@ mod tests {
         type Error = String;
     }
 
-    /// Checklist D9: unsigned hostile bodies, 10 000-deep nesting (20 KB) and
-    /// a 500 000-key object (about 5 MB).
+    /// Unsigned hostile bodies: 10 000-deep nesting (20 KB) and a 500 000-key
+    /// object (about 5 MB).
     fn hostile_bodies() -> [Vec<u8>; 2] {
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         let mut wide = String::from("{");
@@ -441,9 +441,10 @@ mod tests {
         [deep.into_bytes(), wide.into_bytes()]
     }
 
-    /// D9 through the service: `401`, and the JSON parser never ran. The
-    /// in-process test service runs on this thread (actix-web's HTTP server
-    /// would run it on worker threads, out of reach of the parse counter).
+    /// Unsigned hostile bodies through the service: `401`, and the JSON parser
+    /// never ran. The in-process test service runs on this thread (actix-web's
+    /// HTTP server would run it on worker threads, out of reach of the parse
+    /// counter).
     #[actix_web::test]
     async fn unsigned_hostile_bodies_are_401_without_parsing() {
         let verifier = crate::Verifier::new("key_unit").unwrap_or_else(|e| panic!("{e}"));

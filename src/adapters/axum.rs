@@ -219,8 +219,8 @@ mod tests {
         type Error = String;
     }
 
-    /// Checklist D9: unsigned hostile bodies, 10 000-deep nesting (20 KB) and
-    /// a 500 000-key object (about 5 MB).
+    /// Unsigned hostile bodies: 10 000-deep nesting (20 KB) and a 500 000-key
+    /// object (about 5 MB).
     fn hostile_bodies() -> [Vec<u8>; 2] {
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         let mut wide = String::from("{");
@@ -231,9 +231,9 @@ mod tests {
         [deep.into_bytes(), wide.into_bytes()]
     }
 
-    /// D9 through the router over HTTP: `401`, and the JSON parser never ran.
-    /// The runtime is single-threaded, so server and client share this thread
-    /// and its parse counter.
+    /// Unsigned hostile bodies through the router over HTTP: `401`, and the
+    /// JSON parser never ran. The runtime is single-threaded, so server and
+    /// client share this thread and its parse counter.
     #[tokio::test(flavor = "current_thread")]
     async fn unsigned_hostile_bodies_are_401_without_parsing() {
         let verifier = crate::Verifier::new("key_unit").unwrap_or_else(|e| panic!("{e}"));

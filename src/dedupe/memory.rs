@@ -537,8 +537,8 @@ mod tests {
         assert_consistent(&s);
     }
 
-    /// Checklist L6: a million distinct keys never grow the store past its
-    /// capacity, and the TTL empties it.
+    /// A million distinct keys never grow the store past its capacity, and the
+    /// TTL empties it.
     #[test]
     fn a_million_keys_stay_within_capacity() {
         let (s, now) = store(100_000, 3_600_000);

@@ -648,8 +648,8 @@ impl WebhookHandler for Flaky {
     }
 }
 
-/// Checklist R5 / R2 / R3: failures release the key, so Retell's retries are
-/// processed, and exactly one attempt has the side effect.
+/// Failures release the key, so Retell's retries are processed, and exactly
+/// one attempt has the side effect.
 #[test]
 fn dedupe_fail_fail_succeed_has_one_side_effect() {
     for panic_instead in [false, true] {
@@ -678,8 +678,8 @@ fn dedupe_fail_fail_succeed_has_one_side_effect() {
     }
 }
 
-/// Checklist R6 and R4: a copy arriving while the first runs gets 409; when
-/// the first hits the deadline (503) the key is released and a retry runs.
+/// A copy arriving while the first runs gets 409; when the first hits the
+/// deadline (503) the key is released and a retry runs.
 #[test]
 fn dedupe_in_flight_is_409_and_deadline_releases() {
     let h = Counting::new(Mode::Hang);
@@ -837,9 +837,9 @@ fn dedupe_store_panic_is_503_and_never_unwinds() {
     }
 }
 
-/// Checklist R8: the alert fires at the 10th mismatch in a row, then at most
-/// once a minute; other failures neither count nor reset; a verified
-/// request resets the streak.
+/// The alert fires at the 10th mismatch in a row, then at most once a minute;
+/// other failures neither count nor reset; a verified request resets the
+/// streak.
 #[test]
 fn mismatch_streak_alert_is_rate_limited() {
     let now = Arc::new(std::sync::atomic::AtomicU64::new(NOW));

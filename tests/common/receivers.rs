@@ -49,19 +49,6 @@ pub enum Via {
     Tower,
 }
 
-impl Via {
-    /// Whether [`Receiver::outcomes`] collects this receiver's outcomes: the
-    /// entry point returns them, axum and the tower service put them in the
-    /// response extensions; the actix-web adapter hands them to its own
-    /// middleware, which the harness does not wire.
-    pub fn records_outcomes(self) -> bool {
-        match self {
-            Via::Core | Via::Axum | Via::Tower => true,
-            Via::Actix => false,
-        }
-    }
-}
-
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
@@ -122,6 +109,8 @@ pub enum Behaviour {
     PanicFirst(usize),
     /// Never finishes (for the deadline).
     Hang,
+    /// Never finishes for the first `n` calls, then `Ok`.
+    HangFirst(usize),
     /// Yields to the scheduler this many times before `Ok` (so concurrent
     /// copies overlap).
     Yield(usize),
@@ -130,11 +119,21 @@ pub enum Behaviour {
 }
 
 /// A handler that counts everything it sees. `calls` counts every handler
-/// invocation (all methods); `effects` only the successful ones, per id.
+/// invocation (all methods but `on_unparsed`, which has a counter of its own);
+/// `effects` only the successful ones, per id.
+///
+/// It answers an inbound call with the caller's number as the dynamic
+/// variable `caller`, and a custom function with
+/// `{"booked": true, "name": <function name>}`.
 pub struct Probe {
     behaviour: Behaviour,
     fallback: Fallback,
     pub calls: AtomicUsize,
+    /// The handler methods called, in the order called.
+    methods: Mutex<Vec<&'static str>>,
+    /// [`Behaviour::Gated`] calls waiting at the gate now, and the most at once.
+    waiting: AtomicUsize,
+    most_waiting: AtomicUsize,
     pub unknown: AtomicUsize,
     pub unparsed: AtomicUsize,
     pub answers: AtomicUsize,
@@ -157,6 +156,9 @@ impl Probe {
             behaviour,
             fallback,
             calls: AtomicUsize::new(0),
+            methods: Mutex::new(Vec::new()),
+            waiting: AtomicUsize::new(0),
+            most_waiting: AtomicUsize::new(0),
             unknown: AtomicUsize::new(0),
             unparsed: AtomicUsize::new(0),
             answers: AtomicUsize::new(0),
@@ -182,6 +184,17 @@ impl Probe {
         self.calls.load(Ordering::SeqCst)
     }
 
+    /// The handler methods called so far (`"on_call_ended"`, …), in order.
+    pub fn methods(&self) -> Vec<&'static str> {
+        self.methods.lock().unwrap().clone()
+    }
+
+    /// The most [`Behaviour::Gated`] calls that were waiting at the gate at
+    /// the same time.
+    pub fn most_waiting(&self) -> usize {
+        self.most_waiting.load(Ordering::SeqCst)
+    }
+
     /// Successful side effects per id.
     pub fn effects(&self) -> HashMap<String, usize> {
         self.effects.lock().unwrap().clone()
@@ -192,15 +205,18 @@ impl Probe {
         self.effects.lock().unwrap().values().sum()
     }
 
-    async fn act(&self, id: &str) -> Result<(), String> {
+    async fn act(&self, method: &'static str, id: &str) -> Result<(), String> {
+        self.methods.lock().unwrap().push(method);
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         match self.behaviour {
             Behaviour::Ok => {}
             Behaviour::FailFirst(k) if n < k => return Err("store unavailable".to_owned()),
             Behaviour::PanicFirst(k) if n < k => panic!("handler bug"),
-            Behaviour::FailFirst(_) | Behaviour::PanicFirst(_) => {}
             Behaviour::Hang => std::future::pending::<()>().await,
+            Behaviour::HangFirst(k) if n < k => std::future::pending::<()>().await,
+            Behaviour::FailFirst(_) | Behaviour::PanicFirst(_) | Behaviour::HangFirst(_) => {}
             Behaviour::Gated => {
+                let _waiting = Waiting::new(&self.waiting, &self.most_waiting);
                 self.entered.add_permits(1);
                 self.gate.acquire().await.unwrap().forget();
             }
@@ -219,14 +235,32 @@ impl Probe {
         Ok(())
     }
 
-    async fn call_event(&self, event: CallEvent) -> Result<(), String> {
+    async fn call_event(&self, method: &'static str, event: CallEvent) -> Result<(), String> {
         if let Some(t) = &event.call.transcript {
             self.transcripts.lock().unwrap().push(t.clone());
         }
         if !event.call.fallbacks().is_empty() {
             self.drifted.lock().unwrap().push(Call::clone(&event.call));
         }
-        self.act(&event.call.call_id).await
+        self.act(method, &event.call.call_id).await
+    }
+}
+
+/// Counts a call waiting at the gate while it lives (the deadline may drop it
+/// there), and keeps the highest count seen.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(now: &'a AtomicUsize, most: &AtomicUsize) -> Self {
+        let waiting = now.fetch_add(1, Ordering::SeqCst) + 1;
+        most.fetch_max(waiting, Ordering::SeqCst);
+        Self(now)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -234,37 +268,39 @@ impl WebhookHandler for Probe {
     type Error = String;
 
     async fn on_call_started(&self, event: CallEvent) -> Result<(), String> {
-        self.call_event(event).await
+        self.call_event("on_call_started", event).await
     }
     async fn on_call_ended(&self, event: CallEvent) -> Result<(), String> {
-        self.call_event(event).await
+        self.call_event("on_call_ended", event).await
     }
     async fn on_call_analyzed(&self, event: CallEvent) -> Result<(), String> {
-        self.call_event(event).await
+        self.call_event("on_call_analyzed", event).await
     }
     async fn on_transcript_updated(&self, event: TranscriptUpdatedEvent) -> Result<(), String> {
         let id = event.call().map(|c| c.call_id.clone()).unwrap_or_default();
-        self.act(&id).await
+        self.act("on_transcript_updated", &id).await
     }
     async fn on_transfer_started(&self, event: TransferEvent) -> Result<(), String> {
-        self.act(&event.call.call_id).await
+        self.act("on_transfer_started", &event.call.call_id).await
     }
     async fn on_chat_ended(&self, event: ChatEvent) -> Result<(), String> {
-        self.act(&event.chat.chat_id).await
+        self.act("on_chat_ended", &event.chat.chat_id).await
     }
     async fn on_unknown(&self, event: UnknownEvent) -> Result<(), String> {
         self.unknown.fetch_add(1, Ordering::SeqCst);
-        self.act(&event.event).await
+        self.act("on_unknown", &event.event).await
     }
-    async fn on_call_inbound(&self, _r: InboundCallRequest) -> Result<InboundResponse, String> {
+    async fn on_call_inbound(&self, r: InboundCallRequest) -> Result<InboundResponse, String> {
         self.answers.fetch_add(1, Ordering::SeqCst);
-        self.act("inbound").await?;
-        Ok(InboundResponse::call())
+        self.act("on_call_inbound", "inbound").await?;
+        let caller = r.call_inbound.from_number.unwrap_or_default();
+        Ok(InboundResponse::call().dynamic_variables([("caller", caller)]))
     }
-    async fn on_function_call(&self, _r: FunctionRequest) -> Result<FunctionResponse, String> {
+    async fn on_function_call(&self, r: FunctionRequest) -> Result<FunctionResponse, String> {
         self.answers.fetch_add(1, Ordering::SeqCst);
-        self.act("function").await?;
-        Ok(FunctionResponse::text("ok"))
+        self.act("on_function_call", "function").await?;
+        let answer = serde_json::json!({ "booked": true, "name": r.name() });
+        Ok(FunctionResponse::json(answer))
     }
     async fn on_unparsed(&self, _body: &[u8], _error: &ParseError) -> Result<Fallback, String> {
         self.unparsed.fetch_add(1, Ordering::SeqCst);
@@ -305,11 +341,24 @@ impl Receiver {
         route: RouteKind,
         workers: usize,
     ) -> Self {
+        let receiver = retell_webhooks::Receiver::new(verifier(), config);
+        Self::start_receiver(via, probe, receiver, route, workers).await
+    }
+
+    /// Like [`start_with`](Self::start_with) around `receiver` as given (one
+    /// built with `retell_webhooks::Receiver::unconfigured`, say).
+    pub async fn start_receiver(
+        via: Via,
+        probe: Arc<Probe>,
+        receiver: retell_webhooks::Receiver,
+        route: RouteKind,
+        workers: usize,
+    ) -> Self {
         #[allow(unused_mut)] // only the adapters set the address
         let mut receiver = Self {
             via,
             probe,
-            receiver: retell_webhooks::Receiver::new(verifier(), config),
+            receiver,
             route,
             addr: None,
             outcomes: Arc::default(),
@@ -358,8 +407,9 @@ impl Receiver {
             .unwrap_or_else(|| panic!("{} has no socket", self.via))
     }
 
-    /// Outcomes seen so far, for the receivers whose
-    /// [`Via::records_outcomes`] is true (always empty for actix-web).
+    /// Outcomes seen so far, one per answered request, in the order answered:
+    /// the entry point returns them, the HTTP receivers put them in the
+    /// response extensions, where a middleware of each server collects them.
     pub fn outcomes(&self) -> Vec<Outcome> {
         self.outcomes.lock().unwrap().clone()
     }
@@ -442,17 +492,36 @@ impl Receiver {
         addr
     }
 
+    /// `adapters::actix::endpoint` at [`PATH`] behind `HttpServer` on a system
+    /// thread of its own, with a middleware that records the outcome each
+    /// response carries in its extensions.
     #[cfg(feature = "actix")]
     fn serve_actix(&mut self, workers: usize) {
+        use actix_web::dev::Service as _;
         use retell_webhooks::adapters::actix::endpoint;
         let receiver = self.receiver.clone();
         let probe = Arc::clone(&self.probe);
         let route = self.route;
+        let seen = Arc::clone(&self.outcomes);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let server = actix_web::HttpServer::new(move || {
+                    let seen = Arc::clone(&seen);
                     actix_web::App::new()
+                        .wrap_fn(move |request, service| {
+                            let seen = Arc::clone(&seen);
+                            let response = service.call(request);
+                            async move {
+                                let response = response.await?;
+                                if let Some(outcome) =
+                                    response.response().extensions().get::<Outcome>()
+                                {
+                                    seen.lock().unwrap().push(outcome.clone());
+                                }
+                                Ok(response)
+                            }
+                        })
                         .route(PATH, endpoint(route, &receiver, Arc::clone(&probe)))
                 })
                 .workers(workers.max(1))

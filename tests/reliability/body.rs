@@ -1,13 +1,16 @@
-//! Checklist §2 D through every receiver served over HTTP (axum, actix-web and
-//! the tower service on hyper), and D7 and D9 through the entry point too.
-//! Covered elsewhere and not repeated here: D1 exact limit / +1
-//! (`tests/{axum,actix}_adapter.rs` `body_limit_is_exact_and_enforced_while_reading`,
-//! and for every receiver at a small limit in [`crate::parity`]), D2
-//! (`long_call_payload_is_accepted`), D6 and D8 (`wrong_method_and_encoding`),
-//! D10 (`bad_json_after_a_valid_signature_is_400` and J7 in
-//! [`crate::hostile_json`]); D9's "parser never invoked" needs the
-//! crate-internal parse counter, so it is a unit test of each adapter
-//! (`src/adapters/{axum,actix}.rs`).
+//! How bodies are read, through every receiver served over HTTP (axum,
+//! actix-web and the tower service on hyper), and for the content type and
+//! unsigned hostile bodies through the entry point too: a huge body is refused
+//! and no longer read, a `Content-Length` that disagrees with the bytes sent
+//! never reaches the handler, the content type is not checked, an unsigned
+//! body is refused whatever it holds.
+//!
+//! Covered elsewhere and not repeated here: the limit is exact (at the default
+//! and at a small limit), a two-hour call is under it, the method and
+//! `Content-Encoding` are checked, and a signed body that is not JSON is a
+//! `400` ([`crate::parity`]; invalid UTF-8 in [`crate::hostile_json`]). That an
+//! unsigned body never reaches the JSON parser needs the crate-internal parse
+//! counter, so it is a unit test of each adapter (`src/adapters/{axum,actix}.rs`).
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -20,13 +23,13 @@ use crate::receivers::{
 const LIMIT: usize = 8 * 1024 * 1024;
 const HUNDRED_MIB: usize = 100 * 1024 * 1024;
 
-/// D3 / D4: 100 MiB with a forged signature (well formed and fresh, so the
+/// 100 MiB with a forged signature (well formed and fresh, so the
 /// head passes; the digest is wrong), with `Content-Length` and chunked:
 /// `413`, and the server stops reading. Proof: the client's writes start failing (the server
 /// closed the connection) before the whole request is written, and by then it
 /// had written at most the limit plus what the socket buffers hold.
 #[tokio::test]
-async fn d3_d4_hundred_mib_forged_is_413_and_the_server_stops_reading() {
+async fn hundred_mib_forged_is_413_and_the_server_stops_reading() {
     let body = vec![b'a'; HUNDRED_MIB];
     for via in http_vias() {
         let receiver = Receiver::start(via, Probe::new(Behaviour::Ok), config()).await;
@@ -42,7 +45,7 @@ async fn d3_d4_hundred_mib_forged_is_413_and_the_server_stops_reading() {
             let reply =
                 send_raw_to_the_end(receiver.addr(), "POST", PATH, &headers, &body, framing).await;
             println!(
-                "D3/D4 {name} via {via}: 413 after {} of {} bytes sent, {} written in all, {:?}",
+                "100 MiB forged, {name}, via {via}: 413 after {} of {} bytes sent, {} written in all, {:?}",
                 reply.sent,
                 reply.wire_len,
                 reply.written,
@@ -95,14 +98,14 @@ fn statuses(raw: &[u8]) -> Vec<u16> {
         .collect()
 }
 
-/// D5: a `Content-Length` that disagrees with the bytes sent never reaches the
+/// A `Content-Length` that disagrees with the bytes sent never reaches the
 /// handler. Too short: the declared 10 bytes are the body (signed over all 20,
 /// so `401`) and the other 10 are the start of a next request that never
 /// completes (`400` or nothing). Too long, then the client closes: the body is
 /// never complete, so the answer is `400` or nothing. (The "then idle" variant ends
 /// at the server's read timeout, which a test could only wait for.)
 #[tokio::test]
-async fn d5_content_length_mismatch_never_reaches_the_handler() {
+async fn a_content_length_mismatch_never_reaches_the_handler() {
     let body = br#"{"event":"call_ended","call":{"call_id":"c1"}}"#;
     let twenty = &body[..20];
     let sig = signature(twenty);
@@ -126,9 +129,9 @@ async fn d5_content_length_mismatch_never_reaches_the_handler() {
     }
 }
 
-/// D7: the signature is the authority, not the content type.
+/// The signature is the authority, not the content type.
 #[tokio::test]
-async fn d7_content_type_is_not_checked() {
+async fn the_content_type_is_not_checked() {
     let body = br#"{"event":"call_ended","call":{"call_id":"c1"}}"#;
     let sig = signature(body);
     for via in all_vias() {
@@ -148,11 +151,10 @@ async fn d7_content_type_is_not_checked() {
     }
 }
 
-/// D9 at the HTTP level (the parse counter is checked in the adapters' unit
-/// tests): unsigned hostile bodies are `401` and never reach the handler or
-/// the fallback.
+/// Unsigned hostile bodies (the parse counter is checked in the adapters'
+/// unit tests) are `401` and never reach the handler or the fallback.
 #[tokio::test]
-async fn d9_unsigned_hostile_bodies_are_401() {
+async fn unsigned_hostile_bodies_are_401() {
     let deep = "[".repeat(10_000) + &"]".repeat(10_000);
     let mut wide = String::from("{");
     for i in 0..500_000 {

@@ -1,6 +1,8 @@
-//! Checklist §2 G L1, L2, L4, L5 over real HTTP on 127.0.0.1 for every
-//! receiver served over HTTP: axum, actix-web and the tower service on hyper
-//! (L3 is in [`crate::idempotency`], L6 is a unit test of `MemoryDedupe`).
+//! Load over real HTTP on 127.0.0.1 for every receiver served over HTTP
+//! (axum, actix-web and the tower service on hyper): many distinct events,
+//! handlers that wait, the in-flight cap, mixed traffic and long calls at once.
+//! A storm of duplicates is in [`crate::idempotency`]; that the dedupe store
+//! stays within its capacity is a unit test of `MemoryDedupe`.
 //! Bounded counts; the assertions are on counts, never on timings. Elapsed
 //! times are printed (`--nocapture`).
 
@@ -72,35 +74,41 @@ fn signed(body: Vec<u8>) -> (Option<String>, Arc<Vec<u8>>) {
     (Some(signature(&body)), Arc::new(body))
 }
 
-/// L1: 1 000 distinct events over 64 concurrent connections: 1 000 × `204`,
+/// 1 000 distinct events over 64 concurrent connections: 1 000 × `204`,
 /// each call id handled exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l1_thousand_distinct_events_over_64_connections() {
+async fn a_thousand_distinct_events_over_64_connections() {
     for via in http_vias() {
         let r = start(via, Behaviour::Ok).await;
         let requests = (0..1000)
-            .map(|i| signed(call_ended(&format!("call_l1_{i}"))))
+            .map(|i| signed(call_ended(&format!("call_distinct_{i}"))))
             .collect();
         let started = Instant::now();
         let statuses = blast(&r, requests).await;
         println!(
-            "L1 1000 events / 64 connections via {via}: {:?}",
+            "1000 events / 64 connections via {via}: {:?}",
             started.elapsed()
         );
         assert_eq!(statuses, BTreeMap::from([(204, 1000)]), "via {via}");
         let effects = r.probe.effects();
         assert_eq!(effects.len(), 1000, "via {via}");
         assert!(effects.values().all(|n| *n == 1), "via {via}");
+        assert_eq!(
+            r.outcomes().len(),
+            1000,
+            "via {via}: one outcome per request"
+        );
     }
 }
 
-/// L2 without a clock: 64 handlers are all waiting at the same time (a gate
+/// Without a clock: 64 handlers are all waiting at the same time (a gate
 /// the test opens only once all 64 have started), so a waiting handler never
 /// blocks the server; then all 64 finish with `204`. The in-flight cap is
 /// raised to 64 here: at the default of 32, half of them would (rightly) queue
-/// for an in-flight place, which the adapter tests pin.
+/// for an in-flight place, which [`the_in_flight_cap_bounds_concurrent_handlers`]
+/// pins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l2_waiting_handlers_do_not_block_the_server() {
+async fn waiting_handlers_do_not_block_the_server() {
     for via in http_vias() {
         let config = config().with_max_in_flight(CONCURRENCY);
         let probe = Probe::new(Behaviour::Gated);
@@ -110,7 +118,7 @@ async fn l2_waiting_handlers_do_not_block_the_server() {
             .map(|i| {
                 let r = Arc::clone(&r);
                 tokio::spawn(async move {
-                    r.post_signed(&call_ended(&format!("call_l2_{i}")))
+                    r.post_signed(&call_ended(&format!("call_waiting_{i}")))
                         .await
                         .status
                 })
@@ -124,26 +132,59 @@ async fn l2_waiting_handlers_do_not_block_the_server() {
             assert_eq!(task.await.unwrap(), 204, "via {via}");
         }
         println!(
-            "L2 64 concurrently waiting handlers via {via}: {:?}",
+            "64 concurrently waiting handlers via {via}: {:?}",
             started.elapsed()
         );
         assert_eq!(r.probe.effect_count(), CONCURRENCY);
     }
 }
 
-/// L4: valid, badly signed and oversized deliveries all at once: every valid
+/// The in-flight cap of the receivers served over HTTP holds across
+/// connections and across actix-web's workers: with two places, six concurrent
+/// deliveries reach the handler two at a time while the others wait for a
+/// place, and all six are answered `204`. (The entry point leaves the places
+/// to its caller: `Receiver::in_flight_permit`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_flight_cap_bounds_concurrent_handlers() {
+    for via in http_vias() {
+        let config = config().with_max_in_flight(2);
+        let probe = Probe::new(Behaviour::Gated);
+        let r = Arc::new(Receiver::start_with(via, probe, config, RouteKind::Events, 2).await);
+        let tasks: Vec<_> = (0..6)
+            .map(|i| {
+                let r = Arc::clone(&r);
+                tokio::spawn(async move {
+                    r.post_signed(&call_ended(&format!("call_cap_{i}")))
+                        .await
+                        .status
+                })
+            })
+            .collect();
+        // Two requests reach the handler; the other four wait for a place.
+        r.probe.entered().await;
+        r.probe.entered().await;
+        r.probe.open(6);
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), 204, "via {via}");
+        }
+        assert_eq!(r.probe.calls(), 6, "via {via}");
+        assert_eq!(r.probe.most_waiting(), 2, "via {via}");
+    }
+}
+
+/// Valid, badly signed and oversized deliveries all at once: every valid
 /// one is handled once, the others are `401` / `413`. The oversized count is
 /// scaled down from 100 to 8 (9 MiB each) to keep the suite fast.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l4_mixed_traffic_every_valid_event_is_handled() {
+async fn in_mixed_traffic_every_valid_event_is_handled() {
     let oversized = Arc::new(vec![b'x'; 9 * 1024 * 1024]);
     let oversized_sig = signature(&oversized);
     for via in http_vias() {
         let r = start(via, Behaviour::Ok).await;
         let mut requests = Vec::new();
         for i in 0..1000 {
-            requests.push(signed(call_ended(&format!("call_l4_{i}"))));
-            let body = call_ended(&format!("call_l4_bad_{i}"));
+            requests.push(signed(call_ended(&format!("call_mixed_{i}"))));
+            let body = call_ended(&format!("call_mixed_bad_{i}"));
             let bad = retell_webhooks::sign(&body, "key_attacker", crate::receivers::NOW);
             requests.push((Some(bad), Arc::new(body)));
         }
@@ -155,7 +196,7 @@ async fn l4_mixed_traffic_every_valid_event_is_handled() {
         let started = Instant::now();
         let statuses = blast(&r, requests).await;
         println!(
-            "L4 1000 valid + 1000 bad signature + 8 × 9 MiB via {via}: {:?}",
+            "1000 valid + 1000 bad signature + 8 × 9 MiB via {via}: {:?}",
             started.elapsed()
         );
         assert_eq!(
@@ -169,9 +210,9 @@ async fn l4_mixed_traffic_every_valid_event_is_handled() {
     }
 }
 
-/// L5: 16 concurrent deliveries of a ~3 MiB two-hour call: 16 × `204`.
+/// 16 concurrent deliveries of a ~3 MiB two-hour call: 16 × `204`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l5_sixteen_concurrent_long_calls() {
+async fn sixteen_concurrent_long_calls() {
     let body = crate::http::long_call_analyzed();
     let sig = signature(&body);
     let body = Arc::new(body);
@@ -183,7 +224,7 @@ async fn l5_sixteen_concurrent_long_calls() {
         let started = Instant::now();
         let statuses = blast(&r, requests).await;
         println!(
-            "L5 16 × {} bytes via {via}: {:?}",
+            "16 × {} bytes via {via}: {:?}",
             body.len(),
             started.elapsed()
         );

@@ -1,9 +1,8 @@
-//! Checklist §2 I: the key, the expected digest, the signature header and the
-//! body never show up in `Debug`/`Display` of configuration, error, outcome or
-//! response types, nor in what the receivers send back (S1–S2); the crate has
-//! no logging of its own (S3: nothing to capture; the one log line per request
-//! is the `Outcome`, checked here); there is no environment-variable bypass
-//! (S5).
+//! The key, the expected digest, the signature header and the body never show
+//! up in `Debug`/`Display` of configuration, error, outcome or response types,
+//! nor in what the receivers send back. The crate has no logging of its own
+//! (the one log line per request is the `Outcome`, checked here), and no
+//! environment variable turns verification off.
 
 use retell_webhooks::Receiver;
 use retell_webhooks::dedupe::{DedupeKey, MemoryDedupe};
@@ -35,7 +34,7 @@ fn assert_clean(text: &str, secrets: &[&str], what: &str) {
 }
 
 #[test]
-fn s1_configuration_types_redact_the_key() {
+fn configuration_types_redact_the_key() {
     let verifier = Verifier::new(KEY).unwrap();
     let debug = format!("{verifier:?}");
     assert!(debug.contains("REDACTED"), "{debug}");
@@ -58,7 +57,7 @@ fn s1_configuration_types_redact_the_key() {
 }
 
 #[test]
-fn s2_every_error_and_reason_is_clean() {
+fn every_error_and_reason_is_clean() {
     let body = body();
     let expected = digest(&body, NOW);
     let mut errors = vec![
@@ -136,7 +135,7 @@ type Case<'a> = (Vec<(&'a str, &'a str)>, &'a [u8]);
 /// What every receiver sends back, and the outcome it logs, for each kind of
 /// request: never the key, the expected digest, the header value or the body.
 #[tokio::test]
-async fn s2_responses_and_outcomes_are_clean() {
+async fn responses_and_outcomes_are_clean() {
     let body = body();
     let expected = digest(&body, NOW);
     let good = signature(&body);
@@ -178,12 +177,12 @@ async fn s2_responses_and_outcomes_are_clean() {
     }
 }
 
-/// S5: nothing in the library reads the environment, so no variable can turn
+/// Nothing in the library reads the environment, so no variable can turn
 /// verification off (integrations in the wild have a `RETELL_SKIP_WEBHOOK_VERIFY`).
 /// The command-line tool (`src/bin`) reads its key from the environment, never
 /// a bypass.
 #[test]
-fn s5_the_library_never_reads_the_environment() {
+fn the_library_never_reads_the_environment() {
     fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
