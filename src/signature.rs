@@ -415,6 +415,10 @@ impl Verifier {
     /// time (in a browser or Node.js, `Date.now()` through `js-sys`). Also handy
     /// for tests. Clones share the clock.
     ///
+    /// It is the one clock of a [`Receiver`](crate::Receiver) built from this
+    /// verifier: the signature window, the key-mismatch alert and the dedupe
+    /// store all read it, once per request, when its head arrives.
+    ///
     /// ```
     /// use retell_webhooks::{sign, Verifier, VerifyError};
     ///
