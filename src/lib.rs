@@ -130,3 +130,9 @@ pub(crate) use models::*;
 /// `retell_webhooks::serde_json::json!` builds them without a separate
 /// `serde_json` dependency (or a second, mismatched version of it).
 pub use serde_json;
+
+// The README's Rust blocks that are not `rust,ignore` (those are built by
+// `scripts/readme-snippets.sh`), as doctests; one of them needs `redis`.
+#[cfg(all(doctest, feature = "redis"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

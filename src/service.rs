@@ -3,11 +3,14 @@
 //! salvo.
 //!
 //! [`WebhookService`] answers exactly like the framework adapters: it runs the
-//! receiver's prechecks on the head, enforces the body limit *while reading*
-//! (a false or missing `Content-Length` cannot make it buffer more), holds an
-//! in-flight place while it reads and handles, applies the handler deadline
-//! with `tokio::time::sleep`, and puts the [`Outcome`](crate::receiver::Outcome)
-//! in the response extensions.
+//! receiver's prechecks on the head, reads the body against the shared body
+//! budget and enforces the body limit *while reading* (a false or missing
+//! `Content-Length` cannot make it buffer more), takes an in-flight place only
+//! once the signature is verified, applies the route's deadline (the handler
+//! deadline, or [`ReceiverConfig::function_deadline`](crate::ReceiverConfig::function_deadline)
+//! for [`RouteKind::Function`]) with
+//! `tokio::time::sleep`, and puts the [`Outcome`](crate::receiver::Outcome) in
+//! the response extensions.
 //!
 //! ```no_run
 //! use retell_webhooks::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
@@ -22,8 +25,9 @@
 //! # fn main() -> Result<(), retell_webhooks::KeyError> {
 //! let receiver = Receiver::new(Verifier::new("key_from_the_dashboard")?, ReceiverConfig::new());
 //! let service = WebhookService::new(&receiver, RouteKind::Events, App);
-//! // Serve `service` with hyper (see `examples/hyper.rs`), or mount it in any
-//! // tower-compatible framework.
+//! // Serve `service` with hyper's HTTP/1 builder, with a head timeout and a
+//! // connection limit (the README's quick start, `examples/hyper.rs`), or mount
+//! // it in any tower-compatible framework.
 //! # let _ = service;
 //! # Ok(())
 //! # }

@@ -14,7 +14,8 @@
 //!   and discards whatever the client still sends for up to
 //!   `HttpServer::client_disconnect_timeout` (1 s by default), so the client
 //!   sees the `413` rather than a reset; lower it to close sooner;
-//! * applies the handler deadline with `tokio::time::sleep` (`503`); a handler
+//! * applies the route's deadline (the handler deadline, or the function
+//!   deadline on a function route) with `tokio::time::sleep` (`503`); a handler
 //!   panic is answered `500` instead of actix-web's closed connection;
 //! * answers `500` when no verifier is configured (fail closed);
 //! * takes the peer address for the source allowlist from
@@ -25,7 +26,12 @@
 //!
 //! # Quick start
 //!
+//! Served with a head timeout, an idle timeout and a connection limit (see the
+//! README's "Running in production"):
+//!
 //! ```no_run
+//! use std::time::Duration;
+//!
 //! use actix_web::{App, HttpServer};
 //! use retell_webhooks::adapters::actix::service;
 //! use retell_webhooks::{Receiver, ReceiverConfig, WebhookHandler};
@@ -48,10 +54,15 @@
 //!     // Built once, outside the per-worker factory, so every worker shares its
 //!     // state (in-flight places, the mismatch streak, a dedupe store).
 //!     let receiver = Receiver::new(verifier, ReceiverConfig::new());
+//!     let workers = std::thread::available_parallelism().map_or(1, usize::from);
 //!     HttpServer::new(move || App::new().service(service("/retell/webhook", &receiver, Handler)))
-//!     .bind(("127.0.0.1", 3000))?
-//!     .run()
-//!     .await?;
+//!         .client_request_timeout(Duration::from_secs(5)) // first head within 5 s, else 408
+//!         .keep_alive(Duration::from_secs(65)) // idle: longer than a proxy's 60 s
+//!         .workers(workers)
+//!         .max_connections((1024 / workers).max(1)) // per worker: 1 024 connections in all
+//!         .bind(("127.0.0.1", 3000))?
+//!         .run()
+//!         .await?;
 //!     Ok(())
 //! }
 //! ```
@@ -101,6 +112,8 @@
 //! response (Retell expects a `2xx`).
 //!
 //! ```no_run
+//! use std::time::Duration;
+//!
 //! use actix_web::{App, HttpResponse, HttpServer, post};
 //! use retell_webhooks::adapters::VerifiedEvent;
 //! use retell_webhooks::{Receiver, ReceiverConfig};
@@ -118,7 +131,12 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
 //! let receiver = Receiver::new(verifier, ReceiverConfig::new());
+//! let workers = std::thread::available_parallelism().map_or(1, usize::from);
 //! HttpServer::new(move || App::new().app_data(receiver.clone()).service(hook))
+//!     .client_request_timeout(Duration::from_secs(5))
+//!     .keep_alive(Duration::from_secs(65))
+//!     .workers(workers)
+//!     .max_connections((1024 / workers).max(1))
 //!     .bind(("127.0.0.1", 3000))?
 //!     .run()
 //!     .await?;
@@ -188,6 +206,11 @@ where
 /// Like [`service`], for a custom function URL: bodies are
 /// [`FunctionCall`](crate::FunctionCall)s answered by
 /// [`WebhookHandler::on_function_call`].
+///
+/// The route's deadline is
+/// [`ReceiverConfig::function_deadline`](crate::ReceiverConfig::function_deadline)
+/// (120 s by default, Retell's default tool timeout), not the handler
+/// deadline of the event route.
 #[must_use]
 pub fn function_service<H>(path: &str, receiver: &Receiver, handler: H) -> Resource
 where
@@ -203,6 +226,7 @@ where
 ///
 /// ```no_run
 /// use std::sync::Arc;
+/// use std::time::Duration;
 ///
 /// use actix_web::{App, HttpServer};
 /// use retell_webhooks::adapters::actix::endpoint;
@@ -220,11 +244,17 @@ where
 /// let config = ReceiverConfig::new().with_body_limit(16 * 1024 * 1024);
 /// let receiver = Receiver::new(verifier, config);
 /// let handler = Arc::new(Handler); // one handler for every worker
+/// let workers = std::thread::available_parallelism().map_or(1, usize::from);
 /// HttpServer::new(move || {
 ///     App::new()
 ///         .route("/retell/webhook", endpoint(RouteKind::Events, &receiver, handler.clone()))
 ///         .route("/retell/tools/book", endpoint(RouteKind::Function, &receiver, handler.clone()))
 /// })
+/// // The module's quick start explains these settings.
+/// .client_request_timeout(Duration::from_secs(5))
+/// .keep_alive(Duration::from_secs(65))
+/// .workers(workers)
+/// .max_connections((1024 / workers).max(1))
 /// .bind(("127.0.0.1", 3000))?
 /// .run()
 /// .await?;

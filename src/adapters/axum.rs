@@ -5,17 +5,26 @@
 //!
 //! * refuses a `Content-Length` over the limit before reading, and stops reading
 //!   as soon as a body crosses it (`413`; 8 MiB by default, never axum's 2 MiB);
-//! * applies the handler deadline with `tokio::time::sleep` (`503`);
+//! * applies the route's deadline (the handler deadline, or the function
+//!   deadline on a function route) with `tokio::time::sleep` (`503`);
 //! * answers `500` when no verifier is configured (fail closed);
 //! * puts the [`Outcome`](crate::receiver::Outcome) in the response extensions, so a logging middleware
 //!   can print one line per request.
 //!
 //! # Quick start
 //!
+//! [`router`] gives the route; serve it through hyper's HTTP/1 builder rather
+//! than `axum::serve`, which has no head timeout, no idle timeout and no
+//! connection limit. With `hyper` (features `server`, `http1`), `hyper-util`
+//! (`tokio`, `service`) and `tokio` (`rt-multi-thread`, `macros`, `net`,
+//! `sync`, `time`), as in the README's quick start:
+//!
 //! ```no_run
+//! use hyper_util::{rt::TokioIo, rt::TokioTimer, service::TowerToHyperService};
 //! use retell_webhooks::adapters::axum::router;
 //! use retell_webhooks::{Receiver, ReceiverConfig, WebhookHandler};
 //! use retell_webhooks::{CallEvent, Verifier};
+//! use std::{sync::Arc, time::Duration};
 //!
 //! struct Handler;
 //!
@@ -32,10 +41,23 @@
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
 //!     let receiver = Receiver::new(verifier, ReceiverConfig::new());
-//!     let app = router("/retell/webhook", &receiver, Handler);
+//!     let app: axum::Router = router("/retell/webhook", &receiver, Handler);
+//!     let app = TowerToHyperService::new(app);
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//!     axum::serve(listener, app).await?;
-//!     Ok(())
+//!     // Each head within 5 s of connecting or of the last answer (so idle
+//!     // connections close too), at most 1 024 connections (file descriptors).
+//!     let mut http = hyper::server::conn::http1::Builder::new();
+//!     http.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(5));
+//!     let slots = Arc::new(tokio::sync::Semaphore::new(1024));
+//!     loop {
+//!         let slot = Arc::clone(&slots).acquire_owned().await?;
+//!         let Ok((stream, _)) = listener.accept().await else {
+//!             tokio::time::sleep(Duration::from_millis(100)).await; // out of fds: retry
+//!             continue;
+//!         };
+//!         let connection = http.serve_connection(TokioIo::new(stream), app.clone());
+//!         tokio::spawn(async move { (connection.await, drop(slot)) });
+//!     }
 //! }
 //! ```
 //!
@@ -65,9 +87,30 @@
 //!
 //! # Source allowlist
 //!
-//! For the source allowlist, serve with
-//! `app.into_make_service_with_connect_info::<std::net::SocketAddr>()` so the
-//! peer address is known; without it an allowlist refuses every request (`403`).
+//! The source allowlist needs the peer address, which the quick start's loop
+//! does not pass on; without it an allowlist refuses every request (`403`).
+//! Keep the address `accept` returns and give it to the connection's router as
+//! axum's `ConnectInfo` (what `into_make_service_with_connect_info` does under
+//! `axum::serve`), as `examples/axum.rs` does:
+//!
+//! ```no_run
+//! # use retell_webhooks::adapters::axum::router;
+//! # use retell_webhooks::{Receiver, WebhookHandler};
+//! # struct Handler;
+//! # impl WebhookHandler for Handler { type Error = String; }
+//! # async fn serve(receiver: Receiver, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+//! use axum::{Extension, extract::ConnectInfo};
+//! use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+//!
+//! let app: axum::Router = router("/retell/webhook", &receiver, Handler);
+//! # let http = hyper::server::conn::http1::Builder::new();
+//! let (stream, peer) = listener.accept().await?;
+//! let app = app.clone().layer(Extension(ConnectInfo(peer)));
+//! let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+//! # let _ = connection;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Extractors
 //!
@@ -130,8 +173,12 @@ where
 /// [`FunctionCall`](crate::FunctionCall)s answered by
 /// [`WebhookHandler::on_function_call`] with `200` and the handler's body.
 ///
-/// The receiver's handler deadline applies (9 s by default); Retell waits up to
-/// the tool's `timeout_ms` (2 minutes by default), so raise it for slow tools.
+/// The route's deadline is
+/// [`ReceiverConfig::function_deadline`](crate::ReceiverConfig::function_deadline)
+/// (120 s by default, Retell's default tool timeout), not the handler
+/// deadline of the event route. Retell waits up to the tool's `timeout_ms`: for
+/// a tool configured with another timeout, set the same with
+/// [`ReceiverConfig::with_function_deadline`](crate::ReceiverConfig::with_function_deadline).
 pub fn function_router<H, S>(path: &str, receiver: &Receiver, handler: H) -> Router<S>
 where
     H: WebhookHandler + 'static,

@@ -1,7 +1,8 @@
 //! Adapters for HTTP frameworks, each behind a feature of the same name.
 //!
-//! They all call [`Receiver::dispatch`](crate::Receiver::dispatch), so a
-//! request gets the same status whatever the framework.
+//! They all run the receiver's one request flow, the one
+//! [`Receiver::dispatch`](crate::Receiver::dispatch) exposes, so a request
+//! gets the same status whatever the framework.
 
 #[cfg(feature = "actix")]
 #[cfg_attr(docsrs, doc(cfg(feature = "actix")))]

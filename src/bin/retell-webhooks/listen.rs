@@ -338,7 +338,6 @@ fn clock() -> String {
     format!("{:02}:{:02}:{:02}", now.hour(), now.minute(), now.second())
 }
 
-/// Runs the receiver until Ctrl-C.
 /// The configuration for `--dedupe`.
 async fn dedupe_config(store: &str) -> Result<ReceiverConfig, ExitCode> {
     let config = ReceiverConfig::new();
@@ -367,6 +366,7 @@ async fn dedupe_config(store: &str) -> Result<ReceiverConfig, ExitCode> {
     }
 }
 
+/// Runs the receiver until Ctrl-C.
 pub fn run(args: &Args) -> ExitCode {
     let runtime = match common::runtime() {
         Ok(runtime) => runtime,
