@@ -16,7 +16,8 @@ use serde::Serialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::raw::{
-    RawJson, Sink, raw_bool, raw_f64, raw_i64, raw_map, raw_seq, raw_str, raw_u64, read_raw,
+    RawJson, RawObject, Sink, duplicate, raw_bool, raw_f64, raw_i64, raw_map, raw_seq, raw_str,
+    raw_u64, read_raw,
 };
 use super::untyped::{Path, Untyped};
 
@@ -76,24 +77,6 @@ pub(crate) fn insert_unique<E: de::Error>(
             entry.insert(value);
             Ok(())
         }
-    }
-}
-
-/// The error for a key that occurs twice in one object. The key comes from
-/// the body: it is capped and escaped, so the message stays one short line
-/// that a crafted key cannot extend or split.
-pub(crate) fn duplicate<E: de::Error>(key: &str) -> E {
-    E::custom(format_args!(
-        "duplicate field `{}`",
-        short_key(key).escape_debug()
-    ))
-}
-
-/// Key names in messages are capped so an error never echoes a huge key.
-pub(crate) fn short_key(key: &str) -> &str {
-    match key.char_indices().nth(64) {
-        Some((end, _)) => key.get(..end).unwrap_or(key),
-        None => key,
     }
 }
 
@@ -473,5 +456,36 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+/// A free-form field: any value but `null` is typed.
+impl Lenient for RawJson {
+    const EXPECTED: &'static str = "any JSON value";
+
+    fn read<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Read<Self>, D::Error> {
+        let raw = read_raw(deserializer)?;
+        Ok(if raw.is_null() {
+            Read::Null
+        } else {
+            Read::Typed(raw)
+        })
+    }
+}
+
+/// A free-form object field: an object is typed, any other value a fallback.
+impl Lenient for RawObject {
+    const EXPECTED: &'static str = "an object";
+
+    fn read<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Read<Self>, D::Error> {
+        let raw = read_raw(deserializer)?;
+        Ok(if raw.is_null() {
+            Read::Null
+        } else {
+            match Self::try_from(raw) {
+                Ok(object) => Read::Typed(object),
+                Err(other) => Read::Raw(other),
+            }
+        })
     }
 }

@@ -16,8 +16,6 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::lenient::{Lenient, Read, duplicate};
-
 /// A JSON value kept as compact JSON text, as parsed (free-form parts of a
 /// body: `metadata`, dynamic variables, unknown keys, values that did not fit
 /// their field).
@@ -230,20 +228,6 @@ impl<'de> Deserialize<'de> for RawJson {
     }
 }
 
-/// A free-form field: any value but `null` is typed.
-impl Lenient for RawJson {
-    const EXPECTED: &'static str = "any JSON value";
-
-    fn read<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Read<Self>, D::Error> {
-        let raw = read_raw(deserializer)?;
-        Ok(if raw.is_null() {
-            Read::Null
-        } else {
-            Read::Typed(raw)
-        })
-    }
-}
-
 /// A JSON object kept as its text (dynamic variables, custom attributes):
 /// a [`RawJson`] that is always an object. Any other value in such a field is
 /// a fallback.
@@ -330,22 +314,6 @@ impl<'de> Deserialize<'de> for RawObject {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Self::try_from(read_raw(deserializer)?)
             .map_err(|_| de::Error::custom("invalid type, expected a JSON object"))
-    }
-}
-
-impl Lenient for RawObject {
-    const EXPECTED: &'static str = "an object";
-
-    fn read<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Read<Self>, D::Error> {
-        let raw = read_raw(deserializer)?;
-        Ok(if raw.is_null() {
-            Read::Null
-        } else {
-            match Self::try_from(raw) {
-                Ok(object) => Read::Typed(object),
-                Err(other) => Read::Raw(other),
-            }
-        })
     }
 }
 
@@ -849,4 +817,22 @@ fn drain<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
         .is_some()
     {}
     Ok(())
+}
+
+/// The error for a key that occurs twice in one object. The key comes from
+/// the body: it is capped and escaped, so the message stays one short line
+/// that a crafted key cannot extend or split.
+pub(crate) fn duplicate<E: de::Error>(key: &str) -> E {
+    E::custom(format_args!(
+        "duplicate field `{}`",
+        short_key(key).escape_debug()
+    ))
+}
+
+/// Key names in messages are capped so an error never echoes a huge key.
+pub(crate) fn short_key(key: &str) -> &str {
+    match key.char_indices().nth(64) {
+        Some((end, _)) => key.get(..end).unwrap_or(key),
+        None => key,
+    }
 }

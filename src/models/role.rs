@@ -16,8 +16,9 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serializer};
 
-use super::lenient::{Read, duplicate};
+use super::lenient::Read;
 use super::model::{Buffered, Model, Seen, Source};
+use super::raw::duplicate;
 use super::raw::{
     RawJson, RawSeed, Sink, raw_bool, raw_f64, raw_i64, raw_map, raw_seq, raw_str, raw_u64,
 };
