@@ -1,6 +1,8 @@
 //! The `retell-webhooks` binary, run as a user would.
 #![cfg(feature = "cli")]
 
+#[path = "common/cli_binary.rs"]
+mod cli_binary;
 mod common;
 #[path = "common/redis_server.rs"]
 mod redis_server;
@@ -8,6 +10,8 @@ mod redis_server;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+
+use cli_binary::{Listener, cli, send_call_ended, stderr, stdout};
 
 const KEY: &str = "test-api-key";
 const SIG1: &str =
@@ -19,13 +23,6 @@ fn fixture(name: &str) -> PathBuf {
         .join("tests")
         .join("fixtures")
         .join(name)
-}
-
-/// The binary with a clean environment for the key variable.
-fn cli() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_retell-webhooks"));
-    cmd.env_remove("RETELL_API_KEY");
-    cmd
 }
 
 /// Runs `cmd` with `stdin` as its standard input.
@@ -41,14 +38,6 @@ fn run_with_stdin(mut cmd: Command, stdin: &[u8]) -> Output {
         assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
     }
     child.wait_with_output().unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone()).unwrap()
 }
 
 fn assert_no_key(out: &Output, key: &str) {
@@ -545,59 +534,6 @@ fn send_event_list_prints_every_sample() {
     assert!(stderr(&out).contains("curl"), "{}", stderr(&out));
 }
 
-/// A `listen` child process, killed when dropped.
-struct Listener {
-    child: std::process::Child,
-    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
-}
-
-impl Listener {
-    /// Starts `listen` with `args` on any free port and reads its standard
-    /// output up to the ready line; returns the events URL.
-    fn start(args: &[&str]) -> (Self, String) {
-        use std::io::BufRead;
-        let mut child = cli()
-            .args(["listen", "--port", "0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut listener = Self {
-            child,
-            lines: std::io::BufReader::new(stdout).lines(),
-        };
-        let mut banner = Vec::new();
-        loop {
-            let line = listener.next_line();
-            if let Some(rest) = line.strip_prefix("listening on ") {
-                let url = rest.split(' ').next().unwrap().to_owned();
-                assert!(url.ends_with("/webhook"), "{line}");
-                banner.push(line);
-                return (listener, url);
-            }
-            banner.push(line);
-            assert!(banner.len() < 10, "no ready line: {banner:?}");
-        }
-    }
-
-    fn next_line(&mut self) -> String {
-        self.lines
-            .next()
-            .expect("listen closed its output")
-            .unwrap()
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn listen_and_send_end_to_end() {
     let (mut listener, url) = Listener::start(&[]);
@@ -912,16 +848,6 @@ fn listen_closes_silent_and_idle_connections_after_the_head_timeout() {
             );
         }
     });
-}
-
-/// Sends the built-in `call_ended` sample (always the same event) to `url`.
-fn send_call_ended(url: &str) {
-    let out = cli()
-        .args(["send", "--url", url, "--event", "call_ended"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).starts_with("204"), "{}", stdout(&out));
 }
 
 #[test]
