@@ -106,10 +106,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let current_thread = std::env::var("DEDUPE_BENCH_RUNTIME").as_deref() == Ok("current_thread");
-    let Some(server) = redis_server::RedisServer::start() else {
+    if !redis_server::installed() {
         eprintln!("dedupe bench: needs redis-server on the PATH");
         return;
-    };
+    }
+    let server = redis_server::RedisServer::start();
     let mut runtime = if current_thread {
         tokio::runtime::Builder::new_current_thread()
     } else {

@@ -2,10 +2,11 @@
 # HTTP load test of the axum, actix-web and tower (plain hyper) receivers,
 # and of the official Node SDK behind express for comparison.
 #
-# What it does: builds `examples/bench_server.rs` (no-op handler; every request
-# is read, verified, parsed and dispatched) and `examples/bench_body.rs` in
-# release, writes the signed body (by default the realistic 30 KB
-# `call_ended`), starts each receiver on 127.0.0.1 and drives it with wrk (POST with the `X-Retell-Signature` header)
+# What it does: builds the `bench_server` tool (`benches/tools/bench_server.rs`:
+# a no-op handler; every request is read, verified, parsed and dispatched) and
+# `bench_body` (`benches/tools/bench_body.rs`) in release, writes the signed
+# body (by default the realistic 30 KB `call_ended`), starts each receiver on
+# 127.0.0.1 and drives it with wrk (POST with the `X-Retell-Signature` header)
 # at 2 and 32 connections, then prints requests/s, p50/p99 latency and the
 # number of non-2xx answers per run.
 #

@@ -1,13 +1,15 @@
 //! The `retell-webhooks` binary, run as a user would.
 #![cfg(feature = "cli")]
 
+#[path = "common/cli_binary.rs"]
+mod cli_binary;
 mod common;
-#[path = "common/redis_server.rs"]
-mod redis_server;
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+
+use cli_binary::{Listener, cli, send_call_ended, stderr, stdout};
 
 const KEY: &str = "test-api-key";
 const SDK_HEADER: &str =
@@ -19,13 +21,6 @@ fn fixture(name: &str) -> PathBuf {
         .join("tests")
         .join("fixtures")
         .join(name)
-}
-
-/// The binary with a clean environment for the key variable.
-fn cli() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_retell-webhooks"));
-    cmd.env_remove("RETELL_API_KEY");
-    cmd
 }
 
 /// Runs `cmd` with `stdin` as its standard input.
@@ -41,14 +36,6 @@ fn run_with_stdin(mut cmd: Command, stdin: &[u8]) -> Output {
         assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
     }
     child.wait_with_output().unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone()).unwrap()
 }
 
 fn assert_no_key(out: &Output, key: &str) {
@@ -550,59 +537,6 @@ fn send_event_list_prints_every_sample() {
     assert!(stderr(&out).contains("curl"), "{}", stderr(&out));
 }
 
-/// A `listen` child process, killed when dropped.
-struct Listener {
-    child: std::process::Child,
-    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
-}
-
-impl Listener {
-    /// Starts `listen` with `args` on any free port and reads its standard
-    /// output up to the ready line; returns the events URL.
-    fn start(args: &[&str]) -> (Self, String) {
-        use std::io::BufRead;
-        let mut child = cli()
-            .args(["listen", "--port", "0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut listener = Self {
-            child,
-            lines: std::io::BufReader::new(stdout).lines(),
-        };
-        let mut banner = Vec::new();
-        loop {
-            let line = listener.next_line();
-            if let Some(rest) = line.strip_prefix("listening on ") {
-                let url = rest.split(' ').next().unwrap().to_owned();
-                assert!(url.ends_with("/webhook"), "{line}");
-                banner.push(line);
-                return (listener, url);
-            }
-            banner.push(line);
-            assert!(banner.len() < 10, "no ready line: {banner:?}");
-        }
-    }
-
-    fn next_line(&mut self) -> String {
-        self.lines
-            .next()
-            .expect("listen closed its output")
-            .unwrap()
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn listen_and_send_end_to_end() {
     let (mut listener, url) = Listener::start(&[]);
@@ -919,16 +853,6 @@ fn listen_closes_silent_and_idle_connections_after_the_head_timeout() {
     });
 }
 
-/// Sends the built-in `call_ended` sample (always the same event) to `url`.
-fn send_call_ended(url: &str) {
-    let out = cli()
-        .args(["send", "--url", url, "--event", "call_ended"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).starts_with("204"), "{}", stdout(&out));
-}
-
 #[test]
 fn listen_dedupe_memory_handles_a_copy_once() {
     let (mut listener, url) = Listener::start(&["--dedupe", "memory"]);
@@ -936,24 +860,6 @@ fn listen_dedupe_memory_handles_a_copy_once() {
     assert!(listener.next_line().ends_with(" 204 ok"));
     send_call_ended(&url);
     let line = listener.next_line();
-    assert!(line.contains("204 duplicate"), "{line}");
-}
-
-/// Two `listen` processes sharing one real Redis: the copy Retell sends to the
-/// second one is a duplicate there.
-#[test]
-fn two_listeners_share_a_redis_dedupe_store() {
-    let Some(redis) = redis_server::RedisServer::start() else {
-        eprintln!("redis-server not installed: skipped");
-        return;
-    };
-    let store = redis.url();
-    let (mut first, first_url) = Listener::start(&["--dedupe", &store]);
-    let (mut second, second_url) = Listener::start(&["--dedupe", &store]);
-    send_call_ended(&first_url);
-    assert!(first.next_line().ends_with(" 204 ok"));
-    send_call_ended(&second_url);
-    let line = second.next_line();
     assert!(line.contains("204 duplicate"), "{line}");
 }
 

@@ -1,12 +1,17 @@
 //! `RedisDedupe` against a real `redis-server` (a child process on a Unix
 //! socket, no mock): the store's protocol, two receivers sharing one Redis as
 //! two replicas would, a replica that goes away mid-handler, Redis hung,
-//! killed and restarted, and a load over HTTP.
+//! killed and restarted, a load over HTTP, and two `listen` processes of the
+//! command-line tool sharing one Redis.
 //!
-//! Without `redis-server` on the `PATH` each test says it is skipped and
-//! passes, unless `CI` is `true`, where it fails.
-#![cfg(feature = "redis")]
+//! Its own harness (libtest-mimic, `harness = false`), which takes libtest's
+//! arguments: without `redis-server` on the `PATH` the tests that need one
+//! are reported as ignored, and the install hint is printed once; when `CI`
+//! is `true` they fail instead, with that hint.
 
+#[cfg(feature = "cli")]
+#[path = "common/cli_binary.rs"]
+mod cli_binary;
 #[path = "common/http.rs"]
 mod http;
 #[path = "common/receivers.rs"]
@@ -16,15 +21,158 @@ mod redis_server;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use libtest_mimic::{Arguments, Trial};
 use retell_webhooks::Incoming;
 use retell_webhooks::dedupe::{Begin, DedupeKey, DedupeStore, RedisDedupe, Ticket};
 use retell_webhooks::{ReceiverConfig, RouteKind, receiver::Reason};
+use tokio::runtime::Builder;
 
 use receivers::{Behaviour, Probe, Receiver, Via, config, http_vias};
 use redis_server::RedisServer;
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let redis = Redis::find(&args);
+    quiet_deliberate_panics();
+    #[allow(unused_mut)]
+    let mut needs_redis = vec![
+        // The store
+        case!(current_thread fresh_then_in_flight_then_done_for_the_done_ttl),
+        case!(current_thread the_done_ttl_expires),
+        case!(current_thread the_lease_frees_the_key_of_a_holder_that_never_came_back),
+        case!(current_thread a_stale_ticket_cannot_finish_or_release_another_claim),
+        case!(current_thread abandon_frees_the_key_without_waiting_for_the_lease),
+        case!(current_thread prefixes_keep_applications_apart),
+        case!(current_thread the_password_authenticates_and_is_never_shown),
+        // Two replicas sharing one Redis
+        case!(two_workers duplicate_storm_over_two_replicas),
+        case!(two_workers a_copy_on_the_other_replica_while_the_first_runs_is_409),
+        case!(two_workers a_failure_on_one_replica_is_retried_on_the_other),
+        case!(two_workers a_replica_gone_mid_handler_frees_the_key),
+        case!(two_workers a_hung_redis_is_503_within_the_command_timeout),
+        case!(two_workers a_killed_redis_is_503_and_after_a_restart_the_retries_are_processed),
+        case!(two_workers a_thousand_distinct_events_over_64_connections_and_two_replicas),
+    ];
+    // The command-line tool
+    #[cfg(feature = "cli")]
+    needs_redis.push(case!(two_listeners_share_a_redis_dedupe_store));
+
+    let mut trials: Vec<Trial> = needs_redis.into_iter().map(|c| redis.needed(c)).collect();
+    trials.push(case!(current_thread connecting_to_nothing_is_an_error_not_a_hang).trial());
+    #[cfg(feature = "redis-tls")]
+    trials.push(case!(current_thread a_tls_url_connects_with_rustls).trial());
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// The handlers' deliberate panics (`Behaviour::PanicFirst`) are part of the
+/// tests: libtest would capture what the panic hook prints about them, this
+/// harness does not capture, so the hook keeps quiet about those (and only
+/// those).
+fn quiet_deliberate_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&"handler bug") {
+            default(info);
+        }
+    }));
+}
+
+/// A test function and how to run it, named after the function.
+struct Test {
+    name: &'static str,
+    run: Box<dyn FnOnce() + Send>,
+}
+
+/// `case!(f)` runs `fn f()`; `case!(current_thread f)` runs `async fn f()`
+/// on a current-thread runtime (as `#[tokio::test]`), `case!(two_workers f)`
+/// on a multi-thread runtime with two workers.
+macro_rules! case {
+    ($test:ident) => {
+        Test {
+            name: stringify!($test),
+            run: Box::new($test),
+        }
+    };
+    (current_thread $test:ident) => {
+        Test {
+            name: stringify!($test),
+            run: Box::new(|| block_on(Builder::new_current_thread(), $test())),
+        }
+    };
+    (two_workers $test:ident) => {
+        Test {
+            name: stringify!($test),
+            run: Box::new(|| {
+                let mut runtime = Builder::new_multi_thread();
+                runtime.worker_threads(2);
+                block_on(runtime, $test())
+            }),
+        }
+    };
+}
+use case;
+
+fn block_on(mut runtime: Builder, test: impl Future<Output = ()>) {
+    runtime.enable_all().build().unwrap().block_on(test);
+}
+
+impl Test {
+    /// A trial for a test that needs no `redis-server`.
+    fn trial(self) -> Trial {
+        Trial::test(self.name, move || {
+            (self.run)();
+            Ok(())
+        })
+    }
+}
+
+/// Whether a `redis-server` can be started here, found once.
+#[derive(Clone, Copy)]
+struct Redis {
+    installed: bool,
+    required: bool,
+}
+
+impl Redis {
+    /// Finds `redis-server`; without one, says so once (not for `--list`).
+    fn find(args: &Arguments) -> Self {
+        let redis = Self {
+            installed: redis_server::installed(),
+            required: redis_server::required(),
+        };
+        if !redis.installed && !args.list {
+            let fate = if redis.required {
+                "fail"
+            } else {
+                "are ignored"
+            };
+            eprintln!(
+                "{}\nthe tests that need a redis-server {fate}",
+                redis_server::missing()
+            );
+        }
+        redis
+    }
+
+    /// A trial for a test that starts a `redis-server`: without one, ignored,
+    /// or failed with the install hint when `CI` is `true` (or when asked to
+    /// run with `--ignored` / `--include-ignored`).
+    fn needed(self, test: Test) -> Trial {
+        let missing = !self.installed;
+        Trial::test(test.name, move || {
+            if missing {
+                return Err(redis_server::missing().into());
+            }
+            (test.run)();
+            Ok(())
+        })
+        .with_ignored_flag(missing && !self.required)
+    }
+}
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -136,11 +284,8 @@ fn shared(store: RedisDedupe) -> ReceiverConfig {
 // The store
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
 async fn fresh_then_in_flight_then_done_for_the_done_ttl() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     let s = store(&server).await;
     assert_eq!(s.prefix(), "retell-webhooks:");
     assert_eq!(s.done_ttl(), Duration::from_secs(3600));
@@ -173,11 +318,8 @@ async fn fresh_then_in_flight_then_done_for_the_done_ttl() {
     fresh(&s, &key(2), LONG).await;
 }
 
-#[tokio::test]
 async fn the_done_ttl_expires() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     let s = store(&server)
         .await
         .with_done_ttl(Duration::from_millis(300));
@@ -194,11 +336,8 @@ async fn the_done_ttl_expires() {
     println!("a 300 ms done TTL freed the key after {took:?}");
 }
 
-#[tokio::test]
 async fn the_lease_frees_the_key_of_a_holder_that_never_came_back() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     let s = store(&server).await;
     let k = key(4);
     let started = Instant::now();
@@ -216,11 +355,8 @@ async fn the_lease_frees_the_key_of_a_holder_that_never_came_back() {
 
 /// A holder whose lease ran out cannot finish or release the claim another
 /// replica took since: the token is compared in the script.
-#[tokio::test]
 async fn a_stale_ticket_cannot_finish_or_release_another_claim() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     let (a, b) = (store(&server).await, store(&server).await);
     let k = key(5);
     let old = fresh(&a, &k, Duration::from_millis(200)).await;
@@ -259,11 +395,8 @@ async fn a_stale_ticket_cannot_finish_or_release_another_claim() {
 
 /// `abandon` returns at once and frees the key a round trip later, long
 /// before the lease; outside a runtime it leaves the key to its lease.
-#[tokio::test]
 async fn abandon_frees_the_key_without_waiting_for_the_lease() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     let s = store(&server).await;
     let k = key(6);
     let ticket = fresh(&s, &k, LONG).await;
@@ -290,11 +423,8 @@ async fn abandon_frees_the_key_without_waiting_for_the_lease() {
 }
 
 /// Prefixes keep two applications on one Redis apart.
-#[tokio::test]
 async fn prefixes_keep_applications_apart() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     let a = store(&server).await.with_prefix("app-a:");
     let b = store(&server).await.with_prefix("app-b:");
     let k = key(8);
@@ -321,11 +451,8 @@ async fn prefixes_keep_applications_apart() {
 
 /// The password in the URL authenticates, and is never shown: not by
 /// `Debug`, not in a connection error.
-#[tokio::test]
 async fn the_password_authenticates_and_is_never_shown() {
-    let Some(server) = RedisServer::start_with(&["--requirepass", "hunter2-secret"]) else {
-        return;
-    };
+    let server = RedisServer::start_with(&["--requirepass", "hunter2-secret"]);
     let url = format!("{}?pass=hunter2-secret", server.url());
     let s = RedisDedupe::connect(&url).await.unwrap();
     let debug = format!("{s:?}");
@@ -346,7 +473,6 @@ async fn the_password_authenticates_and_is_never_shown() {
     }
 }
 
-#[tokio::test]
 async fn connecting_to_nothing_is_an_error_not_a_hang() {
     let started = Instant::now();
     let url = "redis+unix:///nonexistent-dir/redis.sock";
@@ -362,7 +488,6 @@ async fn connecting_to_nothing_is_an_error_not_a_hang() {
 /// `rediss://` builds its TLS configuration (rustls with a provider) instead
 /// of panicking for want of one; nothing listens, so it is an error.
 #[cfg(feature = "redis-tls")]
-#[tokio::test]
 async fn a_tls_url_connects_with_rustls() {
     let error = RedisDedupe::connect("rediss://127.0.0.1:1/0")
         .await
@@ -380,11 +505,8 @@ async fn a_tls_url_connects_with_rustls() {
 /// 200 events × 3 copies spread over both replicas: the handler runs exactly
 /// 200 times; every other answer is `204` (done) or `409` (in flight); all of
 /// them again afterwards, on either replica, are `204` without a handler call.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_storm_over_two_replicas() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     let probe = Probe::new(Behaviour::Yield(20));
     let (a, b) = replicas(&server, (Via::Core, http_via(0)), &probe, shared).await;
     let bodies: Vec<Arc<Vec<u8>>> = (0..200)
@@ -423,11 +545,8 @@ async fn duplicate_storm_over_two_replicas() {
 
 /// A copy on the other replica while the first is running is `409`; once the
 /// first succeeds, copies on either replica are `204` without a handler call.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_on_the_other_replica_while_the_first_runs_is_409() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     let probe = Probe::new(Behaviour::Gated);
     let (a, b) = replicas(&server, (Via::Core, http_via(1)), &probe, shared).await;
     let body = call_ended("call_gated");
@@ -448,11 +567,8 @@ async fn a_copy_on_the_other_replica_while_the_first_runs_is_409() {
 
 /// A failure on replica A releases the key: Retell's retry on replica B is
 /// processed, and later copies on either are `204`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_on_one_replica_is_retried_on_the_other() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     for behaviour in [Behaviour::FailFirst(1), Behaviour::PanicFirst(1)] {
         let probe = Probe::new(behaviour);
         let (a, b) = replicas(&server, (Via::Core, http_via(2)), &probe, shared).await;
@@ -471,11 +587,8 @@ async fn a_failure_on_one_replica_is_retried_on_the_other() {
 /// other replica is processed at once, not after the 10 s lease. A replica
 /// that died without a word (a claim nobody will finish) is freed by its
 /// lease.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_gone_mid_handler_frees_the_key() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     let stuck = Probe::new(Behaviour::Gated);
     let a = Arc::new(
         Receiver::start(Via::Core, Arc::clone(&stuck), shared(store(&server).await)).await,
@@ -528,11 +641,8 @@ async fn a_replica_gone_mid_handler_frees_the_key() {
 /// command timeout, long before the deadline, and the handler is not called.
 /// The `begin` that timed out still runs when Redis resumes, so its lease (the
 /// deadline plus a second) holds the key; then the retries are processed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_redis_is_503_within_the_command_timeout() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     let timeout = Duration::from_millis(300);
     let deadline = Duration::from_secs(2);
     let probe = Probe::new(Behaviour::Ok);
@@ -584,11 +694,8 @@ async fn a_hung_redis_is_503_within_the_command_timeout() {
 /// Redis killed: deliveries are `503` at once and nothing is marked done;
 /// restarted on the same socket (empty, no persistence), the retries are
 /// processed once each on either replica.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_redis_is_503_and_after_a_restart_the_retries_are_processed() {
-    let Some(mut server) = RedisServer::start() else {
-        return;
-    };
+    let mut server = RedisServer::start();
     let timeout = Duration::from_millis(300);
     let probe = Probe::new(Behaviour::Ok);
     let (a, b) = replicas(&server, (Via::Core, http_via(0)), &probe, |s| {
@@ -640,11 +747,8 @@ async fn a_killed_redis_is_503_and_after_a_restart_the_retries_are_processed() {
 /// 1 000 distinct events over 64 concurrent connections, alternating between
 /// two replicas served over HTTP: 1 000 × `204`, the handler exactly 1 000
 /// times.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_distinct_events_over_64_connections_and_two_replicas() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     let vias = http_vias();
     let pair = (http_via(0), http_via(vias.len().saturating_sub(1)));
     let probe = Probe::new(Behaviour::Ok);
@@ -685,4 +789,24 @@ async fn a_thousand_distinct_events_over_64_connections_and_two_replicas() {
         "1000 events over 64 connections, {} and {}, one Redis: {elapsed:?}",
         a.via, b.via
     );
+}
+
+// ---------------------------------------------------------------------------
+// The command-line tool
+// ---------------------------------------------------------------------------
+
+/// Two `listen` processes sharing one real Redis: the copy Retell sends to the
+/// second one is a duplicate there.
+#[cfg(feature = "cli")]
+fn two_listeners_share_a_redis_dedupe_store() {
+    use cli_binary::{Listener, send_call_ended};
+    let redis = RedisServer::start();
+    let store = redis.url();
+    let (mut first, first_url) = Listener::start(&["--dedupe", &store]);
+    let (mut second, second_url) = Listener::start(&["--dedupe", &store]);
+    send_call_ended(&first_url);
+    assert!(first.next_line().ends_with(" 204 ok"));
+    send_call_ended(&second_url);
+    let line = second.next_line();
+    assert!(line.contains("204 duplicate"), "{line}");
 }

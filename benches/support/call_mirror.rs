@@ -2,8 +2,8 @@
 //! `#[derive(Deserialize)]` struct with every field of the typed model, typed
 //! the same way, but no `extra` maps, no open enums (plain `String`s), no
 //! lenient integers and no `role` dispatch beyond serde's untagged choice.
-//! Used by `examples/parse_profile.rs` (mode `plain`) on generated bodies; the
-//! baseline of the benchmarks is `serde_baseline.rs`.
+//! Used by `benches/tools/parse_profile.rs` (mode `plain`) on generated
+//! bodies; the baseline of the benchmarks is `serde_baseline.rs`.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;

@@ -1,7 +1,8 @@
 //! A real `redis-server` as a child process, on a Unix socket in a fresh
 //! temporary directory (`--port 0`: no TCP), without persistence. Killed and
 //! its directory removed on drop. Include it with
-//! `#[path = "common/redis_server.rs"] mod redis_server;`.
+//! `#[path = "common/redis_server.rs"] mod redis_server;`; check
+//! [`installed`] before starting one.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -19,30 +20,22 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts a server, or returns `None` when `redis-server` is not
-    /// installed: the caller's test is then skipped, except when `CI` is
-    /// `true`, where that is a failure.
-    pub fn start() -> Option<Self> {
+    /// Starts a server. Panics when `redis-server` is not installed: a test
+    /// that needs one checks [`installed`] first.
+    pub fn start() -> Self {
         Self::start_with(&[])
     }
 
     /// [`start`](Self::start) with more `redis-server` arguments.
-    pub fn start_with(extra: &[&str]) -> Option<Self> {
-        if !installed() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "redis-server is not installed, and CI=true: install it (e.g. `apt-get install redis-server`)"
-            );
-            eprintln!("skipped: redis-server is not installed");
-            return None;
-        }
+    pub fn start_with(extra: &[&str]) -> Self {
+        assert!(installed(), "{}", missing());
         let mut server = Self {
             child: None,
             dir: fresh_dir(),
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
         server.spawn();
-        Some(server)
+        server
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -122,13 +115,26 @@ impl Drop for RedisServer {
     }
 }
 
-fn installed() -> bool {
+/// Whether `redis-server` runs (`redis-server --version`).
+pub fn installed() -> bool {
     Command::new("redis-server")
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Whether a missing `redis-server` is a failure rather than a reason to
+/// ignore the tests that need one: when `CI` is `true`.
+pub fn required() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// What to say when `redis-server` is not installed.
+pub fn missing() -> String {
+    let ci = if required() { ", and CI=true" } else { "" };
+    format!("redis-server is not on the PATH{ci}: install it (e.g. `apt-get install redis-server`)")
 }
 
 /// A new directory under the system's temporary directory; short, since a

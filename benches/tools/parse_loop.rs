@@ -13,7 +13,7 @@
 //! check and a serde_json pass that builds nothing: the tokenizer's floor).
 use retell_webhooks::{Verifier, WebhookEvent, sign};
 
-#[path = "../benches/support/serde_baseline.rs"]
+#[path = "../support/serde_baseline.rs"]
 mod serde_baseline;
 
 fn main() {

@@ -12,7 +12,7 @@
 
 use std::time::SystemTime;
 
-#[path = "../benches/support/payloads.rs"]
+#[path = "../support/payloads.rs"]
 mod payloads;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,8 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("1k") => payloads::call_started(),
         Some("30k") => payloads::call_of_size(30_000, false),
         Some("500k") => payloads::call_of_size(500_000, true),
-        Some("large") => include_bytes!("../benches/data/large.json").to_vec(),
-        _ => include_bytes!("../benches/data/medium.json").to_vec(),
+        Some("large") => include_bytes!("../data/large.json").to_vec(),
+        _ => include_bytes!("../data/medium.json").to_vec(),
     };
     let path = args.next().unwrap_or_else(|| "body.json".to_owned());
     std::fs::write(&path, &body)?;

@@ -7,9 +7,9 @@
 
 use retell_webhooks::{Verifier, WebhookEvent, sign};
 
-#[path = "../benches/support/call_mirror.rs"]
+#[path = "../support/call_mirror.rs"]
 mod call_mirror;
-#[path = "../benches/support/payloads.rs"]
+#[path = "../support/payloads.rs"]
 mod payloads;
 
 fn main() {
