@@ -413,6 +413,37 @@ impl Lenient for BTreeMap<String, String> {
     }
 }
 
+/// A free-form field: any value but `null` is typed.
+impl Lenient for RawJson {
+    const EXPECTED: &'static str = "any JSON value";
+
+    fn read<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Read<Self>, D::Error> {
+        let raw = read_raw(deserializer)?;
+        Ok(if raw.is_null() {
+            Read::Null
+        } else {
+            Read::Typed(raw)
+        })
+    }
+}
+
+/// A free-form object field: an object is typed, any other value a fallback.
+impl Lenient for RawObject {
+    const EXPECTED: &'static str = "an object";
+
+    fn read<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Read<Self>, D::Error> {
+        let raw = read_raw(deserializer)?;
+        Ok(if raw.is_null() {
+            Read::Null
+        } else {
+            match Self::try_from(raw) {
+                Ok(object) => Read::Typed(object),
+                Err(other) => Read::Raw(other),
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Lenient, Read};
@@ -456,36 +487,5 @@ mod tests {
                 }
             }
         }
-    }
-}
-
-/// A free-form field: any value but `null` is typed.
-impl Lenient for RawJson {
-    const EXPECTED: &'static str = "any JSON value";
-
-    fn read<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Read<Self>, D::Error> {
-        let raw = read_raw(deserializer)?;
-        Ok(if raw.is_null() {
-            Read::Null
-        } else {
-            Read::Typed(raw)
-        })
-    }
-}
-
-/// A free-form object field: an object is typed, any other value a fallback.
-impl Lenient for RawObject {
-    const EXPECTED: &'static str = "an object";
-
-    fn read<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Read<Self>, D::Error> {
-        let raw = read_raw(deserializer)?;
-        Ok(if raw.is_null() {
-            Read::Null
-        } else {
-            match Self::try_from(raw) {
-                Ok(object) => Read::Typed(object),
-                Err(other) => Read::Raw(other),
-            }
-        })
     }
 }
