@@ -53,7 +53,7 @@ use crate::error::ParseError;
 use crate::events::{
     CallEvent, ChatEvent, EventKind, Incoming, TranscriptUpdatedEvent, TransferEvent, WebhookEvent,
 };
-use crate::models::{FunctionCall, InboundCallRequest, InboundChatRequest};
+use crate::{FunctionCall, InboundCallRequest, InboundChatRequest};
 
 /// One built-in sample body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -409,7 +409,7 @@ pub fn chat_inbound() -> Result<InboundChatRequest, SampleError> {
 }
 
 /// The `custom_function` sample (tool `check_availability`), parsed; wrap it
-/// in [`FunctionRequest::post`](crate::models::FunctionRequest::post) for
+/// in [`FunctionRequest::post`](crate::FunctionRequest::post) for
 /// [`on_function_call`](crate::WebhookHandler::on_function_call).
 ///
 /// ```

@@ -1,9 +1,9 @@
 //! Verify, then parse: [`Verifier::verify_and_parse`] and the bodies it can
 //! produce.
 
+use crate::FunctionCall;
 use crate::error::{Error, ParseError};
 use crate::events::{Incoming, WebhookEvent};
-use crate::models::FunctionCall;
 use crate::signature::Verifier;
 
 /// A body [`Verifier::verify_and_parse`] can produce: [`WebhookEvent`] (the

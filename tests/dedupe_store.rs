@@ -307,8 +307,7 @@ fn the_default_abandon_leaves_the_lease_alone_and_arc_forwards() {
 
     let h = Harness::new(10, HOUR_MS);
     let clock = Arc::clone(&h.now);
-    let clock_after_lease = Arc::clone(&h.now);
-    let now = move || clock.load(Ordering::SeqCst);
+    let now = || clock.load(Ordering::SeqCst);
     let store = Arc::new(NoAbandon {
         inner: h.store,
         releases: AtomicUsize::new(0),
@@ -323,7 +322,7 @@ fn the_default_abandon_leaves_the_lease_alone_and_arc_forwards() {
         ready(store.begin(&key(1), lease, now())),
         Ok(Begin::InFlight)
     );
-    clock_after_lease.fetch_add(LEASE_MS, Ordering::SeqCst);
+    clock.fetch_add(LEASE_MS, Ordering::SeqCst);
     assert!(matches!(
         ready(store.begin(&key(1), lease, now())),
         Ok(Begin::Fresh(_))

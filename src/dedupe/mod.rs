@@ -4,7 +4,7 @@
 //!
 //! Switch it on with [`ReceiverConfig::with_dedupe`](crate::ReceiverConfig::with_dedupe);
 //! every adapter and the command-line listener then share the behaviour, since
-//! it lives in the [`dispatch`](crate::receiver) pipeline (the adapters' ready-made
+//! it lives in the [`receiver`](crate::receiver) pipeline (the adapters' ready-made
 //! routes; their extractors only verify and parse, and do not deduplicate):
 //!
 //! | delivery | answer | handler called |

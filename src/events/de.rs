@@ -12,10 +12,8 @@ use super::{
 use crate::models::lenient::{ReadSeed, insert_unique};
 use crate::models::model::store;
 use crate::models::raw::{RawSeed, Sink, raw_str, raw_u64, read_raw, to_raw};
-use crate::models::{
-    Call, Chat, Extra, InboundCall, InboundCallRequest, InboundChat, InboundChatRequest, RawJson,
-    TranscriptItem,
-};
+use crate::models::{Extra, InboundCall, InboundChat, RawJson, TranscriptItem};
+use crate::{Call, Chat, InboundCallRequest, InboundChatRequest};
 
 /// The whole body as JSON text, duplicate keys rejected at every level.
 pub(super) fn strict_body(text: &str) -> Result<RawJson, serde_json::Error> {

@@ -14,9 +14,9 @@ use crate::error::ParseError;
 use crate::models::lenient::Lenient;
 use crate::models::untyped::Path;
 use crate::models::{
-    Call, Chat, Extra, InboundCall, InboundCallRequest, InboundChat, InboundChatRequest, RawJson,
-    TranscriptItem, Untyped, UntypedReason,
+    Extra, InboundCall, InboundChat, RawJson, TranscriptItem, Untyped, UntypedReason,
 };
+use crate::{Call, Chat, InboundCallRequest, InboundChatRequest};
 
 use crate::models::raw::str_at;
 use de::{Slot, strict_body};

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer};
 use super::de::strict_body;
 use super::{EventKind, Incoming, UnknownEvent, WebhookEvent};
 use crate::error::ParseError;
-use crate::models::{Call, Chat};
+use crate::{Call, Chat};
 
 /// Handles a failed parse (the rare path, so it may parse again).
 ///

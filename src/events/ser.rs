@@ -8,7 +8,8 @@ use super::{
     CallEvent, ChatEvent, EventKind, Incoming, LegacyData, TranscriptSubject,
     TranscriptUpdatedEvent, TransferEvent, UnknownEvent, WebhookEvent,
 };
-use crate::models::{Call, Extra, InboundCallRequest, InboundChatRequest};
+use crate::models::Extra;
+use crate::{Call, InboundCallRequest, InboundChatRequest};
 
 /// Writes the fields of a payload into an already open map.
 trait WriteFields {

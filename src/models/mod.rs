@@ -21,16 +21,6 @@ mod role;
 mod seconds;
 mod small_string;
 
-// Public at the crate root; reachable here for the crate's own paths.
-#[allow(unused_imports)]
-pub(crate) use call::Call;
-#[allow(unused_imports)]
-pub(crate) use chat::Chat;
-#[allow(unused_imports)]
-pub(crate) use function::{FunctionCall, FunctionMethod, FunctionRequest, FunctionResponse};
-#[allow(unused_imports)]
-pub(crate) use inbound::{InboundCallRequest, InboundChatRequest, InboundResponse};
-
 pub use crate::events::{LegacyData, TranscriptSubject, UnknownEventKind};
 pub use call::{
     CallAnalysis, CallCost, Latency, LatencyStats, LlmTokenUsage, ProductCost, TelephonyIdentifier,

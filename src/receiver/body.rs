@@ -49,10 +49,9 @@ pub enum BadBody {
 impl BadBody {
     /// Classifies a typed-parse failure of a verified body: not UTF-8, not JSON,
     /// not an object, or an object the models cannot read
-    /// ([`BadBody::Invalid`]). Adapters' typed extractors use it so their `400`s
-    /// carry the same reasons as [`Receiver::dispatch`](crate::Receiver::dispatch).
-    #[must_use]
-    pub fn from_parse_error(route: RouteKind, body: &[u8], error: ParseError) -> Self {
+    /// ([`BadBody::Invalid`]). The extractors use it too, so their `400`s
+    /// carry the same reasons as the ready-made routes.
+    pub(crate) fn from_parse_error(route: RouteKind, body: &[u8], error: ParseError) -> Self {
         match error.kind() {
             ParseErrorKind::InvalidUtf8 => Self::NotUtf8 {
                 valid_up_to: std::str::from_utf8(body)

@@ -50,7 +50,7 @@ pub enum RouteKind {
     /// The event webhook (account- or agent-level URL) and the inbound call/SMS
     /// webhook: bodies with an `event` field, parsed as [`Incoming`](crate::Incoming).
     Events,
-    /// A custom function URL: a [`FunctionRequest`](crate::models::FunctionRequest)
+    /// A custom function URL: a [`FunctionRequest`](crate::FunctionRequest)
     /// with the method, the query parameters and, when there is a body, the
     /// [`FunctionCall`](crate::FunctionCall) (wrapped `{name, call, args}` or args only).
     ///

@@ -9,8 +9,8 @@ use super::handler::{Fallback, WebhookHandler};
 use super::outcome::{APPLICATION_JSON, Dispatched, Ids, Reason, WebhookResponse};
 use super::request::RawRequest;
 use crate::{
-    FunctionCall, FunctionMethod, FunctionRequest, INBOUND_EVENTS, InboundResponse, Incoming,
-    KNOWN_EVENTS, ParseError, WebhookEvent,
+    EventKind, FunctionCall, FunctionMethod, FunctionRequest, InboundResponse, Incoming,
+    ParseError, WebhookEvent,
 };
 
 pub(crate) enum Work {
@@ -104,12 +104,7 @@ fn misrouted_event(request: &FunctionRequest) -> Option<&'static str> {
     };
     let args = args.as_json();
     let name = args.get("event")?;
-    let name = name.string_value()?;
-    let event = KNOWN_EVENTS
-        .iter()
-        .chain(INBOUND_EVENTS)
-        .copied()
-        .find(|known| *known == name)?;
+    let event = name.string_value()?.parse::<EventKind>().ok()?.as_str();
     let has_object = |key: &str| args.get(key).is_some_and(|value| value.is_object());
     ["call", "chat", "call_inbound", "chat_inbound"]
         .into_iter()
