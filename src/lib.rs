@@ -89,6 +89,9 @@ mod allowlist;
 pub mod dedupe;
 mod error;
 mod events;
+#[cfg(feature = "inbox")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inbox")))]
+pub mod inbox;
 pub mod models;
 pub mod receiver;
 #[cfg(feature = "samples")]
@@ -98,6 +101,8 @@ pub mod samples;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod service;
 mod signature;
+#[cfg(any(feature = "redis", feature = "inbox"))]
+mod tokens;
 mod verified;
 
 pub use error::{Error, ParseError, ParseErrorKind};
