@@ -61,6 +61,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::WebhookEvent;
+
+mod process;
+mod schedule;
+mod worker;
+
+pub use process::RawHandler;
+pub use schedule::RetrySchedule;
+pub use worker::{Worker, WorkerHandle};
 use crate::dedupe::DedupeKey;
 pub use crate::dedupe::StoreFuture;
 

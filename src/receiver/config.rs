@@ -101,6 +101,8 @@ pub struct ReceiverConfig {
     pub(crate) body_read_timeout: Duration,
     pub(crate) source_allowlist: Option<SourceAllowlist>,
     pub(crate) dedupe: Option<Arc<dyn DedupeStore>>,
+    #[cfg(feature = "inbox")]
+    pub(crate) inbox: Option<Arc<dyn crate::inbox::Inbox>>,
 }
 
 impl Default for ReceiverConfig {
@@ -121,6 +123,8 @@ impl ReceiverConfig {
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             source_allowlist: None,
             dedupe: None,
+            #[cfg(feature = "inbox")]
+            inbox: None,
         }
     }
 
@@ -210,6 +214,44 @@ impl ReceiverConfig {
         self.dedupe.as_ref()
     }
 
+    /// Stores every verified event in `inbox` and answers `204` once it is
+    /// durable; a [`Worker`](crate::inbox::Worker) runs the handler on it
+    /// later, with retries for hours (see [`crate::inbox`]).
+    ///
+    /// On the events route: verify, read the event, store it, answer. A copy
+    /// of a stored event is answered `204` and not stored again (the inbox is
+    /// the deduplication record, so a [dedupe store](Self::with_dedupe) is
+    /// not consulted for events); a store that fails or does not answer
+    /// within the [handler deadline](Self::handler_deadline) is answered
+    /// `503`, never a 4xx, so Retell retries. A verified body the models
+    /// cannot read is stored too, as a dead letter with the reason, instead
+    /// of a `400` that would lose it. The inbound call/SMS webhook and custom
+    /// functions need the handler's answer: they still run it inline.
+    #[cfg(feature = "inbox")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "inbox")))]
+    #[must_use]
+    pub fn with_inbox<I: crate::inbox::Inbox + 'static>(self, inbox: I) -> Self {
+        self.with_inbox_store(Arc::new(inbox))
+    }
+
+    /// Like [`with_inbox`](Self::with_inbox) with a store shared elsewhere
+    /// (with a [`Worker`](crate::inbox::Worker), say).
+    #[cfg(feature = "inbox")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "inbox")))]
+    #[must_use]
+    pub fn with_inbox_store(mut self, inbox: Arc<dyn crate::inbox::Inbox>) -> Self {
+        self.inbox = Some(inbox);
+        self
+    }
+
+    /// The inbox, if events are stored.
+    #[cfg(feature = "inbox")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "inbox")))]
+    #[must_use]
+    pub fn inbox(&self) -> Option<&Arc<dyn crate::inbox::Inbox>> {
+        self.inbox.as_ref()
+    }
+
     /// The largest accepted body, in bytes.
     #[must_use]
     pub fn body_limit(&self) -> usize {
@@ -269,14 +311,17 @@ impl ReceiverConfig {
 
 impl fmt::Debug for ReceiverConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReceiverConfig")
+        let mut debug = f.debug_struct("ReceiverConfig");
+        debug
             .field("body_limit", &self.body_limit)
             .field("handler_deadline", &self.handler_deadline)
             .field("function_deadline", &self.function_deadline)
             .field("max_in_flight", &self.max_in_flight)
             .field("body_read_timeout", &self.body_read_timeout)
             .field("source_allowlist", &self.source_allowlist)
-            .field("dedupe", &self.dedupe.as_ref().map_or("off", |_| "on"))
-            .finish()
+            .field("dedupe", &self.dedupe.as_ref().map_or("off", |_| "on"));
+        #[cfg(feature = "inbox")]
+        debug.field("inbox", &self.inbox.as_ref().map_or("off", |_| "on"));
+        debug.finish()
     }
 }

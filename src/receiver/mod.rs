@@ -105,7 +105,7 @@ mod claim;
 pub(crate) mod config;
 #[cfg(any(feature = "tower", feature = "actix"))]
 mod flow;
-mod guard;
+pub(crate) mod guard;
 pub(crate) mod handler;
 mod head;
 #[cfg(feature = "http")]
@@ -116,6 +116,8 @@ mod permits;
 mod pipeline;
 mod request;
 pub(crate) mod state;
+#[cfg(feature = "inbox")]
+mod store;
 #[cfg(test)]
 mod tests;
 mod tools;

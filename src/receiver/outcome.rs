@@ -99,14 +99,24 @@ pub enum Reason {
     UnknownEvent,
     /// `on_unparsed` accepted a body the models could not read (`204`).
     FallbackAccepted,
-    /// The event was already handled successfully; the handler was not called
-    /// again (`204`, deduplication on).
+    /// The event was already handled successfully, or is stored in the inbox
+    /// already; the handler was not called again (`204`, deduplication or
+    /// inbox on).
     Duplicate,
     /// The same event is being handled by another request (`409`, deduplication
     /// on); Retell retries later.
     InFlight,
     /// The deduplication store failed (`503`); its message.
     DedupeFailed(String),
+    /// The event was stored durably in the inbox (`204`); a worker runs the
+    /// handler.
+    Stored,
+    /// The verified body cannot be read as an event: it was stored in the
+    /// inbox as a dead letter, with this reason, for a replay after an
+    /// upgrade (`204`: Retell's retries could not make it readable).
+    StoredUnreadable(String),
+    /// The inbox did not store the event (`503`, Retell retries); its message.
+    InboxFailed(String),
     /// The source address is not allowed (`403`).
     Forbidden(SourceRejection),
     /// The method is not `POST` (events) or a tool method (functions) (`405`).
@@ -156,6 +166,9 @@ impl fmt::Display for Reason {
             Self::Duplicate => f.write_str("duplicate of an event already handled"),
             Self::InFlight => f.write_str("duplicate of an event still being handled"),
             Self::DedupeFailed(why) => write!(f, "dedupe store failed: {why}"),
+            Self::Stored => f.write_str("stored in the inbox"),
+            Self::StoredUnreadable(why) => write!(f, "stored as a dead letter: {why}"),
+            Self::InboxFailed(why) => write!(f, "inbox failed: {why}"),
             Self::Forbidden(why) => write!(f, "forbidden: {why}"),
             Self::MethodNotAllowed => f.write_str("method not allowed"),
             Self::NotFound => f.write_str("not found"),
@@ -307,7 +320,9 @@ impl Dispatched {
             Reason::Handled
             | Reason::UnknownEvent
             | Reason::FallbackAccepted
-            | Reason::Duplicate => WebhookResponse::empty(204),
+            | Reason::Duplicate
+            | Reason::Stored
+            | Reason::StoredUnreadable(_) => WebhookResponse::empty(204),
             Reason::InFlight => WebhookResponse::text(409, b"conflict: already in progress\n"),
             Reason::Answered => WebhookResponse::empty(200),
             Reason::Forbidden(_) => WebhookResponse::text(403, b"forbidden\n"),
@@ -332,7 +347,7 @@ impl Dispatched {
             | Reason::HandlerPanicked
             | Reason::AnswerNotSerializable
             | Reason::NotConfigured => WebhookResponse::text(500, b"internal server error\n"),
-            Reason::DeadlineExceeded | Reason::DedupeFailed(_) => {
+            Reason::DeadlineExceeded | Reason::DedupeFailed(_) | Reason::InboxFailed(_) => {
                 WebhookResponse::text(503, b"service unavailable\n")
             }
         };
@@ -350,7 +365,7 @@ impl Dispatched {
 
 /// The ids of a parsed body, for the outcome and the trace: only what a log
 /// line may carry (escaped when written).
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Ids {
     pub(crate) event: Option<String>,
     pub(crate) call_id: Option<String>,
@@ -359,6 +374,17 @@ pub(crate) struct Ids {
 }
 
 impl Ids {
+    /// The ids an answer already carries.
+    #[cfg(feature = "inbox")]
+    pub(crate) fn of_outcome(outcome: &Outcome) -> Self {
+        Self {
+            event: outcome.event.clone(),
+            call_id: outcome.call_id.clone(),
+            chat_id: outcome.chat_id.clone(),
+            untyped: outcome.untyped,
+        }
+    }
+
     pub(crate) fn of_error(error: &ParseError) -> Self {
         Self {
             event: error.event().map(str::to_owned),

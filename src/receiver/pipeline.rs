@@ -7,6 +7,8 @@ use super::claim::Claim;
 use super::guard::{CatchUnwind, Panicked, Raced, race};
 use super::handler::WebhookHandler;
 use super::head::Admitted;
+#[cfg(feature = "inbox")]
+use super::outcome::Ids;
 use super::outcome::{Dispatched, Reason};
 use super::request::RawRequest;
 use super::state::Receiver;
@@ -71,7 +73,21 @@ impl Receiver {
         D: Future<Output = ()> + Send,
     {
         let route = admitted.route;
-        let (work, ids) = match Work::parse(route, request) {
+        let parsed = Work::parse(route, request);
+        #[cfg(feature = "inbox")]
+        if let (RouteKind::Events, Some(inbox)) = (route, &self.config().inbox)
+            && let Some(entry) = super::store::entry_of(&parsed, request.body, admitted.now_ms)
+        {
+            let ids = match &parsed {
+                Ok((_, ids)) => ids.clone(),
+                Err(refused) => Ids::of_outcome(&refused.outcome),
+            };
+            record_ids(&ids);
+            return super::store::store(inbox, entry, deadline)
+                .await
+                .with_ids(&ids);
+        }
+        let (work, ids) = match parsed {
             Ok(parsed) => parsed,
             Err(rejected) => return *rejected,
         };

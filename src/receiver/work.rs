@@ -182,24 +182,59 @@ async fn run_event<H>(handler: &H, event: WebhookEvent) -> Result<Answer, H::Err
 where
     H: WebhookHandler + ?Sized,
 {
-    match event {
-        WebhookEvent::CallStarted(e) => handler.on_call_started(e).await?,
-        WebhookEvent::CallEnded(e) => handler.on_call_ended(e).await?,
-        WebhookEvent::CallAnalyzed(e) => handler.on_call_analyzed(e).await?,
-        WebhookEvent::TranscriptUpdated(e) => handler.on_transcript_updated(e).await?,
-        WebhookEvent::TransferStarted(e) => handler.on_transfer_started(e).await?,
-        WebhookEvent::TransferBridged(e) => handler.on_transfer_bridged(e).await?,
-        WebhookEvent::TransferCancelled(e) => handler.on_transfer_cancelled(e).await?,
-        WebhookEvent::TransferEnded(e) => handler.on_transfer_ended(e).await?,
-        WebhookEvent::ChatStarted(e) => handler.on_chat_started(e).await?,
-        WebhookEvent::ChatEnded(e) => handler.on_chat_ended(e).await?,
-        WebhookEvent::ChatAnalyzed(e) => handler.on_chat_analyzed(e).await?,
-        WebhookEvent::Unknown(e) => {
-            handler.on_unknown(e).await?;
-            return Ok(Answer::Ack(Reason::UnknownEvent));
+    let unknown = matches!(event, WebhookEvent::Unknown(_));
+    event.dispatch_to(handler).await?;
+    Ok(Answer::Ack(if unknown {
+        Reason::UnknownEvent
+    } else {
+        Reason::Handled
+    }))
+}
+
+impl WebhookEvent {
+    /// Runs the [`WebhookHandler`] method that matches this event
+    /// (`on_call_ended` for `call_ended`, …, `on_unknown` for an event this
+    /// version does not know), without HTTP or a signature: for an event
+    /// from a store, a replay, or a test.
+    ///
+    /// ```
+    /// use retell_webhooks::{CallEvent, WebhookEvent, WebhookHandler};
+    ///
+    /// struct App;
+    /// impl WebhookHandler for App {
+    ///     type Error = std::convert::Infallible;
+    ///     async fn on_call_ended(&self, event: CallEvent) -> Result<(), Self::Error> {
+    ///         assert_eq!(event.call.call_id, "call_1");
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let event = WebhookEvent::from_slice(br#"{"event":"call_ended","call":{"call_id":"call_1"}}"#)?;
+    /// # let mut future = std::pin::pin!(event.dispatch_to(&App));
+    /// # let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// # assert!(matches!(future.as_mut().poll(&mut cx), std::task::Poll::Ready(Ok(()))));
+    /// // In async code: event.dispatch_to(&App).await?;
+    /// # Ok::<(), retell_webhooks::ParseError>(())
+    /// ```
+    pub async fn dispatch_to<H>(self, handler: &H) -> Result<(), H::Error>
+    where
+        H: WebhookHandler + ?Sized,
+    {
+        match self {
+            WebhookEvent::CallStarted(e) => handler.on_call_started(e).await,
+            WebhookEvent::CallEnded(e) => handler.on_call_ended(e).await,
+            WebhookEvent::CallAnalyzed(e) => handler.on_call_analyzed(e).await,
+            WebhookEvent::TranscriptUpdated(e) => handler.on_transcript_updated(e).await,
+            WebhookEvent::TransferStarted(e) => handler.on_transfer_started(e).await,
+            WebhookEvent::TransferBridged(e) => handler.on_transfer_bridged(e).await,
+            WebhookEvent::TransferCancelled(e) => handler.on_transfer_cancelled(e).await,
+            WebhookEvent::TransferEnded(e) => handler.on_transfer_ended(e).await,
+            WebhookEvent::ChatStarted(e) => handler.on_chat_started(e).await,
+            WebhookEvent::ChatEnded(e) => handler.on_chat_ended(e).await,
+            WebhookEvent::ChatAnalyzed(e) => handler.on_chat_analyzed(e).await,
+            WebhookEvent::Unknown(e) => handler.on_unknown(e).await,
         }
     }
-    Ok(Answer::Ack(Reason::Handled))
 }
 
 fn json_answer(answer: &InboundResponse) -> Answer {
