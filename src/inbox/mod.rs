@@ -66,11 +66,11 @@ mod process;
 mod schedule;
 mod worker;
 
+use crate::dedupe::DedupeKey;
+pub use crate::dedupe::StoreFuture;
 pub use process::RawHandler;
 pub use schedule::RetrySchedule;
 pub use worker::{Worker, WorkerHandle};
-use crate::dedupe::DedupeKey;
-pub use crate::dedupe::StoreFuture;
 
 /// A state of an [`Entry`]: see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -144,7 +144,12 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, InboxError> {
     let (number, unit) = text.split_at(digits);
     let bad = || InboxError::new("a duration is a whole number and a unit: ms, s, m, h or d");
     let number: u64 = number.parse().map_err(|_| bad())?;
-    let seconds = |per: u64| number.checked_mul(per).map(Duration::from_secs).ok_or_else(bad);
+    let seconds = |per: u64| {
+        number
+            .checked_mul(per)
+            .map(Duration::from_secs)
+            .ok_or_else(bad)
+    };
     match unit {
         "ms" => Ok(Duration::from_millis(number)),
         "s" => seconds(1),

@@ -332,9 +332,9 @@ impl Shared {
     async fn run(&self, entry: Leased) {
         let (key, token, attempts) = (entry.key, entry.token, entry.attempts);
         let process = Arc::clone(&self.process);
-        let mut run = Box::pin(CatchUnwind::new(async move {
-            process.process(&entry).await
-        }));
+        let mut run = Box::pin(CatchUnwind::new(
+            async move { process.process(&entry).await },
+        ));
         let every = (self.lease / 3).max(Duration::from_millis(10));
         // Extended on its own schedule, so a slow store never pauses the
         // handler; ends only when the lease is lost to another worker.
