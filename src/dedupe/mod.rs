@@ -147,6 +147,24 @@ impl DedupeKey {
         out
     }
 
+    /// A key from its [`to_hex`](Self::to_hex) form (either case); `None`
+    /// unless it is 64 hex digits.
+    #[must_use]
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let hex = hex.as_bytes();
+        if hex.len() != 64 {
+            return None;
+        }
+        let digit = |c: u8| char::from(c).to_digit(16);
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
+            let high = u8::try_from(digit(pair[0])?).ok()?;
+            let low = u8::try_from(digit(pair[1])?).ok()?;
+            *byte = high << 4 | low;
+        }
+        Some(Self(bytes))
+    }
+
     /// The key of an event from the event webhook, or `None` for requests that
     /// expect an answer (inbound call/SMS webhook), which are never
     /// deduplicated. `body` is the raw verified body the event was parsed from.
@@ -396,5 +414,10 @@ mod tests {
         let incoming = Incoming::from_slice(inbound).unwrap();
         assert_eq!(DedupeKey::for_incoming(&incoming, inbound), None);
         assert_eq!(k(ended).to_hex().len(), 64);
+        assert_eq!(DedupeKey::from_hex(&k(ended).to_hex()), Some(k(ended)));
+        assert_eq!(DedupeKey::from_hex(&k(ended).to_hex().to_uppercase()), Some(k(ended)));
+        for bad in ["", "00", &"g".repeat(64), &"0".repeat(63), &"é".repeat(32)] {
+            assert_eq!(DedupeKey::from_hex(bad), None, "{bad}");
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::fmt::Display;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use retell_webhooks::Verifier;
 
@@ -204,5 +204,54 @@ mod tests {
         // Text, JSON, line breaks and tabs pass as they are.
         let plain = "{\"ok\":true}\n\tcafé ✓ 通話";
         assert_eq!(escape_for_terminal(plain.as_bytes()), plain);
+    }
+}
+
+/// `500ms`, `30s`, `10m`, `2h`, `7d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration (a whole number and ms, s, m, h or d)");
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let per = match unit {
+        "ms" => return Ok(Duration::from_millis(number)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    number
+        .checked_mul(per)
+        .map(Duration::from_secs)
+        .ok_or_else(bad)
+}
+
+/// An instant given as a duration ago (`2h`) or as Unix milliseconds.
+pub fn parse_instant(text: &str, now_ms: u64) -> Result<u64, String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map_err(|_| format!("{text:?} is too large for Unix milliseconds"));
+    }
+    let ago = parse_duration(text)
+        .map_err(|_| format!("{text:?} is neither a duration ago (2h, 30m, 7d) nor Unix milliseconds"))?;
+    Ok(now_ms.saturating_sub(u64::try_from(ago.as_millis()).unwrap_or(u64::MAX)))
+}
+
+/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn format_ms(ms: u64) -> String {
+    let seconds = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    match time::OffsetDateTime::from_unix_timestamp(seconds) {
+        Ok(at) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        ),
+        Err(_) => ms.to_string(),
     }
 }

@@ -18,6 +18,7 @@ use hyper_util::service::TowerToHyperService;
 use retell_webhooks::FunctionRequest;
 use retell_webhooks::adapters::axum::{function_router, router};
 use retell_webhooks::dedupe::{MemoryDedupe, RedisDedupe};
+use retell_webhooks::inbox::{RetrySchedule, Worker};
 use retell_webhooks::receiver::{Outcome, Reason};
 use retell_webhooks::{FunctionResponse, Verifier, VerifyError};
 use retell_webhooks::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
@@ -26,6 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::common;
+use crate::forward::{Forwarder, Printer};
 
 /// How long a client may take to send a request head, from the moment it
 /// connects or got its previous answer. hyper has one timer for both, so a
@@ -86,6 +88,23 @@ pub struct Args {
     /// listeners share.
     #[arg(long, value_name = "STORE", default_value = "off")]
     dedupe: String,
+    /// Store every verified event durably before answering Retell, then
+    /// process it with retries for hours: `sqlite:PATH` or a Redis URL
+    /// (`redis://host:6379`, `redis+unix:///path/redis.sock`).
+    #[arg(long, value_name = "URL")]
+    inbox: Option<String>,
+    /// With --inbox: POST each stored event's original bytes, signed again
+    /// with the same key and with an `Idempotency-Key` header, to this
+    /// http:// URL until it answers 2xx.
+    #[arg(long, value_name = "URL", requires = "inbox")]
+    forward: Option<String>,
+    /// With --inbox: the delays between attempts of a failing event
+    /// [default: 5s,30s,2m,10m,30m,1h,2h,4h,8h].
+    #[arg(long, value_name = "LIST", requires = "inbox")]
+    retry_schedule: Option<String>,
+    /// With --inbox: events processed at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    workers: usize,
 }
 
 /// The local handler: acknowledges everything, answers inbound requests with
@@ -333,7 +352,7 @@ fn reason(reason: &Reason) -> String {
 }
 
 /// The current UTC time, `HH:MM:SS`.
-fn clock() -> String {
+pub fn clock() -> String {
     let now = time::OffsetDateTime::now_utc();
     format!("{:02}:{:02}:{:02}", now.hour(), now.minute(), now.second())
 }
@@ -397,7 +416,15 @@ async fn listen(args: &Args) -> Result<(), ExitCode> {
         }
         common::print("shutting down");
     };
-    let config = dedupe_config(&args.dedupe).await?;
+    let mut config = dedupe_config(&args.dedupe).await?;
+    let worker = match &args.inbox {
+        Some(url) => {
+            let (with_inbox, worker) = inbox_worker(args, url, key, config).await?;
+            config = with_inbox;
+            Some(worker)
+        }
+        None => None,
+    };
     let receiver = Listener::start(
         &args.host,
         args.port,
@@ -434,5 +461,58 @@ async fn listen(args: &Args) -> Result<(), ExitCode> {
         "listening on {events} (events, call_inbound, chat_inbound) and {function} \
          (custom functions); Ctrl-C to stop"
     ));
-    receiver.wait().await
+    let worker = worker.map(Worker::spawn);
+    let served = receiver.wait().await;
+    if let Some(worker) = worker {
+        worker.shutdown().await;
+    }
+    served
+}
+
+/// `--inbox` (with `--forward`, `--retry-schedule`, `--workers`): the
+/// configuration that stores events, and the worker that processes them.
+async fn inbox_worker(
+    args: &Args,
+    url: &str,
+    key: &str,
+    config: ReceiverConfig,
+) -> Result<(ReceiverConfig, Worker), ExitCode> {
+    let store = crate::store::open(url).await?;
+    let schedule = match &args.retry_schedule {
+        Some(list) => list.parse::<RetrySchedule>().map_err(|err| {
+            common::fail(
+                common::EXIT_USAGE,
+                format_args!("--retry-schedule: {err}"),
+                Some("for example --retry-schedule 5s,30s,2m,10m,1h"),
+            )
+        })?,
+        None => RetrySchedule::default(),
+    };
+    let worker = match &args.forward {
+        Some(target) => {
+            let forwarder = Forwarder::new(target, key).map_err(|why| {
+                common::fail(common::EXIT_USAGE, format_args!("--forward: {why}"), None)
+            })?;
+            common::print(format_args!(
+                "forwarding each stored event to {}",
+                common::escape_for_terminal(target.as_bytes())
+            ));
+            Worker::raw(Arc::clone(&store), forwarder)
+        }
+        None => Worker::raw(Arc::clone(&store), Printer::default()),
+    };
+    let shown = if url.starts_with("sqlite:") {
+        common::escape_for_terminal(url.as_bytes())
+    } else {
+        "Redis (address not shown)".to_owned()
+    };
+    common::print(format_args!(
+        "storing every verified event in {shown} before answering; {} retries over {} min",
+        schedule.delays().len(),
+        schedule.delays().iter().sum::<Duration>().as_secs() / 60
+    ));
+    let worker = worker
+        .with_concurrency(args.workers)
+        .with_retry_schedule(schedule);
+    Ok((config.with_inbox_store(store), worker))
 }

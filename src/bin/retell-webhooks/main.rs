@@ -20,10 +20,13 @@ use clap::{Parser, Subcommand};
 
 mod common;
 mod demo;
+mod forward;
+mod inbox;
 mod listen;
 mod parse;
 mod send;
 mod sign;
+mod store;
 mod verify;
 
 /// Test Retell AI webhook receivers locally: parse bodies, sign and verify
@@ -63,6 +66,9 @@ enum Command {
     /// Start the receiver, send it every sample and a forged request, check
     /// the answers.
     Demo(demo::Args),
+    /// Look into a durable inbox (`listen --inbox`): stats, list, show,
+    /// replay, prune.
+    Inbox(inbox::Args),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +80,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => listen::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Inbox(args) => inbox::run(&args),
     }
 }
 

@@ -220,7 +220,21 @@ pub async fn post(
     body: Vec<u8>,
     signature: Option<&str>,
 ) -> Result<Answer, String> {
-    tokio::time::timeout(REQUEST_TIMEOUT, post_inner(target, body, signature))
+    let headers: Vec<(&str, &str)> = signature
+        .map(|value| (SIGNATURE_HEADER, value))
+        .into_iter()
+        .collect();
+    post_with(target, body, &headers).await
+}
+
+/// [`post`] with any extra headers (`X-Retell-Signature`,
+/// `Idempotency-Key`, …).
+pub async fn post_with(
+    target: &Target,
+    body: Vec<u8>,
+    headers: &[(&str, &str)],
+) -> Result<Answer, String> {
+    tokio::time::timeout(REQUEST_TIMEOUT, post_inner(target, body, headers))
         .await
         .map_err(|_| format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()))?
 }
@@ -228,7 +242,7 @@ pub async fn post(
 async fn post_inner(
     target: &Target,
     body: Vec<u8>,
-    signature: Option<&str>,
+    headers: &[(&str, &str)],
 ) -> Result<Answer, String> {
     let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
         .await
@@ -244,8 +258,8 @@ async fn post_inner(
             header::USER_AGENT,
             concat!("retell-webhooks/", env!("CARGO_PKG_VERSION")),
         );
-    if let Some(signature) = signature {
-        request = request.header(SIGNATURE_HEADER, signature);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let request = request
         .body(Full::new(Bytes::from(body)))
