@@ -101,6 +101,7 @@ pub mod samples;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod service;
 mod signature;
+mod telemetry;
 #[cfg(any(feature = "redis", feature = "inbox"))]
 mod tokens;
 mod verified;

@@ -676,6 +676,44 @@ pub enum Malformed {
     DigestNotHex,
 }
 
+impl VerifyError {
+    /// A short name of the failure's kind, from a closed set (`missing`,
+    /// `mismatch`, `too_old`, …): a metric label, never a value from the
+    /// request.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::MissingSignature => "missing",
+            Self::DuplicateSignature => "duplicate",
+            Self::SignatureTooLong { .. } => "too_long",
+            Self::Malformed(part) => part.kind(),
+            Self::TooOld { .. } => "too_old",
+            Self::TooNew { .. } => "too_new",
+            Self::Mismatch => "mismatch",
+            Self::Clock => "clock",
+            Self::InvalidKey => "invalid_key",
+        }
+    }
+}
+
+impl Malformed {
+    /// `malformed_timestamp` or `malformed_digest`: which half of the header
+    /// is broken (see [`VerifyError::kind`]).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn kind(self) -> &'static str {
+        match self {
+            Self::MissingTimestamp
+            | Self::EmptyTimestamp
+            | Self::TimestampNotDigits
+            | Self::TimestampLeadingZero
+            | Self::TimestampTooLong { .. } => "malformed_timestamp",
+            Self::MissingDigest | Self::DigestLength { .. } | Self::DigestNotHex => {
+                "malformed_digest"
+            }
+        }
+    }
+}
+
 /// Why a [`Verifier`] could not be built. Never contains the key itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -720,6 +758,45 @@ mod tests {
         assert_eq!(
             hex,
             "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
+    }
+
+    #[test]
+    fn error_kinds_are_short_snake_case_labels() {
+        let errors = [
+            VerifyError::MissingSignature,
+            VerifyError::DuplicateSignature,
+            VerifyError::SignatureTooLong { len: 300 },
+            VerifyError::Malformed(Malformed::TimestampLeadingZero),
+            VerifyError::Malformed(Malformed::DigestNotHex),
+            VerifyError::TooOld {
+                skew_ms: 1,
+                tolerance_ms: 0,
+                looks_like_seconds: false,
+            },
+            VerifyError::TooNew {
+                skew_ms: 1,
+                tolerance_ms: 0,
+            },
+            VerifyError::Mismatch,
+            VerifyError::Clock,
+            VerifyError::InvalidKey,
+        ];
+        let kinds: Vec<_> = errors.iter().map(VerifyError::kind).collect();
+        for kind in &kinds {
+            assert!(kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        }
+        let mut unique = kinds.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), kinds.len(), "{kinds:?}");
+        assert_eq!(
+            Malformed::TimestampTooLong { digits: 17 }.kind(),
+            "malformed_timestamp"
+        );
+        assert_eq!(
+            Malformed::DigestLength { len: 3 }.kind(),
+            "malformed_digest"
         );
     }
 }

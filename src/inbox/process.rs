@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::{Leased, StoreFuture};
 use crate::receiver::Fallback;
+use crate::telemetry::Attempt;
 use crate::{WebhookEvent, WebhookHandler};
 
 /// Handles stored events as their original bytes: a forwarder, a queue
@@ -29,6 +30,18 @@ pub(crate) enum Verdict {
     /// The body cannot be read and the handler's fallback declined it:
     /// retrying the same bytes cannot help, so it is dead at once.
     Unreadable(String),
+}
+
+impl Verdict {
+    /// The attempt's outcome for the metrics; panics and timeouts are the
+    /// worker's to tell.
+    pub(crate) fn attempt(&self) -> Attempt {
+        match self {
+            Verdict::Done => Attempt::Ok,
+            Verdict::Failed(_) => Attempt::Error,
+            Verdict::Unreadable(_) => Attempt::Unreadable,
+        }
+    }
 }
 
 /// A handler behind a pointer the worker can share between its tasks.

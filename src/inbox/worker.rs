@@ -14,6 +14,7 @@ use super::process::{Process, Raw, RawHandler, Typed, Verdict};
 use super::{Failure, Inbox, LeaseRequest, Leased, RetrySchedule};
 use crate::dedupe::DedupeKey;
 use crate::receiver::guard::{CatchUnwind, Panicked};
+use crate::telemetry::{self, Attempt, StoreOp};
 use crate::{WebhookHandler, unix_ms};
 
 type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -226,12 +227,17 @@ impl Worker {
         let mut held: HashMap<Id, (DedupeKey, u64)> = HashMap::new();
         let mut backoff = Backoff::default();
         let mut next_prune_ms = 0;
+        let mut next_stats_ms = 0;
         loop {
             let now_ms = (shared.clock)();
             if now_ms >= next_prune_ms {
                 let before = now_ms.saturating_sub(millis(self.retention));
-                let _ = shared.inbox.prune(before).await;
+                let _ = telemetry::counted(StoreOp::Prune, shared.inbox.prune(before).await);
                 next_prune_ms = now_ms.saturating_add(3_600_000);
+            }
+            if now_ms >= next_stats_ms {
+                telemetry::inbox_depth(shared.inbox.as_ref(), now_ms).await;
+                next_stats_ms = now_ms.saturating_add(telemetry::DEPTH_EVERY_MS);
             }
             let free = self.concurrency.saturating_sub(running.len());
             let mut leased_all = false;
@@ -242,8 +248,9 @@ impl Worker {
                     now_ms,
                     consumer: self.consumer.clone(),
                 };
-                match shared.inbox.lease(request).await {
+                match telemetry::counted(StoreOp::Lease, shared.inbox.lease(request).await) {
                     Ok(entries) => {
+                        telemetry::polled(now_ms);
                         backoff.reset();
                         leased_all = !entries.is_empty() && entries.len() == free;
                         for entry in entries {
@@ -308,7 +315,7 @@ async fn drain(
         }
     }
     for (key, token) in held.into_values() {
-        let _ = shared.inbox.release(&key, token).await;
+        let _ = telemetry::counted(StoreOp::Release, shared.inbox.release(&key, token).await);
     }
 }
 
@@ -343,23 +350,32 @@ impl Shared {
             loop {
                 renew.tick().await;
                 let now_ms = (self.clock)();
-                if let Ok(false) = self.inbox.extend(&key, token, self.lease, now_ms).await {
+                let extended = self.inbox.extend(&key, token, self.lease, now_ms).await;
+                if let Ok(false) = telemetry::counted(StoreOp::Extend, extended) {
                     return;
                 }
             }
         };
-        let verdict = tokio::select! {
+        let timer = telemetry::Timer::start();
+        let (attempt, verdict) = tokio::select! {
             done = &mut run => match done {
-                Ok(verdict) => verdict,
-                Err(Panicked) => Verdict::Failed("the handler panicked".to_owned()),
+                Ok(verdict) => (verdict.attempt(), verdict),
+                Err(Panicked) => {
+                    (Attempt::Panic, Verdict::Failed("the handler panicked".to_owned()))
+                }
             },
-            () = tokio::time::sleep(self.handler_timeout) => Verdict::Failed(format!(
-                "the handler did not finish within {} ms",
-                self.handler_timeout.as_millis()
-            )),
+            () = tokio::time::sleep(self.handler_timeout) => {
+                let error = format!(
+                    "the handler did not finish within {} ms",
+                    self.handler_timeout.as_millis()
+                );
+                (Attempt::Timeout, Verdict::Failed(error))
+            }
             // Someone else holds the event now: stop running it here.
-            () = renewing => return,
+            () = renewing => return telemetry::attempt(Attempt::LostLease),
         };
+        timer.worker_handler();
+        telemetry::attempt(attempt);
         // A handler cut by the timeout is dropped (its destructors run)
         // before its event is scheduled again.
         drop(run);
@@ -371,7 +387,8 @@ impl Shared {
         let failure = match verdict {
             Verdict::Done => {
                 for pause in SETTLE_RETRIES {
-                    match self.inbox.ack(key, token, now_ms).await {
+                    let acked = self.inbox.ack(key, token, now_ms).await;
+                    match telemetry::counted(StoreOp::Ack, acked) {
                         Ok(_) => return,
                         Err(_) => tokio::time::sleep(pause).await,
                     }
@@ -388,7 +405,10 @@ impl Shared {
             },
         };
         for pause in SETTLE_RETRIES {
-            match self.inbox.fail(key, token, failure.clone(), now_ms).await {
+            let failed = self.inbox.fail(key, token, failure.clone(), now_ms).await;
+            match telemetry::counted(StoreOp::Fail, failed) {
+                // Recorded under this worker's lease, with no retry: dead.
+                Ok(true) if failure.retry_at_ms.is_none() => return telemetry::dead_letter(),
                 Ok(_) => return,
                 Err(_) => tokio::time::sleep(pause).await,
             }

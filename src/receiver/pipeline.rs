@@ -15,6 +15,7 @@ use super::state::Receiver;
 use super::trace::{record_ids, traced};
 use super::work::{Work, run_handler};
 use crate::RouteKind;
+use crate::telemetry;
 
 impl Receiver {
     /// Handles one request whose whole body is at hand, from start to
@@ -104,6 +105,7 @@ impl Receiver {
                 .await
                 .map_err(|error| error.to_string())
         });
+        let timer = telemetry::Timer::start();
         let done = match race(run, deadline).await {
             Raced::Deadline => Dispatched::from_reason(route, Reason::DeadlineExceeded),
             Raced::Done(Err(Panicked)) => Dispatched::from_reason(route, Reason::HandlerPanicked),
@@ -112,6 +114,7 @@ impl Receiver {
             }
             Raced::Done(Ok(Ok(answer))) => answer.into_dispatched(route),
         };
+        timer.handler(route);
         claim.settle(done.outcome.is_success()).await;
         done.with_ids(&ids)
     }

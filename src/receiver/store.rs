@@ -7,7 +7,7 @@ use super::guard::{CatchUnwind, Panicked, Raced, race};
 use super::outcome::{Dispatched, Reason};
 use super::work::Work;
 use crate::inbox::{Inbox, Inserted, NewEntry};
-use crate::{Incoming, RouteKind};
+use crate::{Incoming, RouteKind, telemetry};
 
 /// The entry to store for an events-route body, or `None` when the request
 /// needs the handler's answer (the inbound call/SMS webhook).
@@ -64,5 +64,6 @@ where
         Raced::Done(Err(Panicked)) => Reason::InboxFailed("the store panicked".to_owned()),
         Raced::Deadline => Reason::InboxFailed("the store did not answer in time".to_owned()),
     };
+    telemetry::inbox_stored(&reason);
     Dispatched::from_reason(RouteKind::Events, reason)
 }

@@ -11,12 +11,16 @@
 //! Nothing from the body reaches a field but the event name and the ids, and
 //! those are escaped as in the outcome line; never a key, a digest or a
 //! signature header.
+//!
+//! [`traced`] also counts each request's answer (feature `metrics`, see
+//! `crate::telemetry`), with or without `tracing`.
 
 use std::future::Future;
 
 use super::config::RouteKind;
 use super::outcome::Dispatched;
 use super::outcome::Ids;
+use crate::telemetry;
 
 #[cfg(feature = "tracing")]
 mod on {
@@ -98,22 +102,26 @@ mod on {
     }
 }
 
-/// Runs one request inside its span and logs its outcome.
+/// Runs one request inside its span, logs its outcome and counts it.
 #[cfg(feature = "tracing")]
 pub(crate) async fn traced<F>(route: RouteKind, request: F) -> Dispatched
 where
     F: Future<Output = Dispatched>,
 {
-    on::traced(route, request).await
+    let done = on::traced(route, request).await;
+    telemetry::answered(&done.outcome);
+    done
 }
 
-/// Runs one request (no `tracing`: as it is).
+/// Runs one request (no `tracing`: no span, no log) and counts it.
 #[cfg(not(feature = "tracing"))]
 pub(crate) async fn traced<F>(_route: RouteKind, request: F) -> Dispatched
 where
     F: Future<Output = Dispatched>,
 {
-    request.await
+    let done = request.await;
+    telemetry::answered(&done.outcome);
+    done
 }
 
 /// Records the ids of the parsed body on the request's span.
