@@ -304,6 +304,9 @@ pub struct Entry {
     pub body_len: u64,
 }
 
+/// What [`Inbox::show`] returns: the entry and its body.
+pub type Shown = (Entry, Vec<u8>);
+
 /// Which entries [`Inbox::list`] returns, oldest received first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListFilter {
@@ -430,7 +433,7 @@ pub trait Inbox: Send + Sync {
     fn show<'a>(
         &'a self,
         key: &'a DedupeKey,
-    ) -> StoreFuture<'a, Result<Option<(Entry, Vec<u8>)>, InboxError>>;
+    ) -> StoreFuture<'a, Result<Option<Shown>, InboxError>>;
 
     /// Counts by state.
     fn stats(&self, now_ms: u64) -> StoreFuture<'_, Result<Stats, InboxError>>;
@@ -496,7 +499,7 @@ impl<T: Inbox + ?Sized> Inbox for Arc<T> {
     fn show<'a>(
         &'a self,
         key: &'a DedupeKey,
-    ) -> StoreFuture<'a, Result<Option<(Entry, Vec<u8>)>, InboxError>> {
+    ) -> StoreFuture<'a, Result<Option<Shown>, InboxError>> {
         (**self).show(key)
     }
     fn stats(&self, now_ms: u64) -> StoreFuture<'_, Result<Stats, InboxError>> {
