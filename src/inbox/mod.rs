@@ -72,6 +72,13 @@ pub use process::RawHandler;
 pub use schedule::RetrySchedule;
 pub use worker::{Worker, WorkerHandle};
 
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::SqliteInbox;
+
 /// A state of an [`Entry`]: see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum State {
@@ -430,6 +437,7 @@ pub trait Inbox: Send + Sync {
     fn list(&self, filter: ListFilter) -> StoreFuture<'_, Result<Vec<Entry>, InboxError>>;
 
     /// One entry and its body.
+    #[allow(clippy::type_complexity)]
     fn show<'a>(
         &'a self,
         key: &'a DedupeKey,
