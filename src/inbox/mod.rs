@@ -437,7 +437,6 @@ pub trait Inbox: Send + Sync {
     fn list(&self, filter: ListFilter) -> StoreFuture<'_, Result<Vec<Entry>, InboxError>>;
 
     /// One entry and its body.
-    #[allow(clippy::type_complexity)]
     fn show<'a>(
         &'a self,
         key: &'a DedupeKey,
