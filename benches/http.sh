@@ -32,6 +32,15 @@
 #   SIZE=medium        body: medium or large (the realistic 30 KB and 500 KB
 #                      bodies of benches/data), or the generated 1k, 30k, 500k
 #   PORT=3917
+#   INBOX=sqlite|redis the durable inbox instead: the tower receiver without an
+#                      inbox, with the inbox (`SqliteInbox`, or `RedisInbox` on a
+#                      redis-server started here with `appendonly yes` and
+#                      `appendfsync ${REDIS_FSYNC:-always}`), and for sqlite the
+#                      baseline that commits one transaction per delivery, each
+#                      driven by `bench_load` (every request a different event,
+#                      signed as it is sent: wrk's one body would be stored once
+#                      and then answered as a copy). FRAMEWORKS and SIZE do not
+#                      apply; nothing drains the inbox (acknowledgements only).
 #
 # The load generator shares the machine's cores with the server, so the
 # figures are a lower bound of what the receiver does on its own.
@@ -62,7 +71,7 @@ if ! command -v wrk >/dev/null 2>&1; then
     fi
 fi
 
-cargo build --release --features axum,actix --example bench_server --example bench_body >&2
+cargo build --release --features axum,actix,sqlite,redis --example bench_server --example bench_body --example bench_load >&2
 target=${CARGO_TARGET_DIR:-target}/release/examples
 
 cat >"$work/post.lua" <<'LUA'
@@ -128,6 +137,48 @@ start_server() {
     fi
     server_pid=$!
 }
+
+if [ -n "${INBOX:-}" ]; then
+    seconds=${DURATION%s}
+    printf "%-13s %5s %10s %9s %9s %8s %7s\n" receiver conns "acks/s" "p50 ms" "p99 ms" non-2xx errors
+    run_inbox() {
+        local label=$1
+        shift
+        "$target/bench_server" --framework tower --port "$PORT" --workers "$WORKERS" "$@" >"$work/server.log" 2>&1 &
+        server_pid=$!
+        for _ in $(seq 50); do
+            if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
+            sleep 0.1
+        done
+        for conns in $CONNECTIONS; do
+            line=$("$target/bench_load" --url "http://127.0.0.1:$PORT/retell/webhook" \
+                --connections "$conns" --seconds "$seconds" | grep '^RESULT')
+            # shellcheck disable=SC2086
+            eval "$(echo "${line#RESULT }" | tr ' ' '\n' | sed 's/^/r_/')"
+            printf "%-13s %5s %10s %9s %9s %8s %7s\n" "$label" "$conns" "$r_rps" "$r_p50_ms" "$r_p99_ms" "$r_non2xx" "$r_errors"
+        done
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=""
+    }
+    run_inbox "no inbox"
+    case "$INBOX" in
+    sqlite)
+        run_inbox "sqlite" --inbox "sqlite:$work/inbox.sqlite3"
+        run_inbox "per-delivery" --inbox "sqlite-per-delivery:$work/per-delivery.sqlite3"
+        ;;
+    redis)
+        redis-server --port 0 --unixsocket "$work/redis.sock" --dir "$work" \
+            --appendonly yes --appendfsync "${REDIS_FSYNC:-always}" --save "" >"$work/redis.log" 2>&1 &
+        redis_pid=$!
+        for _ in $(seq 50); do [ -S "$work/redis.sock" ] && break; sleep 0.1; done
+        run_inbox "redis" --inbox "redis+unix://$work/redis.sock"
+        kill "$redis_pid" 2>/dev/null || true
+        ;;
+    *) echo "INBOX is sqlite or redis" >&2; exit 2 ;;
+    esac
+    exit 0
+fi
 
 export BODY_FILE="$work/body.json"
 printf "%-6s %5s %10s %9s %9s %8s %7s\n" framework conns "req/s" "p50 ms" "p99 ms" non-2xx errors

@@ -1,12 +1,16 @@
 //! A receiver with a no-op handler, for load tests (`benches/http.sh`).
 //!
 //! ```text
-//! RETELL_API_KEY=key_… cargo run --release --features axum,actix --example bench_server -- \
+//! RETELL_API_KEY=key_… cargo run --release --features axum,actix,sqlite,redis --example bench_server -- \
 //!     --framework axum --port 3000 --workers 2   # or actix, or tower (plain hyper)
 //! ```
 //!
 //! Every request is read, verified, parsed and dispatched to the handler
-//! exactly as in a real receiver; the handler does nothing.
+//! exactly as in a real receiver; the handler does nothing. With `--inbox`
+//! (tower only) events are stored instead, and nothing drains them:
+//! `sqlite:PATH` (`SqliteInbox`, group commit), `redis://…` (`RedisInbox`), or
+//! `sqlite-per-delivery:PATH`, the baseline that commits one SQLite
+//! transaction per delivery.
 
 use std::sync::Arc;
 
@@ -20,10 +24,14 @@ impl WebhookHandler for Noop {
     type Error = String;
 }
 
+#[path = "per_delivery.rs"]
+mod per_delivery;
+
 struct Args {
     framework: String,
     port: u16,
     workers: usize,
+    inbox: Option<String>,
 }
 
 fn args() -> Result<Args, String> {
@@ -31,6 +39,7 @@ fn args() -> Result<Args, String> {
         framework: "axum".to_owned(),
         port: 3000,
         workers: std::thread::available_parallelism().map_or(2, usize::from),
+        inbox: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -39,6 +48,7 @@ fn args() -> Result<Args, String> {
             "--framework" => args.framework = value,
             "--port" => args.port = value.parse().map_err(|e| format!("--port: {e}"))?,
             "--workers" => args.workers = value.parse().map_err(|e| format!("--workers: {e}"))?,
+            "--inbox" => args.inbox = Some(value),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -55,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match args.framework.as_str() {
         "axum" => axum_server(verifier, args.port, args.workers),
         "actix" => actix_server(verifier, args.port, args.workers),
-        "tower" => tower_server(verifier, args.port, args.workers),
+        "tower" => tower_server(verifier, args.port, args.workers, args.inbox.as_deref()),
         other => Err(format!("unknown framework {other} (axum, actix or tower)").into()),
     }
 }
@@ -88,12 +98,13 @@ fn tower_server(
     verifier: Verifier,
     port: u16,
     workers: usize,
+    inbox: Option<&str>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
     use retell_webhooks::service::WebhookService;
     tokio_runtime(workers)?.block_on(async move {
-        let receiver = Receiver::new(verifier, ReceiverConfig::new());
+        let receiver = Receiver::new(verifier, inbox_config(inbox).await?);
         let service =
             WebhookService::new(&receiver, RouteKind::Events, Noop).with_path("/retell/webhook");
         let service = TowerToHyperService::new(service);
@@ -106,6 +117,22 @@ fn tower_server(
                 let _ = http.serve_connection(TokioIo::new(stream), service).await;
             });
         }
+    })
+}
+
+/// The configuration for `--inbox`.
+async fn inbox_config(inbox: Option<&str>) -> Result<ReceiverConfig, Box<dyn std::error::Error>> {
+    use retell_webhooks::inbox::{RedisInbox, SqliteInbox};
+    let config = ReceiverConfig::new();
+    let Some(url) = inbox else {
+        return Ok(config);
+    };
+    Ok(if let Some(path) = url.strip_prefix("sqlite-per-delivery:") {
+        config.with_inbox(per_delivery::PerDelivery::open(path)?)
+    } else if let Some(path) = url.strip_prefix("sqlite:") {
+        config.with_inbox(SqliteInbox::open(path)?)
+    } else {
+        config.with_inbox(RedisInbox::connect(url).await?)
     })
 }
 
