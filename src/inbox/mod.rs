@@ -64,6 +64,13 @@ use crate::WebhookEvent;
 use crate::dedupe::DedupeKey;
 pub use crate::dedupe::StoreFuture;
 
+#[cfg(feature = "redis")]
+mod redis;
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::RedisInbox;
+
 /// A state of an [`Entry`]: see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum State {
@@ -419,6 +426,8 @@ pub trait Inbox: Send + Sync {
     fn list(&self, filter: ListFilter) -> StoreFuture<'_, Result<Vec<Entry>, InboxError>>;
 
     /// One entry and its body.
+    // The entry and its body, spelled out: clearer than an alias.
+    #[allow(clippy::type_complexity)]
     fn show<'a>(
         &'a self,
         key: &'a DedupeKey,
