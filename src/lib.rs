@@ -94,6 +94,8 @@ mod events;
 pub mod inbox;
 pub mod models;
 pub mod receiver;
+#[cfg(feature = "redis")]
+mod redis_conn;
 #[cfg(feature = "samples")]
 #[cfg_attr(docsrs, doc(cfg(feature = "samples")))]
 pub mod samples;

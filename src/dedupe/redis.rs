@@ -4,9 +4,10 @@ use std::fmt;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, ConnectionAddr, ConnectionInfo, RedisError, Script};
+use ::redis::Script;
+use ::redis::aio::ConnectionManager;
 
+use crate::redis_conn::{self, millis};
 use crate::tokens::Tokens;
 
 use super::{Begin, DedupeError, DedupeKey, DedupeStore, StoreFuture, Ticket};
@@ -146,26 +147,9 @@ impl RedisDedupe {
     /// When the URL does not parse (the message never repeats it) or no
     /// connection could be made.
     pub async fn connect(url: &str) -> Result<Self, DedupeError> {
-        let client = Client::open(url).map_err(|e| DedupeError(format!("redis: bad URL: {e}")))?;
-        let target = describe(client.get_connection_info());
-        #[cfg(feature = "redis-tls")]
-        if matches!(
-            client.get_connection_info().addr(),
-            ConnectionAddr::TcpTls { .. }
-        ) {
-            // redis builds its rustls configuration from the process
-            // default provider, and panics without one.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Self::DEFAULT_COMMAND_TIMEOUT))
-            // Each call is bounded here instead, by the configurable timeout.
-            .set_response_timeout(None)
-            // Back within a second of Redis coming back.
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client, config)
+        let (conn, target) = redis_conn::connect(url, Self::DEFAULT_COMMAND_TIMEOUT)
             .await
-            .map_err(|e| DedupeError(format!("redis: cannot connect to {target}: {e}")))?;
+            .map_err(DedupeError)?;
         let mut store = Self::from_manager(conn);
         store.target = target;
         Ok(store)
@@ -346,63 +330,11 @@ async fn release(
 /// Runs one Redis call within `timeout`; a timeout and a Redis error are both
 /// a [`DedupeError`] (the receiver answers `503`).
 async fn bounded<T>(
-    what: &str,
+    what: &'static str,
     timeout: Duration,
-    call: impl Future<Output = Result<T, RedisError>>,
+    call: impl Future<Output = Result<T, ::redis::RedisError>>,
 ) -> Result<T, DedupeError> {
-    match tokio::time::timeout(timeout, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(DedupeError(format!("redis {what}: {error}"))),
-        Err(_elapsed) => Err(DedupeError(format!(
-            "redis {what}: no answer within {timeout:?}"
-        ))),
-    }
-}
-
-/// Milliseconds for `PX`, which refuses 0.
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1)
-}
-
-/// Where a client connects, without user name or password.
-fn describe(info: &ConnectionInfo) -> String {
-    let db = info.redis_settings().db();
-    match info.addr() {
-        ConnectionAddr::Tcp(host, port) => format!("redis://{host}:{port}/{db}"),
-        ConnectionAddr::TcpTls { host, port, .. } => format!("rediss://{host}:{port}/{db}"),
-        ConnectionAddr::Unix(path) => format!("redis+unix://{}?db={db}", path.display()),
-        other => format!("{other}/{db}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_never_show_credentials() {
-        for (url, shown) in [
-            ("redis://user:hunter2@cache:6380/3", "redis://cache:6380/3"),
-            ("redis://:hunter2@127.0.0.1", "redis://127.0.0.1:6379/0"),
-            (
-                "redis+unix:///run/redis.sock?db=2&pass=hunter2",
-                "redis+unix:///run/redis.sock?db=2",
-            ),
-        ] {
-            let client = Client::open(url).unwrap();
-            let target = describe(client.get_connection_info());
-            assert_eq!(target, shown);
-            assert!(!target.contains("hunter2"));
-        }
-    }
-
-    #[test]
-    fn lease_and_ttl_are_at_least_a_millisecond() {
-        assert_eq!(millis(Duration::ZERO), 1);
-        assert_eq!(millis(Duration::from_micros(1500)), 1);
-        assert_eq!(millis(Duration::from_secs(10)), 10_000);
-        assert_eq!(millis(Duration::MAX), u64::MAX);
-    }
+    redis_conn::bounded(what, timeout, call)
+        .await
+        .map_err(|e| DedupeError(e.to_string()))
 }
