@@ -863,6 +863,68 @@ fn listen_dedupe_memory_handles_a_copy_once() {
     assert!(line.contains("204 duplicate"), "{line}");
 }
 
+/// `GET` of `url` (plain `http://host:port/path`) over a raw socket: the body.
+fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
+}
+
+#[test]
+fn listen_serves_prometheus_metrics() {
+    let (mut listener, url) = Listener::start(&["--metrics", "127.0.0.1:0"]);
+    let metrics_url = listener
+        .banner
+        .iter()
+        .find_map(|line| line.strip_prefix("metrics (Prometheus text format) at "))
+        .unwrap_or_else(|| panic!("no metrics line: {:?}", listener.banner))
+        .to_owned();
+    send_call_ended(&url);
+    assert!(listener.next_line().ends_with(" 204 ok"));
+    let unsigned = cli()
+        .args([
+            "send",
+            "--url",
+            &url,
+            "--event",
+            "call_ended",
+            "--key",
+            "key_wrong",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&unsigned).starts_with("401"),
+        "{}",
+        stdout(&unsigned)
+    );
+    let text = http_get(&metrics_url);
+    let lines: Vec<&str> = text.lines().collect();
+    let has = |prefix: &str, suffix: &str| {
+        lines
+            .iter()
+            .any(|line| line.starts_with(prefix) && line.ends_with(suffix))
+    };
+    assert!(
+        has("retell_webhooks_requests_total{", " 1") && text.contains("status=\"204\""),
+        "{text}"
+    );
+    assert!(
+        has("retell_webhooks_signature_failures_total{", " 1"),
+        "{text}"
+    );
+}
+
 #[test]
 fn listen_refuses_an_unknown_dedupe_store() {
     let out = cli()

@@ -25,6 +25,8 @@ pub fn stderr(out: &Output) -> String {
 pub struct Listener {
     child: std::process::Child,
     lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    /// The lines printed up to and including the ready line.
+    pub banner: Vec<String>,
 }
 
 impl Listener {
@@ -44,18 +46,22 @@ impl Listener {
         let mut listener = Self {
             child,
             lines: std::io::BufReader::new(stdout).lines(),
+            banner: Vec::new(),
         };
-        let mut banner = Vec::new();
         loop {
             let line = listener.next_line();
             if let Some(rest) = line.strip_prefix("listening on ") {
                 let url = rest.split(' ').next().unwrap().to_owned();
                 assert!(url.ends_with("/webhook"), "{line}");
-                banner.push(line);
+                listener.banner.push(line);
                 return (listener, url);
             }
-            banner.push(line);
-            assert!(banner.len() < 10, "no ready line: {banner:?}");
+            listener.banner.push(line);
+            assert!(
+                listener.banner.len() < 12,
+                "no ready line: {:?}",
+                listener.banner
+            );
         }
     }
 

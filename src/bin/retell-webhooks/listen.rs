@@ -105,6 +105,10 @@ pub struct Args {
     /// With --inbox: events processed at once.
     #[arg(long, value_name = "N", default_value_t = 8)]
     workers: usize,
+    /// Serve the receiver's and the inbox's metrics in the Prometheus text
+    /// format at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 /// The local handler: acknowledges everything, answers inbound requests with
@@ -416,6 +420,10 @@ async fn listen(args: &Args) -> Result<(), ExitCode> {
         }
         common::print("shutting down");
     };
+    let metrics = match &args.metrics {
+        Some(addr) => Some(crate::metrics::serve(addr).await?),
+        None => None,
+    };
     let mut config = dedupe_config(&args.dedupe).await?;
     let worker = match &args.inbox {
         Some(url) => {
@@ -451,6 +459,9 @@ async fn listen(args: &Args) -> Result<(), ExitCode> {
         ));
         "RETELL_API_KEY=<same key> "
     };
+    if let Some(url) = metrics {
+        common::print(format_args!("metrics (Prometheus text format) at {url}"));
+    }
     common::print(format_args!(
         "try: {env}retell-webhooks send --url {events} --event call_ended"
     ));

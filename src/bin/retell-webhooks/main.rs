@@ -23,6 +23,7 @@ mod demo;
 mod forward;
 mod inbox;
 mod listen;
+mod metrics;
 mod parse;
 mod send;
 mod sign;
