@@ -32,8 +32,11 @@ const EVIL_ID: &str = "evil\"label";
 // Reading the recorder
 // ---------------------------------------------------------------------------
 
+/// A metric's sorted labels, as (key, value).
+type Labels = Vec<(String, String)>;
+
 /// One snapshot: name, sorted labels and value of every metric recorded.
-struct Recorded(Vec<(String, Vec<(String, String)>, DebugValue)>);
+struct Recorded(Vec<(String, Labels, DebugValue)>);
 
 impl Recorded {
     fn take(snapshotter: &Snapshotter) -> Self {

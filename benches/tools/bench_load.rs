@@ -108,7 +108,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path: Arc<str> = uri.path().into();
     // Ids differ from one run to the next, so a store that kept the last
     // run's events still stores every request.
-    let run = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.as_millis() as u64;
+    let run = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)?
+        .as_millis() as u64;
     let next = Arc::new(AtomicU64::new(0));
     let totals = Arc::new(Totals {
         requests: AtomicU64::new(0),

@@ -127,13 +127,15 @@ async fn inbox_config(inbox: Option<&str>) -> Result<ReceiverConfig, Box<dyn std
     let Some(url) = inbox else {
         return Ok(config);
     };
-    Ok(if let Some(path) = url.strip_prefix("sqlite-per-delivery:") {
-        config.with_inbox(per_delivery::PerDelivery::open(path)?)
-    } else if let Some(path) = url.strip_prefix("sqlite:") {
-        config.with_inbox(SqliteInbox::open(path)?)
-    } else {
-        config.with_inbox(RedisInbox::connect(url).await?)
-    })
+    Ok(
+        if let Some(path) = url.strip_prefix("sqlite-per-delivery:") {
+            config.with_inbox(per_delivery::PerDelivery::open(path)?)
+        } else if let Some(path) = url.strip_prefix("sqlite:") {
+            config.with_inbox(SqliteInbox::open(path)?)
+        } else {
+            config.with_inbox(RedisInbox::connect(url).await?)
+        },
+    )
 }
 
 fn actix_server(

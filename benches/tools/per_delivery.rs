@@ -82,7 +82,12 @@ impl Inbox for PerDelivery {
     ) -> StoreFuture<'a, Result<bool, InboxError>> {
         Box::pin(async { unsupported() })
     }
-    fn ack<'a>(&'a self, _: &'a DedupeKey, _: u64, _: u64) -> StoreFuture<'a, Result<bool, InboxError>> {
+    fn ack<'a>(
+        &'a self,
+        _: &'a DedupeKey,
+        _: u64,
+        _: u64,
+    ) -> StoreFuture<'a, Result<bool, InboxError>> {
         Box::pin(async { unsupported() })
     }
     fn fail<'a>(
@@ -94,7 +99,11 @@ impl Inbox for PerDelivery {
     ) -> StoreFuture<'a, Result<bool, InboxError>> {
         Box::pin(async { unsupported() })
     }
-    fn release<'a>(&'a self, _: &'a DedupeKey, _: u64) -> StoreFuture<'a, Result<bool, InboxError>> {
+    fn release<'a>(
+        &'a self,
+        _: &'a DedupeKey,
+        _: u64,
+    ) -> StoreFuture<'a, Result<bool, InboxError>> {
         Box::pin(async { unsupported() })
     }
     fn replay(&self, _: Replay, _: u64) -> StoreFuture<'_, Result<u64, InboxError>> {

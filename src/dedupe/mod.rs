@@ -415,7 +415,10 @@ mod tests {
         assert_eq!(DedupeKey::for_incoming(&incoming, inbound), None);
         assert_eq!(k(ended).to_hex().len(), 64);
         assert_eq!(DedupeKey::from_hex(&k(ended).to_hex()), Some(k(ended)));
-        assert_eq!(DedupeKey::from_hex(&k(ended).to_hex().to_uppercase()), Some(k(ended)));
+        assert_eq!(
+            DedupeKey::from_hex(&k(ended).to_hex().to_uppercase()),
+            Some(k(ended))
+        );
         for bad in ["", "00", &"g".repeat(64), &"0".repeat(63), &"é".repeat(32)] {
             assert_eq!(DedupeKey::from_hex(bad), None, "{bad}");
         }

@@ -444,10 +444,8 @@ pub trait Inbox: Send + Sync {
     fn list(&self, filter: ListFilter) -> StoreFuture<'_, Result<Vec<Entry>, InboxError>>;
 
     /// One entry and its body.
-    fn show<'a>(
-        &'a self,
-        key: &'a DedupeKey,
-    ) -> StoreFuture<'a, Result<Option<Shown>, InboxError>>;
+    fn show<'a>(&'a self, key: &'a DedupeKey)
+    -> StoreFuture<'a, Result<Option<Shown>, InboxError>>;
 
     /// Counts by state.
     fn stats(&self, now_ms: u64) -> StoreFuture<'_, Result<Stats, InboxError>>;

@@ -182,31 +182,6 @@ pub fn warn(message: impl Display) {
     let _ = writeln!(io::stderr().lock(), "warning: {message}");
 }
 
-#[cfg(test)]
-mod tests {
-    use super::escape_for_terminal;
-
-    #[test]
-    fn terminal_escapes_are_shown_not_sent() {
-        assert_eq!(
-            escape_for_terminal(b"\x1b[31mred\x1b[0m\x1b]0;title\x07"),
-            "\\x1b[31mred\\x1b[0m\\x1b]0;title\\x07"
-        );
-        // Carriage returns and DEL could hide what came before.
-        assert_eq!(escape_for_terminal(b"ok\rforged\x7f"), "ok\\x0dforged\\x7f");
-        // C1 controls (U+009B is a one-character CSI) and bidi overrides.
-        assert_eq!(
-            escape_for_terminal("\u{9b}31m \u{202e}txt".as_bytes()),
-            "\\u{009b}31m \\u{202e}txt"
-        );
-        // Bytes that are not UTF-8.
-        assert_eq!(escape_for_terminal(b"a\xff\xc3b"), "a\\xff\\xc3b");
-        // Text, JSON, line breaks and tabs pass as they are.
-        let plain = "{\"ok\":true}\n\tcafé ✓ 通話";
-        assert_eq!(escape_for_terminal(plain.as_bytes()), plain);
-    }
-}
-
 /// `500ms`, `30s`, `10m`, `2h`, `7d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("{text:?} is not a duration (a whole number and ms, s, m, h or d)");
@@ -234,8 +209,9 @@ pub fn parse_instant(text: &str, now_ms: u64) -> Result<u64, String> {
             .parse()
             .map_err(|_| format!("{text:?} is too large for Unix milliseconds"));
     }
-    let ago = parse_duration(text)
-        .map_err(|_| format!("{text:?} is neither a duration ago (2h, 30m, 7d) nor Unix milliseconds"))?;
+    let ago = parse_duration(text).map_err(|_| {
+        format!("{text:?} is neither a duration ago (2h, 30m, 7d) nor Unix milliseconds")
+    })?;
     Ok(now_ms.saturating_sub(u64::try_from(ago.as_millis()).unwrap_or(u64::MAX)))
 }
 
@@ -253,5 +229,30 @@ pub fn format_ms(ms: u64) -> String {
             at.second()
         ),
         Err(_) => ms.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_for_terminal;
+
+    #[test]
+    fn terminal_escapes_are_shown_not_sent() {
+        assert_eq!(
+            escape_for_terminal(b"\x1b[31mred\x1b[0m\x1b]0;title\x07"),
+            "\\x1b[31mred\\x1b[0m\\x1b]0;title\\x07"
+        );
+        // Carriage returns and DEL could hide what came before.
+        assert_eq!(escape_for_terminal(b"ok\rforged\x7f"), "ok\\x0dforged\\x7f");
+        // C1 controls (U+009B is a one-character CSI) and bidi overrides.
+        assert_eq!(
+            escape_for_terminal("\u{9b}31m \u{202e}txt".as_bytes()),
+            "\\u{009b}31m \\u{202e}txt"
+        );
+        // Bytes that are not UTF-8.
+        assert_eq!(escape_for_terminal(b"a\xff\xc3b"), "a\\xff\\xc3b");
+        // Text, JSON, line breaks and tabs pass as they are.
+        let plain = "{\"ok\":true}\n\tcafé ✓ 通話";
+        assert_eq!(escape_for_terminal(plain.as_bytes()), plain);
     }
 }

@@ -85,9 +85,8 @@ pub fn run(args: &Args) -> ExitCode {
 async fn inbox(args: &Args) -> Result<(), ExitCode> {
     let store = crate::store::open(&args.inbox).await?;
     let now_ms = common::now_ms()?;
-    let failed = |err: retell_webhooks::inbox::InboxError| {
-        common::fail(common::EXIT_USAGE, err, None)
-    };
+    let failed =
+        |err: retell_webhooks::inbox::InboxError| common::fail(common::EXIT_USAGE, err, None);
     match &args.command {
         Command::Stats => {
             let stats = store.stats(now_ms).await.map_err(failed)?;
@@ -127,7 +126,11 @@ async fn inbox(args: &Args) -> Result<(), ExitCode> {
         Command::Show { key, body } => {
             let key = parse_key(key)?;
             let Some((entry, bytes)) = store.show(&key).await.map_err(failed)? else {
-                return Err(common::fail(common::EXIT_REJECTED, "no entry with this key", None));
+                return Err(common::fail(
+                    common::EXIT_REJECTED,
+                    "no entry with this key",
+                    None,
+                ));
             };
             common::print(line(&entry));
             if let Some(error) = &entry.last_error {
@@ -139,7 +142,10 @@ async fn inbox(args: &Args) -> Result<(), ExitCode> {
             if *body {
                 common::print(common::escape_for_terminal(&bytes));
             } else {
-                common::print(format_args!("body: {} bytes (--body to print it)", bytes.len()));
+                common::print(format_args!(
+                    "body: {} bytes (--body to print it)",
+                    bytes.len()
+                ));
             }
         }
         Command::Replay {

@@ -16,7 +16,9 @@ pub async fn open(url: &str) -> Result<Arc<dyn Inbox>, ExitCode> {
     if let Some(path) = url.strip_prefix("sqlite:") {
         let path = path.strip_prefix("//").unwrap_or(path);
         if path.is_empty() {
-            return Err(usage("sqlite: needs a file path, as in sqlite:inbox.sqlite3"));
+            return Err(usage(
+                "sqlite: needs a file path, as in sqlite:inbox.sqlite3",
+            ));
         }
         return SqliteInbox::open(path)
             .map(|store| Arc::new(store) as Arc<dyn Inbox>)
