@@ -47,6 +47,11 @@ impl RedisServer {
         format!("redis+unix://{}", self.socket().display())
     }
 
+    /// The server's process id while it runs (to stop it with SIGSTOP).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server at once (SIGKILL): every key is gone.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
