@@ -44,8 +44,9 @@ const KEY: &str = "key_durability_test_0123456789abcdef";
 const FIXTURE_CALL_ID: &str = "call_8e2f4a6c1b9d3e7f5a0c2b4d6e";
 
 /// A leased event whose worker was killed runs again when its lease ends:
-/// the worker's handler timeout (60 s) plus 30 s.
-const LEASE: Duration = Duration::from_secs(90);
+/// the listener's `--handler-timeout` plus 30 s.
+const HANDLER_TIMEOUT: &str = "5s";
+const LEASE: Duration = Duration::from_secs(35);
 
 /// Retell waits this long for an answer.
 const RETELL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -140,6 +141,8 @@ fn kill_9_under_load_loses_no_acknowledged_event() {
         &app.url(),
         "--workers",
         &workers,
+        "--handler-timeout",
+        HANDLER_TIMEOUT,
     ];
     let ids: Vec<String> = (0..EVENTS).map(|i| format!("call_kill9_{i:04}")).collect();
     let bodies: Vec<Vec<u8>> = ids.iter().map(|id| body("call_ended_phone", id)).collect();

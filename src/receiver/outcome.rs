@@ -163,7 +163,7 @@ impl fmt::Display for Reason {
             Self::Answered => f.write_str("answered"),
             Self::UnknownEvent => f.write_str("unknown event acknowledged"),
             Self::FallbackAccepted => f.write_str("unparsed body accepted by fallback"),
-            Self::Duplicate => f.write_str("duplicate of an event already handled"),
+            Self::Duplicate => f.write_str("duplicate of an event already handled or stored"),
             Self::InFlight => f.write_str("duplicate of an event still being handled"),
             Self::DedupeFailed(why) => write!(f, "dedupe store failed: {why}"),
             Self::Stored => f.write_str("stored in the inbox"),

@@ -105,6 +105,16 @@ pub struct Args {
     /// With --inbox: events processed at once.
     #[arg(long, value_name = "N", default_value_t = 8)]
     workers: usize,
+    /// With --inbox: how long one attempt (one forward) may take before it
+    /// counts as failed. An event whose listener died mid-attempt is taken up
+    /// again this long plus 30 s later.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "60s",
+        requires = "inbox"
+    )]
+    handler_timeout: String,
     /// Serve the receiver's and the inbox's metrics in the Prometheus text
     /// format at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
@@ -522,8 +532,19 @@ async fn inbox_worker(
         schedule.delays().len(),
         schedule.delays().iter().sum::<Duration>().as_secs() / 60
     ));
+    let timeout = common::parse_duration(&args.handler_timeout)
+        .ok()
+        .filter(|timeout| !timeout.is_zero())
+        .ok_or_else(|| {
+            common::fail(
+                common::EXIT_USAGE,
+                "--handler-timeout: expected a positive duration",
+                Some("for example --handler-timeout 30s"),
+            )
+        })?;
     let worker = worker
         .with_concurrency(args.workers)
+        .with_handler_timeout(timeout)
         .with_retry_schedule(schedule);
     Ok((config.with_inbox_store(store), worker))
 }
