@@ -48,6 +48,7 @@ fn main() -> ExitCode {
         case!(current_thread replay_by_key_dead_letters_and_received_range),
         case!(current_thread list_show_stats_and_prune),
         case!(current_thread done_entries_expire_after_the_done_ttl),
+        case!(current_thread lease_ends_and_the_done_ttl_follow_the_callers_clock),
         case!(current_thread prefixes_keep_inboxes_apart),
         // Two replicas sharing one Redis
         case!(two_workers per_call_order_holds_across_two_replicas),
@@ -350,7 +351,7 @@ async fn a_stale_token_settles_nothing() {
 }
 
 /// A worker that stops extending (it crashed) loses its entry to another
-/// consumer once the lease has run out (`XAUTOCLAIM`), and its stale token
+/// consumer once the lease has run out, and its stale token
 /// settles nothing; a worker that extends keeps it.
 async fn an_expired_lease_is_claimed_by_another_consumer_unless_extended() {
     let server = RedisServer::start();
@@ -674,6 +675,41 @@ async fn done_entries_expire_after_the_done_ttl() {
     assert!(inbox.ack(&old.key, old_lease.token, now()).await.unwrap());
     assert_eq!(inbox.show(&old.key).await, Ok(None));
     assert_eq!(inbox.stats(now()).await.unwrap().done, 0);
+}
+
+/// A caller whose clock is a month behind Redis': a lease ends, and a done
+/// entry expires, by the `now_ms` given, not by Redis' clock.
+async fn lease_ends_and_the_done_ttl_follow_the_callers_clock() {
+    let server = RedisServer::start();
+    let inbox = inbox(&server).await;
+    let t = now() - 30 * 24 * 3_600_000;
+    let e = ended("call_clock", t);
+    inbox.insert(e.clone()).await.unwrap();
+    let first = lease_one(&inbox, &e.key, t).await;
+    // A minute later by the caller's clock, milliseconds by Redis'.
+    let second = lease(&inbox, "worker-2", t + 60_000).await;
+    assert_eq!(keys(&second), [e.key]);
+    let pending: Vec<(String, String, u64, u64)> = command(
+        &server,
+        &["XPENDING", &inbox.stream_key(), "workers", "-", "+", "10"],
+    )
+    .await;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].1, "worker-2");
+    assert!(!inbox.ack(&e.key, first.token, t + 60_000).await.unwrap());
+    assert!(
+        inbox
+            .ack(&e.key, second[0].token, t + 61_000)
+            .await
+            .unwrap()
+    );
+    // Seven days from `t` by the caller's clock, though Redis' is past them.
+    let pttl: i64 = command(&server, &["PTTL", &inbox.entry_key(&e.key)]).await;
+    let left = 7 * 24 * 3_600_000 - 61_000;
+    assert!((left - 5_000..=left).contains(&pttl), "{pttl}");
+    assert_eq!(state(&inbox, &e.key).await, Some(State::Done));
+    assert_eq!(inbox.insert(e.clone()).await, Ok(Inserted::Duplicate));
+    assert_eq!(inbox.stats(t + 61_000).await.unwrap().done, 1);
 }
 
 /// Two prefixes on one Redis are two inboxes.
