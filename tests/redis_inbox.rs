@@ -1,7 +1,9 @@
 //! `RedisInbox` against a real `redis-server` (a child process on a Unix
-//! socket, no mock): the store's states and token guards, leases taken over
-//! by another consumer, per-call order across two replicas, Redis flushed,
-//! restarted and stopped.
+//! socket, no mock): every case of the store contract
+//! (`common/inbox_contract.rs`, as `contract::<case>`, each under a key
+//! prefix of its own on one shared server), then the store's states and
+//! token guards, leases taken over by another consumer, per-call order
+//! across two replicas, Redis flushed, restarted and stopped.
 //!
 //! Its own harness (libtest-mimic, `harness = false`), which takes libtest's
 //! arguments: without `redis-server` on the `PATH` the tests that need one
@@ -11,15 +13,23 @@
 #[path = "common/redis_server.rs"]
 mod redis_server;
 
+#[macro_use]
+#[path = "common/inbox_contract.rs"]
+mod inbox_contract;
+
 use std::future::Future;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use inbox_contract::Stores;
 use libtest_mimic::{Arguments, Trial};
 use retell_webhooks::WebhookEvent;
 use retell_webhooks::dedupe::DedupeKey;
 use retell_webhooks::inbox::{
-    Failure, Inbox, Inserted, LeaseRequest, Leased, ListFilter, NewEntry, RedisInbox, Replay, State,
+    Failure, Inbox, Inserted, LeaseRequest, Leased, ListFilter, NewEntry, RedisInbox, Replay,
+    State, StoreFuture,
 };
 use tokio::runtime::Builder;
 
@@ -36,7 +46,11 @@ fn main() -> ExitCode {
             redis_server::missing()
         );
     }
-    let cases = vec![
+    // Started by the first contract case that runs; stopped when `main`
+    // returns (a static would never be dropped, leaving the server running).
+    let shared = Shared::default();
+    let mut cases = contract(&shared);
+    cases.extend([
         // The store
         case!(current_thread insert_is_deduplicated_in_every_state),
         case!(current_thread lease_returns_the_exact_body),
@@ -48,6 +62,7 @@ fn main() -> ExitCode {
         case!(current_thread replay_by_key_dead_letters_and_received_range),
         case!(current_thread list_show_stats_and_prune),
         case!(current_thread done_entries_expire_after_the_done_ttl),
+        case!(current_thread lease_ends_and_the_done_ttl_follow_the_callers_clock),
         case!(current_thread prefixes_keep_inboxes_apart),
         // Two replicas sharing one Redis
         case!(two_workers per_call_order_holds_across_two_replicas),
@@ -58,7 +73,7 @@ fn main() -> ExitCode {
         case!(current_thread after_a_restart_without_persistence_lease_recovers),
         case!(current_thread a_stopped_redis_fails_insert_within_the_command_timeout),
         case!(current_thread the_password_is_never_shown),
-    ];
+    ]);
     let trials = cases
         .into_iter()
         .map(|test| {
@@ -73,7 +88,9 @@ fn main() -> ExitCode {
             .with_ignored_flag(missing && !required)
         })
         .collect();
-    libtest_mimic::run(&args, trials).exit_code()
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(shared);
+    conclusion.exit_code()
 }
 
 /// A test function and how to run it, named after the function.
@@ -108,6 +125,69 @@ use case;
 fn block_on(mut runtime: Builder, test: impl Future<Output = ()>) {
     runtime.enable_all().build().unwrap().block_on(test);
 }
+
+// ---------------------------------------------------------------------------
+// The store contract
+// ---------------------------------------------------------------------------
+
+/// The server the contract cases share, started on first use.
+type Shared = Arc<OnceLock<RedisServer>>;
+
+/// The stores of one contract case: each a `RedisInbox` (default done TTL)
+/// under a prefix of its own, `contract:<case>:<n>:`, so no case sees
+/// another's keys.
+struct Prefixed {
+    url: String,
+    case: &'static str,
+    made: AtomicU64,
+}
+
+impl Prefixed {
+    fn on(shared: &Shared, case: &'static str) -> Self {
+        Self {
+            url: shared.get_or_init(RedisServer::start).url(),
+            case,
+            made: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Stores for Prefixed {
+    fn fresh(&self, per_call_order: bool) -> StoreFuture<'_, Arc<dyn Inbox>> {
+        let n = self.made.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("contract:{}:{n}:", self.case);
+        Box::pin(async move {
+            let inbox = RedisInbox::connect(&self.url).await.unwrap();
+            Arc::new(
+                inbox
+                    .with_prefix(prefix)
+                    .with_per_call_order(per_call_order),
+            ) as Arc<dyn Inbox>
+        })
+    }
+}
+
+/// `contract::<case>` for every case, each on a current-thread runtime.
+macro_rules! contract_cases {
+    ($($case:ident),* $(,)?) => {
+        fn contract(shared: &Shared) -> Vec<Test> {
+            vec![$({
+                let shared = shared.clone();
+                Test {
+                    name: concat!("contract::", stringify!($case)),
+                    run: Box::new(move || {
+                        let stores = Prefixed::on(&shared, stringify!($case));
+                        block_on(Builder::new_current_thread(), async move {
+                            inbox_contract::$case(&stores).await;
+                        });
+                    }),
+                }
+            }),*]
+        }
+    };
+}
+
+for_each_case!(contract_cases);
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -350,7 +430,7 @@ async fn a_stale_token_settles_nothing() {
 }
 
 /// A worker that stops extending (it crashed) loses its entry to another
-/// consumer once the lease has run out (`XAUTOCLAIM`), and its stale token
+/// consumer once the lease has run out, and its stale token
 /// settles nothing; a worker that extends keeps it.
 async fn an_expired_lease_is_claimed_by_another_consumer_unless_extended() {
     let server = RedisServer::start();
@@ -674,6 +754,41 @@ async fn done_entries_expire_after_the_done_ttl() {
     assert!(inbox.ack(&old.key, old_lease.token, now()).await.unwrap());
     assert_eq!(inbox.show(&old.key).await, Ok(None));
     assert_eq!(inbox.stats(now()).await.unwrap().done, 0);
+}
+
+/// A caller whose clock is a month behind Redis': a lease ends, and a done
+/// entry expires, by the `now_ms` given, not by Redis' clock.
+async fn lease_ends_and_the_done_ttl_follow_the_callers_clock() {
+    let server = RedisServer::start();
+    let inbox = inbox(&server).await;
+    let t = now() - 30 * 24 * 3_600_000;
+    let e = ended("call_clock", t);
+    inbox.insert(e.clone()).await.unwrap();
+    let first = lease_one(&inbox, &e.key, t).await;
+    // A minute later by the caller's clock, milliseconds by Redis'.
+    let second = lease(&inbox, "worker-2", t + 60_000).await;
+    assert_eq!(keys(&second), [e.key]);
+    let pending: Vec<(String, String, u64, u64)> = command(
+        &server,
+        &["XPENDING", &inbox.stream_key(), "workers", "-", "+", "10"],
+    )
+    .await;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].1, "worker-2");
+    assert!(!inbox.ack(&e.key, first.token, t + 60_000).await.unwrap());
+    assert!(
+        inbox
+            .ack(&e.key, second[0].token, t + 61_000)
+            .await
+            .unwrap()
+    );
+    // Seven days from `t` by the caller's clock, though Redis' is past them.
+    let pttl: i64 = command(&server, &["PTTL", &inbox.entry_key(&e.key)]).await;
+    let left = 7 * 24 * 3_600_000 - 61_000;
+    assert!((left - 5_000..=left).contains(&pttl), "{pttl}");
+    assert_eq!(state(&inbox, &e.key).await, Some(State::Done));
+    assert_eq!(inbox.insert(e.clone()).await, Ok(Inserted::Duplicate));
+    assert_eq!(inbox.stats(t + 61_000).await.unwrap().done, 1);
 }
 
 /// Two prefixes on one Redis are two inboxes.

@@ -30,26 +30,27 @@ use crate::tokens::Tokens;
 ///
 /// | key | type | holds |
 /// |---|---|---|
-/// | `e:<hex>` | hash | one entry: `body`, `state`, `event`, `order`, `received`, `attempts`, `due`, `token`, `consumer`, `error`, `sid` (its stream entry). The hash existing *is* the deduplication record |
+/// | `e:<hex>` | hash | one entry: `body`, `state`, `event`, `order`, `received`, `attempts`, `due`, `token`, `consumer`, `error`, `sid` (its stream entry), `seq`. The hash existing *is* the deduplication record |
 /// | `stream` | stream | one entry (`k` = `<hex>`) per event a worker may lease; consumer group [`GROUP`](Self::GROUP) |
 /// | `o:<order>` | list | per call (`call:<id>`) or chat: the keys of its unfinished events, in arrival order |
 /// | `retry` | sorted set | entries waiting for a retry, by due time |
+/// | `leases` | sorted set | leased entries, by lease end |
 /// | `all` | sorted set | every entry, by received time |
 /// | `s:<state>` | sorted set | the entries in each state (`s:ready`, `s:leased`, `s:retry`, `s:dead`, `s:done`), by received time: counts, listings, dead letters |
-/// | `claim-cursor` | string | where the next `XAUTOCLAIM` resumes |
+/// | `seq` | string | entries stored so far: each entry's `seq`, the order they were stored in |
 ///
 /// Each method is one Lua script (EVALSHA, EVAL after a Redis restart), so
 /// its check and its writes are atomic: [`insert`](super::Inbox::insert)
 /// creates the hash *and* adds the stream entry, so no crash leaves an event
 /// stored but not deduplicated, or the reverse.
 ///
-/// [`lease`](super::Inbox::lease) claims entries whose worker stopped
-/// extending them (pending for longer than the lease, `XAUTOCLAIM`), moves
-/// due retries into the stream, reads new entries (`XREADGROUP`) and leases
-/// each with a fresh random token, at most 1024 per call;
-/// [`extend`](super::Inbox::extend) also resets the pending entry's idle
-/// time. `ack`, `fail`, `extend` and
-/// `release` act only while the caller's token holds the lease.
+/// [`lease`](super::Inbox::lease) takes over entries whose lease ended by
+/// the caller's `now_ms` (their worker stopped extending them; the pending
+/// stream entry moves to the new consumer), moves due retries into the
+/// stream, reads new entries (`XREADGROUP`) and leases each with a fresh
+/// random token, at most 1024 per call, handed out in the order they were
+/// stored. `ack`, `fail`, `extend` and `release` act only while the
+/// caller's token holds the lease.
 ///
 /// # Durability: configure Redis persistence
 ///
@@ -88,8 +89,9 @@ use crate::tokens::Tokens;
 /// Every replica uses the same prefix. Each consumer name (the worker's
 /// [`LeaseRequest::consumer`](super::LeaseRequest::consumer)) stays in the
 /// group once used; keep them stable (one per worker, not per start).
-/// Due times come from the callers' clocks, pending idle times from Redis':
-/// keep them in sync (NTP).
+/// Lease ends, retry times and the done TTL are reckoned by the callers'
+/// clocks (each call's `now_ms`), never Redis': keep the replicas' clocks in
+/// sync (NTP).
 ///
 /// Every call is bounded by the [command timeout](Self::with_timeout): a
 /// Redis that is down, slow or unreachable makes `insert` fail within it
@@ -206,7 +208,8 @@ impl RedisInbox {
     }
 
     /// Deletes a processed entry `ttl` after it was received (default
-    /// [`DEFAULT_DONE_TTL`](Self::DEFAULT_DONE_TTL)), by a Redis expiry; a
+    /// [`DEFAULT_DONE_TTL`](Self::DEFAULT_DONE_TTL)), by a Redis expiry set
+    /// to the time left by the caller's clock when it is acknowledged; a
     /// copy of the event arriving later is stored again. `None` keeps done
     /// entries until [`prune`](super::Inbox::prune)d.
     #[must_use]

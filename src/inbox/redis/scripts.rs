@@ -16,6 +16,7 @@ use ::redis::Script;
 const PRELUDE: &str = r"
 local P, GROUP = ARGV[1], ARGV[2]
 local STREAM = P .. 'stream'
+local LEASES = P .. 'leases'
 local STATES = {'ready', 'leased', 'retry', 'dead', 'done'}
 local function ekey(hex) return P .. 'e:' .. hex end
 local function opt(a) if a == '' then return false end return string.sub(a, 2) end
@@ -87,7 +88,7 @@ end
 -- The token check of ack, fail, extend and release: the entry's fields, or
 -- false when `token` does not hold its lease.
 local function held(hex, token)
-  local f = redis.call('HMGET', ekey(hex), 'state', 'token', 'received', 'order', 'sid', 'consumer')
+  local f = redis.call('HMGET', ekey(hex), 'state', 'token', 'received', 'order')
   if f[1] ~= 'leased' or f[2] ~= token then return false end
   return f
 end
@@ -107,7 +108,8 @@ local hex = ARGV[3]
 local e = ekey(hex)
 if redis.call('EXISTS', e) == 1 then return 0 end
 local event, order, dead, received = opt(ARGV[5]), opt(ARGV[6]), opt(ARGV[8]), ARGV[7]
-redis.call('HSET', e, 'body', ARGV[4], 'received', received, 'attempts', 0)
+redis.call('HSET', e, 'body', ARGV[4], 'received', received, 'attempts', 0,
+  'seq', redis.call('INCR', P .. 'seq'))
 if event then redis.call('HSET', e, 'event', event) end
 if order then redis.call('HSET', e, 'order', order) end
 redis.call('ZADD', P .. 'all', received, hex)
@@ -124,51 +126,61 @@ return 1",
     )
 });
 
-/// `ARGV` 3 consumer, 4 now ms, 5 lease end ms, 6 lease ms (the idle time
-/// after which a pending entry is claimed), 7 max, 8 done entries received
-/// before this bound (`(<ms>`) have expired (`""`: none expire), 9… one
-/// token per slot.
+/// `ARGV` 3 consumer, 4 now ms, 5 lease end ms, 6 max, 7 done entries
+/// received before this bound (`(<ms>`) have expired (`""`: none expire),
+/// 8… one token per slot.
 ///
-/// Claims pending entries idle for longer than the lease (`XAUTOCLAIM`,
-/// resuming at the cursor kept in `claim-cursor`), sweeps expired done
+/// Takes over leases that ended by the callers' clock (`leases`, moving
+/// their pending stream entries to this consumer), sweeps expired done
 /// entries, streams due retries, then reads new entries (`XREADGROUP`).
 /// Each delivered entry whose hash still names it (`sid`) and is ready, or
 /// leased with an ended lease, is leased; a stale entry is acknowledged and
 /// deleted; one whose lease still holds stays pending. Fails with `NOGROUP`
-/// before any write when the group is gone. Returns
-/// `{hex, token, body, event, received, attempts}` per leased entry.
+/// before any write when the group is gone. Returns `{hex, token, body,
+/// event, received, attempts}` per leased entry, in the order they were
+/// stored.
 pub(super) static LEASE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
-local consumer, now, due, max = ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[7])
+local consumer, now, due, max = ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+-- A missing group fails here, before any write.
+redis.call('XPENDING', STREAM, GROUP, '-', '+', 0)
 local out = {}
+local function lease(hex, from, received)
+  local token = ARGV[8 + #out]
+  local e = ekey(hex)
+  redis.call('HSET', e, 'token', token, 'due', due, 'consumer', consumer)
+  redis.call('ZADD', LEASES, due, hex)
+  set_state(hex, from, 'leased', received)
+  local g = redis.call('HMGET', e, 'body', 'event', 'received', 'attempts', 'seq')
+  out[#out + 1] = {hex, token, g[1], g[2], g[3], g[4], tonumber(g[5] or 0)}
+end
 local function take(id, fields)
   local hex = fields and fields[2]
   if not hex then drop_entry(id) return end
-  local e = ekey(hex)
-  local f = redis.call('HMGET', e, 'state', 'sid', 'due', 'received')
+  local f = redis.call('HMGET', ekey(hex), 'state', 'sid', 'due', 'received')
   if f[2] ~= id or (f[1] ~= 'ready' and f[1] ~= 'leased') then
     drop_entry(id)
     return
   end
   if f[1] == 'leased' and tonumber(f[3] or 0) > now then return end
-  local token = ARGV[9 + #out]
-  redis.call('HSET', e, 'token', token, 'due', due, 'consumer', consumer)
-  set_state(hex, f[1], 'leased', f[4])
-  local g = redis.call('HMGET', e, 'body', 'event', 'received', 'attempts')
-  out[#out + 1] = {hex, token, g[1], g[2], g[3], g[4]}
+  lease(hex, f[1], f[4])
 end
 
-local cursor_key = P .. 'claim-cursor'
-local cursor = redis.call('GET', cursor_key) or '0-0'
-local claimed = redis.call('XAUTOCLAIM', STREAM, GROUP, consumer, ARGV[6], cursor, 'COUNT', max)
-redis.call('SET', cursor_key, claimed[1])
-for _, entry in ipairs(claimed[2]) do
-  if #out < max then take(entry[1], entry[2]) end
+-- Leases that ended: the pending stream entry moves to this consumer.
+local ended = redis.call('ZRANGEBYSCORE', LEASES, '-inf', ARGV[4], 'LIMIT', 0, max)
+for _, hex in ipairs(ended) do
+  local f = redis.call('HMGET', ekey(hex), 'state', 'sid', 'received')
+  if f[1] == 'leased' then
+    if f[2] then redis.call('XCLAIM', STREAM, GROUP, consumer, 0, f[2], 'JUSTID') end
+    lease(hex, 'leased', f[3])
+  else
+    redis.call('ZREM', LEASES, hex)
+  end
 end
 
-if ARGV[8] ~= '' then
-  local expired = redis.call('ZRANGEBYSCORE', P .. 's:done', '-inf', ARGV[8], 'LIMIT', 0, 20)
+if ARGV[7] ~= '' then
+  local expired = redis.call('ZRANGEBYSCORE', P .. 's:done', '-inf', ARGV[7], 'LIMIT', 0, 20)
   for _, hex in ipairs(expired) do prune_one(hex) end
 end
 
@@ -192,28 +204,29 @@ for _ = 1, 4 do
   for _, entry in ipairs(entries) do take(entry[1], entry[2]) end
   if #entries < want then break end
 end
+-- Oldest stored first, wherever each came from.
+table.sort(out, function(a, b) return a[7] < b[7] end)
+for _, row in ipairs(out) do row[7] = nil end
 return out",
     )
 });
 
-/// `ARGV` 3 hex, 4 token, 5 due ms. Extends the lease and resets the
-/// pending entry's idle time (`XCLAIM … JUSTID` to its consumer), so no
-/// `XAUTOCLAIM` takes it meanwhile. Returns 1, or 0 when the token does not
-/// hold.
+/// `ARGV` 3 hex, 4 token, 5 due ms. Extends the lease. Returns 1, or 0
+/// when the token does not hold.
 pub(super) static EXTEND: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
-local f = held(ARGV[3], ARGV[4])
-if not f then return 0 end
+if not held(ARGV[3], ARGV[4]) then return 0 end
 redis.call('HSET', ekey(ARGV[3]), 'due', ARGV[5])
-if f[5] then redis.pcall('XCLAIM', STREAM, GROUP, f[6] or 'extend', 0, f[5], 'JUSTID') end
+redis.call('ZADD', LEASES, ARGV[5], ARGV[3])
 return 1",
     )
 });
 
 /// `ARGV` 3 hex, 4 token, 5 now ms, 6 done TTL ms (`""`: none). Done; the
-/// next event of its call goes ahead; expires at received + TTL. Returns 1,
-/// or 0 when the token does not hold.
+/// next event of its call goes ahead; expires at received + TTL by the
+/// caller's clock (the time left is set, not an instant, as Redis' clock may
+/// differ). Returns 1, or 0 when the token does not hold.
 pub(super) static ACK: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
@@ -222,15 +235,16 @@ local e = ekey(hex)
 local f = held(hex, ARGV[4])
 if not f then return 0 end
 unstream(hex)
+redis.call('ZREM', LEASES, hex)
 redis.call('HDEL', e, 'token', 'due', 'consumer')
 set_state(hex, 'leased', 'done', f[3])
 leave_order(hex, f[4])
 if ARGV[6] ~= '' then
-  local at = tonumber(f[3]) + tonumber(ARGV[6])
-  if at <= tonumber(ARGV[5]) then
+  local left = tonumber(f[3]) + tonumber(ARGV[6]) - tonumber(ARGV[5])
+  if left <= 0 then
     prune_one(hex)
   else
-    redis.call('PEXPIREAT', e, string.format('%.0f', at))
+    redis.call('PEXPIRE', e, string.format('%.0f', left))
   end
 end
 return 1",
@@ -249,6 +263,7 @@ local e = ekey(hex)
 local f = held(hex, ARGV[4])
 if not f then return 0 end
 unstream(hex)
+redis.call('ZREM', LEASES, hex)
 redis.call('HINCRBY', e, 'attempts', 1)
 redis.call('HSET', e, 'error', ARGV[5])
 redis.call('HDEL', e, 'token', 'consumer')
@@ -274,6 +289,7 @@ local hex = ARGV[3]
 local f = held(hex, ARGV[4])
 if not f then return 0 end
 unstream(hex)
+redis.call('ZREM', LEASES, hex)
 redis.call('HDEL', ekey(hex), 'token', 'due', 'consumer')
 set_state(hex, 'leased', 'ready', f[3])
 push(hex)
@@ -299,6 +315,7 @@ local function replay_one(hex)
   if not f[1] then
     redis.call('ZREM', P .. 'all', hex)
     redis.call('ZREM', P .. 'retry', hex)
+    redis.call('ZREM', LEASES, hex)
     for _, s in ipairs(STATES) do redis.call('ZREM', P .. 's:' .. s, hex) end
     return -1
   end

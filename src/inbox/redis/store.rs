@@ -79,7 +79,6 @@ impl RedisInbox {
         call.arg(&request.consumer)
             .arg(request.now_ms)
             .arg(request.now_ms.saturating_add(lease))
-            .arg(lease)
             .arg(max)
             .arg(self.expired_before(request.now_ms).unwrap_or_default());
         for _ in 0..max {
