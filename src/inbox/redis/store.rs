@@ -164,7 +164,10 @@ impl Inbox for RedisInbox {
             .arg(flag(self.ordered));
         let dead = entry.dead_reason.is_some();
         Box::pin(async move {
-            let stored: i64 = self.run("insert", &call).await.map_err(failed)?;
+            let mut conn = self.insert_connection();
+            let stored: i64 = bounded("insert", self.timeout, call.invoke_async(&mut conn))
+                .await
+                .map_err(failed)?;
             if stored == 0 {
                 return Ok(Inserted::Duplicate);
             }
