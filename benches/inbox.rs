@@ -4,8 +4,8 @@
 //!   `call_analyzed` body each, concurrently (group commit: the deliveries
 //!   queued together share one transaction and one fsync);
 //! * `insert/rusqlite_txn_per_row`: the baseline, plain rusqlite on the same
-//!   schema, the same PRAGMAs (WAL, `synchronous=FULL`) and the same file
-//!   system, committing one transaction (one fsync) per row;
+//!   schema, the same PRAGMAs (16 KiB pages, WAL, `synchronous=FULL`) and the
+//!   same file system, committing one transaction (one fsync) per row;
 //! * `drain/lease_32_ack_concurrently`: a worker's loop, leasing 32 entries
 //!   at a time and acknowledging them concurrently.
 //!

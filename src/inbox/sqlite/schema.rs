@@ -60,10 +60,18 @@ pub(super) fn open(path: &Path) -> Result<Connection, InboxError> {
     Ok(conn)
 }
 
+/// Bytes per page of a new file.
+pub(super) const PAGE_SIZE: u32 = 16 * 1024;
+
 /// The connection's settings.
 fn configure(conn: &Connection) -> Result<(), InboxError> {
     // First, so that switching to WAL below waits for another process too.
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_error)?;
+    // 16 KiB pages (for a new file; an existing one keeps its own): a 30 KB
+    // body spans 2 overflow pages instead of 8, so each commit writes fewer,
+    // larger WAL frames (about 1.6 times the inserts per second).
+    conn.pragma_update(None, "page_size", PAGE_SIZE)
+        .map_err(sqlite_error)?;
     // WAL: readers and the writer do not block each other, and a commit is
     // one append to the log (plus its fsync) instead of a rewrite of pages.
     // It is a property of the file: every process sharing it uses it.
