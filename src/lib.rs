@@ -86,6 +86,9 @@
 #[cfg(any(feature = "axum", feature = "actix"))]
 pub mod adapters;
 mod allowlist;
+#[cfg(feature = "api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "api")))]
+pub mod api;
 pub mod dedupe;
 mod error;
 mod events;
@@ -104,7 +107,7 @@ pub mod samples;
 pub mod service;
 mod signature;
 mod telemetry;
-#[cfg(any(feature = "redis", feature = "inbox"))]
+#[cfg(any(feature = "redis", feature = "inbox", feature = "api"))]
 mod tokens;
 mod verified;
 
