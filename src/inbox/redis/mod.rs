@@ -37,6 +37,7 @@ use crate::tokens::Tokens;
 /// | `all` | sorted set | every entry, by received time |
 /// | `s:<state>` | sorted set | the entries in each state (`s:ready`, `s:leased`, `s:retry`, `s:dead`, `s:done`), by received time: counts, listings, dead letters |
 /// | `claim-cursor` | string | where the next `XAUTOCLAIM` resumes |
+/// | `w:<name>` | string | a [backfill](crate::backfill)'s watermark (Unix milliseconds) |
 ///
 /// Each method is one Lua script (EVALSHA, EVAL after a Redis restart), so
 /// its check and its writes are atomic: [`insert`](super::Inbox::insert)
@@ -253,6 +254,13 @@ impl RedisInbox {
     #[must_use]
     pub fn entry_key(&self, key: &DedupeKey) -> String {
         format!("{}e:{}", self.prefix, key.to_hex())
+    }
+
+    /// The Redis key of the watermark `name` (a string of Unix
+    /// milliseconds): the prefix, `w:` and the name.
+    #[must_use]
+    pub fn watermark_key(&self, name: &str) -> String {
+        format!("{}w:{name}", self.prefix)
     }
 
     /// The Redis key of the stream.
