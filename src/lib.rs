@@ -89,6 +89,9 @@ mod allowlist;
 #[cfg(feature = "api")]
 #[cfg_attr(docsrs, doc(cfg(feature = "api")))]
 pub mod api;
+#[cfg(all(feature = "api", feature = "inbox"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "api", feature = "inbox"))))]
+pub mod backfill;
 pub mod dedupe;
 mod error;
 mod events;
@@ -113,7 +116,7 @@ mod verified;
 
 pub use error::{Error, ParseError, ParseErrorKind};
 pub use events::{
-    CallEvent, ChatEvent, EventKind, INBOUND_EVENTS, Incoming, KNOWN_EVENTS,
+    CallEvent, ChatEvent, EventKind, INBOUND_EVENTS, Incoming, KNOWN_EVENTS, Recovered,
     TranscriptUpdatedEvent, TransferEvent, UnknownEvent, WebhookEvent,
 };
 pub use models::call::Call;
