@@ -100,6 +100,7 @@ pub enum BackfillError {
 
 /// What happened to one rebuilt event, for [`Backfill::with_observer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// Stored: the worker will run the handler on it.
     Stored,
