@@ -19,7 +19,7 @@
 //!    the [same key](crate::dedupe) a live delivery has: `call_analyzed`
 //!    only once the call has `call_analysis`. If Retell's own delivery
 //!    arrives meanwhile, whichever is stored first wins and the other is a
-//!    [`Inserted::Duplicate`](crate::inbox::Inserted::Duplicate): the
+//!    [`Inserted::Duplicate`]: the
 //!    handler runs once either way;
 //! 4. raises the watermark to what was stored: the window's end when the
 //!    listing was read to its end, else the start of the last call handled
@@ -36,8 +36,8 @@
 //! Retell indexes calls by their start, and a call is only listed as ended
 //! once it has ended: a call that started before the previous run's end and
 //! ended after it is found only if the next window reaches back to its
-//! start. Make the overlap at least the longest call (its
-//! `max_call_duration`, 1 h by default in Retell) plus the time its analysis
+//! start. Make the overlap at least the longest call (the agents'
+//! `max_call_duration_ms`, 1 h by default in Retell) plus the time its analysis
 //! takes. Calls within the overlap are listed again by every run, which
 //! costs pages, not fetches: a call whose events are all stored is not
 //! fetched. Keep the inbox's retention (7 days by default) longer than any

@@ -44,6 +44,10 @@
 //!   `cli`) that parses bodies, signs and checks signatures, runs a local
 //!   receiver (`retell-webhooks listen`) and sends it signed samples
 //!   (`retell-webhooks send`, `retell-webhooks demo`) without a public URL;
+//! * stores events durably before answering and runs the handler on them with
+//!   retries for hours (`inbox`, features `sqlite` and `redis`), and rebuilds
+//!   from Retell's API the events it could not deliver during an outage
+//!   (`backfill` with `api::Client`, feature `api`);
 //! * optionally processes each event once although Retell redelivers it
 //!   ([`dedupe`]: `409` while a copy is in flight, `204` for a copy of a handled
 //!   event, failures release the event for Retell's retry), with a bounded

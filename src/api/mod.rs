@@ -3,7 +3,7 @@
 //!
 //! Retell has no endpoint that resends a webhook. What its API does have is
 //! every call and chat with the data a `call_ended` or `call_analyzed`
-//! carried, which is what [`backfill`](crate::backfill) rebuilds missed
+//! carried, which is what `backfill` (with an inbox) rebuilds missed
 //! events from.
 //!
 //! | method | request | answer |

@@ -462,7 +462,7 @@ pub trait Inbox: Send + Sync {
     }
 
     /// The watermark `name` (Unix milliseconds), or `None` if it was never
-    /// set. A [backfill](crate::backfill) keeps how far it has stored
+    /// set. A backfill (module `backfill`, feature `api`) keeps how far it has stored
     /// everything here, in the same store as the events it stored.
     ///
     /// The default fails: a store of your own that keeps no watermarks

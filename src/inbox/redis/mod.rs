@@ -37,7 +37,7 @@ use crate::tokens::Tokens;
 /// | `all` | sorted set | every entry, by received time |
 /// | `s:<state>` | sorted set | the entries in each state (`s:ready`, `s:leased`, `s:retry`, `s:dead`, `s:done`), by received time: counts, listings, dead letters |
 /// | `claim-cursor` | string | where the next `XAUTOCLAIM` resumes |
-/// | `w:<name>` | string | a [backfill](crate::backfill)'s watermark (Unix milliseconds) |
+/// | `w:<name>` | string | a backfill's watermark (Unix milliseconds; module `backfill`, feature `api`) |
 ///
 /// Each method is one Lua script (EVALSHA, EVAL after a Redis restart), so
 /// its check and its writes are atomic: [`insert`](super::Inbox::insert)
