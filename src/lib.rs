@@ -44,6 +44,10 @@
 //!   `cli`) that parses bodies, signs and checks signatures, runs a local
 //!   receiver (`retell-webhooks listen`) and sends it signed samples
 //!   (`retell-webhooks send`, `retell-webhooks demo`) without a public URL;
+//! * stores events durably before answering and runs the handler on them with
+//!   retries for hours (`inbox`, features `sqlite` and `redis`), and rebuilds
+//!   from Retell's API the events it could not deliver during an outage
+//!   (`backfill` with `api::Client`, feature `api`);
 //! * optionally processes each event once although Retell redelivers it
 //!   ([`dedupe`]: `409` while a copy is in flight, `204` for a copy of a handled
 //!   event, failures release the event for Retell's retry), with a bounded
@@ -86,6 +90,12 @@
 #[cfg(any(feature = "axum", feature = "actix"))]
 pub mod adapters;
 mod allowlist;
+#[cfg(feature = "api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "api")))]
+pub mod api;
+#[cfg(all(feature = "api", feature = "inbox"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "api", feature = "inbox"))))]
+pub mod backfill;
 pub mod dedupe;
 mod error;
 mod events;
@@ -104,13 +114,13 @@ pub mod samples;
 pub mod service;
 mod signature;
 mod telemetry;
-#[cfg(any(feature = "redis", feature = "inbox"))]
+#[cfg(any(feature = "redis", feature = "inbox", feature = "api"))]
 mod tokens;
 mod verified;
 
 pub use error::{Error, ParseError, ParseErrorKind};
 pub use events::{
-    CallEvent, ChatEvent, EventKind, INBOUND_EVENTS, Incoming, KNOWN_EVENTS,
+    CallEvent, ChatEvent, EventKind, INBOUND_EVENTS, Incoming, KNOWN_EVENTS, Recovered,
     TranscriptUpdatedEvent, TransferEvent, UnknownEvent, WebhookEvent,
 };
 pub use models::call::Call;

@@ -64,6 +64,7 @@ fn main() -> ExitCode {
         case!(current_thread done_entries_expire_after_the_done_ttl),
         case!(current_thread lease_ends_and_the_done_ttl_follow_the_callers_clock),
         case!(current_thread prefixes_keep_inboxes_apart),
+        case!(current_thread contains_and_watermarks),
         // Two replicas sharing one Redis
         case!(two_workers per_call_order_holds_across_two_replicas),
         case!(current_thread without_per_call_order_every_event_is_leased_at_once),
@@ -809,6 +810,44 @@ async fn prefixes_keep_inboxes_apart() {
     assert!(format!("{c:?}").contains("a given ConnectionManager"));
     let c = c.with_prefix("app-a:");
     assert_eq!(c.insert(e.clone()).await, Ok(Inserted::Duplicate));
+}
+
+/// `contains` in every state, and the backfill's watermarks under the
+/// prefix (`w:<name>`), raised only.
+async fn contains_and_watermarks() {
+    let server = RedisServer::start();
+    let inbox = inbox(&server).await;
+    let e = ended("call_kept", now());
+    assert_eq!(inbox.contains(&e.key).await, Ok(false));
+    assert_eq!(inbox.insert(e.clone()).await, Ok(Inserted::Stored));
+    assert_eq!(inbox.contains(&e.key).await, Ok(true));
+    let leased = lease(&inbox, "worker-1", now()).await;
+    assert!(
+        inbox
+            .ack(&leased[0].key, leased[0].token, now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(inbox.contains(&e.key).await, Ok(true));
+    assert_eq!(inbox.prune(now() + 1).await, Ok(1));
+    assert_eq!(inbox.contains(&e.key).await, Ok(false));
+
+    assert_eq!(inbox.watermark("calls").await, Ok(None));
+    assert_eq!(
+        inbox.advance_watermark("calls", 1_785_000_000_123).await,
+        Ok(1_785_000_000_123)
+    );
+    assert_eq!(
+        inbox.advance_watermark("calls", 5).await,
+        Ok(1_785_000_000_123)
+    );
+    assert_eq!(inbox.watermark("calls").await, Ok(Some(1_785_000_000_123)));
+    let raw: String = command(&server, &["GET", &inbox.watermark_key("calls")]).await;
+    assert_eq!(raw, "1785000000123");
+    assert_eq!(
+        inbox.watermark_key("calls"),
+        "retell-webhooks:inbox:w:calls"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -257,10 +257,38 @@ fn a_schema_from_a_newer_version_is_refused() {
     let dir = TempDir::new("newer");
     drop(open(&dir.file()));
     let conn = rusqlite::Connection::open(dir.file()).unwrap();
-    conn.pragma_update(None, "user_version", 2).unwrap();
+    conn.pragma_update(None, "user_version", 3).unwrap();
     drop(conn);
     let error = SqliteInbox::open(dir.file()).unwrap_err();
-    assert!(error.to_string().contains("schema version 2"), "{error}");
+    assert!(error.to_string().contains("schema version 3"), "{error}");
+}
+
+/// A file of schema version 1 (before watermarks) gains the table and
+/// keeps its entries.
+#[tokio::test]
+async fn a_version_1_file_is_migrated_to_version_2() {
+    let dir = TempDir::new("migrate");
+    let entry = call_event("call_ended", "call_a", NOW);
+    {
+        let inbox = open(&dir.file());
+        insert(&inbox, &entry).await;
+    }
+    let conn = rusqlite::Connection::open(dir.file()).unwrap();
+    conn.execute_batch("DROP TABLE watermarks; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+    let inbox = open(&dir.file());
+    assert_eq!(inbox.contains(&entry.key).await, Ok(true));
+    assert_eq!(inbox.watermark("calls").await, Ok(None));
+    assert_eq!(inbox.advance_watermark("calls", NOW).await, Ok(NOW));
+    drop(inbox);
+    let inbox = open(&dir.file());
+    assert_eq!(inbox.watermark("calls").await, Ok(Some(NOW)));
+    let conn = rusqlite::Connection::open(dir.file()).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
 }
 
 /// `journal_mode` is stored in the file, so another connection sees it.
@@ -279,7 +307,7 @@ async fn the_file_is_in_wal_mode_with_a_versioned_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     let rows: i64 = conn
         .query_row(
             "SELECT count(*) FROM inbox WHERE state = 'ready'",

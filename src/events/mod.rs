@@ -221,6 +221,72 @@ pub struct UnknownEvent {
     pub raw: RawJson,
 }
 
+/// The mark of an event a backfill rebuilt from Retell's API, as opposed
+/// to one Retell delivered: the top-level key [`Recovered::KEY`] of the
+/// body, `{"recovered_ms": <when it was stored, Unix ms>}`. Retell never
+/// sends this key; a handler reads it with [`CallEvent::recovered`],
+/// [`ChatEvent::recovered`] or [`WebhookEvent::recovered`].
+///
+/// It says where an event came from, not that it is genuine: the body of a
+/// recovered event is built from what the API returned and stored without
+/// a signature, and anyone holding the key could add the mark to a body
+/// of their own. It is left out of `untyped_paths()`.
+///
+/// ```
+/// use retell_webhooks::{Call, CallEvent, Recovered, WebhookEvent};
+///
+/// let live = WebhookEvent::from_slice(br#"{"event":"call_ended","call":{"call_id":"c1"}}"#)?;
+/// assert_eq!(live.recovered(), None);
+///
+/// let event = WebhookEvent::CallEnded(CallEvent::new(Call::new("c1")).with_recovered(Recovered::at(1_785_423_600_000)));
+/// let body = retell_webhooks::serde_json::to_string(&event)?;
+/// assert!(body.ends_with(r#""retell_webhooks_recovered":{"recovered_ms":1785423600000}}"#));
+/// let parsed = WebhookEvent::from_slice(body.as_bytes())?;
+/// assert_eq!(parsed.recovered().and_then(|r| r.recovered_ms), Some(1_785_423_600_000));
+/// assert!(parsed.untyped_paths().is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovered {
+    /// When the backfill stored it (Unix milliseconds), when the mark says.
+    pub recovered_ms: Option<u64>,
+}
+
+impl Recovered {
+    /// The top-level key of the mark.
+    pub const KEY: &'static str = "retell_webhooks_recovered";
+
+    /// A mark for an event stored at `recovered_ms`.
+    #[must_use]
+    pub fn at(recovered_ms: u64) -> Self {
+        Self {
+            recovered_ms: Some(recovered_ms),
+        }
+    }
+
+    /// The mark in the unknown top-level keys of an event, if there.
+    fn read(extra: &Extra) -> Option<Self> {
+        Self::from_raw(extra.get(Self::KEY)?)
+    }
+
+    fn from_raw(raw: &RawJson) -> Option<Self> {
+        let recovered_ms = raw.get("recovered_ms").and_then(|ms| ms.deserialize().ok());
+        Some(Self { recovered_ms })
+    }
+
+    fn write(self, extra: &mut Extra) {
+        let mut mark = serde_json::Map::new();
+        if let Some(ms) = self.recovered_ms {
+            mark.insert("recovered_ms".to_owned(), ms.into());
+        }
+        extra.insert(
+            Self::KEY.to_owned(),
+            RawJson::from(serde_json::Value::Object(mark)),
+        );
+    }
+}
+
 impl WebhookEvent {
     /// Parses a (verified) request body. See [how a body is parsed](crate#how-a-body-is-parsed).
     pub fn from_slice(body: &[u8]) -> Result<Self, ParseError> {
@@ -341,6 +407,21 @@ impl WebhookEvent {
     pub fn is_unknown(&self) -> bool {
         matches!(self, Self::Unknown(_))
     }
+
+    /// The [`Recovered`] mark of an event a backfill rebuilt, `None` for
+    /// one Retell delivered.
+    pub fn recovered(&self) -> Option<Recovered> {
+        match self {
+            Self::CallStarted(e) | Self::CallEnded(e) | Self::CallAnalyzed(e) => e.recovered(),
+            Self::ChatStarted(e) | Self::ChatEnded(e) | Self::ChatAnalyzed(e) => e.recovered(),
+            Self::TransferStarted(e)
+            | Self::TransferBridged(e)
+            | Self::TransferCancelled(e)
+            | Self::TransferEnded(e) => Recovered::read(&e.extra),
+            Self::TranscriptUpdated(e) => Recovered::read(&e.extra),
+            Self::Unknown(u) => Recovered::from_raw(&u.raw.get(Recovered::KEY)?),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -380,6 +461,19 @@ impl CallEvent {
     pub fn with_event_timestamp(mut self, ms: u64) -> Self {
         self.event_timestamp = Some(ms);
         self
+    }
+
+    /// Marks the event as rebuilt by a backfill (see [`Recovered`]).
+    #[must_use]
+    pub fn with_recovered(mut self, mark: Recovered) -> Self {
+        mark.write(&mut self.extra);
+        self
+    }
+
+    /// The [`Recovered`] mark of an event a backfill rebuilt, `None` for
+    /// one Retell delivered.
+    pub fn recovered(&self) -> Option<Recovered> {
+        Recovered::read(&self.extra)
     }
 }
 
@@ -558,6 +652,19 @@ impl ChatEvent {
     pub fn with_event_timestamp(mut self, ms: u64) -> Self {
         self.event_timestamp = Some(ms);
         self
+    }
+
+    /// Marks the event as rebuilt by a backfill (see [`Recovered`]).
+    #[must_use]
+    pub fn with_recovered(mut self, mark: Recovered) -> Self {
+        mark.write(&mut self.extra);
+        self
+    }
+
+    /// The [`Recovered`] mark of an event a backfill rebuilt, `None` for
+    /// one Retell delivered.
+    pub fn recovered(&self) -> Option<Recovered> {
+        Recovered::read(&self.extra)
     }
 }
 
@@ -937,7 +1044,14 @@ fn walk_envelope(extra: &Extra, path: &mut Path, out: &mut Vec<Untyped>) {
     let mut expected: [&'static str; Slot::ALL.len()] = ["an object"; Slot::ALL.len()];
     expected[Slot::EventTimestamp as usize] = <u64 as Lenient>::EXPECTED;
     expected[Slot::Transcript as usize] = <Vec<TranscriptItem> as Lenient>::EXPECTED;
+    let before = out.len();
     crate::models::model::walk_extra(extra, &NAMES, &expected, path, out);
+    // The backfill's own mark is expected, not something Retell added.
+    if extra.contains_key(Recovered::KEY) {
+        let mut added = out.split_off(before);
+        added.retain(|untyped| untyped.path != Recovered::KEY);
+        out.append(&mut added);
+    }
 }
 
 /// The string at `key` of the first of `objects` (or of `raw` itself when

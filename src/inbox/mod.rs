@@ -454,6 +454,38 @@ pub trait Inbox: Send + Sync {
     /// many. A pruned event is forgotten: a copy of it would be stored again.
     fn prune(&self, before_ms: u64) -> StoreFuture<'_, Result<u64, InboxError>>;
 
+    /// Whether an entry with this key is stored, in any state (a pruned
+    /// entry is not). The default asks [`show`](Self::show), which also
+    /// reads the body: stores override it with a cheaper lookup.
+    fn contains<'a>(&'a self, key: &'a DedupeKey) -> StoreFuture<'a, Result<bool, InboxError>> {
+        Box::pin(async move { Ok(self.show(key).await?.is_some()) })
+    }
+
+    /// The watermark `name` (Unix milliseconds), or `None` if it was never
+    /// set. A backfill (module `backfill`, feature `api`) keeps how far it has stored
+    /// everything here, in the same store as the events it stored.
+    ///
+    /// The default fails: a store of your own that keeps no watermarks
+    /// works for everything but a backfill that resumes on its own.
+    fn watermark<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Result<Option<u64>, InboxError>> {
+        let _ = name;
+        Box::pin(async { Err(no_watermarks()) })
+    }
+
+    /// Raises the watermark `name` to `ms`, never lowering it (two
+    /// backfills racing each keep what they stored); returns the value now
+    /// stored. Durable as [`insert`](Self::insert) is.
+    ///
+    /// The default fails, as [`watermark`](Self::watermark) does.
+    fn advance_watermark<'a>(
+        &'a self,
+        name: &'a str,
+        ms: u64,
+    ) -> StoreFuture<'a, Result<u64, InboxError>> {
+        let _ = (name, ms);
+        Box::pin(async { Err(no_watermarks()) })
+    }
+
     /// Completes when new entries may be ready (an insert in this process),
     /// or after `timeout`: workers wait on it between polls. The default
     /// just waits for `timeout`.
@@ -520,7 +552,24 @@ impl<T: Inbox + ?Sized> Inbox for Arc<T> {
     fn prune(&self, before_ms: u64) -> StoreFuture<'_, Result<u64, InboxError>> {
         (**self).prune(before_ms)
     }
+    fn contains<'a>(&'a self, key: &'a DedupeKey) -> StoreFuture<'a, Result<bool, InboxError>> {
+        (**self).contains(key)
+    }
+    fn watermark<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Result<Option<u64>, InboxError>> {
+        (**self).watermark(name)
+    }
+    fn advance_watermark<'a>(
+        &'a self,
+        name: &'a str,
+        ms: u64,
+    ) -> StoreFuture<'a, Result<u64, InboxError>> {
+        (**self).advance_watermark(name, ms)
+    }
     fn wait_for_work(&self, timeout: Duration) -> StoreFuture<'_, ()> {
         (**self).wait_for_work(timeout)
     }
+}
+
+fn no_watermarks() -> InboxError {
+    InboxError::new("this store keeps no watermarks")
 }

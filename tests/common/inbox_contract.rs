@@ -55,6 +55,8 @@ macro_rules! for_each_case {
             prune_deletes_only_done_entries_received_before_the_cutoff,
             lease_hands_out_at_most_max_oldest_first,
             a_wrong_token_or_an_unknown_key_settles_nothing,
+            contains_sees_every_state_until_pruned,
+            watermarks_are_kept_by_name_and_never_go_back,
         }
     };
 }

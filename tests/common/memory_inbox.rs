@@ -30,6 +30,7 @@ pub struct MemoryInbox {
     rows: Mutex<BTreeMap<DedupeKey, Row>>,
     next: AtomicU64,
     pub ordered: bool,
+    watermarks: Mutex<BTreeMap<String, u64>>,
 }
 
 impl MemoryInbox {
@@ -293,6 +294,27 @@ impl Inbox for MemoryInbox {
             Ok((before - rows.len()) as u64)
         })
     }
+
+    fn contains<'a>(&'a self, key: &'a DedupeKey) -> StoreFuture<'a, Result<bool, InboxError>> {
+        Box::pin(async move { Ok(self.rows.lock().unwrap().contains_key(key)) })
+    }
+
+    fn watermark<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Result<Option<u64>, InboxError>> {
+        Box::pin(async move { Ok(self.watermarks.lock().unwrap().get(name).copied()) })
+    }
+
+    fn advance_watermark<'a>(
+        &'a self,
+        name: &'a str,
+        ms: u64,
+    ) -> StoreFuture<'a, Result<u64, InboxError>> {
+        Box::pin(async move {
+            let mut marks = self.watermarks.lock().unwrap();
+            let mark = marks.entry(name.to_owned()).or_insert(ms);
+            *mark = (*mark).max(ms);
+            Ok(*mark)
+        })
+    }
 }
 
 /// Wraps a store: `fail` makes every insert and lease fail, `hang` makes
@@ -391,5 +413,21 @@ impl<I: Inbox> Inbox for Faulty<I> {
     }
     fn prune(&self, before_ms: u64) -> StoreFuture<'_, Result<u64, InboxError>> {
         self.inner.prune(before_ms)
+    }
+    fn contains<'a>(&'a self, key: &'a DedupeKey) -> StoreFuture<'a, Result<bool, InboxError>> {
+        self.inner.contains(key)
+    }
+    fn watermark<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Result<Option<u64>, InboxError>> {
+        self.inner.watermark(name)
+    }
+    fn advance_watermark<'a>(
+        &'a self,
+        name: &'a str,
+        ms: u64,
+    ) -> StoreFuture<'a, Result<u64, InboxError>> {
+        Box::pin(async move {
+            self.gate().await?;
+            self.inner.advance_watermark(name, ms).await
+        })
     }
 }

@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use retell_webhooks::SIGNATURE_HEADER;
 use retell_webhooks::inbox::{Leased, RawHandler};
+use retell_webhooks::{SIGNATURE_HEADER, WebhookEvent};
 
 use crate::common;
 use crate::send::{Target, post_with};
@@ -12,6 +12,11 @@ use crate::send::{Target, post_with};
 /// The header that carries the event's dedupe key: the same for every
 /// attempt of one event, so the app can drop a copy it already processed.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+/// On events a backfill rebuilt from Retell's API: when it stored them
+/// (Unix ms). The body says the same in its top-level
+/// `retell_webhooks_recovered` key.
+pub const RECOVERED_HEADER: &str = "X-Retell-Webhooks-Recovered";
 
 /// Forwards stored events to one URL.
 pub struct Forwarder {
@@ -49,10 +54,20 @@ impl RawHandler for Forwarder {
         let now_ms = common::now_ms().map_err(|_| "the system clock is before 1970".to_owned())?;
         let signature = retell_webhooks::sign(&entry.body, &self.key, now_ms);
         let key = entry.key.to_hex();
-        let headers = [
+        let recovered = WebhookEvent::from_slice(&entry.body)
+            .ok()
+            .and_then(|event| event.recovered())
+            .map(|mark| {
+                mark.recovered_ms
+                    .map_or_else(|| "1".to_owned(), |ms| ms.to_string())
+            });
+        let mut headers = vec![
             (SIGNATURE_HEADER, signature.as_str()),
             (IDEMPOTENCY_HEADER, key.as_str()),
         ];
+        if let Some(at) = &recovered {
+            headers.push((RECOVERED_HEADER, at.as_str()));
+        }
         let sent = post_with(&self.target, entry.body.clone(), &headers).await;
         let event = entry.event.as_deref().map_or("-", common::printable_id);
         let attempt = entry.attempts + 1;

@@ -18,7 +18,7 @@ use hyper_util::service::TowerToHyperService;
 use retell_webhooks::FunctionRequest;
 use retell_webhooks::adapters::axum::{function_router, router};
 use retell_webhooks::dedupe::{MemoryDedupe, RedisDedupe};
-use retell_webhooks::inbox::{RetrySchedule, Worker};
+use retell_webhooks::inbox::{Inbox, RetrySchedule, Worker};
 use retell_webhooks::receiver::{Outcome, Reason};
 use retell_webhooks::{FunctionResponse, Verifier, VerifyError};
 use retell_webhooks::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
@@ -119,6 +119,13 @@ pub struct Args {
     /// format at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+    /// With --inbox: every DURATION (10m), rebuild from Retell's API the
+    /// events Retell could not deliver, as `backfill` does, with the same
+    /// key. The settings below apply to it.
+    #[arg(long, value_name = "DURATION", requires = "inbox")]
+    backfill_every: Option<String>,
+    #[command(flatten)]
+    backfill: crate::backfill::Settings,
 }
 
 /// The local handler: acknowledges everything, answers inbound requests with
@@ -435,13 +442,19 @@ async fn listen(args: &Args) -> Result<(), ExitCode> {
         None => None,
     };
     let mut config = dedupe_config(&args.dedupe).await?;
+    let mut store = None;
     let worker = match &args.inbox {
         Some(url) => {
-            let (with_inbox, worker) = inbox_worker(args, url, key, config).await?;
+            let (with_inbox, worker, opened) = inbox_worker(args, url, key, config).await?;
             config = with_inbox;
+            store = Some(opened);
             Some(worker)
         }
         None => None,
+    };
+    let backfill = match (&args.backfill_every, store) {
+        (Some(every), Some(store)) => Some(periodic_backfill(args, every, key, demo, store)?),
+        _ => None,
     };
     let receiver = Listener::start(
         &args.host,
@@ -483,21 +496,72 @@ async fn listen(args: &Args) -> Result<(), ExitCode> {
          (custom functions); Ctrl-C to stop"
     ));
     let worker = worker.map(Worker::spawn);
+    let backfill = backfill.map(tokio::spawn);
     let served = receiver.wait().await;
+    if let Some(backfill) = backfill {
+        // A run cut here loses nothing: what it stored is stored, and the
+        // watermark moves only past that.
+        backfill.abort();
+    }
     if let Some(worker) = worker {
         worker.shutdown().await;
     }
     served
 }
 
+/// `--backfill-every`: a run now, then one every period.
+fn periodic_backfill(
+    args: &Args,
+    every: &str,
+    key: &str,
+    demo: bool,
+    store: Arc<dyn Inbox>,
+) -> Result<impl Future<Output = ()> + Send + 'static, ExitCode> {
+    let period = common::parse_duration(every).map_err(|why| {
+        common::fail(
+            common::EXIT_USAGE,
+            format_args!("--backfill-every: {why}"),
+            Some("for example --backfill-every 10m"),
+        )
+    })?;
+    if period.is_zero() {
+        return Err(common::fail(
+            common::EXIT_USAGE,
+            "--backfill-every must be longer than 0",
+            None,
+        ));
+    }
+    if demo {
+        common::warn("--backfill-every with the demo key: Retell's API will refuse it");
+    }
+    let backfill = args.backfill.backfill(key, store)?;
+    common::print(format_args!(
+        "backfilling from {} every {every}",
+        common::escape_for_terminal(backfill.client().base_url().as_bytes())
+    ));
+    Ok(async move {
+        loop {
+            let report = backfill.run().await;
+            crate::backfill::print_report(&report);
+            if let Some(error) = report.error() {
+                common::warn(format_args!(
+                    "the backfill stopped early ({error}); the next run resumes from there"
+                ));
+            }
+            tokio::time::sleep(period).await;
+        }
+    })
+}
+
 /// `--inbox` (with `--forward`, `--retry-schedule`, `--workers`): the
-/// configuration that stores events, and the worker that processes them.
+/// configuration that stores events, the worker that processes them, and
+/// the store.
 async fn inbox_worker(
     args: &Args,
     url: &str,
     key: &str,
     config: ReceiverConfig,
-) -> Result<(ReceiverConfig, Worker), ExitCode> {
+) -> Result<(ReceiverConfig, Worker, Arc<dyn Inbox>), ExitCode> {
     let store = crate::store::open(url).await?;
     let schedule = match &args.retry_schedule {
         Some(list) => list.parse::<RetrySchedule>().map_err(|err| {
@@ -546,5 +610,5 @@ async fn inbox_worker(
         .with_concurrency(args.workers)
         .with_handler_timeout(timeout)
         .with_retry_schedule(schedule);
-    Ok((config.with_inbox_store(store), worker))
+    Ok((config.with_inbox_store(Arc::clone(&store)), worker, store))
 }

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod backfill;
 mod common;
 mod demo;
 mod forward;
@@ -70,6 +71,9 @@ enum Command {
     /// Look into a durable inbox (`listen --inbox`): stats, list, show,
     /// replay, prune.
     Inbox(inbox::Args),
+    /// Rebuild from Retell's API the call_ended, call_analyzed, chat_ended
+    /// and chat_analyzed events the inbox lacks (missed while down).
+    Backfill(backfill::Args),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Inbox(args) => inbox::run(&args),
+        Command::Backfill(args) => backfill::run(&args),
     }
 }
 

@@ -38,6 +38,7 @@ use crate::tokens::Tokens;
 /// | `all` | sorted set | every entry, by received time |
 /// | `s:<state>` | sorted set | the entries in each state (`s:ready`, `s:leased`, `s:retry`, `s:dead`, `s:done`), by received time: counts, listings, dead letters |
 /// | `seq` | string | entries stored so far: each entry's `seq`, the order they were stored in |
+/// | `w:<name>` | string | a backfill's watermark (Unix milliseconds; module `backfill`, feature `api`) |
 ///
 /// Each method is one Lua script (EVALSHA, EVAL after a Redis restart), so
 /// its check and its writes are atomic: [`insert`](super::Inbox::insert)
@@ -279,6 +280,13 @@ impl RedisInbox {
     #[must_use]
     pub fn entry_key(&self, key: &DedupeKey) -> String {
         format!("{}e:{}", self.prefix, key.to_hex())
+    }
+
+    /// The Redis key of the watermark `name` (a string of Unix
+    /// milliseconds): the prefix, `w:` and the name.
+    #[must_use]
+    pub fn watermark_key(&self, name: &str) -> String {
+        format!("{}w:{name}", self.prefix)
     }
 
     /// The Redis key of the stream.

@@ -402,3 +402,17 @@ out[6] = oldest[2] and tonumber(oldest[2]) or false
 return out",
     )
 });
+
+/// `ARGV` 3 watermark name, 4 ms. Raises `w:<name>` to ms, never lowers it.
+/// Returns the value now stored. (Milliseconds are exact in a Lua double.)
+pub(super) static ADVANCE_WATERMARK: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local key = P .. 'w:' .. ARGV[3]
+local now = tonumber(redis.call('GET', key) or '')
+local to = tonumber(ARGV[4])
+if now and now >= to then return now end
+redis.call('SET', key, ARGV[4])
+return to",
+    )
+});

@@ -399,6 +399,39 @@ impl Inbox for RedisInbox {
         })
     }
 
+    fn contains<'a>(&'a self, key: &'a DedupeKey) -> StoreFuture<'a, Result<bool, InboxError>> {
+        let command = ::redis::cmd("EXISTS").arg(self.entry_key(key)).to_owned();
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let found: u64 = bounded("contains", self.timeout, command.query_async(&mut conn))
+                .await
+                .map_err(failed)?;
+            Ok(found > 0)
+        })
+    }
+
+    fn watermark<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Result<Option<u64>, InboxError>> {
+        let command = ::redis::cmd("GET").arg(self.watermark_key(name)).to_owned();
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let ms: Option<u64> =
+                bounded("watermark", self.timeout, command.query_async(&mut conn))
+                    .await
+                    .map_err(failed)?;
+            Ok(ms)
+        })
+    }
+
+    fn advance_watermark<'a>(
+        &'a self,
+        name: &'a str,
+        ms: u64,
+    ) -> StoreFuture<'a, Result<u64, InboxError>> {
+        let mut call = self.invocation(&scripts::ADVANCE_WATERMARK);
+        call.arg(name).arg(ms);
+        Box::pin(async move { self.run("advance_watermark", &call).await.map_err(failed) })
+    }
+
     fn wait_for_work(&self, timeout: Duration) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let _woken = tokio::time::timeout(timeout, self.work.notified()).await;

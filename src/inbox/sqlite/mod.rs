@@ -291,6 +291,25 @@ impl Inbox for SqliteInbox {
         self.call(move |reply| Command::Prune(before_ms, reply))
     }
 
+    fn contains<'a>(&'a self, key: &'a DedupeKey) -> StoreFuture<'a, Result<bool, InboxError>> {
+        let key = *key;
+        self.call(move |reply| Command::Contains(key, reply))
+    }
+
+    fn watermark<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Result<Option<u64>, InboxError>> {
+        let name = name.to_owned();
+        self.call(move |reply| Command::Watermark(name, reply))
+    }
+
+    fn advance_watermark<'a>(
+        &'a self,
+        name: &'a str,
+        ms: u64,
+    ) -> StoreFuture<'a, Result<u64, InboxError>> {
+        let name = name.to_owned();
+        self.call(move |reply| Command::AdvanceWatermark(name, ms, reply))
+    }
+
     /// Completes after a commit in this process made entries leasable (an
     /// insert, a release, a replay, a settled entry whose call had later
     /// events waiting), or after `timeout`.

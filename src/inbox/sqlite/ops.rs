@@ -303,6 +303,34 @@ pub(super) fn show(
         .map_err(sqlite_error)
 }
 
+pub(super) fn contains(conn: &Connection, key: &DedupeKey) -> Result<bool, InboxError> {
+    conn.prepare_cached("SELECT 1 FROM inbox WHERE key = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![key.as_bytes()], |_| Ok(()))
+                .optional()
+        })
+        .map(|found| found.is_some())
+        .map_err(sqlite_error)
+}
+
+pub(super) fn watermark(conn: &Connection, name: &str) -> Result<Option<u64>, InboxError> {
+    conn.prepare_cached("SELECT ms FROM watermarks WHERE name = ?1")
+        .and_then(|mut stmt| stmt.query_row(params![name], |row| row.get(0)).optional())
+        .map(|ms| ms.map(from_ms))
+        .map_err(sqlite_error)
+}
+
+pub(super) fn advance_watermark(conn: &Connection, name: &str, to: u64) -> Result<u64, InboxError> {
+    conn.prepare_cached(
+        "INSERT INTO watermarks (name, ms) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET ms = max(ms, excluded.ms)
+         RETURNING ms",
+    )
+    .and_then(|mut stmt| stmt.query_row(params![name, ms(to)], |row| row.get(0)))
+    .map(from_ms)
+    .map_err(sqlite_error)
+}
+
 pub(super) fn stats(conn: &Connection) -> Result<Stats, InboxError> {
     let mut stats = Stats::default();
     let counts = conn

@@ -9,7 +9,7 @@ use super::super::InboxError;
 use super::sqlite_error;
 
 /// The schema this version writes and reads, kept in `PRAGMA user_version`.
-pub(super) const VERSION: i64 = 1;
+pub(super) const VERSION: i64 = 2;
 
 /// How long a statement waits for another connection's write lock (another
 /// process sharing the file) before it fails with `SQLITE_BUSY`.
@@ -44,6 +44,15 @@ CREATE INDEX IF NOT EXISTS inbox_state_due ON inbox (state, due_ms);
 CREATE INDEX IF NOT EXISTS inbox_order_seq ON inbox (order_key, seq);
 -- Listings, replay of a time range and prune.
 CREATE INDEX IF NOT EXISTS inbox_received ON inbox (received_ms);
+";
+
+/// Version 2: the backfill's watermarks (how far it stored everything), by
+/// name. A version 1 file gains the table when opened.
+const WATERMARKS: &str = "
+CREATE TABLE IF NOT EXISTS watermarks (
+    name TEXT    PRIMARY KEY,
+    ms   INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// Opens (creating if needed) the file at `path`, applies the settings and
@@ -95,7 +104,8 @@ fn configure(conn: &Connection) -> Result<(), InboxError> {
     Ok(())
 }
 
-/// Creates the schema of a new file, or checks the version of an existing one.
+/// Creates the schema of a new file, migrates an older one, or checks the
+/// version of an existing one.
 fn migrate(conn: &Connection) -> Result<(), InboxError> {
     let version = user_version(conn)?;
     if version > VERSION {
@@ -109,9 +119,15 @@ fn migrate(conn: &Connection) -> Result<(), InboxError> {
     // IMMEDIATE: two processes opening a new file at once create it in turn.
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(sqlite_error)?;
+    // Read again under the lock: another process may have migrated it.
     let created = user_version(conn).and_then(|version| {
         if version == 0 {
             conn.execute_batch(SCHEMA).map_err(sqlite_error)?;
+        }
+        if version < 2 {
+            conn.execute_batch(WATERMARKS).map_err(sqlite_error)?;
+        }
+        if version < VERSION {
             conn.pragma_update(None, "user_version", VERSION)
                 .map_err(sqlite_error)?;
         }

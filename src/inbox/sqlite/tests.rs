@@ -208,7 +208,7 @@ async fn the_connection_is_wal_with_synchronous_full() {
         // 2 = FULL.
         assert_eq!(read("synchronous"), "Integer(2)");
         assert_eq!(read("busy_timeout"), "Integer(5000)");
-        assert_eq!(read("user_version"), "Integer(1)");
+        assert_eq!(read("user_version"), "Integer(2)");
         Ok(())
     });
     checked.await.unwrap().unwrap();

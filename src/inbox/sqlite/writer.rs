@@ -45,6 +45,9 @@ pub(super) enum Command {
     List(ListFilter, Reply<Vec<Entry>>),
     Show(DedupeKey, Reply<Option<(Entry, Vec<u8>)>>),
     Stats(Reply<Stats>),
+    Contains(DedupeKey, Reply<bool>),
+    Watermark(String, Reply<Option<u64>>),
+    AdvanceWatermark(String, u64, Reply<u64>),
     /// Tests: runs a closure on the connection as a command of its own.
     #[cfg(test)]
     Run(RunOnThread, Reply<()>),
@@ -65,7 +68,11 @@ impl Command {
     fn writes(&self) -> bool {
         !matches!(
             self,
-            Command::List(..) | Command::Show(..) | Command::Stats(..)
+            Command::List(..)
+                | Command::Show(..)
+                | Command::Stats(..)
+                | Command::Contains(..)
+                | Command::Watermark(..)
         )
     }
 }
@@ -225,6 +232,17 @@ impl Batch<'_> {
                 self.step(reply, |conn, _| ops::show(conn, &key), |_| false);
             }
             Command::Stats(reply) => self.step(reply, |conn, _| ops::stats(conn), |_| false),
+            Command::Contains(key, reply) => {
+                self.step(reply, |conn, _| ops::contains(conn, &key), |_| false);
+            }
+            Command::Watermark(name, reply) => {
+                self.step(reply, |conn, _| ops::watermark(conn, &name), |_| false);
+            }
+            Command::AdvanceWatermark(name, ms, reply) => self.step(
+                reply,
+                |conn, _| ops::advance_watermark(conn, &name, ms),
+                |_| false,
+            ),
             #[cfg(test)]
             Command::Run(run, reply) => self.step(reply, |conn, _| run(conn), |_| true),
         }

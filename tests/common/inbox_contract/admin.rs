@@ -214,3 +214,43 @@ pub async fn prune_deletes_only_done_entries_received_before_the_cutoff(stores: 
     // A pruned event is forgotten: a copy of it is stored again.
     assert_eq!(inbox.insert(old_done.clone()).await, Ok(Inserted::Stored));
 }
+
+/// What a backfill asks before it synthesizes an event: is its key stored,
+/// in any state? A pruned entry is not.
+pub async fn contains_sees_every_state_until_pruned(stores: &dyn Stores) {
+    let inbox = stores.fresh(true).await;
+    let ready = call_event("call_ended", "call_r", NOW);
+    let done = call_event("call_ended", "call_d", NOW);
+    let dead = NewEntry::unreadable(b"{\"event\":7}", "event: invalid type", NOW);
+    for entry in [&ready, &done, &dead] {
+        insert(&*inbox, entry).await;
+    }
+    let leased = lease(&*inbox, 10, NOW + 1).await;
+    let held = leased.iter().find(|l| l.key == done.key).unwrap();
+    assert!(inbox.ack(&held.key, held.token, NOW + 2).await.unwrap());
+    for key in [ready.key, done.key, dead.key] {
+        assert_eq!(inbox.contains(&key).await, Ok(true));
+    }
+    let absent = call_event("call_analyzed", "call_r", NOW);
+    assert_eq!(inbox.contains(&absent.key).await, Ok(false));
+    assert_eq!(inbox.prune(NOW + 1).await, Ok(1));
+    assert_eq!(inbox.contains(&done.key).await, Ok(false));
+    assert_eq!(inbox.contains(&ready.key).await, Ok(true));
+}
+
+/// A backfill's watermarks: absent until set, kept by name, raised and
+/// never lowered (two backfills racing each keep what they stored).
+pub async fn watermarks_are_kept_by_name_and_never_go_back(stores: &dyn Stores) {
+    let inbox = stores.fresh(true).await;
+    assert_eq!(inbox.watermark("calls").await, Ok(None));
+    assert_eq!(inbox.advance_watermark("calls", NOW).await, Ok(NOW));
+    assert_eq!(inbox.advance_watermark("calls", NOW - 5).await, Ok(NOW));
+    assert_eq!(inbox.watermark("calls").await, Ok(Some(NOW)));
+    assert_eq!(inbox.advance_watermark("chats", 7).await, Ok(7));
+    assert_eq!(inbox.advance_watermark("calls", NOW + 9).await, Ok(NOW + 9));
+    assert_eq!(inbox.watermark("calls").await, Ok(Some(NOW + 9)));
+    assert_eq!(inbox.watermark("chats").await, Ok(Some(7)));
+    // Events and watermarks do not mix: a prune keeps every watermark.
+    assert_eq!(inbox.prune(u64::MAX).await, Ok(0));
+    assert_eq!(inbox.watermark("chats").await, Ok(Some(7)));
+}
