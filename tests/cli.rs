@@ -576,6 +576,46 @@ fn listen_and_send_end_to_end() {
 }
 
 #[test]
+fn listen_warns_when_signature_mismatches_keep_coming() {
+    let (mut listener, url) = Listener::start(&[]);
+    let threshold = retell_webhooks::receiver::MISMATCH_ALERT_THRESHOLD;
+    for _ in 0..threshold {
+        let out = cli()
+            .args(["send", "--url", &url, "--event", "call_ended"])
+            .args(["--key", "key_not_the_listeners"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let line = listener.next_line();
+        assert!(line.ends_with("- - 401 signature mismatch"), "{line}");
+    }
+    let warning = listener
+        .next_error_line(std::time::Duration::from_secs(10))
+        .expect("no warning after the mismatches");
+    assert!(warning.starts_with("warning: "), "{warning}");
+    assert!(
+        warning.contains(&format!("{threshold} requests in a row")),
+        "{warning}"
+    );
+    assert!(warning.contains("signature check"), "{warning}");
+    assert!(warning.contains("webhook badge"), "{warning}");
+    assert!(!warning.contains("key_not_the_listeners"), "{warning}");
+
+    // Rate limited: the next mismatch alone raises no second warning.
+    let out = cli()
+        .args(["send", "--url", &url, "--event", "call_ended"])
+        .args(["--key", "key_not_the_listeners"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(listener.next_line().ends_with("401 signature mismatch"));
+    assert_eq!(
+        listener.next_error_line(std::time::Duration::from_millis(300)),
+        None
+    );
+}
+
+#[test]
 fn listen_with_a_key_never_prints_it() {
     let (mut listener, url) = Listener::start(&["--key", "key_listen_secret"]);
     let out = cli()

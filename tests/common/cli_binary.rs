@@ -25,6 +25,9 @@ pub fn stderr(out: &Output) -> String {
 pub struct Listener {
     child: std::process::Child,
     lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    /// Standard error, line by line, read by a thread so the child never
+    /// blocks on a full pipe.
+    errors: std::sync::mpsc::Receiver<String>,
     /// The lines printed up to and including the ready line.
     pub banner: Vec<String>,
 }
@@ -39,13 +42,26 @@ impl Listener {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (send, errors) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                // Still shown with the test's output, as when inherited.
+                eprintln!("{line}");
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         let mut listener = Self {
             child,
             lines: std::io::BufReader::new(stdout).lines(),
+            errors,
             banner: Vec::new(),
         };
         loop {
@@ -70,6 +86,14 @@ impl Listener {
             .next()
             .expect("listen closed its output")
             .unwrap()
+    }
+}
+
+impl Listener {
+    /// The next line of standard error, or `None` if none comes within
+    /// `wait`.
+    pub fn next_error_line(&mut self, wait: std::time::Duration) -> Option<String> {
+        self.errors.recv_timeout(wait).ok()
     }
 }
 

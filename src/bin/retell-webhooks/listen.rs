@@ -316,9 +316,11 @@ fn check_path(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Prints the one line of a request.
+/// Prints the one line of a request, and a warning when the receiver's
+/// wrong-key alert fires.
 async fn log_line(response: Response) -> Response {
-    let line = match response.extensions().get::<Outcome>() {
+    let outcome = response.extensions().get::<Outcome>();
+    let line = match outcome {
         Some(outcome) => describe(outcome),
         None => format!(
             "- - {} {}",
@@ -331,6 +333,14 @@ async fn log_line(response: Response) -> Response {
         ),
     };
     common::print(format_args!("{} {line}", clock()));
+    // The receiver raises this at most once a minute; only a log would show it.
+    if let Some(streak) = outcome.and_then(|outcome| outcome.key_alert) {
+        common::warn(format_args!(
+            "{streak} requests in a row failed the signature check and none verified \
+             (answered 401): the key is probably not the Retell API key with the \
+             webhook badge in Retell's dashboard"
+        ));
+    }
     response
 }
 
