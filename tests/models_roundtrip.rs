@@ -148,3 +148,74 @@ fn payload_structs_round_trip_on_their_own() {
     );
     assert!(serde_json::from_value::<CallEvent>(fixture_value("call_started.json")).is_err());
 }
+
+/// An explicit `null` beside the call (`call` or the legacy `data`), or for
+/// a part the event does not have, is written back; each body still parses
+/// as it did.
+#[test]
+fn explicit_null_top_level_parts_round_trip() {
+    use retell_webhooks::models::LegacyData;
+    let cases: &[(&str, &str)] = &[
+        (
+            r#"{"event":"call_ended","call":null,"data":{"call_id":"c1"}}"#,
+            "data",
+        ),
+        (
+            r#"{"event":"call_ended","call":{"call_id":"c1"},"data":null}"#,
+            "call",
+        ),
+        (
+            r#"{"event":"transfer_started","data":{"call_id":"c1"},"call":null}"#,
+            "data",
+        ),
+        (
+            r#"{"event":"transcript_updated","call":{"call_id":"c1"},"data":null,"chat":null}"#,
+            "call",
+        ),
+        (
+            r#"{"event":"call_started","call":{"call_id":"c1"},"call_inbound":null}"#,
+            "call",
+        ),
+        (
+            r#"{"event":"chat_ended","chat":{"chat_id":"h1"},"call":null,"data":null}"#,
+            "chat",
+        ),
+    ];
+    for (body, holder) in cases {
+        let expected: serde_json::Value = serde_json::from_str(body).unwrap();
+        let event =
+            WebhookEvent::from_slice(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e}"));
+        assert_eq!(serde_json::to_value(&event).unwrap(), expected, "{body}");
+        let incoming = Incoming::from_slice(body.as_bytes()).unwrap();
+        assert_eq!(serde_json::to_value(&incoming).unwrap(), expected, "{body}");
+        let again: WebhookEvent = serde_json::from_str(body).unwrap();
+        assert_eq!(again, event, "{body}");
+        // Read as before: the object is where it was, and a `null` beside
+        // the call is not an untyped path.
+        let id = match &event {
+            WebhookEvent::ChatEnded(e) => e.chat.chat_id.to_string(),
+            other => other.call().unwrap().call_id.to_string(),
+        };
+        assert_eq!(id, if *holder == "chat" { "h1" } else { "c1" }, "{body}");
+        assert!(expected[*holder].is_object(), "{body}");
+        if matches!(
+            event,
+            WebhookEvent::CallEnded(_) | WebhookEvent::TransferStarted(_)
+        ) {
+            assert!(event.untyped_paths().is_empty(), "{body}");
+        }
+    }
+    let legacy = |body: &str| match WebhookEvent::from_slice(body.as_bytes()).unwrap() {
+        WebhookEvent::CallEnded(e) => e.legacy_data,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(legacy(cases[0].0), LegacyData::Only);
+    assert_eq!(legacy(cases[1].0), LegacyData::Absent);
+    // Still refused when neither holds a call.
+    for body in [
+        r#"{"event":"call_ended","call":null}"#,
+        r#"{"event":"call_ended","call":null,"data":null}"#,
+    ] {
+        assert!(WebhookEvent::from_slice(body.as_bytes()).is_err(), "{body}");
+    }
+}

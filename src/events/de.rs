@@ -140,9 +140,9 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                     let read = map.next_value_seed(ReadSeed::new())?;
                     store(&mut env.event_timestamp, &mut env.extra, index, read);
                 }
-                Slot::Call => env.call = map.next_value()?,
-                Slot::Data => env.data = map.next_value()?,
-                Slot::Chat => env.chat = map.next_value()?,
+                Slot::Call => env.call = typed_or_null(&mut map, &mut env.extra, index)?,
+                Slot::Data => env.data = typed_or_null(&mut map, &mut env.extra, index)?,
+                Slot::Chat => env.chat = typed_or_null(&mut map, &mut env.extra, index)?,
                 Slot::TransferDestination => {
                     let read = map.next_value_seed(ReadSeed::new())?;
                     store(&mut env.transfer_destination, &mut env.extra, index, read);
@@ -160,13 +160,44 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                         read,
                     );
                 }
-                Slot::CallInbound => env.call_inbound = map.next_value()?,
-                Slot::ChatInbound => env.chat_inbound = map.next_value()?,
+                Slot::CallInbound => {
+                    env.call_inbound = typed_or_null(&mut map, &mut env.extra, index)?;
+                }
+                Slot::ChatInbound => {
+                    env.chat_inbound = typed_or_null(&mut map, &mut env.extra, index)?;
+                }
             }
         }
         Ok(env)
     }
 }
+
+/// Reads an identifying part, which must have its type or be `null`; a
+/// `null` is noted in `extra` so that it is written back.
+fn typed_or_null<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
+    map: &mut A,
+    extra: &mut Extra,
+    index: u8,
+) -> Result<Option<T>, A::Error> {
+    let value = map.next_value::<Option<T>>()?;
+    if value.is_none() {
+        extra.note_null(index);
+    }
+    Ok(value)
+}
+
+/// The identifying parts, whose `null` is noted by [`typed_or_null`].
+const IDENTIFYING: [Slot; 5] = [
+    Slot::Call,
+    Slot::Data,
+    Slot::Chat,
+    Slot::CallInbound,
+    Slot::ChatInbound,
+];
+
+/// The slots whose `null` a variant carrying a call writes back itself,
+/// beside the call (see `write_call`).
+const BESIDE_CALL: &[Slot] = &[Slot::Call, Slot::Data];
 
 /// Moves a typed part that the chosen variant does not use back into `extra`,
 /// so that nothing read is lost.
@@ -194,9 +225,16 @@ impl Envelope {
 
     /// Puts every typed part still present into `extra`, and the nulls and
     /// fallbacks of slots the chosen variant does not have among its unknown
-    /// keys.
-    fn into_extra<E: de::Error>(mut self) -> Result<Extra, E> {
+    /// keys; the nulls of `kept` stay where the variant writes them.
+    fn into_extra<E: de::Error>(mut self, kept: &[Slot]) -> Result<Extra, E> {
         let mut extra = std::mem::take(&mut self.extra);
+        for slot in IDENTIFYING {
+            if !kept.contains(&slot)
+                && let Some(null) = extra.take_absent(slot as u8)
+            {
+                extra.insert(slot.name().to_owned(), null);
+            }
+        }
         for slot in [
             Slot::TransferDestination,
             Slot::TransferOption,
@@ -236,7 +274,7 @@ impl Envelope {
             call,
             legacy_data,
             event_timestamp: self.event_timestamp,
-            extra: self.into_extra()?,
+            extra: self.into_extra(BESIDE_CALL)?,
         })
     }
 
@@ -248,7 +286,7 @@ impl Envelope {
             transfer_destination: self.transfer_destination.take(),
             transfer_option: self.transfer_option.take(),
             event_timestamp: self.event_timestamp,
-            extra: self.into_extra()?,
+            extra: self.into_extra(BESIDE_CALL)?,
         })
     }
 
@@ -257,24 +295,24 @@ impl Envelope {
         Ok(ChatEvent {
             chat,
             event_timestamp: self.event_timestamp,
-            extra: self.into_extra()?,
+            extra: self.into_extra(&[])?,
         })
     }
 
     fn into_transcript_event<E: de::Error>(mut self) -> Result<TranscriptUpdatedEvent, E> {
-        let (subject, legacy_data) = if self.call.is_some() || self.data.is_some() {
+        let (subject, legacy_data, kept) = if self.call.is_some() || self.data.is_some() {
             let (call, legacy) = self.take_call()?;
-            (TranscriptSubject::Call(call), legacy)
+            (TranscriptSubject::Call(call), legacy, BESIDE_CALL)
         } else {
             let chat = self.chat.take().ok_or_else(|| E::missing_field("call"))?;
-            (TranscriptSubject::Chat(chat), LegacyData::Absent)
+            (TranscriptSubject::Chat(chat), LegacyData::Absent, &[][..])
         };
         Ok(TranscriptUpdatedEvent {
             subject,
             legacy_data,
             transcript_with_tool_calls: self.transcript_with_tool_calls.take(),
             event_timestamp: self.event_timestamp,
-            extra: self.into_extra()?,
+            extra: self.into_extra(kept)?,
         })
     }
 
@@ -312,7 +350,7 @@ impl Envelope {
                 return Ok(Incoming::CallInbound(InboundCallRequest {
                     event_timestamp,
                     call_inbound,
-                    extra: self.into_extra()?,
+                    extra: self.into_extra(&[])?,
                 }));
             }
             EventKind::ChatInbound => {
@@ -323,7 +361,7 @@ impl Envelope {
                 return Ok(Incoming::ChatInbound(InboundChatRequest {
                     event_timestamp,
                     chat_inbound,
-                    extra: self.into_extra()?,
+                    extra: self.into_extra(&[])?,
                 }));
             }
         };
@@ -333,7 +371,7 @@ impl Envelope {
     /// An event whose name is not in the catalogue: everything read, as JSON.
     fn into_unknown<E: de::Error>(self, event: String) -> Result<WebhookEvent, E> {
         let event_timestamp = self.event_timestamp;
-        let mut extra = self.into_extra::<E>()?;
+        let mut extra = self.into_extra::<E>(&[])?;
         let timestamp = match event_timestamp {
             Some(ts) => Some(raw_u64(ts)),
             None => extra.take_absent(Slot::EventTimestamp as u8),

@@ -33,19 +33,32 @@ fn write_extra<M: SerializeMap>(map: &mut M, extra: &Extra) -> Result<(), M::Err
     extra.write_unknown(map)
 }
 
+/// Writes the call under the key(s) it came from, and the other key when it
+/// was an explicit `null` (`"call": null` beside `data`, or `"data": null`).
 fn write_call<M: SerializeMap>(
     map: &mut M,
     call: &Call,
     legacy: &LegacyData,
+    extra: &Extra,
 ) -> Result<(), M::Error> {
-    match legacy {
-        LegacyData::Absent => map.serialize_entry("call", call),
-        LegacyData::Only => map.serialize_entry("data", call),
+    let null = match legacy {
+        LegacyData::Absent => {
+            map.serialize_entry("call", call)?;
+            Slot::Data
+        }
+        LegacyData::Only => {
+            map.serialize_entry("data", call)?;
+            Slot::Call
+        }
         LegacyData::Alongside(data) => {
             map.serialize_entry("call", call)?;
-            map.serialize_entry("data", data)
+            return map.serialize_entry("data", data);
         }
+    };
+    if extra.is_null(null as u8) {
+        map.serialize_entry(null.name(), &())?;
     }
+    Ok(())
 }
 
 impl WriteFields for CallEvent {
@@ -56,7 +69,7 @@ impl WriteFields for CallEvent {
             &self.event_timestamp,
             &self.extra,
         )?;
-        write_call(map, &self.call, &self.legacy_data)?;
+        write_call(map, &self.call, &self.legacy_data, &self.extra)?;
         write_extra(map, &self.extra)
     }
 }
@@ -69,7 +82,7 @@ impl WriteFields for TransferEvent {
             &self.event_timestamp,
             &self.extra,
         )?;
-        write_call(map, &self.call, &self.legacy_data)?;
+        write_call(map, &self.call, &self.legacy_data, &self.extra)?;
         write_slot(
             map,
             Slot::TransferDestination,
@@ -95,7 +108,9 @@ impl WriteFields for TranscriptUpdatedEvent {
             &self.extra,
         )?;
         match &self.subject {
-            TranscriptSubject::Call(call) => write_call(map, call, &self.legacy_data)?,
+            TranscriptSubject::Call(call) => {
+                write_call(map, call, &self.legacy_data, &self.extra)?;
+            }
             TranscriptSubject::Chat(chat) => map.serialize_entry("chat", chat)?,
         }
         write_slot(
