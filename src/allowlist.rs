@@ -7,6 +7,27 @@ use std::str::FromStr;
 pub const RETELL_SOURCE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(100, 20, 5, 228));
 
 /// A single address or a CIDR block, e.g. `10.0.0.0/8` or `2001:db8::/32`.
+///
+/// IPv4 clients are matched as IPv4, whether they connected over IPv4 or as
+/// an IPv4-mapped IPv6 address (`::ffff:10.1.2.3`). So:
+///
+/// * an IPv4-mapped block of prefix 97 to 128 is exactly the IPv4 block it
+///   maps: `::ffff:10.0.0.0/104` is `10.0.0.0/8`;
+/// * `::ffff:0:0/96`, every mapped address, is refused
+///   ([`IpRangeParseError::AllIpv4`]): it would be every IPv4 address, which
+///   for a trusted proxy lets any client write its own `X-Forwarded-For`.
+///   Write `0.0.0.0/0` when every IPv4 address is meant;
+/// * any other IPv6 block, even one that contains `::ffff:0:0/96` (`::/0`),
+///   matches IPv6 clients only.
+///
+/// ```
+/// use retell_webhooks::receiver::{IpRange, IpRangeParseError};
+///
+/// assert_eq!("::ffff:10.0.0.0/104".parse::<IpRange>()?, "10.0.0.0/8".parse()?);
+/// assert_eq!("::ffff:0:0/96".parse::<IpRange>(), Err(IpRangeParseError::AllIpv4));
+/// assert!(!"::/0".parse::<IpRange>()?.contains("10.1.2.3".parse()?));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IpRange {
     pub(crate) network: IpAddr,
@@ -14,25 +35,27 @@ pub struct IpRange {
 }
 
 impl IpRange {
-    /// A block of `prefix` leading bits; `None` when `prefix` is longer than
-    /// the address (32 for IPv4, 128 for IPv6). Host bits are cleared.
+    /// A block of `prefix` leading bits; host bits are cleared.
     ///
-    /// An IPv4-mapped IPv6 block (`::ffff:10.0.0.0/104`) is the IPv4 block it
-    /// maps (`10.0.0.0/8`); with a prefix under 96 it stays an IPv6 block.
-    #[must_use]
-    pub fn new(addr: IpAddr, prefix: u8) -> Option<Self> {
+    /// # Errors
+    ///
+    /// [`IpRangeParseError::Invalid`] when `prefix` is longer than the address
+    /// (32 for IPv4, 128 for IPv6); [`IpRangeParseError::AllIpv4`] for an
+    /// IPv4-mapped block of prefix 96 (see [`IpRange`]).
+    pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, IpRangeParseError> {
         let (addr, prefix) = match addr {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) if prefix >= 96 => (IpAddr::V4(v4), prefix - 96),
+                Some(_) if prefix == 96 => return Err(IpRangeParseError::AllIpv4),
+                Some(v4) if prefix > 96 => (IpAddr::V4(v4), prefix - 96),
                 _ => (addr, prefix),
             },
             IpAddr::V4(_) => (addr, prefix),
         };
         let max = if addr.is_ipv4() { 32 } else { 128 };
         if prefix > max {
-            return None;
+            return Err(IpRangeParseError::Invalid);
         }
-        Some(Self {
+        Ok(Self {
             network: mask(addr, prefix),
             prefix,
         })
@@ -58,10 +81,20 @@ impl From<IpAddr> for IpRange {
     }
 }
 
-/// Error from parsing an [`IpRange`].
+/// Error from parsing or building an [`IpRange`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("invalid IP address or CIDR block (expected e.g. `100.20.5.228` or `10.0.0.0/8`)")]
-pub struct IpRangeParseError;
+#[non_exhaustive]
+pub enum IpRangeParseError {
+    /// Not an address, or a prefix longer than the address.
+    #[error("invalid IP address or CIDR block (expected e.g. `100.20.5.228` or `10.0.0.0/8`)")]
+    Invalid,
+    /// `::ffff:0:0/96`: every IPv4-mapped address, so every IPv4 address.
+    #[error(
+        "an IPv4-mapped block of prefix 96 (`::ffff:0:0/96`) would match every IPv4 address; \
+         write `0.0.0.0/0` if that is meant, or a longer prefix"
+    )]
+    AllIpv4,
+}
 
 impl FromStr for IpRange {
     type Err = IpRangeParseError;
@@ -71,14 +104,18 @@ impl FromStr for IpRange {
             None => s
                 .parse::<IpAddr>()
                 .map(Self::from)
-                .map_err(|_| IpRangeParseError),
+                .map_err(|_| IpRangeParseError::Invalid),
             Some((addr, prefix)) => {
-                let addr = addr.parse::<IpAddr>().map_err(|_| IpRangeParseError)?;
+                let addr = addr
+                    .parse::<IpAddr>()
+                    .map_err(|_| IpRangeParseError::Invalid)?;
                 if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(IpRangeParseError);
+                    return Err(IpRangeParseError::Invalid);
                 }
-                let prefix = prefix.parse::<u8>().map_err(|_| IpRangeParseError)?;
-                Self::new(addr, prefix).ok_or(IpRangeParseError)
+                let prefix = prefix
+                    .parse::<u8>()
+                    .map_err(|_| IpRangeParseError::Invalid)?;
+                Self::new(addr, prefix)
             }
         }
     }

@@ -1248,8 +1248,72 @@ fn ip_ranges_parse_and_match() {
     let r: IpRange = "::ffff:10.0.0.0/8".parse().unwrap();
     assert!(!r.contains(ip("10.1.2.3")) && !r.contains(ip("11.0.0.1")));
     for bad in ["10.0.0.0/33", "10.0.0.0/", "10.0.0.0/+8", "nope", "::/129"] {
-        assert_eq!(bad.parse::<IpRange>(), Err(IpRangeParseError), "{bad}");
+        assert_eq!(
+            bad.parse::<IpRange>(),
+            Err(IpRangeParseError::Invalid),
+            "{bad}"
+        );
     }
+}
+
+#[test]
+fn ipv4_mapped_blocks_never_widen_to_every_ipv4_address() {
+    // Every mapped address would be every IPv4 address: refused, with a
+    // reason that names the IPv4 spelling.
+    for all in [
+        "::ffff:0:0/96",
+        "::ffff:10.1.2.3/96",
+        "::ffff:100.20.5.228/96",
+    ] {
+        assert_eq!(
+            all.parse::<IpRange>(),
+            Err(IpRangeParseError::AllIpv4),
+            "{all}"
+        );
+    }
+    assert_eq!(
+        IpRange::new(ip("::ffff:0:0"), 96),
+        Err(IpRangeParseError::AllIpv4)
+    );
+    assert!(IpRangeParseError::AllIpv4.to_string().contains("0.0.0.0/0"));
+    // Narrower mapped blocks are exactly their IPv4 block.
+    for (mapped, v4) in [
+        ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
+        ("::ffff:0:0/97", "0.0.0.0/1"),
+        ("::ffff:192.168.1.7/120", "192.168.1.0/24"),
+    ] {
+        let r: IpRange = mapped.parse().unwrap();
+        assert_eq!(r, v4.parse().unwrap(), "{mapped}");
+    }
+    let half: IpRange = "::ffff:0:0/97".parse().unwrap();
+    assert!(half.contains(ip("127.0.0.1")) && !half.contains(ip("128.0.0.1")));
+    // An IPv6 block containing the mapped range matches IPv6 clients only.
+    for wide in ["::/0", "::/80", "::ffff:0:0/95"] {
+        let r: IpRange = wide.parse().unwrap();
+        assert!(!r.contains(ip("203.0.113.9")), "{wide}");
+        assert!(!r.contains(ip("::ffff:203.0.113.9")), "{wide}");
+    }
+    // The IPv4 spelling still means every IPv4 address, as written.
+    assert!(
+        "0.0.0.0/0"
+            .parse::<IpRange>()
+            .unwrap()
+            .contains(ip("203.0.113.9"))
+    );
+
+    // A trusted proxy written as a narrow mapped block does not make every
+    // peer's `X-Forwarded-For` count.
+    let proxies: IpRange = "::ffff:10.0.0.0/104".parse().unwrap();
+    let allow = SourceAllowlist::retell().with_trusted_proxies([proxies]);
+    let spoof: [&[u8]; 1] = [b"100.20.5.228"];
+    assert_eq!(
+        allow.check(Some(ip("203.0.113.9")), spoof),
+        Err(SourceRejection::NotAllowed(ip("203.0.113.9")))
+    );
+    assert_eq!(
+        allow.check(Some(ip("::ffff:10.1.2.3")), spoof),
+        Ok(RETELL_SOURCE_IP)
+    );
 }
 
 #[test]
