@@ -263,6 +263,23 @@ impl FunctionMethod {
 /// A custom-function request as Retell sends it: the method, the query
 /// parameters and, when the body is not empty, the [`FunctionCall`].
 ///
+/// # What the signature covers
+///
+/// Retell signs the body and the timestamp only. The method, the query
+/// string, the path and the other headers are not signed: whoever captures
+/// one signed request can send the same body and signature again, within
+/// the 5 minute window, with another method or query. For the empty body of
+/// a `GET` or `DELETE` tool, a captured signature is good for any method and
+/// query (`GET /function?customer=999`, `DELETE /function`), and reaches the
+/// handler. So a tool should:
+///
+/// * treat [`method`](Self::method) and [`query`](Self::query) as untrusted
+///   input, never as what decides who or what is acted on;
+/// * take its parameters from the signed body ([`FunctionCall::args`]; a
+///   `POST` tool, Retell's default);
+/// * keep a `GET` tool idempotent and read-only, and answer nothing a
+///   stranger may not see whatever the query says.
+///
 /// ```
 /// use retell_webhooks::{FunctionCall, FunctionMethod, FunctionRequest};
 ///
@@ -274,9 +291,12 @@ impl FunctionMethod {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct FunctionRequest {
-    /// The method.
+    /// The method. Not signed: a replayed signature can come with another
+    /// method (see [what the signature covers](Self#what-the-signature-covers)).
     pub method: FunctionMethod,
-    /// The raw query string (without `?`; empty when there is none).
+    /// The raw query string (without `?`; empty when there is none). Not
+    /// signed: untrusted input (see
+    /// [what the signature covers](Self#what-the-signature-covers)).
     pub query: String,
     /// The body, parsed; `None` for an empty body (`GET`, `DELETE`).
     pub call: Option<FunctionCall>,
@@ -302,7 +322,8 @@ impl FunctionRequest {
         self.call.as_ref()?.name()
     }
 
-    /// The query parameters, decoded (`+` and `%XX`), in order.
+    /// The query parameters, decoded (`+` and `%XX`), in order. Not signed:
+    /// untrusted input (see [what the signature covers](Self#what-the-signature-covers)).
     pub fn query_pairs(&self) -> Vec<(String, String)> {
         self.query
             .split('&')
@@ -314,7 +335,8 @@ impl FunctionRequest {
             .collect()
     }
 
-    /// The first value of query parameter `key`, decoded.
+    /// The first value of query parameter `key`, decoded. Not signed:
+    /// untrusted input (see [what the signature covers](Self#what-the-signature-covers)).
     pub fn query_param(&self, key: &str) -> Option<String> {
         self.query_pairs()
             .into_iter()
