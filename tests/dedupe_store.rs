@@ -271,6 +271,38 @@ fn abandon_from_a_destructor_frees_the_key_for_the_next_delivery() {
     ));
 }
 
+/// `extend` keeps a lease past its first end, only for the ticket holding
+/// it; the record of the first lease does not free the key when it comes due.
+#[test]
+fn an_extended_lease_holds_the_key_past_its_first_end() {
+    let h = Harness::new(10, HOUR_MS);
+    let lease = Duration::from_millis(LEASE_MS);
+    let ticket = h.fresh(1, LEASE_MS);
+    let stale = Ticket::new(ticket.token().wrapping_add(1));
+    h.advance(LEASE_MS - 1);
+    assert_eq!(
+        ready(h.store.extend(&key(1), stale, lease, h.now())),
+        Ok(false)
+    );
+    assert_eq!(
+        ready(h.store.extend(&key(1), ticket, lease, h.now())),
+        Ok(true)
+    );
+    h.advance(LEASE_MS - 1);
+    assert_eq!(h.begin(1, LEASE_MS), Ok(Begin::InFlight));
+    assert!(h.store.queue_len() <= 2 * h.store.len());
+    h.finish(1, ticket);
+    assert_eq!(h.begin(1, LEASE_MS), Ok(Begin::Done));
+    // A lease that ended cannot be extended: another delivery may hold it.
+    let other = h.fresh(2, LEASE_MS);
+    h.advance(LEASE_MS);
+    assert_eq!(
+        ready(h.store.extend(&key(2), other, lease, h.now())),
+        Ok(false)
+    );
+    assert!(matches!(h.begin(2, LEASE_MS), Ok(Begin::Fresh(_))));
+}
+
 /// The default `abandon` does nothing: the lease frees the key.
 #[test]
 fn the_default_abandon_leaves_the_lease_alone_and_arc_forwards() {

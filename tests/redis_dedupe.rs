@@ -54,6 +54,9 @@ fn main() -> ExitCode {
         case!(two_workers a_failure_on_one_replica_is_retried_on_the_other),
         case!(two_workers a_replica_gone_mid_handler_frees_the_key),
         case!(two_workers a_hung_redis_is_503_within_the_command_timeout),
+        case!(two_workers a_begin_cut_by_a_stopped_redis_frees_its_claim_when_redis_resumes),
+        case!(two_workers a_finish_stalled_by_redis_is_cut_at_the_deadline),
+        case!(two_workers a_handler_that_outlives_its_lease_keeps_its_key_on_both_replicas),
         case!(two_workers a_killed_redis_is_503_and_after_a_restart_the_retries_are_processed),
         case!(two_workers a_thousand_distinct_events_over_64_connections_and_two_replicas),
     ];
@@ -639,8 +642,8 @@ async fn a_replica_gone_mid_handler_frees_the_key() {
 
 /// Redis hung (`CLIENT PAUSE`): deliveries are answered `503` within the
 /// command timeout, long before the deadline, and the handler is not called.
-/// The `begin` that timed out still runs when Redis resumes, so its lease (the
-/// deadline plus a second) holds the key; then the retries are processed.
+/// The `begin` that timed out still runs when Redis resumes, and its claim is
+/// released right after; the retries are processed.
 async fn a_hung_redis_is_503_within_the_command_timeout() {
     let server = RedisServer::start();
     let timeout = Duration::from_millis(300);
@@ -689,6 +692,159 @@ async fn a_hung_redis_is_503_within_the_command_timeout() {
     assert_eq!(probe.calls(), 3);
     assert_eq!(a.post_signed(&bodies[1]).await.status, 204);
     assert_eq!(probe.calls(), 3);
+}
+
+/// Stops `redis-server` (SIGSTOP) until dropped (SIGCONT), so a failed
+/// assertion never leaves it stopped.
+struct Stopped(u32);
+
+impl Stopped {
+    fn new(server: &RedisServer) -> Self {
+        let pid = server.pid().unwrap();
+        Self::signal(pid, "-STOP");
+        Self(pid)
+    }
+
+    fn signal(pid: u32, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        Self::signal(self.0, "-CONT");
+    }
+}
+
+/// Redis stopped for 3 s while a `begin` is on its way: that delivery is
+/// `503` after the command timeout, and the claim its `begin` makes when
+/// Redis resumes (with a token nobody holds) is released right after it, so
+/// a retry 0.5 s after Redis resumes is processed, on either replica.
+async fn a_begin_cut_by_a_stopped_redis_frees_its_claim_when_redis_resumes() {
+    let server = RedisServer::start();
+    let probe = Probe::new(Behaviour::Ok);
+    let (a, b) = replicas(&server, (Via::Core, http_via(0)), &probe, shared).await;
+    for (n, replica) in [&a, &b].into_iter().enumerate() {
+        let warm = call_ended(&format!("call_warm_{n}"));
+        assert_eq!(replica.post_signed(&warm).await.status, 204);
+    }
+    let body = call_ended("call_stopped");
+    let stopped = Stopped::new(&server);
+    let started = Instant::now();
+    assert_eq!(a.post_signed(&body).await.status, 503);
+    let last = a.outcomes().pop().unwrap();
+    assert!(matches!(last.reason, Reason::DedupeFailed(_)), "{last}");
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(started.elapsed())).await;
+    drop(stopped);
+    let resumed = Instant::now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = b.post_signed(&body).await.status;
+    if status != 204 {
+        let (b, body) = (&b, &body);
+        eventually(
+            Duration::from_secs(15),
+            "retry processed at last",
+            || async move { b.post_signed(body).await.status == 204 },
+        )
+        .await;
+        panic!(
+            "the retry 0.5 s after Redis resumed got {status}; one was processed {:?} after",
+            resumed.elapsed()
+        );
+    }
+    println!(
+        "a retry {:?} after Redis resumed was processed",
+        Duration::from_millis(500)
+    );
+    assert_eq!(probe.calls(), 3);
+    assert_eq!(a.post_signed(&body).await.status, 204);
+    assert_eq!(probe.calls(), 3);
+}
+
+/// Redis stopped while the handler runs: its `finish` cannot complete, and
+/// the answer (the handler's `204`) still comes at the deadline, not a
+/// command timeout later, and the claim is not given up.
+async fn a_finish_stalled_by_redis_is_cut_at_the_deadline() {
+    let server = RedisServer::start();
+    let deadline = Duration::from_secs(2);
+    let probe = Probe::new(Behaviour::Sleep(Duration::from_millis(1500)));
+    let (a, b) = replicas(&server, (Via::Core, http_via(0)), &probe, |s| {
+        shared(s).with_handler_deadline(deadline)
+    })
+    .await;
+    for (n, replica) in [&a, &b].into_iter().enumerate() {
+        let body = call_ended(&format!("call_stalled_finish_{n}"));
+        let started = Instant::now();
+        let answer = {
+            let (replica, body) = (Arc::clone(replica), body.clone());
+            tokio::spawn(async move { replica.post_signed(&body).await.status })
+        };
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let stopped = Stopped::new(&server);
+        let status = answer.await.unwrap();
+        let took = started.elapsed();
+        drop(stopped);
+        println!("via {}: {status} after {took:?}", replica.via);
+        assert_eq!(status, 204, "via {}", replica.via);
+        assert!(
+            took < deadline + Duration::from_millis(150),
+            "via {}: answered after {took:?}",
+            replica.via
+        );
+        // The claim stands (done once a late `finish` lands, or in flight
+        // until its lease ends): a copy now is not handled again.
+        let copy = replica.post_signed(&body).await.status;
+        assert!(
+            copy == 204 || copy == 409,
+            "via {}: copy got {copy}",
+            replica.via
+        );
+        assert_eq!(probe.calls(), n + 1);
+    }
+    assert_eq!(probe.calls(), 2);
+}
+
+/// A handler that runs longer than its lease (3 s against 2 s) keeps its key:
+/// the lease is renewed while it runs, so a copy on the other replica 2.5 s
+/// in is `409`, and the event is handled once.
+async fn a_handler_that_outlives_its_lease_keeps_its_key_on_both_replicas() {
+    let server = RedisServer::start();
+    let lease = Duration::from_secs(2);
+    let probe = Probe::new(Behaviour::Sleep(Duration::from_secs(3)));
+    for (n, vias) in [(Via::Core, http_via(1)), (http_via(0), Via::Core)]
+        .into_iter()
+        .enumerate()
+    {
+        let (a, b) = replicas(&server, vias, &probe, |s| {
+            shared(s)
+                .with_handler_deadline(Duration::from_secs(5))
+                .with_dedupe_lease(lease)
+        })
+        .await;
+        assert_eq!(a.config().dedupe_lease(), lease);
+        let body = call_ended(&format!("call_slow_{n}"));
+        let started = Instant::now();
+        let first = {
+            let (a, body) = (Arc::clone(&a), body.clone());
+            tokio::spawn(async move { a.post_signed(&body).await.status })
+        };
+        let probe = &probe;
+        eventually(Duration::from_secs(2), "handler started", || async move {
+            probe.calls() == n + 1
+        })
+        .await;
+        let copy_at = lease + Duration::from_millis(500);
+        tokio::time::sleep(copy_at.saturating_sub(started.elapsed())).await;
+        assert_eq!(b.post_signed(&body).await.status, 409, "via {}", b.via);
+        assert_eq!(first.await.unwrap(), 204);
+        assert_eq!(b.post_signed(&body).await.status, 204);
+        assert_eq!(probe.calls(), n + 1);
+    }
 }
 
 /// Redis killed: deliveries are `503` at once and nothing is marked done;

@@ -88,9 +88,11 @@ struct Record {
 }
 
 fn is_live(entries: &HashMap<DedupeKey, Entry>, record: &Record, done: bool) -> bool {
-    entries
-        .get(&record.key)
-        .is_some_and(|e| e.token == record.token && e.done == done)
+    // An extended lease leaves its earlier record behind: the expiry tells
+    // them apart.
+    entries.get(&record.key).is_some_and(|e| {
+        e.token == record.token && e.done == done && e.expires_ms == record.expires_ms
+    })
 }
 
 impl State {
@@ -335,6 +337,28 @@ impl MemoryDedupe {
         })
     }
 
+    /// The synchronous core of [`DedupeStore::extend`]: if `ticket` holds the
+    /// unexpired lease of `key`, it now ends `lease` after `now_ms`; says
+    /// whether it did.
+    pub fn extend_at(&self, key: &DedupeKey, ticket: Ticket, lease: Duration, now_ms: u64) -> bool {
+        let lease_ms = millis(lease);
+        self.with_state(now_ms, |state, now| {
+            if !state.holds(key, ticket, now) {
+                return false;
+            }
+            let expires_ms = now.saturating_add(lease_ms);
+            if let Some(entry) = state.entries.get_mut(key) {
+                entry.expires_ms = expires_ms;
+            }
+            state.push_lease(Record {
+                key: *key,
+                token: ticket.0,
+                expires_ms,
+            });
+            true
+        })
+    }
+
     /// The synchronous core of [`DedupeStore::release`] and
     /// [`DedupeStore::abandon`]: forgets `key` if `ticket` still holds it (in
     /// flight, with this ticket's token; tokens are never reused), and says
@@ -394,6 +418,18 @@ impl DedupeStore for MemoryDedupe {
 
     fn abandon(&self, key: &DedupeKey, ticket: Ticket) {
         self.release_held(key, ticket);
+    }
+
+    fn extend<'a>(
+        &'a self,
+        key: &'a DedupeKey,
+        ticket: Ticket,
+        lease: Duration,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Result<bool, DedupeError>> {
+        Box::pin(std::future::ready(Ok(
+            self.extend_at(key, ticket, lease, now_ms)
+        )))
     }
 }
 

@@ -14,6 +14,12 @@
 //! | again, while the first is still running | `409` ([`Reason::InFlight`](crate::receiver::Reason::InFlight)), so Retell retries later | no |
 //! | again, after the first failed (error, panic, deadline) | the handler's | yes: a failure releases the key |
 //!
+//! Claiming the key, the handler and recording its verdict share the
+//! handler deadline. When the verdict of a success cannot be recorded in
+//! time, the `2xx` still goes out and the claim ends with its lease (or when
+//! the store completes the late write); a release cut short goes on in the
+//! background through [`DedupeStore::abandon`].
+//!
 //! # Keys
 //!
 //! Retell sends no delivery id, so the key is derived from the **same typed
@@ -49,6 +55,13 @@
 //!   finish or free the claim another replica took since;
 //! * `abandon` runs in a destructor: it must not wait for the store (spawn
 //!   the release, or keep the default and let the lease free the key);
+//! * `extend` pushes the lease back while the handler runs (every third of
+//!   it), only while the caller's token holds the key; the default renews
+//!   nothing, and a handler that outlives the lease may then run beside a
+//!   copy;
+//! * a `begin` that fails or is dropped after its command left may still
+//!   claim the key: release that token once the store answers again, or
+//!   copies get `409` until the lease ends;
 //! * when the store fails or is slow, return an error within a bound: the
 //!   request is answered `503` and Retell retries.
 //!
@@ -338,6 +351,26 @@ pub trait DedupeStore: Send + Sync {
     fn abandon(&self, key: &DedupeKey, ticket: Ticket) {
         let _ = (key, ticket);
     }
+
+    /// Extends the lease of `key` to `lease` from now if `ticket` still holds
+    /// it, and says whether it did. The receiver calls it every third of the
+    /// lease while the handler runs, so a slow handler keeps its key and a
+    /// copy is never run beside it.
+    ///
+    /// `Ok(false)` (the claim expired or another holder has the key) stops
+    /// the renewal; an error is retried at the next renewal. The default
+    /// extends nothing and answers `Ok(false)`: the lease alone then bounds
+    /// the claim, as before this method existed.
+    fn extend<'a>(
+        &'a self,
+        key: &'a DedupeKey,
+        ticket: Ticket,
+        lease: Duration,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Result<bool, DedupeError>> {
+        let _ = (key, ticket, lease, now_ms);
+        Box::pin(std::future::ready(Ok(false)))
+    }
 }
 
 impl<T: DedupeStore + ?Sized> DedupeStore for Arc<T> {
@@ -369,6 +402,16 @@ impl<T: DedupeStore + ?Sized> DedupeStore for Arc<T> {
 
     fn abandon(&self, key: &DedupeKey, ticket: Ticket) {
         (**self).abandon(key, ticket);
+    }
+
+    fn extend<'a>(
+        &'a self,
+        key: &'a DedupeKey,
+        ticket: Ticket,
+        lease: Duration,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Result<bool, DedupeError>> {
+        (**self).extend(key, ticket, lease, now_ms)
     }
 }
 

@@ -50,6 +50,20 @@ return 0",
     )
 });
 
+/// `ARGV` token, lease in ms. Returns 1 when the caller held the key (its
+/// lease now ends `lease` from now), 0 otherwise.
+static EXTEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0",
+    )
+});
+
+/// Pause between two releases of a claim whose `begin` got no answer.
+const ORPHAN_RETRY: Duration = Duration::from_millis(100);
+
 /// A [`DedupeStore`] in Redis (or Valkey): every replica behind a load
 /// balancer sees the same keys, so a retry landing on another replica is
 /// still recognised. Feature `redis` (`redis://`, `redis+unix://`);
@@ -65,6 +79,7 @@ return 0",
 /// | [`finish`](DedupeStore::finish) | if the value is the caller's token: `SET key done PX <done TTL>` |
 /// | [`release`](DedupeStore::release) | if the value is the caller's token: `DEL key` |
 /// | [`abandon`](DedupeStore::abandon) | spawns `release` on the current tokio runtime and returns at once; outside a runtime it does nothing and the lease frees the key |
+/// | [`extend`](DedupeStore::extend) | if the value is the caller's token: `PEXPIRE key <lease>` |
 ///
 /// Tokens are random 64-bit numbers (SHA-256 over a per-store seed drawn
 /// from the OS's randomness, the process id and the time, and a counter), so
@@ -79,9 +94,11 @@ return 0",
 /// calling the handler, and Retell retries. The [`ConnectionManager`]
 /// reconnects by itself once Redis is back. What a failure costs:
 ///
-/// * a `begin` that timed out may still reach a Redis that was only slow:
-///   its claim then holds the key for the lease, and copies get `409` until
-///   it ends;
+/// * a `begin` that timed out (or was dropped) may still reach a Redis that
+///   was only slow, with a token nobody holds: a background task releases
+///   it with that token, sent after the `begin` on the same connection and
+///   repeated until Redis answers (at most for the lease), so the key is
+///   free as soon as Redis resumes and the next copy is processed;
 /// * a `finish` that failed after the handler succeeded leaves the key in
 ///   flight until its lease ends (the answer stands); a copy after that is
 ///   processed again;
@@ -129,9 +146,9 @@ impl RedisDedupe {
     /// retries come within minutes).
     pub const DEFAULT_DONE_TTL: Duration = Duration::from_secs(3600);
 
-    /// Default bound on each Redis call: one second. The handler deadline
-    /// (9 s) plus a `finish` that times out stays within Retell's 10 s, and a
-    /// Redis that answers at all answers in milliseconds.
+    /// Default bound on each Redis call: one second. A Redis that answers at
+    /// all answers in milliseconds, and every call of the receiver also ends
+    /// at the handler deadline (9 s), within Retell's 10 s.
     pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 
     /// Connects to the Redis at `url`: `redis://[[user]:password@]host[:port][/db]`,
@@ -188,7 +205,7 @@ impl RedisDedupe {
 
     /// Bounds each Redis call by `timeout` (default
     /// [`DEFAULT_COMMAND_TIMEOUT`](Self::DEFAULT_COMMAND_TIMEOUT)). Keep it well under the handler deadline:
-    /// `begin` runs before the handler, `finish` after it.
+    /// `begin`, the handler and `finish` share it.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -256,8 +273,17 @@ impl DedupeStore for RedisDedupe {
             .arg(DONE);
         let mut conn = self.conn.clone();
         let timeout = self.timeout;
+        // Until Redis answers, the claim may exist with a token nobody will
+        // finish: unless disarmed, the guard releases it in the background.
+        let orphan = Orphan {
+            claim: Some((self.conn.clone(), self.redis_key(key), Ticket::new(token))),
+            lease,
+            timeout,
+        };
         Box::pin(async move {
+            let mut orphan = orphan;
             let answer: i64 = bounded("begin", timeout, call.invoke_async(&mut conn)).await?;
+            orphan.claim = None;
             match answer {
                 0 => Ok(Begin::Fresh(Ticket::new(token))),
                 1 => Ok(Begin::InFlight),
@@ -301,6 +327,25 @@ impl DedupeStore for RedisDedupe {
         ))
     }
 
+    fn extend<'a>(
+        &'a self,
+        key: &'a DedupeKey,
+        ticket: Ticket,
+        lease: Duration,
+        _now_ms: u64,
+    ) -> StoreFuture<'a, Result<bool, DedupeError>> {
+        let mut call = EXTEND.prepare_invoke();
+        call.key(self.redis_key(key))
+            .arg(ticket.token())
+            .arg(millis(lease));
+        let mut conn = self.conn.clone();
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let held: i64 = bounded("extend", timeout, call.invoke_async(&mut conn)).await?;
+            Ok(held == 1)
+        })
+    }
+
     fn abandon(&self, key: &DedupeKey, ticket: Ticket) {
         // Called from a destructor: never wait for Redis here. Without a
         // runtime the lease frees the key.
@@ -325,6 +370,38 @@ async fn release(
     call.key(redis_key).arg(ticket.token());
     let _deleted: i64 = bounded("release", timeout, call.invoke_async(&mut conn)).await?;
     Ok(())
+}
+
+/// The claim of a `begin` that got no answer (timed out, failed or dropped).
+struct Orphan {
+    claim: Option<(ConnectionManager, String, Ticket)>,
+    lease: Duration,
+    timeout: Duration,
+}
+
+impl Drop for Orphan {
+    fn drop(&mut self) {
+        let Some((conn, redis_key, ticket)) = self.claim.take() else {
+            return;
+        };
+        // Without a runtime the lease frees the key.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (lease, timeout) = (self.lease, self.timeout);
+        runtime.spawn(async move {
+            // Past the lease the key is free anyway, and the token guard
+            // keeps a later claim safe from a late release.
+            let until = tokio::time::Instant::now() + lease;
+            while tokio::time::Instant::now() < until {
+                let attempt = release(conn.clone(), redis_key.clone(), ticket, timeout);
+                if attempt.await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(ORPHAN_RETRY).await;
+            }
+        });
+    }
 }
 
 /// Runs one Redis call within `timeout`; a timeout and a Redis error are both

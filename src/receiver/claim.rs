@@ -1,23 +1,25 @@
-//! Deduplication around one handler run: the claim before it, the verdict
-//! after it, and the hand-back when the request is dropped in between.
+//! Deduplication around one handler run: the claim before it, its renewal
+//! while it runs, the verdict after it, and the hand-back when the request is
+//! dropped in between.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::config::ReceiverConfig;
-use super::guard::{CatchUnwind, Panicked};
+use super::guard::{CatchUnwind, Panicked, Raced, race};
 use super::outcome::Reason;
 use super::work::Work;
 use crate::dedupe::{Begin, DedupeKey, DedupeStore, Ticket};
 
 /// An event's key, held for one handler run. Dropped before
 /// [`settle`](Self::settle) (the client went away and the request future
-/// with it), it hands the key back at once through
+/// with it, or the deadline passed), it hands the key back at once through
 /// [`DedupeStore::abandon`], instead of blocking retries until the lease ends.
 pub(crate) struct Claim<'a> {
     held: Option<(&'a Arc<dyn DedupeStore>, DedupeKey, Ticket)>,
     now_ms: u64,
+    lease: Duration,
 }
 
 impl<'a> Claim<'a> {
@@ -30,7 +32,12 @@ impl<'a> Claim<'a> {
         body: &[u8],
         now_ms: u64,
     ) -> Result<Self, Reason> {
-        let unheld = Self { held: None, now_ms };
+        let lease = config.dedupe_lease();
+        let unheld = Self {
+            held: None,
+            now_ms,
+            lease,
+        };
         let Some(store) = &config.dedupe else {
             return Ok(unheld);
         };
@@ -42,15 +49,13 @@ impl<'a> Claim<'a> {
         let Some(key) = key else {
             return Ok(unheld);
         };
-        let lease = config
-            .handler_deadline
-            .saturating_add(Duration::from_secs(1));
         // The store is user code too: a panic in it is a store failure (`503`).
         let begun = CatchUnwind::new(async { store.begin(&key, lease, now_ms).await }).await;
         match begun {
             Ok(Ok(Begin::Fresh(ticket))) => Ok(Self {
                 held: Some((store, key, ticket)),
                 now_ms,
+                lease,
             }),
             Ok(Ok(Begin::InFlight)) => Err(Reason::InFlight),
             Ok(Ok(Begin::Done)) => Err(Reason::Duplicate),
@@ -59,31 +64,73 @@ impl<'a> Claim<'a> {
         }
     }
 
-    /// Records the run's verdict: a `2xx` marks the key done, anything else
-    /// frees it for Retell's retry. A store failure (or panic) here only
-    /// weakens deduplication (a later copy runs again); the answer stands.
-    pub(crate) async fn settle(mut self, success: bool) {
-        if let Some((store, key, ticket)) = &self.held {
-            let (ticket, now_ms) = (*ticket, self.now_ms);
-            let _ = CatchUnwind::new(async {
-                if success {
-                    store.finish(key, ticket, now_ms).await
-                } else {
-                    store.release(key, ticket).await
-                }
-            })
-            .await;
+    /// Extends the lease every third of itself, for as long as it is polled
+    /// (beside the handler), so a copy never runs while the handler does.
+    /// Ends when the store says the claim is no longer held (or cannot be
+    /// extended); a failed renewal is tried again at the next one.
+    pub(crate) async fn renew<T, TF, C>(&self, tick: &T, clock: C)
+    where
+        T: Fn(Duration) -> TF + ?Sized,
+        TF: Future<Output = ()>,
+        C: Fn() -> u64,
+    {
+        let Some((store, key, ticket)) = &self.held else {
+            return;
+        };
+        let every = (self.lease / 3).max(Duration::from_millis(10));
+        loop {
+            tick(every).await;
+            let now_ms = clock();
+            let extended =
+                CatchUnwind::new(async { store.extend(key, *ticket, self.lease, now_ms).await })
+                    .await;
+            if matches!(extended, Ok(Ok(false)) | Err(Panicked)) {
+                return;
+            }
         }
-        // Settled: nothing left to abandon.
-        self.held = None;
     }
+
+    /// Records the run's verdict before `deadline`: a `2xx` marks the key
+    /// done, anything else frees it for Retell's retry. A store failure (or
+    /// panic) here only weakens deduplication (a later copy runs again); the
+    /// answer stands. At the deadline it stops waiting: a release goes on in
+    /// the background ([`DedupeStore::abandon`]), a `finish` is left to the
+    /// store (its command may still land; otherwise the lease ends the claim).
+    pub(crate) async fn settle<D>(mut self, success: bool, deadline: D)
+    where
+        D: Future<Output = ()>,
+    {
+        // Taken first: a settle cut short must not abandon a finished key.
+        let Some((store, key, ticket)) = self.held.take() else {
+            return;
+        };
+        let now_ms = self.now_ms;
+        let settled = race(
+            CatchUnwind::new(async {
+                if success {
+                    store.finish(&key, ticket, now_ms).await
+                } else {
+                    store.release(&key, ticket).await
+                }
+            }),
+            deadline,
+        )
+        .await;
+        if !success && matches!(settled, Raced::Deadline) {
+            abandon(store, &key, ticket);
+        }
+    }
+}
+
+/// Store code that may run in a destructor: a panic must not escape.
+fn abandon(store: &Arc<dyn DedupeStore>, key: &DedupeKey, ticket: Ticket) {
+    let _ = catch_unwind(AssertUnwindSafe(|| store.abandon(key, ticket)));
 }
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
         if let Some((store, key, ticket)) = self.held.take() {
-            // Store code running in a destructor: a panic must not escape.
-            let _ = catch_unwind(AssertUnwindSafe(|| store.abandon(&key, ticket)));
+            abandon(store, &key, ticket);
         }
     }
 }

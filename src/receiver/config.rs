@@ -90,6 +90,7 @@ impl fmt::Display for RouteKind {
 /// | [`body_read_timeout`](Self::body_read_timeout) | [`DEFAULT_BODY_READ_TIMEOUT`] (5 s) | a client that stalls its body is cut off (`408`) long before Retell's 10 s; one that trickles, by the deadline |
 /// | [`source_allowlist`](Self::source_allowlist) | off | the signature is the authority; an allowlist only adds defence in depth |
 /// | [`dedupe`](Self::dedupe) | off | process each event once although Retell redelivers it; see [`crate::dedupe`] |
+/// | [`dedupe_lease`](Self::dedupe_lease) | handler deadline + 1 s | how long a claim outlives a replica that died mid-handler; renewed every third of itself while the handler runs |
 ///
 /// `Debug` shows the settings; nothing in it is secret.
 #[derive(Clone)]
@@ -101,6 +102,7 @@ pub struct ReceiverConfig {
     pub(crate) body_read_timeout: Duration,
     pub(crate) source_allowlist: Option<SourceAllowlist>,
     pub(crate) dedupe: Option<Arc<dyn DedupeStore>>,
+    pub(crate) dedupe_lease: Option<Duration>,
     #[cfg(feature = "inbox")]
     pub(crate) inbox: Option<Arc<dyn crate::inbox::Inbox>>,
 }
@@ -123,6 +125,7 @@ impl ReceiverConfig {
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             source_allowlist: None,
             dedupe: None,
+            dedupe_lease: None,
             #[cfg(feature = "inbox")]
             inbox: None,
         }
@@ -212,6 +215,26 @@ impl ReceiverConfig {
     #[must_use]
     pub fn dedupe(&self) -> Option<&Arc<dyn DedupeStore>> {
         self.dedupe.as_ref()
+    }
+
+    /// Claims an event for `lease` (at least 30 ms) instead of the handler
+    /// deadline plus a second. The claim is renewed every third of the lease
+    /// while the handler runs, so a shorter lease only frees the key of a
+    /// replica that died mid-handler sooner; the renewals cost one store call
+    /// each.
+    #[must_use]
+    pub fn with_dedupe_lease(mut self, lease: Duration) -> Self {
+        self.dedupe_lease = Some(lease.max(Duration::from_millis(30)));
+        self
+    }
+
+    /// How long a claim lasts without renewal: the
+    /// [`with_dedupe_lease`](Self::with_dedupe_lease) value, or the handler
+    /// deadline plus a second.
+    #[must_use]
+    pub fn dedupe_lease(&self) -> Duration {
+        self.dedupe_lease
+            .unwrap_or_else(|| self.handler_deadline.saturating_add(Duration::from_secs(1)))
     }
 
     /// Stores every verified event in `inbox` and answers `204` once it is
@@ -319,7 +342,8 @@ impl fmt::Debug for ReceiverConfig {
             .field("max_in_flight", &self.max_in_flight)
             .field("body_read_timeout", &self.body_read_timeout)
             .field("source_allowlist", &self.source_allowlist)
-            .field("dedupe", &self.dedupe.as_ref().map_or("off", |_| "on"));
+            .field("dedupe", &self.dedupe.as_ref().map_or("off", |_| "on"))
+            .field("dedupe_lease", &self.dedupe_lease());
         #[cfg(feature = "inbox")]
         debug.field("inbox", &self.inbox.as_ref().map_or("off", |_| "on"));
         debug.finish()

@@ -84,7 +84,8 @@ impl Receiver {
             };
             let request = head.clone().with_body(&bytes);
             let deadline = tokio::time::sleep_until(deadline);
-            self.handle(handler, &admitted, &request, deadline).await
+            self.handle(handler, &admitted, &request, deadline, &tokio::time::sleep)
+                .await
         })
         .await
     }

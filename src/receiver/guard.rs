@@ -75,3 +75,55 @@ where
     })
     .await
 }
+
+/// A deadline that may be awaited again once it passed (it then stays
+/// passed), so one timer bounds every phase of a request.
+pub(crate) struct Fused<D> {
+    inner: Option<Pin<Box<D>>>,
+}
+
+impl<D: Future<Output = ()>> Fused<D> {
+    pub(crate) fn new(inner: D) -> Self {
+        Self {
+            inner: Some(Box::pin(inner)),
+        }
+    }
+}
+
+impl<D: Future<Output = ()>> Future for Fused<D> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(());
+        };
+        if inner.as_mut().poll(cx).is_ready() {
+            this.inner = None;
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+/// Runs `work` to completion, polling `side` beside it until `side` ends.
+pub(crate) async fn alongside<F, S>(work: F, side: S) -> F::Output
+where
+    F: Future,
+    S: Future<Output = ()>,
+{
+    let mut work = pin!(work);
+    let mut side = Some(Box::pin(side));
+    poll_fn(move |cx| {
+        if let Poll::Ready(value) = work.as_mut().poll(cx) {
+            return Poll::Ready(value);
+        }
+        if let Some(running) = side.as_mut()
+            && running.as_mut().poll(cx).is_ready()
+        {
+            side = None;
+        }
+        Poll::Pending
+    })
+    .await
+}

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::claim::Claim;
-use super::guard::{CatchUnwind, Panicked, Raced, race};
+use super::guard::{CatchUnwind, Fused, Panicked, Raced, alongside, race};
 use super::handler::WebhookHandler;
 use super::head::Admitted;
 #[cfg(feature = "inbox")]
@@ -22,11 +22,16 @@ impl Receiver {
     /// finish; see the [module docs](crate::receiver) for the order of checks
     /// and the status of each outcome.
     ///
-    /// `sleep` makes the deadline's timer: it is called once with the route's
-    /// deadline ([`ReceiverConfig::deadline_of`](crate::ReceiverConfig::deadline_of))
-    /// when the handler starts (pass `tokio::time::sleep` on tokio, or
-    /// `|_| std::future::pending()` for no deadline). When the timer completes
-    /// first, the handler future is dropped and the answer is `503`.
+    /// `sleep` makes the timers: it is called once with the route's deadline
+    /// ([`ReceiverConfig::deadline_of`](crate::ReceiverConfig::deadline_of))
+    /// once the body is verified, and with deduplication on, every third of
+    /// the [dedupe lease](crate::ReceiverConfig::dedupe_lease) while the
+    /// handler runs, to renew its claim (pass `tokio::time::sleep` on tokio,
+    /// or `|_| std::future::pending()` for no deadline and no renewal). The
+    /// deadline bounds the dedupe claim, the handler and the recording of
+    /// its verdict: when it passes during the handler, the handler future is
+    /// dropped and the answer is `503`; when it passes while the verdict is
+    /// being recorded, the handler's answer stands (see [`crate::dedupe`]).
     ///
     /// The crate's own adapters run the same phases, reading the body in
     /// between; this entry point needs no runtime. It takes no in-flight
@@ -42,7 +47,7 @@ impl Receiver {
     ) -> Dispatched
     where
         H: WebhookHandler + ?Sized,
-        S: FnOnce(Duration) -> F + Send,
+        S: Fn(Duration) -> F + Send + Sync,
         F: Future<Output = ()> + Send,
     {
         let deadline_after = self.config().deadline_of(route);
@@ -54,24 +59,29 @@ impl Receiver {
             if let Err(rejected) = admitted.authenticate(self, request.body) {
                 return *rejected;
             }
-            let deadline = async move { sleep(deadline_after).await };
-            self.handle(handler, &admitted, request, deadline).await
+            let deadline = sleep(deadline_after);
+            self.handle(handler, &admitted, request, deadline, &sleep)
+                .await
         })
         .await
     }
 
-    /// Parses an authenticated body, claims its dedupe key and runs the
-    /// handler until `deadline`.
-    pub(crate) async fn handle<H, D>(
+    /// Parses an authenticated body, claims its dedupe key, runs the handler
+    /// (renewing the claim on `tick`'s timers) and settles the claim, all
+    /// before `deadline`.
+    pub(crate) async fn handle<H, D, T, TF>(
         &self,
         handler: &H,
         admitted: &Admitted<'_>,
         request: &RawRequest<'_>,
         deadline: D,
+        tick: &T,
     ) -> Dispatched
     where
         H: WebhookHandler + ?Sized,
         D: Future<Output = ()> + Send,
+        T: Fn(Duration) -> TF + Sync + ?Sized,
+        TF: Future<Output = ()> + Send,
     {
         let route = admitted.route;
         let parsed = Work::parse(route, request);
@@ -94,9 +104,18 @@ impl Receiver {
         };
         record_ids(&ids);
         let body = request.body;
-        let claim = match Claim::take(self.config(), &work, body, admitted.now_ms).await {
-            Ok(claim) => claim,
-            Err(reason) => return Dispatched::from_reason(route, reason).with_ids(&ids),
+        // One deadline for the claim, the handler and the verdict, so the
+        // answer never waits on the store past it.
+        let mut deadline = Fused::new(deadline);
+        let taken = Claim::take(self.config(), &work, body, admitted.now_ms);
+        let claim = match race(taken, &mut deadline).await {
+            Raced::Done(Ok(claim)) => claim,
+            Raced::Done(Err(reason)) => {
+                return Dispatched::from_reason(route, reason).with_ids(&ids);
+            }
+            Raced::Deadline => {
+                return Dispatched::from_reason(route, Reason::DeadlineExceeded).with_ids(&ids);
+            }
         };
         // The handler's error is rendered (and dropped) inside `CatchUnwind`
         // too: its `Display` is handler code as well.
@@ -105,9 +124,21 @@ impl Receiver {
                 .await
                 .map_err(|error| error.to_string())
         });
+        let clock = || {
+            self.verifier()
+                .and_then(|verifier| verifier.now_ms().ok())
+                .unwrap_or(admitted.now_ms)
+        };
         let timer = telemetry::Timer::start();
-        let done = match race(run, deadline).await {
-            Raced::Deadline => Dispatched::from_reason(route, Reason::DeadlineExceeded),
+        let raced = race(alongside(run, claim.renew(tick, clock)), &mut deadline).await;
+        let done = match raced {
+            Raced::Deadline => {
+                // No time left to record a verdict: the key is handed back
+                // in the background.
+                drop(claim);
+                timer.handler(route);
+                return Dispatched::from_reason(route, Reason::DeadlineExceeded).with_ids(&ids);
+            }
             Raced::Done(Err(Panicked)) => Dispatched::from_reason(route, Reason::HandlerPanicked),
             Raced::Done(Ok(Err(message))) => {
                 Dispatched::from_reason(route, Reason::HandlerFailed(message))
@@ -115,7 +146,7 @@ impl Receiver {
             Raced::Done(Ok(Ok(answer))) => answer.into_dispatched(route),
         };
         timer.handler(route);
-        claim.settle(done.outcome.is_success()).await;
+        claim.settle(done.outcome.is_success(), &mut deadline).await;
         done.with_ids(&ids)
     }
 }

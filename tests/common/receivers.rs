@@ -116,6 +116,8 @@ pub enum Behaviour {
     Yield(usize),
     /// Signals [`Probe::entered`], then waits for [`Probe::open`] before `Ok`.
     Gated,
+    /// Sleeps this long (tokio's timer), then `Ok`.
+    Sleep(std::time::Duration),
 }
 
 /// A handler that counts everything it sees. `calls` counts every handler
@@ -220,6 +222,7 @@ impl Probe {
                 self.entered.add_permits(1);
                 self.gate.acquire().await.unwrap().forget();
             }
+            Behaviour::Sleep(pause) => tokio::time::sleep(pause).await,
             Behaviour::Yield(times) => {
                 for _ in 0..times {
                     tokio::task::yield_now().await;
