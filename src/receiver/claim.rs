@@ -87,6 +87,9 @@ impl<'a> Claim<'a> {
             if matches!(extended, Ok(Ok(false)) | Err(Panicked)) {
                 return;
             }
+            // A timer that is ready at once (an elapsed deadline, a test's
+            // `ready(())`) must not spin here: let the deadline be polled.
+            yield_now().await;
         }
     }
 
@@ -133,4 +136,18 @@ impl Drop for Claim<'_> {
             abandon(store, &key, ticket);
         }
     }
+}
+
+/// Pending once, waking itself: the caller's other futures get a poll.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
 }
