@@ -974,3 +974,78 @@ fn listen_refuses_an_unknown_dedupe_store() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--dedupe"), "{}", stderr(&out));
 }
+
+/// One POST of `body` to `/webhook` on `stream` (kept alive), with
+/// `signature`; returns the status line of the answer, read whole.
+fn post_keep_alive(stream: &mut std::net::TcpStream, signature: &str, body: &[u8]) -> String {
+    use std::io::Read;
+    write!(
+        stream,
+        "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         X-Retell-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    // Every answer here is small: read until its head and body are in.
+    let mut answer = Vec::new();
+    let mut buf = [0; 4096];
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before answering: {answer:?}");
+        answer.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&answer);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if answer.len() >= end + 4 + length {
+                return text.lines().next().unwrap().to_owned();
+            }
+        }
+    }
+}
+
+#[test]
+fn listen_closes_the_connection_of_a_forged_request_and_keeps_a_signed_one() {
+    const KEY: &str = "key_close_test_0123456789";
+    let (_listener, url) = Listener::start(&["--key", KEY]);
+    let addr = url
+        .strip_prefix("http://")
+        .unwrap()
+        .trim_end_matches("/webhook")
+        .to_owned();
+    let now_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let body = std::fs::read(fixture("call_ended_phone.json")).unwrap();
+
+    // Signed: the connection stays open for the next delivery.
+    let mut kept = std::net::TcpStream::connect(&addr).unwrap();
+    let signed = retell_webhooks::sign(&body, KEY, now_ms);
+    assert!(post_keep_alive(&mut kept, &signed, &body).contains(" 204"));
+    assert!(post_keep_alive(&mut kept, &signed, &body).contains(" 204"));
+
+    // Forged but well formed and fresh: answered, then closed at once (not
+    // at the 5 s head timeout).
+    let mut forged = std::net::TcpStream::connect(&addr).unwrap();
+    let header = format!("v={now_ms},d={}", "0".repeat(64));
+    assert!(post_keep_alive(&mut forged, &header, &body).contains(" 401"));
+    let after = closed_after(forged, std::time::Instant::now());
+    assert!(
+        after < std::time::Duration::from_secs(2),
+        "closed after {after:?}"
+    );
+}

@@ -433,10 +433,10 @@ fn into_response(done: Dispatched, unread: Option<dev::Payload>) -> HttpResponse
     let Dispatched { response, outcome } = done;
     let code = status(response.status());
     let mut builder = HttpResponse::build(code);
-    for (name, value) in response.headers() {
+    for (name, value) in response.headers().filter(|(name, _)| *name != "connection") {
         builder.insert_header((name, value));
     }
-    if unread.is_some() {
+    if unread.is_some() || response.closes_connection() {
         builder.force_close();
     }
     let mut res = builder.body(response.into_body());

@@ -77,6 +77,8 @@ impl Dispatched {
             let name = match name {
                 "content-type" => CONTENT_TYPE,
                 "allow" => ::http::header::ALLOW,
+                // hyper closes the connection once this response is sent.
+                "connection" => ::http::header::CONNECTION,
                 _ => continue,
             };
             out.headers_mut()

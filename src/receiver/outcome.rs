@@ -16,13 +16,15 @@ pub const UNAUTHORIZED_BODY: &[u8] = b"invalid or missing signature\n";
 // Response and outcome
 // ---------------------------------------------------------------------------
 
-/// The HTTP response to send: status, optional body and its content type, and
-/// an `Allow` header for `405`.
+/// The HTTP response to send: status, optional body and its content type, an
+/// `Allow` header for `405`, and `Connection: close` for a request that was
+/// refused before its sender proved it holds the key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookResponse {
     pub(crate) status: u16,
     pub(crate) content_type: Option<&'static str>,
     pub(crate) allow: Option<&'static str>,
+    pub(crate) close: bool,
     pub(crate) body: Vec<u8>,
 }
 
@@ -32,6 +34,7 @@ impl WebhookResponse {
             status,
             content_type: None,
             allow: None,
+            close: false,
             body: Vec::new(),
         }
     }
@@ -41,8 +44,26 @@ impl WebhookResponse {
             status,
             content_type: Some(TEXT_PLAIN),
             allow: None,
+            close: false,
             body: body.to_vec(),
         }
+    }
+
+    /// The same response, closing its connection: a forged request then
+    /// costs its sender a new connection, and cannot keep one open for good.
+    fn closing(self) -> Self {
+        Self {
+            close: true,
+            ..self
+        }
+    }
+
+    /// Whether the connection is closed after this response (`Connection:
+    /// close`): after a `401`, a `403`, a `408` and a `413`, whose sender has
+    /// not proved it holds the key.
+    #[must_use]
+    pub fn closes_connection(&self) -> bool {
+        self.close
     }
 
     /// The status code.
@@ -73,7 +94,8 @@ impl WebhookResponse {
     pub fn headers(&self) -> impl Iterator<Item = (&'static str, &'static str)> + use<> {
         let content_type = self.content_type.map(|v| ("content-type", v));
         let allow = self.allow.map(|v| ("allow", v));
-        content_type.into_iter().chain(allow)
+        let close = self.close.then_some(("connection", "close"));
+        content_type.into_iter().chain(allow).chain(close)
     }
 }
 
@@ -325,7 +347,7 @@ impl Dispatched {
             | Reason::StoredUnreadable(_) => WebhookResponse::empty(204),
             Reason::InFlight => WebhookResponse::text(409, b"conflict: already in progress\n"),
             Reason::Answered => WebhookResponse::empty(200),
-            Reason::Forbidden(_) => WebhookResponse::text(403, b"forbidden\n"),
+            Reason::Forbidden(_) => WebhookResponse::text(403, b"forbidden\n").closing(),
             Reason::MethodNotAllowed => WebhookResponse {
                 allow: Some(match route {
                     RouteKind::Events => "POST",
@@ -337,12 +359,14 @@ impl Dispatched {
             Reason::UnsupportedEncoding => {
                 WebhookResponse::text(415, b"unsupported content encoding\n")
             }
-            Reason::PayloadTooLarge { .. } => WebhookResponse::text(413, b"payload too large\n"),
-            Reason::Unauthorized(_) => WebhookResponse::text(401, UNAUTHORIZED_BODY),
+            Reason::PayloadTooLarge { .. } => {
+                WebhookResponse::text(413, b"payload too large\n").closing()
+            }
+            Reason::Unauthorized(_) => WebhookResponse::text(401, UNAUTHORIZED_BODY).closing(),
             Reason::BadRequest(_) | Reason::BodyReadFailed => {
                 WebhookResponse::text(400, b"bad request\n")
             }
-            Reason::BodyReadTimeout => WebhookResponse::text(408, b"request timeout\n"),
+            Reason::BodyReadTimeout => WebhookResponse::text(408, b"request timeout\n").closing(),
             Reason::HandlerFailed(_)
             | Reason::HandlerPanicked
             | Reason::AnswerNotSerializable

@@ -144,6 +144,7 @@ impl Answer {
                     status: 200,
                     content_type: Some(content_type),
                     allow: None,
+                    close: false,
                     body: bytes,
                 },
             ),
