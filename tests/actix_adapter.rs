@@ -351,3 +351,65 @@ async fn nothing_secret_in_debug_or_display() {
         assert!(!text.contains(KEY), "{text}");
     }
 }
+
+/// Writes one keep-alive POST to `/webhook` and reads its answer (small,
+/// with `Content-Length`); returns the head, lower-cased.
+async fn keep_alive_post(
+    stream: &mut tokio::net::TcpStream,
+    signature: &str,
+    body: &[u8],
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let head = format!(
+        "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         X-Retell-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0; 4096];
+    loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before answering");
+        answer.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            if answer.len() >= end + 4 + length {
+                return text[..end].to_owned();
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_forged_request_closes_its_connection_and_a_signed_one_keeps_it() {
+    use tokio::io::AsyncReadExt;
+    let (handler, _counts) = TestHandler::new();
+    let server = start(handler, config());
+    let body = fixture("call_ended_phone.json");
+    let now_ms = NOW;
+
+    let mut kept = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let signed = sign(&body, KEY, now_ms);
+    for _ in 0..2 {
+        let head = keep_alive_post(&mut kept, &signed, &body).await;
+        assert!(head.starts_with("http/1.1 204"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+    }
+
+    let mut forged = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let header = format!("v={now_ms},d={}", "0".repeat(64));
+    let head = keep_alive_post(&mut forged, &header, &body).await;
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    let mut rest = [0; 16];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(2), forged.read(&mut rest))
+        .await
+        .expect("still open 2 s after the 401");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+}
