@@ -9,12 +9,14 @@
 mod http;
 #[path = "common/retell_api.rs"]
 mod retell_api;
+#[path = "common/temp_dir.rs"]
+mod temp_dir;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+use temp_dir::TempDir;
 
 use retell_webhooks::adapters::axum::router;
 use retell_webhooks::api::{ApiError, Client};
@@ -37,32 +39,6 @@ const MINUTE: u64 = 60_000;
 
 fn now_ms() -> u64 {
     retell_webhooks::unix_ms(SystemTime::now()).unwrap()
-}
-
-/// A directory of its own under the system's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "retell-backfill-{}-{name}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn inbox(&self) -> SqliteInbox {
-        SqliteInbox::open(self.0.join("inbox.sqlite3")).unwrap()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn client(server: &Server) -> Client {
@@ -240,7 +216,7 @@ async fn after_a_downtime_every_event_reaches_the_handler_exactly_once() {
         (0..300).map(|n| retell_api::call(n, now - 110 * MINUTE + n as u64 * 20_000, 45_000)),
     );
     let dir = TempDir::new("downtime");
-    let inbox = dir.inbox();
+    let inbox = SqliteInbox::open(dir.file()).unwrap();
     let (addr, _server_task) = serve_receiver(inbox.clone()).await;
     let tally = Arc::new(Tally::default());
     let worker = Worker::new(inbox.clone(), App(Arc::clone(&tally)))
@@ -314,7 +290,7 @@ async fn overlapping_backfills_store_nothing_twice() {
     let t0 = 1_785_420_000_000;
     server.add_calls(calls(120, t0));
     let dir = TempDir::new("overlap");
-    let inbox = dir.inbox();
+    let inbox = SqliteInbox::open(dir.file()).unwrap();
     let now = t0 + 200 * MINUTE;
     let a = backfill(&server, inbox.clone(), now).with_page_size(25);
     let b = backfill(&server, inbox.clone(), now).with_page_size(40);
@@ -438,7 +414,7 @@ async fn a_live_delivery_that_wins_the_race_is_kept_and_not_stored_twice() {
     let event = WebhookEvent::from_slice(&body).unwrap();
     let live = NewEntry::for_event(&event, &body, t0 + 5 * MINUTE);
     let inbox = Arc::new(RaceInbox {
-        inner: dir.inbox(),
+        inner: SqliteInbox::open(dir.file()).unwrap(),
         key: live.key,
         live: Mutex::new(Some(live.clone())),
     });
@@ -473,7 +449,7 @@ async fn a_run_cut_short_resumes_from_the_last_stored_call() {
     server.add_calls(calls(100, t0));
     server.fail_gets_after(Some(40));
     let dir = TempDir::new("resume");
-    let inbox = dir.inbox();
+    let inbox = SqliteInbox::open(dir.file()).unwrap();
     let now = t0 + 120 * MINUTE;
     let make = |inbox: SqliteInbox| {
         Backfill::new(
@@ -538,7 +514,7 @@ async fn the_page_limit_stops_a_run_and_the_next_goes_on() {
     let t0 = 1_785_420_000_000;
     server.add_calls(calls(50, t0));
     let dir = TempDir::new("pages");
-    let inbox = dir.inbox();
+    let inbox = SqliteInbox::open(dir.file()).unwrap();
     let now = t0 + 60 * MINUTE;
     let paged = backfill(&server, inbox.clone(), now)
         .with_page_size(10)
@@ -573,7 +549,7 @@ async fn chats_and_calls_without_analysis_yet() {
     ongoing["call_status"] = "ongoing".into();
     server.add_calls([ongoing]);
     let dir = TempDir::new("chats");
-    let inbox = dir.inbox();
+    let inbox = SqliteInbox::open(dir.file()).unwrap();
     let now = t0 + 60 * MINUTE;
     let both = Backfill::new(client(&server), inbox.clone())
         .with_requests_per_second(0.0)
@@ -612,7 +588,7 @@ async fn a_dry_run_stores_nothing_and_keeps_the_watermark() {
     let t0 = 1_785_420_000_000;
     server.add_calls(calls(10, t0));
     let dir = TempDir::new("dry");
-    let inbox = dir.inbox();
+    let inbox = SqliteInbox::open(dir.file()).unwrap();
     let seen = Arc::new(AtomicU64::new(0));
     let counted = Arc::clone(&seen);
     let report = backfill(&server, inbox.clone(), t0 + 60 * MINUTE)
@@ -638,7 +614,7 @@ async fn throughput_against_the_stand_in() {
     let count = 1000;
     server.add_calls((0..count).map(|n| retell_api::call(n, t0 + n as u64 * 5_000, 30_000)));
     let dir = TempDir::new("throughput");
-    let inbox = dir.inbox();
+    let inbox = SqliteInbox::open(dir.file()).unwrap();
     let report = backfill(&server, inbox.clone(), t0 + 200 * MINUTE)
         .with_page_size(500)
         .run_window(t0, t0 + 100 * MINUTE)

@@ -5,11 +5,12 @@
 mod cli_binary;
 #[path = "common/retell_api.rs"]
 mod retell_api;
+#[path = "common/temp_dir.rs"]
+mod temp_dir;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+use temp_dir::TempDir;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -21,31 +22,6 @@ const MINUTE: u64 = 60_000;
 
 fn now_ms() -> u64 {
     retell_webhooks::unix_ms(SystemTime::now()).unwrap()
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "retell-cli-backfill-{}-{name}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn inbox_url(&self) -> String {
-        format!("sqlite:{}", self.0.join("inbox.sqlite3").display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A runtime that serves the stand-in while the binary runs.
@@ -91,7 +67,7 @@ fn stats(inbox: &str) -> String {
 fn a_dry_run_stores_nothing() {
     let (_runtime, server) = standin(20);
     let dir = TempDir::new("dry");
-    let inbox = dir.inbox_url();
+    let inbox = dir.sqlite_url();
     let out = backfill(&server, &inbox, &["--since", "2h", "--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
@@ -134,7 +110,7 @@ fn backfill_stores_once_prints_escaped_ids_and_a_summary() {
     odd["call_id"] = "call_\u{1b}[31mred".into();
     server.add_calls([odd]);
     let dir = TempDir::new("store");
-    let inbox = dir.inbox_url();
+    let inbox = dir.sqlite_url();
     let out = backfill(&server, &inbox, &["--since", "2h"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
@@ -169,7 +145,7 @@ fn a_refused_key_stops_with_a_clear_error() {
         .args([
             "backfill",
             "--inbox",
-            &dir.inbox_url(),
+            &dir.sqlite_url(),
             "--api-base",
             &server.base_url(),
         ])
@@ -181,7 +157,7 @@ fn a_refused_key_stops_with_a_clear_error() {
     assert!(!err.contains("key_wrong_123") && !stdout(&out).contains("key_wrong_123"));
     // No key at all: a usage error.
     let out = cli()
-        .args(["backfill", "--inbox", &dir.inbox_url()])
+        .args(["backfill", "--inbox", &dir.sqlite_url()])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -212,7 +188,7 @@ fn forwarded_recovered_events_carry_the_header_and_a_fresh_signature() {
     let target = format!("http://{addr}/retell");
     let out = backfill(
         &server,
-        &dir.inbox_url(),
+        &dir.sqlite_url(),
         &["--since", "2h", "--forward", &target],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -229,7 +205,7 @@ fn forwarded_recovered_events_carry_the_header_and_a_fresh_signature() {
         assert_eq!(header.to_str().unwrap(), mark.to_string());
         assert!(headers.get("idempotency-key").is_some());
     }
-    assert!(stats(&dir.inbox_url()).contains("done 8"));
+    assert!(stats(&dir.sqlite_url()).contains("done 8"));
 }
 
 #[test]
@@ -238,7 +214,7 @@ fn listen_backfills_every_period_next_to_the_receiver() {
     let dir = TempDir::new("listen");
     let key_file = dir.0.join("key");
     std::fs::write(&key_file, API_KEY).unwrap();
-    let inbox = dir.inbox_url();
+    let inbox = dir.sqlite_url();
     let base = server.base_url();
     let (mut listener, _url) = Listener::start(&[
         "--inbox",

@@ -7,44 +7,21 @@
 #[macro_use]
 #[path = "common/inbox_contract.rs"]
 mod inbox_contract;
+#[path = "common/temp_dir.rs"]
+mod temp_dir;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use temp_dir::TempDir;
 
 use inbox_contract::{NOW, Stores, call_event, insert, lease, request};
 use retell_webhooks::dedupe::DedupeKey;
 use retell_webhooks::inbox::{
     Failure, Inbox, Inserted, ListFilter, NewEntry, SqliteInbox, State, StoreFuture,
 };
-
-/// A directory of its own under the system's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "retell-sqlite-inbox-{}-{name}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn file(&self) -> PathBuf {
-        self.0.join("inbox.sqlite3")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Each store in a new file of the case's directory.
 struct Files {
