@@ -25,12 +25,45 @@ pub const DEFAULT_HANDLER_DEADLINE: Duration = Duration::from_secs(9);
 /// `timeout_ms`.
 pub const DEFAULT_FUNCTION_DEADLINE: Duration = Duration::from_secs(120);
 
-/// Default cap on verified requests an adapter handles at once: 32.
+/// Default cap on verified requests an adapter handles at once on each route
+/// kind: 32 events and 32 custom-function calls.
 ///
 /// It also sizes the budget of body bytes buffered at once: 32 × 8 MiB =
-/// 256 MiB by default. Requests over the cap wait (within their deadline)
-/// rather than fail: Retell would only retry them.
+/// 256 MiB by default, shared out between the routes (see
+/// [`ReceiverConfig::body_budget_of`]). Requests over the cap wait (within
+/// their deadline) rather than fail: Retell would only retry them.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
+
+/// Default slowest average rate of a body still being read: 128 KiB/s, after
+/// [`DEFAULT_BODY_RATE_GRACE`].
+///
+/// A body is read before its signature can be checked, so this is what an
+/// unauthenticated client may cost. Retell sends a body at once: a 3 MB
+/// `call_analyzed` across an ocean arrives in under 2 s even in TCP slow
+/// start, and averages several MB/s after it. The rate is measured on the
+/// server, so a server too busy to read counts against it too: 16 concurrent
+/// 3 MB bodies on two saturated cores (debug build) still arrived at
+/// 600 KiB/s or more. A client that trickles its body falls below this rate
+/// within seconds and is answered `408`, so it holds its share of the body
+/// budget for seconds, not for the route's whole deadline (two minutes on
+/// the function route).
+pub const DEFAULT_BODY_MIN_RATE: u64 = 128 * 1024;
+
+/// Default time before [`DEFAULT_BODY_MIN_RATE`] applies: 3 seconds from the
+/// request's arrival (slow start, a busy server's first reads).
+pub const DEFAULT_BODY_RATE_GRACE: Duration = Duration::from_secs(3);
+
+/// Default time within which a whole body must arrive: 6 seconds from the
+/// request's arrival (less any wait for its first share of the budget),
+/// whatever the route's deadline.
+///
+/// The minimum rate alone would let a client that sends 4 MiB at once and
+/// then a byte now and then hold 8 MiB of budget for half a minute; with
+/// this limit no unauthenticated body holds budget longer than 6 s, so a
+/// delivery waiting behind such bodies gets its turn well within Retell's
+/// 10 s. A real delivery needs a fraction of it: the slowest of 16 concurrent
+/// 3 MB bodies on two saturated cores (debug build) arrived in 4.8 s.
+pub const DEFAULT_BODY_TIME_LIMIT: Duration = Duration::from_secs(6);
 
 /// Default time the adapters wait for the next bytes of a body: 5 seconds.
 ///
@@ -86,8 +119,10 @@ impl fmt::Display for RouteKind {
 /// | [`body_limit`](Self::body_limit) | [`DEFAULT_BODY_LIMIT`] (8 MiB) | long calls produce ~3 MiB bodies; framework defaults (axum 2 MiB, actix-web 256 KiB) would drop them |
 /// | [`handler_deadline`](Self::handler_deadline) | [`DEFAULT_HANDLER_DEADLINE`] (9 s) | under Retell's 10 s timeout, so a retry never overlaps a running handler; the adapters measure it from the request's arrival, so it bounds the answer |
 /// | [`function_deadline`](Self::function_deadline) | [`DEFAULT_FUNCTION_DEADLINE`] (120 s) | Retell's default tool timeout for custom functions |
-/// | [`max_in_flight`](Self::max_in_flight) | [`DEFAULT_MAX_IN_FLIGHT`] (32) | bounds the verified requests handled at once, and the body bytes buffered at once ([`body_budget`](Self::body_budget), 32 × 8 MiB); later requests wait within their deadline |
-/// | [`body_read_timeout`](Self::body_read_timeout) | [`DEFAULT_BODY_READ_TIMEOUT`] (5 s) | a client that stalls its body is cut off (`408`) long before Retell's 10 s; one that trickles, by the deadline |
+/// | [`max_in_flight`](Self::max_in_flight) | [`DEFAULT_MAX_IN_FLIGHT`] (32 per route kind) | bounds the verified requests handled at once, and the body bytes buffered at once ([`body_budget`](Self::body_budget), 32 × 8 MiB, ¾ for events and ¼ for custom functions); later requests wait their turn within their deadline |
+/// | [`body_read_timeout`](Self::body_read_timeout) | [`DEFAULT_BODY_READ_TIMEOUT`] (5 s) | a client that stalls its body is cut off (`408`) long before Retell's 10 s |
+/// | [`body_min_rate`](Self::body_min_rate) | [`DEFAULT_BODY_MIN_RATE`] (128 KiB/s) after [`DEFAULT_BODY_RATE_GRACE`] (3 s) | a client that trickles a body it cannot sign is cut off (`408`) within seconds, whatever the route's deadline |
+/// | [`body_time_limit`](Self::body_time_limit) | [`DEFAULT_BODY_TIME_LIMIT`] (6 s) | no unauthenticated body holds budget longer, however it was sent (`408`) |
 /// | [`source_allowlist`](Self::source_allowlist) | off | the signature is the authority; an allowlist only adds defence in depth |
 /// | [`dedupe`](Self::dedupe) | off | process each event once although Retell redelivers it; see [`crate::dedupe`] |
 /// | [`dedupe_lease`](Self::dedupe_lease) | handler deadline + 1 s | how long a claim outlives a replica that died mid-handler; renewed every third of itself while the handler runs |
@@ -100,6 +135,9 @@ pub struct ReceiverConfig {
     pub(crate) function_deadline: Duration,
     pub(crate) max_in_flight: usize,
     pub(crate) body_read_timeout: Duration,
+    pub(crate) body_min_rate: u64,
+    pub(crate) body_rate_grace: Duration,
+    pub(crate) body_time_limit: Duration,
     pub(crate) source_allowlist: Option<SourceAllowlist>,
     pub(crate) dedupe: Option<Arc<dyn DedupeStore>>,
     pub(crate) dedupe_lease: Option<Duration>,
@@ -123,6 +161,9 @@ impl ReceiverConfig {
             function_deadline: DEFAULT_FUNCTION_DEADLINE,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            body_min_rate: DEFAULT_BODY_MIN_RATE,
+            body_rate_grace: DEFAULT_BODY_RATE_GRACE,
+            body_time_limit: DEFAULT_BODY_TIME_LIMIT,
             source_allowlist: None,
             dedupe: None,
             dedupe_lease: None,
@@ -138,9 +179,11 @@ impl ReceiverConfig {
         self
     }
 
-    /// Sets how many verified requests are handled at once (at least 1;
-    /// default [`DEFAULT_MAX_IN_FLIGHT`]), over every clone of the
-    /// [`Receiver`](crate::Receiver). The adapters and the tower service take a place only once
+    /// Sets how many verified requests are handled at once on each route kind
+    /// (at least 1; default [`DEFAULT_MAX_IN_FLIGHT`]), over every clone of
+    /// the [`Receiver`](crate::Receiver): events (and the inbound webhook,
+    /// which shares their URL) and custom functions have places of their
+    /// own, so slow tools never hold the places events need. The adapters and the tower service take a place only once
     /// a request's signature is verified, so requests that cannot prove where
     /// they come from never hold one; a delivery that finds no place within its
     /// deadline is answered `503`. It also sizes the budget of body bytes read
@@ -160,6 +203,36 @@ impl ReceiverConfig {
     #[must_use]
     pub fn with_body_read_timeout(mut self, timeout: Duration) -> Self {
         self.body_read_timeout = timeout;
+        self
+    }
+
+    /// Sets the slowest average rate, in bytes per second, at which the
+    /// adapters keep reading a body once `grace` has passed since the
+    /// request's arrival (defaults [`DEFAULT_BODY_MIN_RATE`] and
+    /// [`DEFAULT_BODY_RATE_GRACE`]). A body that falls behind is answered
+    /// `408` and its connection closed; `0` turns the check off.
+    ///
+    /// The rate is the bytes received over the time since arrival, less the
+    /// time the body waited for its share of the [body budget](Self::body_budget_of)
+    /// (the receiver's doing, not the client's). It is measured on the
+    /// server, so a server too busy to read counts against it: keep it well
+    /// under what your slowest deliveries achieve.
+    #[must_use]
+    pub fn with_body_min_rate(mut self, bytes_per_second: u64, grace: Duration) -> Self {
+        self.body_min_rate = bytes_per_second;
+        self.body_rate_grace = grace;
+        self
+    }
+
+    /// Sets the time within which a whole body must arrive, counted from the
+    /// request's arrival, less the time it waited for its first share of the
+    /// budget (default [`DEFAULT_BODY_TIME_LIMIT`]): so it bounds how long a
+    /// body holds budget, waits for more included. A body still incomplete
+    /// then is answered `408` and its connection closed, or `503` if it was
+    /// waiting for budget. The route's deadline bounds it too.
+    #[must_use]
+    pub fn with_body_time_limit(mut self, limit: Duration) -> Self {
+        self.body_time_limit = limit;
         self
     }
 
@@ -315,14 +388,50 @@ impl ReceiverConfig {
         self.body_read_timeout
     }
 
+    /// The slowest average body rate kept, in bytes per second (`0`: off).
+    #[must_use]
+    pub fn body_min_rate(&self) -> u64 {
+        self.body_min_rate
+    }
+
+    /// How long after arrival [`body_min_rate`](Self::body_min_rate) applies.
+    #[must_use]
+    pub fn body_rate_grace(&self) -> Duration {
+        self.body_rate_grace
+    }
+
+    /// The time within which a whole body must arrive.
+    #[must_use]
+    pub fn body_time_limit(&self) -> Duration {
+        self.body_time_limit
+    }
+
     /// Body bytes the adapters buffer at once, over every request being read
     /// or handled: [`max_in_flight`](Self::max_in_flight) ×
-    /// [`body_limit`](Self::body_limit) (256 MiB by default). A request holds
-    /// budget for the buffer its body has grown to (bytes that arrived, never
-    /// a `Content-Length` alone) and waits for more within its deadline.
+    /// [`body_limit`](Self::body_limit) (256 MiB by default), shared out
+    /// between the routes by [`body_budget_of`](Self::body_budget_of). A
+    /// request holds budget for the buffer its body has grown to (bytes that
+    /// arrived, never a `Content-Length` alone) and waits its turn for more
+    /// within its deadline.
     #[must_use]
     pub fn body_budget(&self) -> usize {
         self.max_in_flight.saturating_mul(self.body_limit).max(1)
+    }
+
+    /// The share of the [body budget](Self::body_budget) of one route kind:
+    /// a quarter for custom functions, the rest for events (192 MiB and
+    /// 64 MiB by default), each at least one [body limit](Self::body_limit).
+    /// Separate shares, like the separate in-flight places, mean that bodies
+    /// held on the function route (whose deadline is minutes) never delay an
+    /// event delivery, and the other way round.
+    #[must_use]
+    pub fn body_budget_of(&self, route: RouteKind) -> usize {
+        let total = self.body_budget();
+        let function = (total / 4).max(self.body_limit).max(1);
+        match route {
+            RouteKind::Function => function,
+            RouteKind::Events => total.saturating_sub(function).max(self.body_limit).max(1),
+        }
     }
 
     /// The source allowlist, if one is configured.
@@ -341,6 +450,9 @@ impl fmt::Debug for ReceiverConfig {
             .field("function_deadline", &self.function_deadline)
             .field("max_in_flight", &self.max_in_flight)
             .field("body_read_timeout", &self.body_read_timeout)
+            .field("body_min_rate", &self.body_min_rate)
+            .field("body_rate_grace", &self.body_rate_grace)
+            .field("body_time_limit", &self.body_time_limit)
             .field("source_allowlist", &self.source_allowlist)
             .field("dedupe", &self.dedupe.as_ref().map_or("off", |_| "on"))
             .field("dedupe_lease", &self.dedupe_lease());

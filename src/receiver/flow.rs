@@ -9,17 +9,19 @@
 
 use std::future::poll_fn;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::config::RouteKind;
 use super::handler::WebhookHandler;
-use super::outcome::{Dispatched, Reason};
+use super::outcome::{Dispatched, Ids, Reason};
 use super::permits::Permit;
 use super::request::RawRequest;
 use super::state::Receiver;
 use super::trace::traced;
+use super::work::Work;
 
 /// A request body as a server hands it over: chunks of bytes, then the end.
 pub(crate) trait BodyChunks {
@@ -46,11 +48,14 @@ impl Receiver {
     /// The adapters' flow, timed from the request's arrival:
     ///
     /// 1. admission on the head (signature header included), answered at once;
-    /// 2. the body, read within the limit and the body budget, with at most
-    ///    [`body_read_timeout`](crate::ReceiverConfig::body_read_timeout)
-    ///    between chunks (`408`);
+    /// 2. the body, read within the limit and the route's body budget, with
+    ///    at most [`body_read_timeout`](crate::ReceiverConfig::body_read_timeout)
+    ///    between chunks and at least
+    ///    [`body_min_rate`](crate::ReceiverConfig::body_min_rate) on average
+    ///    (`408`);
     /// 3. the body's digest against the admitted signature (`401`);
-    /// 4. only then an in-flight place, the parse and the handler.
+    /// 4. only then an in-flight place of the route, the parse (on a
+    ///    blocking thread for large bodies) and the handler.
     ///
     /// Steps 2 to 4 share one deadline (`503` when it passes), so the answer
     /// never comes later than the route's deadline after arrival.
@@ -66,26 +71,39 @@ impl Receiver {
         B: BodyChunks + ?Sized,
     {
         traced(route, async move {
-            let deadline = Instant::now() + self.config().deadline_of(route);
+            let arrival = Instant::now();
+            let deadline = arrival + self.config().deadline_of(route);
             let admitted = match self.admit(route, head) {
                 Ok(admitted) => admitted,
                 Err(rejected) => return *rejected,
             };
-            let (bytes, _budget) = match self.read_body(route, head, body, deadline).await {
+            let (bytes, _budget) = match self.read_body(route, head, body, arrival, deadline).await
+            {
                 Ok(read) => read,
                 Err(rejected) => return rejected,
             };
             if let Err(rejected) = admitted.authenticate(self, &bytes) {
                 return *rejected;
             }
-            let Ok(_permit) = tokio::time::timeout_at(deadline, self.in_flight_permit()).await
+            let Ok(_permit) = tokio::time::timeout_at(deadline, self.in_flight_permit(route)).await
             else {
+                return Dispatched::from_reason(route, Reason::DeadlineExceeded);
+            };
+            let bytes = Bytes::from(bytes);
+            let Some(parsed) = parse_within(route, head, &bytes, deadline).await else {
                 return Dispatched::from_reason(route, Reason::DeadlineExceeded);
             };
             let request = head.clone().with_body(&bytes);
             let deadline = tokio::time::sleep_until(deadline);
-            self.handle(handler, &admitted, &request, deadline, &tokio::time::sleep)
-                .await
+            self.handle(
+                handler,
+                &admitted,
+                &request,
+                parsed,
+                deadline,
+                &tokio::time::sleep,
+            )
+            .await
         })
         .await
     }
@@ -105,10 +123,11 @@ impl Receiver {
     where
         B: BodyChunks + ?Sized,
     {
-        let deadline = Instant::now() + self.config().deadline_of(route);
+        let arrival = Instant::now();
+        let deadline = arrival + self.config().deadline_of(route);
         let admitted = self.admit(route, head)?;
         let (bytes, _budget) = self
-            .read_body(route, head, body, deadline)
+            .read_body(route, head, body, arrival, deadline)
             .await
             .map_err(Box::new)?;
         match check {
@@ -118,19 +137,26 @@ impl Receiver {
         Ok(Bytes::from(bytes))
     }
 
-    /// Reads the body chunk by chunk until `deadline`: stops at the first
-    /// byte over the limit (`413`), answers `408` when no byte arrives for
-    /// [`body_read_timeout`](crate::ReceiverConfig::body_read_timeout), and
-    /// holds body budget for the buffer it allocates.
+    /// Reads the body chunk by chunk: stops at the first byte over the limit
+    /// (`413`), answers `408` when no byte arrives for
+    /// [`body_read_timeout`](crate::ReceiverConfig::body_read_timeout), when
+    /// the body falls behind [`body_min_rate`](crate::ReceiverConfig::body_min_rate)
+    /// or is not complete within
+    /// [`body_time_limit`](crate::ReceiverConfig::body_time_limit), and holds
+    /// body budget of the route for the buffer it allocates, in the turn of
+    /// its arrival (`503` when none frees up in time).
     ///
-    /// The timeout is between chunks, not for the whole body: a delivery
-    /// whose task was kept waiting by a busy server finds its next chunk ready
-    /// and goes on. A client that keeps trickling is cut off by the deadline.
+    /// Time spent waiting for budget does not count against the rate, and
+    /// counts against the time limit only while the body holds some budget:
+    /// a body that waits its turn is not cut for it, and one that holds
+    /// budget while it trickles, or while it waits for more, is cut within
+    /// the limit.
     async fn read_body<B>(
         &self,
         route: RouteKind,
         head: &RawRequest<'_>,
         body: &mut B,
+        arrival: Instant,
         deadline: Instant,
     ) -> Result<(Vec<u8>, Permit), Dispatched>
     where
@@ -138,22 +164,34 @@ impl Receiver {
     {
         let config = self.config();
         let (limit, idle) = (config.body_limit(), config.body_read_timeout());
+        let mut pace = Pace::new(arrival, config.body_min_rate(), config.body_rate_grace());
+        // The whole body, waits for budget included; the deadline bounds it.
+        let mut cutoff = arrival
+            .checked_add(config.body_time_limit())
+            .map_or(deadline, |at| at.min(deadline));
         let declared = head
             .content_length()
             .and_then(|len| usize::try_from(len).ok())
             .map_or(0, |len| len.min(limit));
         let fail = |reason| Dispatched::from_reason(route, reason);
         let mut buf = Vec::new();
-        let mut budget = self.body_bytes(0).await;
+        let mut budget = self.body_turn(route).await;
         loop {
-            let wait_until = (Instant::now() + idle).min(deadline);
+            let idle_at = (Instant::now() + idle).min(cutoff);
+            let behind_at = pace.behind_at(buf.len()).min(idle_at);
             let next = poll_fn(|cx| body.poll_chunk(cx));
-            let chunk = match tokio::time::timeout_at(wait_until, next).await {
-                Ok(Some(Ok(chunk))) => chunk,
-                Ok(Some(Err(()))) => return Err(fail(Reason::BodyReadFailed)),
-                Ok(None) => return Ok((buf, budget)),
-                Err(_idle) if wait_until < deadline => return Err(fail(Reason::BodyReadTimeout)),
-                Err(_idle) => return Err(fail(Reason::DeadlineExceeded)),
+            let chunk = match tokio::time::timeout_at(behind_at, next).await {
+                Ok(next) => next,
+                Err(_late) if behind_at >= deadline => return Err(fail(Reason::DeadlineExceeded)),
+                Err(_late) if behind_at < idle_at || behind_at >= cutoff => {
+                    return Err(fail(Reason::BodyTooSlow));
+                }
+                Err(_late) => return Err(fail(Reason::BodyReadTimeout)),
+            };
+            let chunk = match chunk {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(())) => return Err(fail(Reason::BodyReadFailed)),
+                None => return Ok((buf, budget)),
             };
             if chunk.len() > limit.saturating_sub(buf.len()) {
                 return Err(fail(Reason::PayloadTooLarge { limit }));
@@ -162,15 +200,92 @@ impl Receiver {
             if needed > buf.capacity() {
                 let capacity = grown_capacity(buf.capacity(), needed, declared, limit);
                 let more = capacity.saturating_sub(budget.units());
-                let Ok(more) = tokio::time::timeout_at(deadline, self.body_bytes(more)).await
-                else {
+                // A body that holds no budget yet costs nothing while it waits
+                // for its first share: only time holding budget counts.
+                let holding = budget.units() > 0;
+                let waiting = Instant::now();
+                let until = if holding { cutoff } else { deadline };
+                let Ok(more) = tokio::time::timeout_at(until, budget.more(more)).await else {
+                    // The budget stayed full: the server is busy (`503`).
                     return Err(fail(Reason::DeadlineExceeded));
                 };
+                let waited = waiting.elapsed();
+                pace.exclude(waited);
+                if !holding {
+                    cutoff = cutoff
+                        .checked_add(waited)
+                        .map_or(deadline, |at| at.min(deadline));
+                }
                 budget.absorb(more);
                 buf.reserve_exact(capacity - buf.len());
             }
             buf.extend_from_slice(&chunk);
         }
+    }
+}
+
+/// Bodies from this size on are parsed on a blocking thread: parsing a few
+/// MiB takes milliseconds that would otherwise stall every other request of
+/// the async worker, and the deadline could not cut it.
+const OFF_THREAD_PARSE: usize = 256 * 1024;
+
+/// Parses a verified body, on a blocking thread from [`OFF_THREAD_PARSE`]
+/// bytes on; `None` when `deadline` passes first (the parse then finishes in
+/// the background and its result is dropped).
+async fn parse_within(
+    route: RouteKind,
+    head: &RawRequest<'_>,
+    body: &Bytes,
+    deadline: Instant,
+) -> Option<Result<(Work, Ids), Box<Dispatched>>> {
+    if body.len() < OFF_THREAD_PARSE {
+        return Some(Work::parse_parts(route, head.method, head.query, body));
+    }
+    let (method, query, owned) = (head.method.to_owned(), head.query.to_owned(), body.clone());
+    let parse =
+        tokio::task::spawn_blocking(move || Work::parse_parts(route, &method, &query, &owned));
+    match tokio::time::timeout_at(deadline, parse).await {
+        Ok(Ok(parsed)) => Some(parsed),
+        // The runtime is shutting down: parse here rather than lose the body.
+        Ok(Err(_join)) => Some(Work::parse_parts(route, head.method, head.query, body)),
+        Err(_deadline) => None,
+    }
+}
+
+/// The slowest a body may arrive: from `grace` after arrival on, the bytes
+/// received must keep up with `rate` per second since arrival.
+struct Pace {
+    start: Instant,
+    rate: u64,
+    grace: Duration,
+}
+
+impl Pace {
+    fn new(arrival: Instant, rate: u64, grace: Duration) -> Self {
+        Self {
+            start: arrival,
+            rate,
+            grace,
+        }
+    }
+
+    /// When a body of `received` bytes falls behind (far in the future when
+    /// the check is off).
+    fn behind_at(&self, received: usize) -> Instant {
+        let far = self.start + Duration::from_secs(86_400 * 365);
+        if self.rate == 0 {
+            return far;
+        }
+        let nanos = (received as u128).saturating_mul(1_000_000_000) / u128::from(self.rate);
+        let earned = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        self.start
+            .checked_add(earned.max(self.grace))
+            .map_or(far, |at| at.min(far))
+    }
+
+    /// Leaves out time the receiver itself made the body wait.
+    fn exclude(&mut self, waited: Duration) {
+        self.start += waited;
     }
 }
 

@@ -155,6 +155,12 @@ pub enum Reason {
     /// [`ReceiverConfig::body_read_timeout`](crate::ReceiverConfig::body_read_timeout)
     /// (`408`; the connection is closed).
     BodyReadTimeout,
+    /// The body arrived slower on average than
+    /// [`ReceiverConfig::body_min_rate`](crate::ReceiverConfig::body_min_rate)
+    /// once its grace had passed, or was not complete within
+    /// [`ReceiverConfig::body_time_limit`](crate::ReceiverConfig::body_time_limit)
+    /// (`408`; the connection is closed).
+    BodyTooSlow,
     /// The body (or its `Content-Length`) is over the limit (`413`).
     PayloadTooLarge {
         /// The configured limit in bytes.
@@ -199,6 +205,7 @@ impl fmt::Display for Reason {
             }
             Self::BodyReadFailed => f.write_str("request body could not be read"),
             Self::BodyReadTimeout => f.write_str("request body not received in time"),
+            Self::BodyTooSlow => f.write_str("request body arrived too slowly"),
             Self::PayloadTooLarge { limit } => write!(f, "body over the {limit}-byte limit"),
             Self::Unauthorized(why) => write!(f, "unauthorized: {why}"),
             Self::BadRequest(why) => write!(f, "bad request: {why}"),
@@ -366,7 +373,9 @@ impl Dispatched {
             Reason::BadRequest(_) | Reason::BodyReadFailed => {
                 WebhookResponse::text(400, b"bad request\n")
             }
-            Reason::BodyReadTimeout => WebhookResponse::text(408, b"request timeout\n").closing(),
+            Reason::BodyReadTimeout | Reason::BodyTooSlow => {
+                WebhookResponse::text(408, b"request timeout\n").closing()
+            }
             Reason::HandlerFailed(_)
             | Reason::HandlerPanicked
             | Reason::AnswerNotSerializable

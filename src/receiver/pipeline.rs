@@ -7,9 +7,7 @@ use super::claim::Claim;
 use super::guard::{CatchUnwind, Fused, Panicked, Raced, alongside, race};
 use super::handler::WebhookHandler;
 use super::head::Admitted;
-#[cfg(feature = "inbox")]
-use super::outcome::Ids;
-use super::outcome::{Dispatched, Reason};
+use super::outcome::{Dispatched, Ids, Reason};
 use super::request::RawRequest;
 use super::state::Receiver;
 use super::trace::{record_ids, traced};
@@ -60,20 +58,22 @@ impl Receiver {
                 return *rejected;
             }
             let deadline = sleep(deadline_after);
-            self.handle(handler, &admitted, request, deadline, &sleep)
+            let parsed = Work::parse(route, request);
+            self.handle(handler, &admitted, request, parsed, deadline, &sleep)
                 .await
         })
         .await
     }
 
-    /// Parses an authenticated body, claims its dedupe key, runs the handler
-    /// (renewing the claim on `tick`'s timers) and settles the claim, all
-    /// before `deadline`.
+    /// Takes a parsed, authenticated body: claims its dedupe key (or stores
+    /// it in the inbox), runs the handler (renewing the claim on `tick`'s
+    /// timers) and settles the claim, all before `deadline`.
     pub(crate) async fn handle<H, D, T, TF>(
         &self,
         handler: &H,
         admitted: &Admitted<'_>,
         request: &RawRequest<'_>,
+        parsed: Result<(Work, Ids), Box<Dispatched>>,
         deadline: D,
         tick: &T,
     ) -> Dispatched
@@ -84,7 +84,6 @@ impl Receiver {
         TF: Future<Output = ()> + Send,
     {
         let route = admitted.route;
-        let parsed = Work::parse(route, request);
         #[cfg(feature = "inbox")]
         if let (RouteKind::Events, Some(inbox)) = (route, &self.config().inbox)
             && let Some(entry) = super::store::entry_of(&parsed, request.body, admitted.now_ms)

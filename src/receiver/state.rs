@@ -3,7 +3,7 @@
 
 use super::config::ReceiverConfig;
 use super::permits::{Permit, Permits};
-use crate::{Verifier, VerifyError};
+use crate::{RouteKind, Verifier, VerifyError};
 use std::fmt;
 use std::sync::Arc;
 
@@ -12,7 +12,8 @@ use std::sync::Arc;
 /// worker and framework adapter of a service.
 ///
 /// It owns the state that must be shared to work: the in-flight places
-/// ([`ReceiverConfig::max_in_flight`]), the signature-mismatch monitor that
+/// ([`ReceiverConfig::max_in_flight`]) and shares of the body budget
+/// ([`ReceiverConfig::body_budget_of`]) of each route kind, the signature-mismatch monitor that
 /// raises [`Outcome::key_alert`](super::Outcome::key_alert), and (through the configuration) the
 /// deduplication store.
 ///
@@ -54,12 +55,28 @@ struct Inner {
     verifier: Option<Verifier>,
     config: ReceiverConfig,
     mismatches: MismatchMonitor,
-    permits: Arc<Permits>,
-    /// Body bytes being read at once, over every request: reading takes bytes
-    /// from here, not an in-flight place, so requests that have not proven
-    /// their signature cannot hold the places signed deliveries need.
+    events: Lane,
+    functions: Lane,
+}
+
+/// What the requests of one route kind share, and only they: a custom
+/// function that takes minutes never holds what an event delivery needs.
+struct Lane {
+    places: Arc<Permits>,
+    /// Body bytes being read at once: reading takes bytes from here, not an
+    /// in-flight place, so requests that have not proven their signature
+    /// cannot hold the places signed deliveries need.
     #[cfg_attr(not(any(feature = "tower", feature = "actix")), allow(dead_code))]
-    body_budget: Arc<Permits>,
+    body: Arc<Permits>,
+}
+
+impl Lane {
+    fn new(config: &ReceiverConfig, route: RouteKind) -> Self {
+        Self {
+            places: Arc::new(Permits::new(config.max_in_flight())),
+            body: Arc::new(Permits::new(config.body_budget_of(route))),
+        }
+    }
 }
 
 impl Receiver {
@@ -78,15 +95,13 @@ impl Receiver {
     }
 
     fn build(verifier: Option<Verifier>, config: ReceiverConfig) -> Self {
-        let permits = Arc::new(Permits::new(config.max_in_flight()));
-        let body_budget = Arc::new(Permits::new(config.body_budget()));
         Self {
             inner: Arc::new(Inner {
                 verifier,
+                events: Lane::new(&config, RouteKind::Events),
+                functions: Lane::new(&config, RouteKind::Function),
                 config,
                 mismatches: MismatchMonitor::default(),
-                permits,
-                body_budget,
             }),
         }
     }
@@ -119,22 +134,37 @@ impl Receiver {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Waits for one of the [`max_in_flight`](ReceiverConfig::max_in_flight)
-    /// places; the request holds it until the permit is dropped.
-    pub fn in_flight_permit(&self) -> impl Future<Output = Permit> + Send + 'static {
-        self.inner.permits.acquire()
+    fn lane(&self, route: RouteKind) -> &Lane {
+        match route {
+            RouteKind::Events => &self.inner.events,
+            RouteKind::Function => &self.inner.functions,
+        }
     }
 
-    /// In-flight places free right now.
+    /// Waits its turn for one of the
+    /// [`max_in_flight`](ReceiverConfig::max_in_flight) places of `route`;
+    /// the request holds it until the permit is dropped.
+    pub fn in_flight_permit(
+        &self,
+        route: RouteKind,
+    ) -> impl Future<Output = Permit> + Send + 'static {
+        self.lane(route).places.acquire()
+    }
+
+    /// In-flight places of `route` free right now.
     #[must_use]
-    pub fn available_permits(&self) -> usize {
-        self.inner.permits.available()
+    pub fn available_permits(&self, route: RouteKind) -> usize {
+        self.lane(route).places.available()
     }
 
-    /// Waits until `bytes` of the body budget are free.
+    /// A turn in the body budget of `route`, with no bytes yet: the body's
+    /// buffer grows with [`Permit::more`], in this turn.
     #[cfg(any(feature = "tower", feature = "actix"))]
-    pub(crate) fn body_bytes(&self, bytes: usize) -> impl Future<Output = Permit> + Send + 'static {
-        self.inner.body_budget.acquire_many(bytes)
+    pub(crate) fn body_turn(
+        &self,
+        route: RouteKind,
+    ) -> impl Future<Output = Permit> + Send + 'static {
+        self.lane(route).body.acquire_many(0)
     }
 
     pub(crate) fn mismatches(&self) -> &MismatchMonitor {

@@ -27,11 +27,22 @@ impl Work {
         route: RouteKind,
         request: &RawRequest<'_>,
     ) -> Result<(Self, Ids), Box<Dispatched>> {
+        Self::parse_parts(route, request.method, request.query, request.body)
+    }
+
+    /// [`parse`](Self::parse) from the parts it reads, for a parse on
+    /// another thread.
+    pub(crate) fn parse_parts(
+        route: RouteKind,
+        method: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Result<(Self, Ids), Box<Dispatched>> {
         #[cfg(test)]
         JSON_PARSES.with(|n| n.set(n.get() + 1));
         let parsed = match route {
-            RouteKind::Events => Incoming::from_slice(request.body).map(Work::Incoming),
-            RouteKind::Function => function_request(request).map(Work::Function),
+            RouteKind::Events => Incoming::from_slice(body).map(Work::Incoming),
+            RouteKind::Function => function_request(method, query, body).map(Work::Function),
         };
         let refuse = |why, ids: &Ids| {
             Err(Box::new(
@@ -54,7 +65,7 @@ impl Work {
             }
             Err(error) => {
                 let ids = Ids::of_error(&error);
-                match BadBody::from_parse_error(route, request.body, error) {
+                match BadBody::from_parse_error(route, body, error) {
                     BadBody::Invalid {
                         route: RouteKind::Events,
                         error,
@@ -84,14 +95,14 @@ impl Work {
 
 /// The function request: method, query and the call, if the body has one
 /// (`GET` and `DELETE` tools send an empty body).
-fn function_request(request: &RawRequest<'_>) -> Result<FunctionRequest, ParseError> {
-    let method = FunctionMethod::parse(request.method).unwrap_or(FunctionMethod::Post);
-    let call = if request.body.iter().all(u8::is_ascii_whitespace) {
+fn function_request(method: &str, query: &str, body: &[u8]) -> Result<FunctionRequest, ParseError> {
+    let method = FunctionMethod::parse(method).unwrap_or(FunctionMethod::Post);
+    let call = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        Some(FunctionCall::from_slice(request.body)?)
+        Some(FunctionCall::from_slice(body)?)
     };
-    Ok(FunctionRequest::new(method, request.query, call))
+    Ok(FunctionRequest::new(method, query, call))
 }
 
 /// An "arguments only" body that is in fact a Retell webhook: a catalogue

@@ -10,6 +10,7 @@
 //! | [`idempotency`] | retries, copies and duplicates with deduplication on; the wrong-key alert; unreadable verified bodies |
 //! | [`load`] | many events, waiting handlers, the in-flight cap, mixed traffic, long calls |
 //! | [`hostile_load`] | slow and stalled clients, the answer deadline, dropped clients |
+//! | [`hostile_budget`] | forged bodies against the body budget and the places of each route |
 //! | [`secrets`] | no key, digest, header or body in any rendering; no environment bypass |
 //! | [`allowlist`] | source allowlist: TCP peer, `X-Forwarded-For` |
 //! | [`parity`] | one answer per request, whichever receiver |
@@ -21,6 +22,7 @@ mod receivers;
 
 mod allowlist;
 mod body;
+mod hostile_budget;
 mod hostile_json;
 mod hostile_load;
 mod idempotency;
