@@ -1,21 +1,17 @@
 //! A complete Retell webhook receiver on axum.
 //!
-//! Run: `RETELL_API_KEY=key_... cargo run --example axum --features axum`
+//! Run: `RETELL_API_KEY=key_... cargo run --example axum --features axum,server`
 //! (listens on 127.0.0.1:3000; set `PORT` to change the port). Point the agent's
 //! webhook URL and the phone number's inbound webhook URL at `/retell/webhook`.
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
-use axum::extract::ConnectInfo;
-use axum::{Extension, Router};
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
+use axum::Router;
 use retell_webhooks::adapters::axum::router;
+use retell_webhooks::receiver::{IpRange, RETELL_SOURCE_IP};
+use retell_webhooks::server::ServeConfig;
 use retell_webhooks::{CallEvent, InboundCallRequest, InboundResponse, Verifier};
 use retell_webhooks::{Receiver, ReceiverConfig, WebhookHandler};
-use tokio::sync::Semaphore;
 
 /// Application state: here, transcripts kept in memory by call id.
 #[derive(Default)]
@@ -71,37 +67,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://127.0.0.1:{port}/retell/webhook");
 
-    // `axum::serve` has no timeouts and no connection limit, so each connection
-    // is served by hyper's HTTP/1 builder. Each request head must arrive within
-    // 5 s of connecting or of the previous answer: a client that trickles its
-    // head holds a connection only that long (Retell sends its head at once).
-    // hyper runs the same timer while a connection waits for its next request,
-    // so it also closes connections idle 5 s.
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(5));
-    // At most 1 024 open connections: each is a file descriptor, and past the
-    // limit new ones wait in the listen backlog instead of failing `accept`.
-    let slots = Arc::new(Semaphore::new(1024));
-    loop {
-        let slot = Arc::clone(&slots).acquire_owned().await?;
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            // Out of file descriptors, say: wait for some to close, don't exit.
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        // The peer address, needed only for a source allowlist (what
-        // `into_make_service_with_connect_info` adds under `axum::serve`).
-        let app = app.clone().layer(Extension(ConnectInfo(peer)));
-        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
-        tokio::spawn(async move {
-            // A connection that ends badly (head timeout, client gone) concerns
-            // only that client.
-            let _ = connection.await;
-            drop(slot);
-        });
-    }
+    // `axum::serve` has no timeouts and no connection limit; `serve` runs
+    // hyper's HTTP/1 server with a 5 s head timeout (a client that trickles
+    // its head holds a connection only that long; idle connections close
+    // after as long), at most 1 024 connections and 64 per source address.
+    // When all are taken, a new connection sheds one that never delivered a
+    // signed request instead of waiting in the listen backlog. Retell's
+    // address is exempt from the per-source limit and from shedding; add
+    // your reverse proxy's address if there is one. Each request carries the
+    // peer address (`ConnectInfo`), for a source allowlist.
+    let config = ServeConfig::new().with_exempt_sources([IpRange::from(RETELL_SOURCE_IP)]);
+    let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or_default() };
+    retell_webhooks::serve(listener, app, config, ctrl_c).await?;
+    Ok(())
 }

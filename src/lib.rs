@@ -109,6 +109,9 @@ mod redis_conn;
 #[cfg(feature = "samples")]
 #[cfg_attr(docsrs, doc(cfg(feature = "samples")))]
 pub mod samples;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub mod server;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod service;
@@ -130,6 +133,9 @@ pub use models::inbound::{InboundCallRequest, InboundChatRequest, InboundRespons
 pub use receiver::config::{ReceiverConfig, RouteKind};
 pub use receiver::handler::WebhookHandler;
 pub use receiver::state::Receiver;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use server::serve;
 pub use signature::{
     DEFAULT_TOLERANCE, KeyError, MAX_SIGNATURE_LEN, Malformed, SIGNATURE_HEADER, Signature,
     Verifier, VerifyError, sign, unix_ms, verify,

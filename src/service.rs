@@ -25,9 +25,9 @@
 //! # fn main() -> Result<(), retell_webhooks::KeyError> {
 //! let receiver = Receiver::new(Verifier::new("key_from_the_dashboard")?, ReceiverConfig::new());
 //! let service = WebhookService::new(&receiver, RouteKind::Events, App);
-//! // Serve `service` with hyper's HTTP/1 builder, with a head timeout and a
-//! // connection limit (the README's quick start, `examples/hyper.rs`), or mount
-//! // it in any tower-compatible framework.
+//! // Serve `service` with `retell_webhooks::serve` (feature `server`: a head
+//! // timeout, a connection cap with shedding), or mount it in any
+//! // tower-compatible framework.
 //! # let _ = service;
 //! # Ok(())
 //! # }
@@ -105,9 +105,13 @@ impl<H: WebhookHandler + 'static> WebhookService<H> {
     where
         B: Body,
     {
-        self.dispatch(request)
-            .await
-            .into_http_response::<Full<Bytes>>()
+        let dispatched = self.dispatch(request).await;
+        let verified = signature_verified(&dispatched.outcome.reason);
+        let mut response = dispatched.into_http_response::<Full<Bytes>>();
+        if verified {
+            response.extensions_mut().insert(SignatureVerified);
+        }
+        response
     }
 
     async fn dispatch<B: Body>(&self, request: http::Request<B>) -> Dispatched {
@@ -122,6 +126,45 @@ impl<H: WebhookHandler + 'static> WebhookService<H> {
         self.receiver
             .receive(self.handler.as_ref(), self.route, &head, &mut body)
             .await
+    }
+}
+
+/// In the extensions of a response whose request carried a valid signature,
+/// for the server to tell a sender that holds the key from one that never
+/// proved it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SignatureVerified;
+
+/// Whether the request that got `reason` passed the signature check. Every
+/// reason is listed, so a new one must be sorted here.
+pub(crate) fn signature_verified(reason: &Reason) -> bool {
+    match reason {
+        Reason::Handled
+        | Reason::Answered
+        | Reason::UnknownEvent
+        | Reason::FallbackAccepted
+        | Reason::Duplicate
+        | Reason::InFlight
+        | Reason::DedupeFailed(_)
+        | Reason::Stored
+        | Reason::StoredUnreadable(_)
+        | Reason::InboxFailed(_)
+        | Reason::BadRequest(_)
+        | Reason::HandlerFailed(_)
+        | Reason::HandlerPanicked
+        | Reason::AnswerNotSerializable => true,
+        // `DeadlineExceeded` also ends a wait for the body budget, before
+        // the signature is checked: not proof of the key.
+        Reason::Forbidden(_)
+        | Reason::MethodNotAllowed
+        | Reason::NotFound
+        | Reason::UnsupportedEncoding
+        | Reason::BodyReadFailed
+        | Reason::BodyReadTimeout
+        | Reason::PayloadTooLarge { .. }
+        | Reason::Unauthorized(_)
+        | Reason::DeadlineExceeded
+        | Reason::NotConfigured => false,
     }
 }
 

@@ -13,53 +13,44 @@
 //!
 //! # Quick start
 //!
-//! [`router`] gives the route; serve it through hyper's HTTP/1 builder rather
-//! than `axum::serve`, which has no head timeout, no idle timeout and no
-//! connection limit. With `hyper` (features `server`, `http1`), `hyper-util`
-//! (`tokio`, `service`) and `tokio` (`rt-multi-thread`, `macros`, `net`,
-//! `sync`, `time`), as in the README's quick start:
-//!
-//! ```no_run
-//! use hyper_util::{rt::TokioIo, rt::TokioTimer, service::TowerToHyperService};
-//! use retell_webhooks::adapters::axum::router;
-//! use retell_webhooks::{Receiver, ReceiverConfig, WebhookHandler};
-//! use retell_webhooks::{CallEvent, Verifier};
-//! use std::{sync::Arc, time::Duration};
-//!
-//! struct Handler;
-//!
-//! impl WebhookHandler for Handler {
-//!     type Error = std::io::Error;
-//!
-//!     async fn on_call_ended(&self, event: CallEvent) -> Result<(), Self::Error> {
-//!         println!("call ended: {:?}", event.call.call_id);
-//!         Ok(())
-//!     }
-//! }
-//!
-//! #[tokio::main]
-//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
-//!     let receiver = Receiver::new(verifier, ReceiverConfig::new());
-//!     let app: axum::Router = router("/retell/webhook", &receiver, Handler);
-//!     let app = TowerToHyperService::new(app);
-//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//!     // Each head within 5 s of connecting or of the last answer (so idle
-//!     // connections close too), at most 1 024 connections (file descriptors).
-//!     let mut http = hyper::server::conn::http1::Builder::new();
-//!     http.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(5));
-//!     let slots = Arc::new(tokio::sync::Semaphore::new(1024));
-//!     loop {
-//!         let slot = Arc::clone(&slots).acquire_owned().await?;
-//!         let Ok((stream, _)) = listener.accept().await else {
-//!             tokio::time::sleep(Duration::from_millis(100)).await; // out of fds: retry
-//!             continue;
-//!         };
-//!         let connection = http.serve_connection(TokioIo::new(stream), app.clone());
-//!         tokio::spawn(async move { (connection.await, drop(slot)) });
-//!     }
-//! }
-//! ```
+//! [`router`] gives the route; serve it with `retell_webhooks::serve` (feature
+//! `server`) rather than `axum::serve`, which has no head timeout, no idle
+//! timeout and no connection limit. With `tokio` (`rt-multi-thread`, `macros`,
+//! `net`, `signal`), as in the README's quick start:
+#![cfg_attr(
+    feature = "server",
+    doc = r#"
+```no_run
+use retell_webhooks::adapters::axum::router;
+use retell_webhooks::server::ServeConfig;
+use retell_webhooks::{CallEvent, Receiver, ReceiverConfig, Verifier, WebhookHandler};
+
+struct Handler;
+
+impl WebhookHandler for Handler {
+    type Error = std::io::Error;
+
+    async fn on_call_ended(&self, event: CallEvent) -> Result<(), Self::Error> {
+        println!("call ended: {:?}", event.call.call_id);
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let verifier = Verifier::new(&std::env::var("RETELL_API_KEY")?)?;
+    let receiver = Receiver::new(verifier, ReceiverConfig::new());
+    let app: axum::Router = router("/retell/webhook", &receiver, Handler);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    // 5 s head timeout, 1 024 connections (64 per address, shedding unverified
+    // ones when full); Ctrl-C stops once the requests in flight are answered.
+    let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or_default() };
+    retell_webhooks::serve(listener, app, ServeConfig::new(), ctrl_c).await?;
+    Ok(())
+}
+```
+"#
+)]
 //!
 //! # Logging
 //!
@@ -87,11 +78,12 @@
 //!
 //! # Source allowlist
 //!
-//! The source allowlist needs the peer address, which the quick start's loop
-//! does not pass on; without it an allowlist refuses every request (`403`).
-//! Keep the address `accept` returns and give it to the connection's router as
-//! axum's `ConnectInfo` (what `into_make_service_with_connect_info` does under
-//! `axum::serve`), as `examples/axum.rs` does:
+//! The source allowlist needs the peer address; without it an allowlist
+//! refuses every request (`403`). `retell_webhooks::serve` (feature `server`,
+//! the quick start's server) puts it in every request. With a loop of your
+//! own, keep the address `accept` returns and give it to the connection's
+//! router as axum's `ConnectInfo` (what `into_make_service_with_connect_info`
+//! does under `axum::serve`):
 //!
 //! ```no_run
 //! # use retell_webhooks::adapters::axum::router;

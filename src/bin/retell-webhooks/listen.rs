@@ -4,44 +4,24 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::response::Response;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use retell_webhooks::FunctionRequest;
 use retell_webhooks::adapters::axum::{function_router, router};
 use retell_webhooks::dedupe::{MemoryDedupe, RedisDedupe};
 use retell_webhooks::inbox::{Inbox, RetrySchedule, Worker};
 use retell_webhooks::receiver::{Outcome, Reason};
+use retell_webhooks::server::ServeConfig;
 use retell_webhooks::{FunctionResponse, Verifier, VerifyError};
 use retell_webhooks::{Receiver, ReceiverConfig, RouteKind, WebhookHandler};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::common;
 use crate::forward::{Forwarder, Printer};
-
-/// How long a client may take to send a request head, from the moment it
-/// connects or got its previous answer. hyper has one timer for both, so a
-/// kept-alive connection idle this long is closed too. Retell sends its head at
-/// once; a client that trickles one holds a connection only this long.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Open connections at once. Each is a file descriptor; past the limit new
-/// connections wait in the listen backlog instead of failing the process with
-/// "too many open files".
-const MAX_CONNECTIONS: usize = 1024;
-
-/// How long a failed `accept` (out of file descriptors, say) pauses accepting.
-const ACCEPT_RETRY: Duration = Duration::from_secs(1);
 
 /// How long Ctrl-C waits for the requests being answered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -57,7 +37,9 @@ call or chat id, status, reason. Bodies and headers are never printed.
 
 Each request head must arrive within 5 s of connecting or of the previous \
 answer (so idle connections are closed after 5 s); at most 1024 connections \
-are open at once.
+are open at once, 64 from one address. When all are taken, a new connection \
+displaces one that never delivered a signed request, from the address \
+holding the most.
 
 The key comes from --key-file (a file holding it), RETELL_API_KEY, or --key; \
 prefer the first two: a --key value is visible to every user in `ps`. \
@@ -150,7 +132,7 @@ pub struct Listener {
     addr: SocketAddr,
     path: String,
     function_path: String,
-    task: JoinHandle<()>,
+    task: JoinHandle<io::Result<()>>,
 }
 
 impl Listener {
@@ -203,7 +185,8 @@ impl Listener {
                 None,
             )
         })?;
-        let task = tokio::spawn(serve(listener, app, shutdown));
+        let config = ServeConfig::new().with_shutdown_grace(SHUTDOWN_GRACE);
+        let task = tokio::spawn(retell_webhooks::serve(listener, app, config, shutdown));
         Ok(Self {
             addr,
             path: path.to_owned(),
@@ -229,78 +212,17 @@ impl Listener {
     /// Waits until the server has shut down (after the shutdown signal).
     pub async fn wait(self) -> Result<(), ExitCode> {
         match self.task.await {
-            Ok(()) => Ok(()),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(common::fail(
+                common::EXIT_USAGE,
+                format_args!("the receiver stopped: {err}"),
+                None,
+            )),
             Err(err) => Err(common::fail(
                 common::EXIT_USAGE,
                 format_args!("the receiver stopped: {err}"),
                 None,
             )),
-        }
-    }
-}
-
-/// Serves `app` until `shutdown` completes, then lets the requests being
-/// answered finish (up to [`SHUTDOWN_GRACE`]). `axum::serve` has no timeouts
-/// and no connection limit, so each connection is served by hyper's HTTP/1
-/// builder with a head timeout, under a limit of open connections.
-async fn serve<F>(listener: TcpListener, app: Router, shutdown: F)
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    let service = TowerToHyperService::new(app);
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = pin!(shutdown);
-    loop {
-        let (stream, slot) = tokio::select! {
-            accepted = accept(&listener, &slots) => match accepted {
-                Some(accepted) => accepted,
-                None => continue,
-            },
-            () = &mut shutdown => break,
-        };
-        let connection = http.serve_connection(TokioIo::new(stream), service.clone());
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            // A connection that ends badly (head timeout, client gone) only
-            // concerns that client; every request is logged on its own line.
-            let _ = connection.await;
-            drop(slot);
-        });
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
-}
-
-/// Takes a connection slot, then accepts a connection. `None` after a failed
-/// accept: a connection reset before it was accepted is skipped at once, any
-/// other error (out of file descriptors) is reported and pauses accepting.
-async fn accept(
-    listener: &TcpListener,
-    slots: &Arc<Semaphore>,
-) -> Option<(TcpStream, OwnedSemaphorePermit)> {
-    // The semaphore is never closed, so this waits for a free slot.
-    let slot = Arc::clone(slots).acquire_owned().await.ok()?;
-    match listener.accept().await {
-        Ok((stream, _peer)) => Some((stream, slot)),
-        Err(err)
-            if matches!(
-                err.kind(),
-                io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
-            ) =>
-        {
-            None
-        }
-        Err(err) => {
-            common::warn(format_args!(
-                "cannot accept a connection: {err}; retrying in {} s",
-                ACCEPT_RETRY.as_secs()
-            ));
-            tokio::time::sleep(ACCEPT_RETRY).await;
-            None
         }
     }
 }

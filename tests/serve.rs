@@ -1,0 +1,495 @@
+//! `retell_webhooks::serve` over real sockets on 127.0.0.1: the per-source
+//! limit, shedding when the cap is full, exempt sources, verified connections
+//! kept longest, graceful shutdown, and the keep-alive chain attack, against
+//! `serve` and against the semaphore loop it replaces.
+//!
+//! Distinct sources are distinct 127.x addresses, which Linux's loopback
+//! accepts as source addresses without set-up.
+#![cfg(feature = "server")]
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use retell_webhooks::receiver::IpRange;
+use retell_webhooks::server::ServeConfig;
+use retell_webhooks::service::WebhookService;
+use retell_webhooks::{CallEvent, Receiver, ReceiverConfig, RouteKind, Verifier, WebhookHandler};
+use retell_webhooks::{sign, unix_ms};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
+
+const KEY: &str = "key_9f3c2e1d7a8b4c6e0f5a2b3c";
+
+/// Long enough that no idle test connection meets the head timeout.
+const LONG: Duration = Duration::from_secs(60);
+
+/// How long a closure the test expects may take to show.
+const CLOSE_WITHIN: Duration = Duration::from_secs(5);
+
+/// The two attack runs make thousands of connections: one at a time.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Acknowledges every event; the one of call `slow` waits for `release`.
+#[derive(Default)]
+struct App {
+    started: Notify,
+    release: Notify,
+    handled: AtomicUsize,
+}
+
+impl WebhookHandler for App {
+    type Error = Infallible;
+
+    async fn on_call_ended(&self, event: CallEvent) -> Result<(), Infallible> {
+        if event.call.call_id == "slow" {
+            self.started.notify_one();
+            self.release.notified().await;
+        }
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn service(app: &Arc<App>) -> WebhookService<Arc<App>> {
+    let receiver = Receiver::new(Verifier::new(KEY).unwrap(), ReceiverConfig::new());
+    WebhookService::new(&receiver, RouteKind::Events, Arc::clone(app)).with_path("/webhook")
+}
+
+struct Server {
+    addr: SocketAddr,
+    app: Arc<App>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+async fn start(config: ServeConfig) -> Server {
+    let app = Arc::new(App::default());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let stop = async {
+        let _ = stop.await;
+    };
+    let task = tokio::spawn(retell_webhooks::serve(
+        listener,
+        service(&app),
+        config,
+        stop,
+    ));
+    Server {
+        addr,
+        app,
+        shutdown: Some(shutdown),
+        task,
+    }
+}
+
+async fn try_connect_from(source: &str, addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(format!("{source}:0").parse().unwrap())?;
+    socket.connect(addr).await
+}
+
+async fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
+    try_connect_from(source, addr).await.unwrap()
+}
+
+fn signed_request(call_id: &str) -> Vec<u8> {
+    let body = format!(r#"{{"event":"call_ended","call":{{"call_id":"{call_id}"}}}}"#);
+    let signature = sign(body.as_bytes(), KEY, unix_ms(SystemTime::now()).unwrap());
+    format!(
+        "POST /webhook HTTP/1.1\r\nhost: test\r\nx-retell-signature: {signature}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// One response: its status and whether it closes the connection; `None`
+/// when the connection ended first.
+async fn read_response(stream: &mut TcpStream) -> Option<(u16, bool)> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 1024];
+    let head_end = loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    let status = head.get(9..12)?.parse().ok()?;
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|line| line.strip_prefix(name).map(|v| v.trim().to_owned()))
+    };
+    let length: usize = header("content-length:").map_or(0, |v| v.parse().unwrap_or(0));
+    let close = header("connection:").is_some_and(|v| v == "close");
+    while raw.len() < head_end + length {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some((status, close))
+}
+
+/// Sends a signed `call_ended` on `stream`; the status, `None` if the
+/// connection failed.
+async fn deliver(stream: &mut TcpStream, call_id: &str) -> Option<u16> {
+    stream.write_all(&signed_request(call_id)).await.ok()?;
+    read_response(stream).await.map(|(status, _)| status)
+}
+
+/// Whether the server closes `stream` (end of file or reset) within `within`.
+async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(within, stream.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// Waits (bounded) until `count` reaches `at_least`.
+async fn wait_for(count: &AtomicUsize, at_least: usize, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while count.load(Ordering::SeqCst) < at_least {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
+/// Spawns a reader per stream that counts it when the server closes it.
+fn watch_closures(streams: Vec<TcpStream>) -> (Arc<AtomicUsize>, Vec<JoinHandle<bool>>) {
+    let closed = Arc::new(AtomicUsize::new(0));
+    let tasks = streams
+        .into_iter()
+        .map(|mut stream| {
+            let closed = Arc::clone(&closed);
+            tokio::spawn(async move {
+                let gone = closed_by_server(&mut stream, LONG).await;
+                if gone {
+                    closed.fetch_add(1, Ordering::SeqCst);
+                }
+                gone
+            })
+        })
+        .collect();
+    (closed, tasks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_over_its_limit_loses_its_oldest_idle_connections() {
+    let limit = 4;
+    let extra = 3;
+    let server = start(
+        ServeConfig::new()
+            .with_head_timeout(LONG)
+            .with_max_connections_per_source(limit),
+    )
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..limit + extra {
+        idle.push(connect_from("127.0.0.2", server.addr).await);
+    }
+    // Each connection over the limit sheds the source's oldest idle one.
+    for stream in &mut idle[..extra] {
+        assert!(closed_by_server(stream, CLOSE_WITHIN).await);
+    }
+    for (i, stream) in idle[extra..].iter_mut().enumerate() {
+        assert_eq!(deliver(stream, &format!("kept_{i}")).await, Some(204));
+    }
+    let mut other = connect_from("127.0.0.3", server.addr).await;
+    assert_eq!(deliver(&mut other, "other").await, Some(204));
+    assert_eq!(server.app.handled.load(Ordering::SeqCst), limit + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_cap_sheds_a_flood_for_a_delivery_but_never_an_exempt_source() {
+    let cap = 16;
+    let server = start(
+        ServeConfig::new()
+            .with_head_timeout(LONG)
+            .with_max_connections(cap)
+            .with_exempt_sources(["127.0.0.9".parse::<IpRange>().unwrap()]),
+    )
+    .await;
+    // The exempt connections are the oldest: shed first by age alone.
+    let mut exempt = Vec::new();
+    for _ in 0..4 {
+        exempt.push(connect_from("127.0.0.9", server.addr).await);
+    }
+    // 36 idle connections from six sources (six each, under the limit of 8):
+    // the cap leaves room for 12, so 24 are shed.
+    let mut flood = Vec::new();
+    for source in 2..8 {
+        for _ in 0..6 {
+            flood.push(connect_from(&format!("127.0.0.{source}"), server.addr).await);
+        }
+    }
+    let (closed, _readers) = watch_closures(flood);
+    assert!(wait_for(&closed, 24, CLOSE_WITHIN).await, "{closed:?}");
+
+    let started = Instant::now();
+    let mut delivery = connect_from("127.0.0.20", server.addr).await;
+    let status = tokio::time::timeout(Duration::from_secs(1), deliver(&mut delivery, "c1")).await;
+    assert_eq!(status, Ok(Some(204)), "after {:?}", started.elapsed());
+    // Its admission shed one more of the flood.
+    assert!(wait_for(&closed, 25, CLOSE_WITHIN).await, "{closed:?}");
+    for (i, stream) in exempt.iter_mut().enumerate() {
+        assert_eq!(deliver(stream, &format!("exempt_{i}")).await, Some(204));
+    }
+    assert_eq!(closed.load(Ordering::SeqCst), 25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_connections_are_shed_after_never_verified_ones() {
+    let server = start(
+        ServeConfig::new()
+            .with_head_timeout(LONG)
+            .with_max_connections(4),
+    )
+    .await;
+    // The oldest connection delivers a signed request and stays open.
+    let mut verified = connect_from("127.0.0.2", server.addr).await;
+    assert_eq!(deliver(&mut verified, "v1").await, Some(204));
+    let mut idle = Vec::new();
+    for source in 3..6 {
+        idle.push(connect_from(&format!("127.0.0.{source}"), server.addr).await);
+    }
+    // Each newcomer sheds the oldest never-verified connection, not the
+    // verified one, older still.
+    let mut newcomers = Vec::new();
+    for (i, source) in (6..9).enumerate() {
+        newcomers.push(connect_from(&format!("127.0.0.{source}"), server.addr).await);
+        assert!(
+            closed_by_server(&mut idle[i], CLOSE_WITHIN).await,
+            "idle {i}"
+        );
+    }
+    assert_eq!(deliver(&mut verified, "v2").await, Some(204));
+    // Once every connection is verified, the oldest of them goes.
+    for (i, stream) in newcomers.iter_mut().enumerate() {
+        assert_eq!(deliver(stream, &format!("n{i}")).await, Some(204));
+    }
+    let mut last = connect_from("127.0.0.10", server.addr).await;
+    assert!(closed_by_server(&mut verified, CLOSE_WITHIN).await);
+    assert_eq!(deliver(&mut last, "last").await, Some(204));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_a_request_in_flight_finish() {
+    let mut server = start(ServeConfig::new()).await;
+    let mut stream = connect_from("127.0.0.2", server.addr).await;
+    stream.write_all(&signed_request("slow")).await.unwrap();
+    server.app.started.notified().await;
+    server.shutdown.take().unwrap().send(()).unwrap();
+    // The listener closes at once: a new connection is refused (bounded wait).
+    let deadline = Instant::now() + CLOSE_WITHIN;
+    while try_connect_from("127.0.0.3", server.addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after shutdown");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !server.task.is_finished(),
+        "returned before the request ended"
+    );
+    server.app.release.notify_one();
+    assert_eq!(read_response(&mut stream).await.map(|r| r.0), Some(204));
+    let served = tokio::time::timeout(CLOSE_WITHIN, server.task).await;
+    assert!(matches!(served, Ok(Ok(Ok(())))), "{served:?}");
+    assert_eq!(server.app.handled.load(Ordering::SeqCst), 1);
+}
+
+// ---------------------------------------------------------------------------
+// The keep-alive chain attack
+// ---------------------------------------------------------------------------
+
+/// Attack connections (`SERVE_ATTACK_CONNECTIONS`, default 1 100), sized down
+/// to fit the open-file limit: each is two descriptors in this process.
+fn attack_size() -> usize {
+    let wanted = std::env::var("SERVE_ATTACK_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1100);
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<usize>().ok()
+        })
+        .unwrap_or(1024);
+    wanted.min(soft.saturating_sub(200) / 2)
+}
+
+/// One attacker: forged requests whose 20-byte body comes a byte every
+/// 0.4 s, reconnecting whenever the connection closes.
+async fn attacker(addr: SocketAddr, source: String, connected: Arc<AtomicUsize>) {
+    let mut counted = false;
+    loop {
+        let Ok(mut stream) = try_connect_from(&source, addr).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        'connection: loop {
+            let now = unix_ms(SystemTime::now()).unwrap();
+            let head = format!(
+                "POST /webhook HTTP/1.1\r\nhost: test\r\nx-retell-signature: v={now},d={}\r\n\
+                 content-length: 20\r\n\r\n",
+                "0".repeat(64)
+            );
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                break 'connection;
+            }
+            if !counted {
+                counted = true;
+                connected.fetch_add(1, Ordering::SeqCst);
+            }
+            for _ in 0..20 {
+                if stream.write_all(b"x").await.is_err() {
+                    break 'connection;
+                }
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            match read_response(&mut stream).await {
+                Some((_, false)) => {}
+                _ => break 'connection,
+            }
+        }
+    }
+}
+
+/// What the deliveries met under attack.
+struct Report {
+    /// Latency of each delivery answered `2xx`; `None`: not within 3 s.
+    latencies: Vec<Option<Duration>>,
+}
+
+impl Report {
+    fn within(&self, limit: Duration) -> usize {
+        self.latencies
+            .iter()
+            .filter(|l| l.is_some_and(|l| l <= limit))
+            .count()
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let answered: Vec<_> = self.latencies.iter().flatten().collect();
+        let max = answered.iter().max();
+        write!(
+            f,
+            "{}/{} answered 2xx within 1 s, {} within 3 s; slowest answered {:?}; latencies (ms): {:?}",
+            self.within(Duration::from_secs(1)),
+            self.latencies.len(),
+            answered.len(),
+            max,
+            self.latencies
+                .iter()
+                .map(|l| l.map(|l| l.as_millis()))
+                .collect::<Vec<_>>()
+        )
+    }
+}
+
+/// Floods `addr` with `connections` attackers from 127.0.0.2 to 127.0.0.20,
+/// then sends 20 signed deliveries from 127.0.0.1, 0.4 s apart (over one
+/// attacker cycle), each on a new connection.
+async fn chain_attack(addr: SocketAddr, connections: usize) -> Report {
+    let connected = Arc::new(AtomicUsize::new(0));
+    let attackers: Vec<_> = (0..connections)
+        .map(|i| {
+            let source = format!("127.0.0.{}", 2 + i % 19);
+            tokio::spawn(attacker(addr, source, Arc::clone(&connected)))
+        })
+        .collect();
+    assert!(
+        wait_for(&connected, connections, Duration::from_secs(20)).await,
+        "only {connected:?} attackers connected"
+    );
+    let mut deliveries = Vec::new();
+    for i in 0..20 {
+        deliveries.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let answered = tokio::time::timeout(Duration::from_secs(3), async {
+                let mut stream = try_connect_from("127.0.0.1", addr).await.ok()?;
+                deliver(&mut stream, &format!("call_{i}")).await
+            })
+            .await;
+            match answered {
+                Ok(Some(status)) if (200..300).contains(&status) => Some(started.elapsed()),
+                _ => None,
+            }
+        }));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let mut latencies = Vec::new();
+    for delivery in deliveries {
+        latencies.push(delivery.await.unwrap());
+    }
+    for attacker in attackers {
+        attacker.abort();
+    }
+    Report { latencies }
+}
+
+/// The attack's connection count and a cap below it, in proportion to
+/// 1 100 against 1 024.
+fn attack_and_cap() -> (usize, usize) {
+    let connections = attack_size();
+    (connections, connections * 1024 / 1100)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keep_alive_chain_attack_does_not_delay_deliveries() {
+    let _heavy = HEAVY.lock().await;
+    let (connections, cap) = attack_and_cap();
+    let server = start(ServeConfig::new().with_max_connections(cap)).await;
+    let report = chain_attack(server.addr, connections).await;
+    eprintln!("serve, {connections} attack connections, cap {cap}: {report}");
+    assert_eq!(report.within(Duration::from_secs(1)), 20, "{report}");
+}
+
+/// The control: the same attack against the loop `listen` ran before
+/// (`header_read_timeout` and a semaphore of connections taken before
+/// `accept`), where deliveries wait in the backlog behind the attackers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keep_alive_chain_attack_delays_deliveries_on_a_semaphore_loop() {
+    let _heavy = HEAVY.lock().await;
+    let (connections, cap) = attack_and_cap();
+    let app = Arc::new(App::default());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = hyper_util::service::TowerToHyperService::new(service(&app));
+    let server = tokio::spawn(async move {
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(5));
+        let slots = Arc::new(tokio::sync::Semaphore::new(cap));
+        loop {
+            let slot = Arc::clone(&slots).acquire_owned().await.unwrap();
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let connection =
+                http.serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone());
+            tokio::spawn(async move { (connection.await, drop(slot)) });
+        }
+    });
+    let report = chain_attack(addr, connections).await;
+    server.abort();
+    eprintln!("semaphore loop, {connections} attack connections, cap {cap}: {report}");
+    assert!(report.within(Duration::from_secs(1)) < 20, "{report}");
+}
