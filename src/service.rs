@@ -161,6 +161,7 @@ pub(crate) fn signature_verified(reason: &Reason) -> bool {
         | Reason::UnsupportedEncoding
         | Reason::BodyReadFailed
         | Reason::BodyReadTimeout
+        | Reason::BodyTooSlow
         | Reason::PayloadTooLarge { .. }
         | Reason::Unauthorized(_)
         | Reason::DeadlineExceeded
