@@ -167,6 +167,12 @@ impl Signature {
     pub fn timestamp_ms(&self) -> u64 {
         self.timestamp_ms
     }
+
+    /// The digest's bytes, to remember a verified signature (it is public:
+    /// the client sent it).
+    pub(crate) fn digest_bytes(&self) -> [u8; DIGEST_LEN] {
+        self.digest.0
+    }
 }
 
 impl FromStr for Signature {
@@ -627,6 +633,13 @@ pub enum VerifyError {
         /// The window in use, in ms.
         tolerance_ms: u64,
     },
+    /// The signature was accepted before on this route, within its window:
+    /// a replayed request (only with
+    /// [`ReceiverConfig::with_function_replay_guard`](crate::ReceiverConfig::with_function_replay_guard)).
+    #[error(
+        "signature already accepted on this route within its window: a replayed request (Retell signs the body and timestamp only)"
+    )]
+    Replayed,
     /// The digest does not match the body for any configured key.
     #[error(
         "signature digest does not match: verify the raw request body exactly as received (not re-serialized JSON) with the Retell API key that has the webhook badge"
@@ -690,6 +703,7 @@ impl VerifyError {
             Self::TooOld { .. } => "too_old",
             Self::TooNew { .. } => "too_new",
             Self::Mismatch => "mismatch",
+            Self::Replayed => "replayed",
             Self::Clock => "clock",
             Self::InvalidKey => "invalid_key",
         }

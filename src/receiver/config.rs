@@ -141,6 +141,7 @@ pub struct ReceiverConfig {
     pub(crate) source_allowlist: Option<SourceAllowlist>,
     pub(crate) dedupe: Option<Arc<dyn DedupeStore>>,
     pub(crate) dedupe_lease: Option<Duration>,
+    pub(crate) function_replay_guard: Option<Arc<super::replay::ReplayGuard>>,
     #[cfg(feature = "inbox")]
     pub(crate) inbox: Option<Arc<dyn crate::inbox::Inbox>>,
 }
@@ -167,6 +168,7 @@ impl ReceiverConfig {
             source_allowlist: None,
             dedupe: None,
             dedupe_lease: None,
+            function_replay_guard: None,
             #[cfg(feature = "inbox")]
             inbox: None,
         }
@@ -308,6 +310,34 @@ impl ReceiverConfig {
     pub fn dedupe_lease(&self) -> Duration {
         self.dedupe_lease
             .unwrap_or_else(|| self.handler_deadline.saturating_add(Duration::from_secs(1)))
+    }
+
+    /// Refuses, on the custom-function route, a signature whose request was
+    /// answered with a success, or is being handled, for the rest of its
+    /// window (`401`, [`VerifyError::Replayed`](crate::VerifyError::Replayed)).
+    ///
+    /// Retell signs the body and the timestamp, not the method, the query or
+    /// the URL: a signature captured from one call (every `GET` or `DELETE`
+    /// tool signs the same empty body) is valid for its whole window on any
+    /// request with that body, e.g. as `GET /function?amount=1000000`. Keep
+    /// tool arguments in the body and treat the query as untrusted; with this
+    /// guard, each signature is also used once. It remembers the signatures
+    /// of this process (up to 65 536, each until its window ends), so behind
+    /// several replicas a replay may still reach another one: route a
+    /// function URL to one replica, or make the tool itself idempotent. A
+    /// request that failed (error, deadline, dropped connection) hands its
+    /// signature back, so Retell's retry of a failed call gets through even
+    /// if it carries the same signature.
+    #[must_use]
+    pub fn with_function_replay_guard(mut self) -> Self {
+        self.function_replay_guard = Some(Arc::default());
+        self
+    }
+
+    /// Whether the custom-function route refuses replayed signatures.
+    #[must_use]
+    pub fn function_replay_guard(&self) -> bool {
+        self.function_replay_guard.is_some()
     }
 
     /// Stores every verified event in `inbox` and answers `204` once it is
@@ -455,7 +485,8 @@ impl fmt::Debug for ReceiverConfig {
             .field("body_time_limit", &self.body_time_limit)
             .field("source_allowlist", &self.source_allowlist)
             .field("dedupe", &self.dedupe.as_ref().map_or("off", |_| "on"))
-            .field("dedupe_lease", &self.dedupe_lease());
+            .field("dedupe_lease", &self.dedupe_lease())
+            .field("function_replay_guard", &self.function_replay_guard());
         #[cfg(feature = "inbox")]
         debug.field("inbox", &self.inbox.as_ref().map_or("off", |_| "on"));
         debug.finish()

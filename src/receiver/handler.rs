@@ -33,6 +33,15 @@ use std::sync::Arc;
 /// the queue has accepted it; return `Err` when it has not (`500`, Retell
 /// retries), never `Ok` for work that is not durably handed off.
 ///
+/// The deadline cuts a handler at an `.await`: its future is dropped and the
+/// answer is `503`. A handler that blocks its thread (a synchronous HTTP
+/// client, `std::thread::sleep`, heavy computation) cannot be cut: the answer
+/// waits for it, Retell times out at 10 s and retries while it still runs,
+/// and the runtime worker it blocks serves no other request meanwhile (with
+/// two workers, two such handlers stop every delivery). Put blocking work in
+/// `tokio::task::spawn_blocking` and `.await` it, so the deadline can cut the
+/// wait.
+///
 /// The returned futures must be `Send` so a multi-threaded runtime can run them;
 /// an `async fn` is `Send` when everything it holds across an `.await` is.
 pub trait WebhookHandler: Send + Sync {

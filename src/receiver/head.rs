@@ -3,6 +3,7 @@
 
 use super::config::RouteKind;
 use super::outcome::{Dispatched, Reason};
+use super::replay::ReplayClaim;
 use super::request::{RawRequest, SignatureHeader};
 use super::state::Receiver;
 use crate::{FunctionMethod, Signature, Verifier, VerifyError};
@@ -110,6 +111,33 @@ impl Admitted<'_> {
             rejected.outcome.key_alert = alert;
             rejected
         })
+    }
+
+    /// On the function route with the replay guard on: claims the verified
+    /// signature (`401` if another request holds or used it). The claim is
+    /// released on drop unless [kept](ReplayClaim::keep).
+    pub(crate) fn claim_replay<'g>(
+        &self,
+        receiver: &'g Receiver,
+    ) -> Result<Option<ReplayClaim<'g>>, Box<Dispatched>> {
+        let (RouteKind::Function, Some(guard)) =
+            (self.route, &receiver.config().function_replay_guard)
+        else {
+            return Ok(None);
+        };
+        let tolerance_ms = u64::try_from(self.verifier.tolerance().as_millis()).unwrap_or(u64::MAX);
+        let window_ends = self.signature.timestamp_ms().saturating_add(tolerance_ms);
+        let digest = self.signature.digest_bytes();
+        if guard.first_use(digest, window_ends, self.now_ms) {
+            Ok(Some(ReplayClaim {
+                guard,
+                digest,
+                kept: false,
+            }))
+        } else {
+            let why = Reason::Unauthorized(VerifyError::Replayed);
+            Err(Box::new(Dispatched::from_reason(self.route, why)))
+        }
     }
 
     /// [`authenticate`](Self::authenticate), then the whole-body JSON-object

@@ -114,6 +114,7 @@ mod http;
 pub(crate) mod outcome;
 mod permits;
 mod pipeline;
+mod replay;
 mod request;
 pub(crate) mod state;
 #[cfg(feature = "inbox")]

@@ -101,6 +101,10 @@ impl Receiver {
             Ok(parsed) => parsed,
             Err(rejected) => return *rejected,
         };
+        let replay = match admitted.claim_replay(self) {
+            Ok(claim) => claim,
+            Err(rejected) => return rejected.with_ids(&ids),
+        };
         record_ids(&ids);
         let body = request.body;
         // One deadline for the claim, the handler and the verdict, so the
@@ -146,6 +150,9 @@ impl Receiver {
         };
         timer.handler(route);
         claim.settle(done.outcome.is_success(), &mut deadline).await;
+        if let Some(replay) = replay {
+            replay.settle(done.outcome.is_success());
+        }
         done.with_ids(&ids)
     }
 }

@@ -965,6 +965,61 @@ fn function_route_answers_the_handler_body() {
     assert_eq!(done.response.status(), 400);
 }
 
+/// Retell signs the body and the timestamp, not the method or the query: a
+/// signature captured from a `GET` tool call (empty body) replayed within
+/// its window as `DELETE /function?amount=1000000` reaches the handler as
+/// such. With the replay guard on it is refused (`401`); a call that failed
+/// hands its signature back, so Retell's retry with the same one gets
+/// through.
+#[test]
+fn the_replay_guard_refuses_a_function_signature_used_before() {
+    let sig = signed(b"");
+    let get = RawRequest::new("GET", b"").signature_values([sig.as_bytes()]);
+    let replay = RawRequest::new("DELETE", b"")
+        .with_query("customer=999&amount=1000000")
+        .signature_values([sig.as_bytes()]);
+    let h = Counting::new(Mode::Ok);
+    let receiver = Receiver::new(verifier(), config());
+    for request in [&get, &replay] {
+        let done = block_on(
+            receiver.dispatch(&h, RouteKind::Function, request, |_| std::future::pending()),
+        );
+        assert_eq!(done.response.status(), 200);
+    }
+    assert_eq!(h.calls(), 2, "without the guard the replay is served");
+
+    let guarded = Receiver::new(verifier(), config().with_function_replay_guard());
+    let dispatch = |h: &Counting, request| {
+        block_on(guarded.dispatch(h, RouteKind::Function, request, |_| std::future::pending()))
+    };
+    let h = Counting::new(Mode::Ok);
+    assert_eq!(dispatch(&h, &get).response.status(), 200);
+    let done = dispatch(&h, &replay);
+    assert_eq!(done.response.status(), 401);
+    assert_eq!(
+        done.outcome.reason,
+        Reason::Unauthorized(VerifyError::Replayed)
+    );
+    assert_eq!(h.calls(), 1);
+
+    // A failed call: its retry, same signature, is served.
+    let sig = signed(br#"{"a":1}"#);
+    let call = RawRequest::post(br#"{"a":1}"#).signature_values([sig.as_bytes()]);
+    let failing = Counting::new(Mode::Fail);
+    assert_eq!(dispatch(&failing, &call).response.status(), 500);
+    assert_eq!(dispatch(&h, &call).response.status(), 200);
+    assert_eq!(dispatch(&h, &call).response.status(), 401);
+    // Events are not affected: they are deduplicated by their ids instead.
+    let body = br#"{"event":"call_ended","call":{"call_id":"call_1"}}"#;
+    let sig = signed(body);
+    let event = RawRequest::post(body).signature_values([sig.as_bytes()]);
+    for _ in 0..2 {
+        let done =
+            block_on(guarded.dispatch(&h, RouteKind::Events, &event, |_| std::future::pending()));
+        assert_eq!(done.response.status(), 204);
+    }
+}
+
 /// A Retell webhook POSTed to a function URL (a misconfigured webhook URL)
 /// is refused with a `400` that names the events route, never answered `200`
 /// as an "arguments only" function call: Retell retries it, and the handler's

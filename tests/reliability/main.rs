@@ -11,6 +11,7 @@
 //! | [`load`] | many events, waiting handlers, the in-flight cap, mixed traffic, long calls |
 //! | [`hostile_load`] | slow and stalled clients, the answer deadline, dropped clients |
 //! | [`hostile_budget`] | forged bodies against the body budget and the places of each route |
+//! | [`deadline`] | the deadline against slow parses of accepted bodies |
 //! | [`secrets`] | no key, digest, header or body in any rendering; no environment bypass |
 //! | [`allowlist`] | source allowlist: TCP peer, `X-Forwarded-For` |
 //! | [`parity`] | one answer per request, whichever receiver |
@@ -22,6 +23,7 @@ mod receivers;
 
 mod allowlist;
 mod body;
+mod deadline;
 mod hostile_budget;
 mod hostile_json;
 mod hostile_load;
