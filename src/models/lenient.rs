@@ -408,7 +408,8 @@ impl<'de, T: Lenient> Visitor<'de> for Refill<T> {
 }
 
 /// Items a list reads before it measures the rest: lists longer than this
-/// (none in Retell's own bodies) are counted before they are stored.
+/// (far above a long call's utterances or an utterance's words) are counted
+/// before they are stored.
 const LONG: usize = 4096;
 
 struct ListVisitor<T>(PhantomData<T>);
