@@ -7,6 +7,7 @@
 
 use peak_alloc::PeakAlloc;
 use retell_webhooks::WebhookEvent;
+use retell_webhooks::models::{ChatMessage, ProductCost, TranscriptItem, Utterance, Word};
 
 #[path = "../benches/support/payloads.rs"]
 mod payloads;
@@ -62,6 +63,70 @@ fn pathological_values() -> Vec<(&'static str, String)> {
         ("1M numbers", array(1_000_000, |i| i.to_string())),
         ("2M strings", array(2_000_000, |_| r#""a""#.to_owned())),
         ("1M nested", array(500_000, |_| r#"[{"a":[0]}]"#.to_owned())),
+    ]
+}
+
+/// About 7.5 MiB: the size of the typed lists below.
+const LIST_BODY: usize = 15 << 19;
+
+/// A body whose typed list at `place` holds about 7.5 MiB of `item`s.
+fn list_body(event: &str, place: &str, item: &str) -> String {
+    let list = array(LIST_BODY / (item.len() + 1), |_| item.to_owned());
+    format!(r#"{{"event":"{event}",{}}}"#, place.replace("LIST", &list))
+}
+
+/// Typed lists of the smallest items their place accepts: every item becomes
+/// an element of the list, so the size of an element over the two or three
+/// bytes of its JSON sets the ratio. With the size of the element and of one
+/// item in the body.
+fn pathological_lists() -> Vec<(&'static str, String, usize, usize)> {
+    let call = |field: &str| format!(r#""call":{{"call_id":"c1","{field}":LIST}}"#);
+    let chat = r#""chat":{"chat_id":"c1","message_with_tool_calls":LIST}"#;
+    vec![
+        (
+            "transcript_object[0].words: {}",
+            list_body(
+                "call_ended",
+                r#""call":{"call_id":"c1","transcript_object":[{"role":"agent","content":"hi","words":LIST}]}"#,
+                "{}",
+            ),
+            size_of::<Word>(),
+            3,
+        ),
+        (
+            "call_cost.product_costs: {}",
+            list_body(
+                "call_ended",
+                r#""call":{"call_id":"c1","call_cost":{"product_costs":LIST}}"#,
+                "{}",
+            ),
+            size_of::<ProductCost>(),
+            3,
+        ),
+        (
+            "transcript_object: {}",
+            list_body("call_ended", &call("transcript_object"), "{}"),
+            size_of::<Utterance>(),
+            3,
+        ),
+        (
+            "chat.message_with_tool_calls: {}",
+            list_body("chat_ended", chat, "{}"),
+            size_of::<ChatMessage>(),
+            3,
+        ),
+        (
+            "transcript_with_tool_calls: 0",
+            list_body("call_ended", &call("transcript_with_tool_calls"), "0"),
+            size_of::<TranscriptItem>(),
+            2,
+        ),
+        (
+            "chat.message_with_tool_calls: 0",
+            list_body("chat_ended", chat, "0"),
+            size_of::<ChatMessage>(),
+            2,
+        ),
     ]
 }
 
@@ -141,4 +206,30 @@ fn parsing_peaks_below_one_and_a_half_times_realistic_bodies() {
         }
     }
     assert!(failures.is_empty(), "at or over 8x: {failures:#?}");
+
+    // Typed lists of tiny items: each costs one element of its list, plus the
+    // list's text once (a long list is counted before it is stored) and the
+    // items' own small values. An element is larger than eight times the two
+    // or three bytes of `0,` or `{},`, so these are held to that instead.
+    for (what, body, element, item) in pathological_lists() {
+        assert!(body.len() <= 8 << 20, "{what}: {} bytes", body.len());
+        let (peak, line) = measure(what, body.as_bytes(), false);
+        let bound = body.len() * (element + 2 * item) / item;
+        if peak > bound || peak >= body.len() * 32 {
+            failures.push(format!("{line} (bound {bound})"));
+        }
+    }
+
+    // The same list with an unknown key in every item: each item also keeps
+    // its own map of unknown keys, a B-tree node of about 450 bytes.
+    let keyed = list_body(
+        "call_ended",
+        r#""call":{"call_id":"c1","transcript_object":LIST}"#,
+        r#"{"a":0}"#,
+    );
+    let (peak, line) = measure("transcript_object: {\"a\":0}", keyed.as_bytes(), false);
+    if peak >= keyed.len() * 80 {
+        failures.push(line);
+    }
+    assert!(failures.is_empty(), "over the bound: {failures:#?}");
 }

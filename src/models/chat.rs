@@ -207,15 +207,16 @@ model! {
 
 /// One item of `message_with_tool_calls`, chosen by its `role`.
 ///
-/// Kinds other than text messages are boxed: they are rarer, and every item of
-/// a list takes the size of the largest kind.
+/// Every kind is boxed: an item of a list takes the size of the largest kind,
+/// and a list of items made of a few bytes of JSON each (`0`, `{}`) would
+/// otherwise take many times the body's size.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ChatMessage {
     /// `agent`.
-    Agent(ChatText),
+    Agent(Box<ChatText>),
     /// `user`.
-    User(ChatText),
+    User(Box<ChatText>),
     /// `tool_call_invocation`.
     ToolCallInvocation(Box<ChatToolCallInvocation>),
     /// `tool_call_result`.
@@ -225,7 +226,7 @@ pub enum ChatMessage {
     /// `state_transition`.
     StateTransition(Box<ChatStateTransition>),
     /// `injected`.
-    Injected(ChatText),
+    Injected(Box<ChatText>),
     /// `sms`.
     Sms(Box<ChatSms>),
     /// Any other role (or none): the whole object, `role` included.
@@ -277,13 +278,13 @@ impl RoleTagged for ChatMessage {
         map: &mut A,
     ) -> Result<Self, A::Error> {
         Ok(match role.as_ref() {
-            "agent" => Self::Agent(role::read_kind(None, before, map)?),
-            "user" => Self::User(role::read_kind(None, before, map)?),
+            "agent" => Self::Agent(role::read_boxed(before, map)?),
+            "user" => Self::User(role::read_boxed(before, map)?),
             "tool_call_invocation" => Self::ToolCallInvocation(role::read_boxed(before, map)?),
             "tool_call_result" => Self::ToolCallResult(role::read_boxed(before, map)?),
             "node_transition" => Self::NodeTransition(role::read_boxed(before, map)?),
             "state_transition" => Self::StateTransition(role::read_boxed(before, map)?),
-            "injected" => Self::Injected(role::read_kind(None, before, map)?),
+            "injected" => Self::Injected(role::read_boxed(before, map)?),
             "sms" => Self::Sms(role::read_boxed(before, map)?),
             _ => Self::Unknown(role::read_unknown(role, before, map)?),
         })
@@ -323,15 +324,15 @@ impl<'de> Deserialize<'de> for ChatMessage {
 impl Serialize for ChatMessage {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Self::Agent(m) => role::write_tagged(serializer, "agent", m),
-            Self::User(m) => role::write_tagged(serializer, "user", m),
+            Self::Agent(m) => role::write_tagged(serializer, "agent", &**m),
+            Self::User(m) => role::write_tagged(serializer, "user", &**m),
             Self::ToolCallInvocation(m) => {
                 role::write_tagged(serializer, "tool_call_invocation", &**m)
             }
             Self::ToolCallResult(m) => role::write_tagged(serializer, "tool_call_result", &**m),
             Self::NodeTransition(m) => role::write_tagged(serializer, "node_transition", &**m),
             Self::StateTransition(m) => role::write_tagged(serializer, "state_transition", &**m),
-            Self::Injected(m) => role::write_tagged(serializer, "injected", m),
+            Self::Injected(m) => role::write_tagged(serializer, "injected", &**m),
             Self::Sms(m) => role::write_tagged(serializer, "sms", &**m),
             Self::Unknown(value) => value.serialize(serializer),
         }

@@ -17,7 +17,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 
 use super::raw::{
     RawJson, RawObject, Sink, duplicate, raw_bool, raw_f64, raw_i64, raw_map, raw_seq, raw_str,
-    raw_u64, read_raw,
+    raw_u64, read_raw, to_raw,
 };
 use super::untyped::{Path, Untyped};
 
@@ -313,6 +313,20 @@ impl<T> Items<T> {
         self.spill.push(item);
     }
 
+    fn len(&self) -> usize {
+        if self.spill.capacity() == 0 {
+            self.len
+        } else {
+            self.spill.len()
+        }
+    }
+
+    /// Moves the items to the end of `list`.
+    fn move_into(mut self, list: &mut Vec<T>) {
+        list.extend(self.head.iter_mut().filter_map(Option::take));
+        list.append(&mut self.spill);
+    }
+
     fn finish(mut self) -> Vec<T> {
         if self.spill.capacity() == 0 {
             let mut items = Vec::with_capacity(self.len);
@@ -326,6 +340,78 @@ impl<T> Items<T> {
     }
 }
 
+/// A list with an item of another type: the whole list as raw JSON, the
+/// items read so far re-encoded (losslessly) in front.
+fn fall_back<'de, T: Serialize, A: SeqAccess<'de>>(
+    items: Vec<T>,
+    odd: Read<T>,
+    seq: A,
+) -> Result<RawJson, A::Error> {
+    let odd = match odd {
+        Read::Typed(item) => to_raw(&item).map_err(de::Error::custom)?,
+        Read::Null => RawJson::null(),
+        Read::Raw(value) => value,
+    };
+    let mut sink = Sink::new();
+    sink.push('[');
+    for item in items {
+        sink.push_raw(&serde_json::to_string(&item).map_err(de::Error::custom)?);
+        sink.push(',');
+    }
+    sink.push_raw(odd.as_str());
+    sink.write_seq_rest(seq, true)?;
+    Ok(sink.finish())
+}
+
+/// The rest of a long list: written as compact text while its items are
+/// counted, then read from that text into a list of the exact length. A list
+/// grown item by item holds up to twice its length while it grows, which for
+/// items of a few bytes of JSON is many times the body.
+fn long_list<'de, T: Lenient, A: SeqAccess<'de>>(
+    items: Items<T>,
+    seq: A,
+) -> Result<Read<Vec<T>>, A::Error> {
+    let mut sink = Sink::new();
+    sink.push('[');
+    let rest = sink.write_seq_rest(seq, false)?;
+    // Trimmed before the list is allocated, so that only the text's length
+    // is live next to it.
+    let text = sink.finish();
+    let mut list = Vec::new();
+    list.try_reserve_exact(items.len() + rest)
+        .map_err(de::Error::custom)?;
+    items.move_into(&mut list);
+    let mut de = serde_json::Deserializer::from_str(text.as_str());
+    de.deserialize_seq(Refill(list)).map_err(de::Error::custom)
+}
+
+/// Reads the items of a list into a list that has room for all of them.
+struct Refill<T>(Vec<T>);
+
+impl<'de, T: Lenient> Visitor<'de> for Refill<T> {
+    type Value = Read<Vec<T>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut list = self.0;
+        loop {
+            match seq.next_element_seed(ReadSeed::<T>::new())? {
+                Some(Read::Typed(item)) => list.push(item),
+                Some(odd) => return fall_back(list, odd, seq).map(Read::Raw),
+                None => return Ok(Read::Typed(list)),
+            }
+        }
+    }
+}
+
+/// Items a list reads before it measures the rest: lists longer than this
+/// (far above a long call's utterances or an utterance's words) are counted
+/// before they are stored.
+const LONG: usize = 4096;
+
 struct ListVisitor<T>(PhantomData<T>);
 
 impl<'de, T: Lenient> Visitor<'de> for ListVisitor<T> {
@@ -337,28 +423,14 @@ impl<'de, T: Lenient> Visitor<'de> for ListVisitor<T> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Items::new();
-        while let Some(item) = seq.next_element_seed(ReadSeed::<T>::new())? {
-            let odd = match item {
-                Read::Typed(item) => {
-                    items.push(item);
-                    continue;
-                }
-                Read::Null => RawJson::null(),
-                Read::Raw(value) => value,
-            };
-            // An item of another type: keep the whole list as raw JSON, the
-            // items read so far re-encoded (losslessly) in front.
-            let mut sink = Sink::new();
-            sink.push('[');
-            for item in items.finish() {
-                sink.push_raw(&serde_json::to_string(&item).map_err(de::Error::custom)?);
-                sink.push(',');
+        while items.len() < LONG {
+            match seq.next_element_seed(ReadSeed::<T>::new())? {
+                Some(Read::Typed(item)) => items.push(item),
+                Some(odd) => return fall_back(items.finish(), odd, seq).map(Read::Raw),
+                None => return Ok(Read::Typed(items.finish())),
             }
-            sink.push_raw(odd.as_str());
-            sink.write_seq_rest(seq, true)?;
-            return Ok(Read::Raw(sink.finish()));
         }
-        Ok(Read::Typed(items.finish()))
+        long_list(items, seq)
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -466,11 +538,12 @@ mod tests {
         format!("[{}]", items.join(","))
     }
 
-    /// Lists below, at and above the stack buffer keep every item in order,
-    /// at their exact length; an odd item anywhere keeps the list as received.
+    /// Lists below, at and above the stack buffer and the length at which a
+    /// list is counted first keep every item in order, at their exact length;
+    /// an odd item anywhere keeps the list as received.
     #[test]
     fn lists_around_the_inline_buffer() {
-        for n in [0, 1, 15, 16, 17, 32, 33, 100] {
+        for n in [0, 1, 15, 16, 17, 32, 33, 100, 4095, 4096, 4097, 9000] {
             match read_list(&numbers(n, None)) {
                 Read::Typed(items) => {
                     let expected: Vec<f64> = (0..n).map(|i| i as f64 + 0.5).collect();
@@ -479,7 +552,10 @@ mod tests {
                 }
                 _ => panic!("{n}: not typed"),
             }
-            for at in [0, 15, 16, 17, 40].into_iter().filter(|at| *at < n) {
+            for at in [0, 15, 16, 17, 40, 4095, 4096, 4097, 8999]
+                .into_iter()
+                .filter(|at| *at < n)
+            {
                 let text = numbers(n, Some(at));
                 match read_list(&text) {
                     Read::Raw(raw) => assert_eq!(raw.as_str(), text, "{n} odd at {at}"),

@@ -389,12 +389,13 @@ impl Sink {
     }
 
     /// Writes the rest of an array whose `[` and `written` first items are
-    /// already written.
+    /// already written; returns how many items it wrote.
     pub(crate) fn write_seq_rest<'de, A: SeqAccess<'de>>(
         &mut self,
         mut seq: A,
         mut written: bool,
-    ) -> Result<(), A::Error> {
+    ) -> Result<usize, A::Error> {
+        let mut count = 0;
         loop {
             let mark = self.out.len();
             if written {
@@ -405,15 +406,16 @@ impl Sink {
                 break;
             }
             written = true;
+            count += 1;
         }
         self.out.push(']');
-        Ok(())
+        Ok(count)
     }
 
     /// Writes an array from its first item on.
     pub(crate) fn write_seq<'de, A: SeqAccess<'de>>(&mut self, seq: A) -> Result<(), A::Error> {
         self.out.push('[');
-        self.write_seq_rest(seq, false)
+        self.write_seq_rest(seq, false).map(drop)
     }
 
     /// Starts an object.

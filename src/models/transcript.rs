@@ -188,13 +188,14 @@ model! {
 /// object in [`TranscriptItem::Unknown`], including its `role`; so does an item
 /// that is not an object at all.
 ///
-/// Kinds other than utterances are boxed: they are rare, and every item of a
-/// list takes the size of the largest kind.
+/// Every kind is boxed: an item of a list takes the size of the largest kind,
+/// and a list of items made of a few bytes of JSON each (`0`, `{}`) would
+/// otherwise take many times the body's size.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum TranscriptItem {
     /// `agent`, `user` or `transfer_target`.
-    Utterance(Utterance),
+    Utterance(Box<Utterance>),
     /// `tool_call_invocation`.
     ToolCallInvocation(Box<ToolCallInvocation>),
     /// `tool_call_result`.
@@ -251,7 +252,7 @@ impl TranscriptItem {
     /// The item as an utterance, if it is one.
     pub fn as_utterance(&self) -> Option<&Utterance> {
         match self {
-            Self::Utterance(u) => Some(u),
+            Self::Utterance(u) => Some(&**u),
             _ => None,
         }
     }
@@ -267,7 +268,7 @@ impl RoleTagged for TranscriptItem {
     ) -> Result<Self, A::Error> {
         Ok(match role.as_ref() {
             "agent" | "user" | "transfer_target" => {
-                Self::Utterance(role::read_kind(Some(role), before, map)?)
+                Self::Utterance(Box::new(role::read_kind(Some(role), before, map)?))
             }
             "tool_call_invocation" => Self::ToolCallInvocation(role::read_boxed(before, map)?),
             "tool_call_result" => Self::ToolCallResult(role::read_boxed(before, map)?),
