@@ -90,7 +90,7 @@ impl Receiver {
                 return Dispatched::from_reason(route, Reason::DeadlineExceeded);
             };
             let bytes = Bytes::from(bytes);
-            let Some(parsed) = parse_within(route, head, &bytes, deadline).await else {
+            let Some(parsed) = self.parse_within(route, head, &bytes, deadline).await else {
                 return Dispatched::from_reason(route, Reason::DeadlineExceeded);
             };
             let request = head.clone().with_body(&bytes);
@@ -227,28 +227,40 @@ impl Receiver {
 /// Bodies from this size on are parsed on a blocking thread: parsing a few
 /// MiB takes milliseconds that would otherwise stall every other request of
 /// the async worker, and the deadline could not cut it.
-const OFF_THREAD_PARSE: usize = 256 * 1024;
+const OFF_THREAD_PARSE: usize = 64 * 1024;
 
-/// Parses a verified body, on a blocking thread from [`OFF_THREAD_PARSE`]
-/// bytes on; `None` when `deadline` passes first (the parse then finishes in
-/// the background and its result is dropped).
-async fn parse_within(
-    route: RouteKind,
-    head: &RawRequest<'_>,
-    body: &Bytes,
-    deadline: Instant,
-) -> Option<Result<(Work, Ids), Box<Dispatched>>> {
-    if body.len() < OFF_THREAD_PARSE {
-        return Some(Work::parse_parts(route, head.method, head.query, body));
-    }
-    let (method, query, owned) = (head.method.to_owned(), head.query.to_owned(), body.clone());
-    let parse =
-        tokio::task::spawn_blocking(move || Work::parse_parts(route, &method, &query, &owned));
-    match tokio::time::timeout_at(deadline, parse).await {
-        Ok(Ok(parsed)) => Some(parsed),
-        // The runtime is shutting down: parse here rather than lose the body.
-        Ok(Err(_join)) => Some(Work::parse_parts(route, head.method, head.query, body)),
-        Err(_deadline) => None,
+impl Receiver {
+    /// Parses a verified body, on a blocking thread from [`OFF_THREAD_PARSE`]
+    /// bytes on, and then only while the bodies parsed at once stay within
+    /// [`Receiver::parse_bytes`] (a typed parse of a body built from tiny
+    /// list items can peak at tens of times its size). `None` when
+    /// `deadline` passes first: a parse under way then finishes in the
+    /// background, holding its share, and its result is dropped.
+    async fn parse_within(
+        &self,
+        route: RouteKind,
+        head: &RawRequest<'_>,
+        body: &Bytes,
+        deadline: Instant,
+    ) -> Option<Result<(Work, Ids), Box<Dispatched>>> {
+        if body.len() < OFF_THREAD_PARSE {
+            return Some(Work::parse_parts(route, head.method, head.query, body));
+        }
+        let share = tokio::time::timeout_at(deadline, self.parse_bytes(body.len()))
+            .await
+            .ok()?;
+        let (method, query, owned) = (head.method.to_owned(), head.query.to_owned(), body.clone());
+        let parse = tokio::task::spawn_blocking(move || {
+            let parsed = Work::parse_parts(route, &method, &query, &owned);
+            drop(share);
+            parsed
+        });
+        match tokio::time::timeout_at(deadline, parse).await {
+            Ok(Ok(parsed)) => Some(parsed),
+            // The runtime is shutting down: parse here rather than lose the body.
+            Ok(Err(_join)) => Some(Work::parse_parts(route, head.method, head.query, body)),
+            Err(_deadline) => None,
+        }
     }
 }
 

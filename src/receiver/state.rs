@@ -57,6 +57,9 @@ struct Inner {
     mismatches: MismatchMonitor,
     events: Lane,
     functions: Lane,
+    /// Bytes of body being parsed on blocking threads at once.
+    #[cfg_attr(not(any(feature = "tower", feature = "actix")), allow(dead_code))]
+    parses: Arc<Permits>,
 }
 
 /// What the requests of one route kind share, and only they: a custom
@@ -100,6 +103,7 @@ impl Receiver {
                 verifier,
                 events: Lane::new(&config, RouteKind::Events),
                 functions: Lane::new(&config, RouteKind::Function),
+                parses: Arc::new(Permits::new(config.body_limit().saturating_mul(2).max(1))),
                 config,
                 mismatches: MismatchMonitor::default(),
             }),
@@ -155,6 +159,16 @@ impl Receiver {
     #[must_use]
     pub fn available_permits(&self, route: RouteKind) -> usize {
         self.lane(route).places.available()
+    }
+
+    /// Waits its turn until `bytes` more of body may be parsed at once: two
+    /// bodies at the limit (16 MiB by default). Parsing is CPU work, so this
+    /// costs no throughput, and it bounds the memory of parses of signed
+    /// bodies built to be expensive.
+    #[cfg(any(feature = "tower", feature = "actix"))]
+    pub(crate) fn parse_bytes(&self, bytes: usize) -> impl Future<Output = Permit> + Send + 'static {
+        let total = self.config().body_limit().saturating_mul(2).max(1);
+        self.inner.parses.acquire_many(bytes.min(total))
     }
 
     /// A turn in the body budget of `route`, with no bytes yet: the body's
