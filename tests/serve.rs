@@ -7,24 +7,33 @@
 //! accepts as source addresses without set-up.
 #![cfg(feature = "server")]
 
+#[path = "common/chain_attack.rs"]
+mod chain_attack;
+
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use retell_webhooks::receiver::IpRange;
 use retell_webhooks::server::ServeConfig;
 use retell_webhooks::service::WebhookService;
 use retell_webhooks::{CallEvent, Receiver, ReceiverConfig, RouteKind, Verifier, WebhookHandler};
-use retell_webhooks::{sign, unix_ms};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
+use chain_attack::{Route, attack_size, chain_attack, read_response, try_connect_from, wait_for};
+
 const KEY: &str = "key_9f3c2e1d7a8b4c6e0f5a2b3c";
+
+const ROUTE: Route = Route {
+    path: "/webhook",
+    key: KEY,
+};
 
 /// Long enough that no idle test connection meets the head timeout.
 const LONG: Duration = Duration::from_secs(60);
@@ -56,13 +65,9 @@ impl WebhookHandler for App {
     }
 }
 
-fn service(app: &Arc<App>) -> WebhookService<Arc<App>> {
-    service_with(app, ReceiverConfig::new())
-}
-
 fn service_with(app: &Arc<App>, config: ReceiverConfig) -> WebhookService<Arc<App>> {
     let receiver = Receiver::new(Verifier::new(KEY).unwrap(), config);
-    WebhookService::new(&receiver, RouteKind::Events, Arc::clone(app)).with_path("/webhook")
+    WebhookService::new(&receiver, RouteKind::Events, Arc::clone(app)).with_path(ROUTE.path)
 }
 
 /// The receiver without its bounds on unverified bodies (minimum rate, time
@@ -107,63 +112,14 @@ async fn start_with(config: ServeConfig, receiver: ReceiverConfig) -> Server {
     }
 }
 
-async fn try_connect_from(source: &str, addr: SocketAddr) -> io::Result<TcpStream> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(format!("{source}:0").parse().unwrap())?;
-    socket.connect(addr).await
-}
-
 async fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
     try_connect_from(source, addr).await.unwrap()
-}
-
-fn signed_request(call_id: &str) -> Vec<u8> {
-    let body = format!(r#"{{"event":"call_ended","call":{{"call_id":"{call_id}"}}}}"#);
-    let signature = sign(body.as_bytes(), KEY, unix_ms(SystemTime::now()).unwrap());
-    format!(
-        "POST /webhook HTTP/1.1\r\nhost: test\r\nx-retell-signature: {signature}\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// One response: its status and whether it closes the connection; `None`
-/// when the connection ended first.
-async fn read_response(stream: &mut TcpStream) -> Option<(u16, bool)> {
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 1024];
-    let head_end = loop {
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end + 4;
-        }
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
-    let status = head.get(9..12)?.parse().ok()?;
-    let header = |name: &str| {
-        head.lines()
-            .find_map(|line| line.strip_prefix(name).map(|v| v.trim().to_owned()))
-    };
-    let length: usize = header("content-length:").map_or(0, |v| v.parse().unwrap_or(0));
-    let close = header("connection:").is_some_and(|v| v == "close");
-    while raw.len() < head_end + length {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-        }
-    }
-    Some((status, close))
 }
 
 /// Sends a signed `call_ended` on `stream`; the status, `None` if the
 /// connection failed.
 async fn deliver(stream: &mut TcpStream, call_id: &str) -> Option<u16> {
-    stream.write_all(&signed_request(call_id)).await.ok()?;
-    read_response(stream).await.map(|(status, _)| status)
+    ROUTE.deliver(stream, call_id).await
 }
 
 /// Whether the server closes `stream` (end of file or reset) within `within`.
@@ -173,18 +129,6 @@ async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
         tokio::time::timeout(within, stream.read(&mut buf)).await,
         Ok(Ok(0) | Err(_))
     )
-}
-
-/// Waits (bounded) until `count` reaches `at_least`.
-async fn wait_for(count: &AtomicUsize, at_least: usize, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while count.load(Ordering::SeqCst) < at_least {
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    true
 }
 
 /// Spawns a reader per stream that counts it when the server closes it.
@@ -309,7 +253,10 @@ async fn verified_connections_are_shed_after_never_verified_ones() {
 async fn shutdown_lets_a_request_in_flight_finish() {
     let mut server = start(ServeConfig::new()).await;
     let mut stream = connect_from("127.0.0.2", server.addr).await;
-    stream.write_all(&signed_request("slow")).await.unwrap();
+    stream
+        .write_all(&ROUTE.signed_request("slow"))
+        .await
+        .unwrap();
     server.app.started.notified().await;
     server.shutdown.take().unwrap().send(()).unwrap();
     // The listener closes at once: a new connection is refused (bounded wait).
@@ -333,135 +280,6 @@ async fn shutdown_lets_a_request_in_flight_finish() {
 // The keep-alive chain attack
 // ---------------------------------------------------------------------------
 
-/// Attack connections (`SERVE_ATTACK_CONNECTIONS`, default 1 100), sized down
-/// to fit the open-file limit: each is two descriptors in this process.
-fn attack_size() -> usize {
-    let wanted = std::env::var("SERVE_ATTACK_CONNECTIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1100);
-    let soft = std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|limits| {
-            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-            line.split_whitespace().nth(3)?.parse::<usize>().ok()
-        })
-        .unwrap_or(1024);
-    wanted.min(soft.saturating_sub(200) / 2)
-}
-
-/// One attacker: forged requests whose 20-byte body comes a byte every
-/// 0.4 s, reconnecting whenever the connection closes.
-async fn attacker(addr: SocketAddr, source: String, connected: Arc<AtomicUsize>) {
-    let mut counted = false;
-    loop {
-        let Ok(mut stream) = try_connect_from(&source, addr).await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        'connection: loop {
-            let now = unix_ms(SystemTime::now()).unwrap();
-            let head = format!(
-                "POST /webhook HTTP/1.1\r\nhost: test\r\nx-retell-signature: v={now},d={}\r\n\
-                 content-length: 20\r\n\r\n",
-                "0".repeat(64)
-            );
-            if stream.write_all(head.as_bytes()).await.is_err() {
-                break 'connection;
-            }
-            if !counted {
-                counted = true;
-                connected.fetch_add(1, Ordering::SeqCst);
-            }
-            for _ in 0..20 {
-                if stream.write_all(b"x").await.is_err() {
-                    break 'connection;
-                }
-                tokio::time::sleep(Duration::from_millis(400)).await;
-            }
-            match read_response(&mut stream).await {
-                Some((_, false)) => {}
-                _ => break 'connection,
-            }
-        }
-    }
-}
-
-/// What the deliveries met under attack.
-struct Report {
-    /// Latency of each delivery answered `2xx`; `None`: not within 3 s.
-    latencies: Vec<Option<Duration>>,
-}
-
-impl Report {
-    fn within(&self, limit: Duration) -> usize {
-        self.latencies
-            .iter()
-            .filter(|l| l.is_some_and(|l| l <= limit))
-            .count()
-    }
-}
-
-impl std::fmt::Display for Report {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let answered: Vec<_> = self.latencies.iter().flatten().collect();
-        let max = answered.iter().max();
-        write!(
-            f,
-            "{}/{} answered 2xx within 1 s, {} within 3 s; slowest answered {:?}; latencies (ms): {:?}",
-            self.within(Duration::from_secs(1)),
-            self.latencies.len(),
-            answered.len(),
-            max,
-            self.latencies
-                .iter()
-                .map(|l| l.map(|l| l.as_millis()))
-                .collect::<Vec<_>>()
-        )
-    }
-}
-
-/// Floods `addr` with `connections` attackers from 127.0.0.2 to 127.0.0.20,
-/// then sends 20 signed deliveries from 127.0.0.1, 0.4 s apart (over one
-/// attacker cycle), each on a new connection.
-async fn chain_attack(addr: SocketAddr, connections: usize) -> Report {
-    let connected = Arc::new(AtomicUsize::new(0));
-    let attackers: Vec<_> = (0..connections)
-        .map(|i| {
-            let source = format!("127.0.0.{}", 2 + i % 19);
-            tokio::spawn(attacker(addr, source, Arc::clone(&connected)))
-        })
-        .collect();
-    assert!(
-        wait_for(&connected, connections, Duration::from_secs(20)).await,
-        "only {connected:?} attackers connected"
-    );
-    let mut deliveries = Vec::new();
-    for i in 0..20 {
-        deliveries.push(tokio::spawn(async move {
-            let started = Instant::now();
-            let answered = tokio::time::timeout(Duration::from_secs(3), async {
-                let mut stream = try_connect_from("127.0.0.1", addr).await.ok()?;
-                deliver(&mut stream, &format!("call_{i}")).await
-            })
-            .await;
-            match answered {
-                Ok(Some(status)) if (200..300).contains(&status) => Some(started.elapsed()),
-                _ => None,
-            }
-        }));
-        tokio::time::sleep(Duration::from_millis(400)).await;
-    }
-    let mut latencies = Vec::new();
-    for delivery in deliveries {
-        latencies.push(delivery.await.unwrap());
-    }
-    for attacker in attackers {
-        attacker.abort();
-    }
-    Report { latencies }
-}
-
 /// The attack's connection count and a cap below it, in proportion to
 /// 1 100 against 1 024.
 fn attack_and_cap() -> (usize, usize) {
@@ -475,7 +293,7 @@ async fn the_keep_alive_chain_attack_does_not_delay_deliveries() {
     let (connections, cap) = attack_and_cap();
     let config = ServeConfig::new().with_max_connections(cap);
     let server = start_with(config, without_body_bounds()).await;
-    let report = chain_attack(server.addr, connections).await;
+    let report = chain_attack(server.addr, ROUTE, connections).await;
     eprintln!("serve, {connections} attack connections, cap {cap}: {report}");
     assert_eq!(report.within(Duration::from_secs(1)), 20, "{report}");
 }
@@ -507,7 +325,7 @@ async fn the_keep_alive_chain_attack_delays_deliveries_on_a_semaphore_loop() {
             tokio::spawn(async move { (connection.await, drop(slot)) });
         }
     });
-    let report = chain_attack(addr, connections).await;
+    let report = chain_attack(addr, ROUTE, connections).await;
     server.abort();
     eprintln!("semaphore loop, {connections} attack connections, cap {cap}: {report}");
     assert!(report.within(Duration::from_secs(1)) < 20, "{report}");

@@ -7,113 +7,30 @@
 //! Outcomes and the time bounds that are the property under test are
 //! asserted; figures are printed (`--nocapture`).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use retell_webhooks::RouteKind;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 
+use crate::forged_bodies::{Attackers, Forged};
 use crate::http::{Framing, call_ended_of_len, long_call_analyzed};
 use crate::receivers::{Behaviour, NOW, PATH, Probe, Receiver, config, http_vias, signature};
 
-/// A fresh, well-formed signature that no key made.
-fn forged() -> String {
-    format!("v={NOW},d={}", "0".repeat(64))
+/// The forged request of [`Attackers`], fresh for the receivers' clock.
+fn forged_request(declared: usize, burst: usize, every: Duration) -> Forged {
+    Forged {
+        path: PATH.to_owned(),
+        declared,
+        burst,
+        every,
+        now_ms: || NOW,
+    }
 }
 
-/// One forged request after another on `addr` until `stop`: a head declaring
-/// `declared` bytes, `burst` bytes at once, then one byte every `every`;
-/// reconnects whenever the server answers or closes. Counts the answers.
-struct Attackers {
-    stop: Arc<AtomicBool>,
-    answered: Arc<AtomicUsize>,
-    bursts_sent: Arc<AtomicUsize>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Attackers {
-    fn start(
-        addr: SocketAddr,
-        connections: usize,
-        declared: usize,
-        burst: usize,
-        every: Duration,
-    ) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let answered = Arc::new(AtomicUsize::new(0));
-        let bursts_sent = Arc::new(AtomicUsize::new(0));
-        let burst_bytes = Arc::new(vec![b' '; burst]);
-        let tasks = (0..connections)
-            .map(|_| {
-                let (stop, answered, sent) = (stop.clone(), answered.clone(), bursts_sent.clone());
-                let burst_bytes = Arc::clone(&burst_bytes);
-                tokio::spawn(async move {
-                    while !stop.load(Ordering::Relaxed) {
-                        let Ok(stream) = TcpStream::connect(addr).await else {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        };
-                        let (mut read, mut write) = stream.into_split();
-                        let head = format!(
-                            "POST {PATH} HTTP/1.1\r\nHost: x\r\nX-Retell-Signature: {}\r\n\
-                             Content-Length: {declared}\r\n\r\n",
-                            forged()
-                        );
-                        let stop_writing = Arc::clone(&stop);
-                        let sent = Arc::clone(&sent);
-                        let burst_bytes = Arc::clone(&burst_bytes);
-                        let writer = tokio::spawn(async move {
-                            if write.write_all(head.as_bytes()).await.is_err()
-                                || write.write_all(&burst_bytes).await.is_err()
-                            {
-                                return;
-                            }
-                            sent.fetch_add(1, Ordering::Relaxed);
-                            while !stop_writing.load(Ordering::Relaxed) {
-                                tokio::time::sleep(every).await;
-                                if write.write_all(b" ").await.is_err() {
-                                    return;
-                                }
-                            }
-                        });
-                        let mut reply = [0u8; 256];
-                        let got = read.read(&mut reply).await.unwrap_or(0);
-                        writer.abort();
-                        if got > 0 {
-                            answered.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                })
-            })
-            .collect();
-        Self {
-            stop,
-            answered,
-            bursts_sent,
-            tasks,
-        }
-    }
-
-    /// Waits until `n` connections have sent their burst (the server has read
-    /// or buffered it), at most `limit`.
-    async fn wait_for_bursts(&self, n: usize, limit: Duration) {
-        let started = Instant::now();
-        while self.bursts_sent.load(Ordering::Relaxed) < n && started.elapsed() < limit {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn stop(self) -> usize {
-        self.stop.store(true, Ordering::Relaxed);
-        for task in &self.tasks {
-            task.abort();
-        }
-        self.answered.load(Ordering::Relaxed)
-    }
+/// Every attacker connects from 127.0.0.1: these receivers have no
+/// per-source limit.
+fn localhost() -> [IpAddr; 1] {
+    [IpAddr::V4(Ipv4Addr::LOCALHOST)]
 }
 
 /// Sends `body` signed and returns the status and how long the answer took.
@@ -166,12 +83,16 @@ async fn forged_function_bodies_do_not_starve_event_deliveries() {
         .await;
         let big = Attackers::start(
             functions.addr(),
+            &localhost(),
             33,
-            8 * 1024 * 1024,
-            4 * 1024 * 1024 + 1,
-            Duration::from_secs(4),
+            forged_request(8 * 1024 * 1024, 4 * 1024 * 1024 + 1, Duration::from_secs(4)),
         );
-        let small = Attackers::start(events.addr(), 700, 100, 1, Duration::from_millis(400));
+        let small = Attackers::start(
+            events.addr(),
+            &localhost(),
+            700,
+            forged_request(100, 1, Duration::from_millis(400)),
+        );
         big.wait_for_bursts(33, Duration::from_secs(20)).await;
         small.wait_for_bursts(700, Duration::from_secs(20)).await;
         let mut slowest = [Duration::ZERO; 3];
@@ -219,10 +140,9 @@ async fn small_grabs_do_not_starve_a_large_delivery() {
         .await;
         let grabs = Attackers::start(
             receiver.addr(),
+            &localhost(),
             60,
-            1024 * 1024,
-            512 * 1024,
-            Duration::from_secs(1),
+            forged_request(1024 * 1024, 512 * 1024, Duration::from_secs(1)),
         );
         grabs.wait_for_bursts(48, Duration::from_secs(20)).await;
         let mut took_all = Vec::new();

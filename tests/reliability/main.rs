@@ -16,6 +16,8 @@
 //! | [`allowlist`] | source allowlist: TCP peer, `X-Forwarded-For` |
 //! | [`parity`] | one answer per request, whichever receiver |
 
+#[path = "../common/forged_bodies.rs"]
+mod forged_bodies;
 #[path = "../common/http.rs"]
 mod http;
 #[path = "../common/receivers.rs"]
