@@ -16,6 +16,8 @@ use tokio::time::Instant;
 
 use super::config::RouteKind;
 use super::handler::WebhookHandler;
+use super::head::Admitted;
+use super::holders::{EVICT_AFTER, Registration};
 use super::outcome::{Dispatched, Ids, Reason};
 use super::permits::Permit;
 use super::request::RawRequest;
@@ -82,14 +84,14 @@ impl Receiver {
                 Ok(read) => read,
                 Err(rejected) => return rejected,
             };
-            if let Err(rejected) = admitted.authenticate(self, &bytes) {
+            let bytes = Bytes::from(bytes);
+            if let Err(rejected) = self.authenticate_within(&admitted, &bytes, deadline).await {
                 return *rejected;
             }
             let Ok(_permit) = tokio::time::timeout_at(deadline, self.in_flight_permit(route)).await
             else {
                 return Dispatched::from_reason(route, Reason::DeadlineExceeded);
             };
-            let bytes = Bytes::from(bytes);
             let Some(parsed) = self.parse_within(route, head, &bytes, deadline).await else {
                 return Dispatched::from_reason(route, Reason::DeadlineExceeded);
             };
@@ -176,12 +178,17 @@ impl Receiver {
         let fail = |reason| Dispatched::from_reason(route, reason);
         let mut buf = Vec::new();
         let mut budget = self.body_turn(route).await;
+        let holders = self.body_holders(route);
+        let mut holding: Option<Registration<'_>> = None;
         loop {
             let idle_at = (Instant::now() + idle).min(cutoff);
             let behind_at = pace.behind_at(buf.len()).min(idle_at);
             let next = poll_fn(|cx| body.poll_chunk(cx));
-            let chunk = match tokio::time::timeout_at(behind_at, next).await {
-                Ok(next) => next,
+            let chunk = match tokio::time::timeout_at(behind_at, unless_evicted(next, &holding))
+                .await
+            {
+                Ok(Some(next)) => next,
+                Ok(None) => return Err(fail(Reason::DeadlineExceeded)),
                 Err(_late) if behind_at >= deadline => return Err(fail(Reason::DeadlineExceeded)),
                 Err(_late) if behind_at < idle_at || behind_at >= cutoff => {
                     return Err(fail(Reason::BodyTooSlow));
@@ -202,26 +209,64 @@ impl Receiver {
                 let more = capacity.saturating_sub(budget.units());
                 // A body that holds no budget yet costs nothing while it waits
                 // for its first share: only time holding budget counts.
-                let holding = budget.units() > 0;
                 let waiting = Instant::now();
-                let until = if holding { cutoff } else { deadline };
-                let Ok(more) = tokio::time::timeout_at(until, budget.more(more)).await else {
-                    // The budget stayed full: the server is busy (`503`).
-                    return Err(fail(Reason::DeadlineExceeded));
+                let until = if holding.is_some() { cutoff } else { deadline };
+                let mut wait = std::pin::pin!(budget.more(more));
+                let more = loop {
+                    let tick = (Instant::now() + EVICT_TICK).min(until);
+                    match tokio::time::timeout_at(tick, unless_evicted(&mut wait, &holding)).await {
+                        Ok(Some(more)) => break more,
+                        // Evicted, or the budget stayed full: the server is
+                        // busy (`503`).
+                        Ok(None) => return Err(fail(Reason::DeadlineExceeded)),
+                        Err(_tick) if tick >= until => return Err(fail(Reason::DeadlineExceeded)),
+                        Err(_tick) if waiting.elapsed() >= EVICT_AFTER => {
+                            holders.evict_after(budget.turn(), more);
+                        }
+                        Err(_tick) => {}
+                    }
                 };
                 let waited = waiting.elapsed();
                 pace.exclude(waited);
-                if !holding {
-                    cutoff = cutoff
-                        .checked_add(waited)
-                        .map_or(deadline, |at| at.min(deadline));
-                }
                 budget.absorb(more);
+                match &holding {
+                    Some(registration) => registration.set_units(budget.units()),
+                    None => {
+                        cutoff = cutoff
+                            .checked_add(waited)
+                            .map_or(deadline, |at| at.min(deadline));
+                        holding = Some(holders.register(budget.turn(), budget.units()));
+                    }
+                }
                 buf.reserve_exact(capacity - buf.len());
             }
             buf.extend_from_slice(&chunk);
         }
     }
+}
+
+/// How often a body waiting for budget checks whether to evict later ones.
+const EVICT_TICK: Duration = Duration::from_millis(250);
+
+/// `future`'s output, or `None` once the body holding `holding` is evicted.
+async fn unless_evicted<F: Future>(
+    future: F,
+    holding: &Option<Registration<'_>>,
+) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut evicted = std::pin::pin!(async {
+        match holding {
+            Some(registration) => registration.evicted().await,
+            None => std::future::pending().await,
+        }
+    });
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        evicted.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 /// Bodies from this size on are parsed on a blocking thread: parsing a few
@@ -230,6 +275,36 @@ impl Receiver {
 const OFF_THREAD_PARSE: usize = 64 * 1024;
 
 impl Receiver {
+    /// Checks the body's digest, on a blocking thread from
+    /// [`OFF_THREAD_PARSE`] bytes on (hashing a few MiB takes milliseconds
+    /// of an async worker otherwise), within `deadline`.
+    async fn authenticate_within(
+        &self,
+        admitted: &Admitted<'_>,
+        body: &Bytes,
+        deadline: Instant,
+    ) -> Result<(), Box<Dispatched>> {
+        if body.len() < OFF_THREAD_PARSE {
+            return admitted.authenticate(self, body);
+        }
+        let limit = self.config().body_limit();
+        if body.len() > limit {
+            return admitted.authenticate(self, body);
+        }
+        let (verifier, signature) = admitted.digest_check();
+        let owned = body.clone();
+        let check = tokio::task::spawn_blocking(move || verifier.check_digest(&owned, &signature));
+        match tokio::time::timeout_at(deadline, check).await {
+            Ok(Ok(verified)) => admitted.conclude(self, verified),
+            // The runtime is shutting down: check here rather than lose the body.
+            Ok(Err(_join)) => admitted.authenticate(self, body),
+            Err(_deadline) => Err(Box::new(Dispatched::from_reason(
+                admitted.route,
+                Reason::DeadlineExceeded,
+            ))),
+        }
+    }
+
     /// Parses a verified body, on a blocking thread from [`OFF_THREAD_PARSE`]
     /// bytes on, and then only while the bodies parsed at once stay within
     /// [`Receiver::parse_bytes`] (a typed parse of a body built from tiny

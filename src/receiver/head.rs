@@ -105,6 +105,18 @@ impl Admitted<'_> {
             return Err(reject(Reason::PayloadTooLarge { limit }));
         }
         let verified = self.verifier.check_digest(body, &self.signature);
+        self.conclude(receiver, verified)
+    }
+
+    /// What [`authenticate`](Self::authenticate) does with the digest's
+    /// verdict, for a digest checked on another thread: the key monitor
+    /// counts it, and a failure is the `401`.
+    pub(crate) fn conclude(
+        &self,
+        receiver: &Receiver,
+        verified: Result<(), VerifyError>,
+    ) -> Result<(), Box<Dispatched>> {
+        let reject = |reason| Box::new(Dispatched::from_reason(self.route, reason));
         let alert = receiver.mismatches().record(&verified, self.now_ms);
         verified.map_err(|why| {
             let mut rejected = reject(Reason::Unauthorized(why));
@@ -113,9 +125,16 @@ impl Admitted<'_> {
         })
     }
 
+    /// The verifier and the signature, to check the digest on another
+    /// thread.
+    #[cfg(any(feature = "tower", feature = "actix"))]
+    pub(crate) fn digest_check(&self) -> (Verifier, Signature) {
+        (self.verifier.clone(), self.signature.clone())
+    }
+
     /// On the function route with the replay guard on: claims the verified
     /// signature (`401` if another request holds or used it). The claim is
-    /// released on drop unless [kept](ReplayClaim::keep).
+    /// released on drop unless [settled](ReplayClaim::settle) with a success.
     pub(crate) fn claim_replay<'g>(
         &self,
         receiver: &'g Receiver,

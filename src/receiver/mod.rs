@@ -108,6 +108,8 @@ mod flow;
 pub(crate) mod guard;
 pub(crate) mod handler;
 mod head;
+#[cfg(any(feature = "tower", feature = "actix"))]
+mod holders;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 mod http;

@@ -209,6 +209,11 @@ impl Permit {
         self.units
     }
 
+    /// Its turn: the order in which it was first asked for.
+    pub(crate) fn turn(&self) -> u64 {
+        self.turn
+    }
+
     /// Waits for `units` more, in the turn this permit got when it was first
     /// asked for; [`absorb`](Self::absorb) the result.
     pub(crate) fn more(&self, units: usize) -> Acquire {

@@ -71,6 +71,9 @@ struct Lane {
     /// cannot hold the places signed deliveries need.
     #[cfg_attr(not(any(feature = "tower", feature = "actix")), allow(dead_code))]
     body: Arc<Permits>,
+    /// The bodies holding some of `body`.
+    #[cfg(any(feature = "tower", feature = "actix"))]
+    holders: super::holders::Holders,
 }
 
 impl Lane {
@@ -78,6 +81,8 @@ impl Lane {
         Self {
             places: Arc::new(Permits::new(config.max_in_flight())),
             body: Arc::new(Permits::new(config.body_budget_of(route))),
+            #[cfg(any(feature = "tower", feature = "actix"))]
+            holders: super::holders::Holders::default(),
         }
     }
 }
@@ -166,9 +171,18 @@ impl Receiver {
     /// costs no throughput, and it bounds the memory of parses of signed
     /// bodies built to be expensive.
     #[cfg(any(feature = "tower", feature = "actix"))]
-    pub(crate) fn parse_bytes(&self, bytes: usize) -> impl Future<Output = Permit> + Send + 'static {
+    pub(crate) fn parse_bytes(
+        &self,
+        bytes: usize,
+    ) -> impl Future<Output = Permit> + Send + 'static {
         let total = self.config().body_limit().saturating_mul(2).max(1);
         self.inner.parses.acquire_many(bytes.min(total))
+    }
+
+    /// The bodies holding budget of `route`.
+    #[cfg(any(feature = "tower", feature = "actix"))]
+    pub(crate) fn body_holders(&self, route: RouteKind) -> &super::holders::Holders {
+        &self.lane(route).holders
     }
 
     /// A turn in the body budget of `route`, with no bytes yet: the body's

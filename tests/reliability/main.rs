@@ -14,6 +14,7 @@
 //! | [`deadline`] | the deadline against slow parses of accepted bodies |
 //! | [`secrets`] | no key, digest, header or body in any rendering; no environment bypass |
 //! | [`allowlist`] | source allowlist: TCP peer, `X-Forwarded-For` |
+//! | [`routes`] | the routes of one receiver do not starve each other |
 //! | [`parity`] | one answer per request, whichever receiver |
 
 #[path = "../common/forged_bodies.rs"]
@@ -32,4 +33,5 @@ mod hostile_load;
 mod idempotency;
 mod load;
 mod parity;
+mod routes;
 mod secrets;
