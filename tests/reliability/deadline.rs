@@ -99,6 +99,7 @@ async fn deliver(addr: SocketAddr, body: &[u8], sig: &str) -> (u16, Duration) {
 /// deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deadline_bounds_the_answer_to_slow_parses() {
+    let _heavy = crate::HEAVY.lock().await;
     let bodies: Vec<Arc<Vec<u8>>> = (0..BODIES).map(|n| Arc::new(slow_to_parse(n))).collect();
     // Signed beforehand: signing on the runtime would hold up the servers.
     let started = Instant::now();

@@ -65,6 +65,7 @@ async fn deliver(receiver: &Receiver, body: &[u8]) -> (u16, Duration) {
 /// share), and is answered once they are cut off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_function_bodies_do_not_starve_event_deliveries() {
+    let _heavy = crate::HEAVY.lock().await;
     let large = long_call_analyzed();
     let bodies = [call_ended_of_len(975), call_ended_of_len(30_000), large];
     for via in http_vias() {
@@ -172,6 +173,7 @@ async fn function_call_kept_waiting(
 /// events, 60 attackers) from the default's 192 MiB and 540 attackers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_grabs_do_not_starve_a_large_delivery() {
+    let _heavy = crate::HEAVY.lock().await;
     let large = long_call_analyzed();
     for via in http_vias() {
         let receiver = Receiver::start(

@@ -94,6 +94,7 @@ fn status_of(reply: &[u8]) -> Option<u16> {
 /// deliveries went through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_and_trickling_clients_do_not_starve_signed_deliveries() {
+    let _heavy = crate::HEAVY.lock().await;
     const READ_TIMEOUT: Duration = Duration::from_secs(2);
     const DEADLINE: Duration = Duration::from_secs(4);
     for via in http_vias() {
@@ -183,6 +184,7 @@ async fn stalled_and_trickling_clients_do_not_starve_signed_deliveries() {
 /// arrival, has passed: not later because it waited for a place first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deadline_bounds_the_answer_while_handlers_are_saturated() {
+    let _heavy = crate::HEAVY.lock().await;
     const DEADLINE: Duration = Duration::from_secs(1);
     for via in http_vias() {
         let config = config()

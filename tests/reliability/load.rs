@@ -78,6 +78,7 @@ fn signed(body: Vec<u8>) -> (Option<String>, Arc<Vec<u8>>) {
 /// each call id handled exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_distinct_events_over_64_connections() {
+    let _heavy = crate::HEAVY.lock().await;
     for via in http_vias() {
         let r = start(via, Behaviour::Ok).await;
         let requests = (0..1000)
@@ -177,6 +178,7 @@ async fn the_in_flight_cap_bounds_concurrent_handlers() {
 /// scaled down from 100 to 8 (9 MiB each) to keep the suite fast.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_mixed_traffic_every_valid_event_is_handled() {
+    let _heavy = crate::HEAVY.lock().await;
     let oversized = Arc::new(vec![b'x'; 9 * 1024 * 1024]);
     let oversized_sig = signature(&oversized);
     for via in http_vias() {
@@ -213,6 +215,7 @@ async fn in_mixed_traffic_every_valid_event_is_handled() {
 /// 16 concurrent deliveries of a ~3 MiB two-hour call: 16 × `204`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_concurrent_long_calls() {
+    let _heavy = crate::HEAVY.lock().await;
     let body = crate::http::long_call_analyzed();
     let sig = signature(&body);
     let body = Arc::new(body);

@@ -203,9 +203,20 @@ fn the_library_never_reads_the_environment() {
     assert!(files.len() > 10);
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
+        // Documentation is not library code: `//` lines, and the examples in
+        // `doc = r#"…"#` attributes.
+        let mut in_doc_string = false;
         for (n, line) in text.lines().enumerate() {
             let code = line.trim_start();
+            if in_doc_string {
+                in_doc_string = !code.starts_with("\"#");
+                continue;
+            }
             if code.starts_with("//") {
+                continue;
+            }
+            if code.contains("doc = r#\"") {
+                in_doc_string = !code.ends_with("\"#") && !code.ends_with("\"#)]");
                 continue;
             }
             for needle in ["env::var", "var_os", "option_env!", "SKIP", "skip_verif"] {
