@@ -116,6 +116,8 @@ mod http;
 pub(crate) mod outcome;
 mod permits;
 mod pipeline;
+#[cfg(any(feature = "tower", feature = "actix"))]
+mod reading;
 mod replay;
 mod request;
 pub(crate) mod state;
