@@ -48,7 +48,8 @@ impl Receiver {
         let config = self.config();
         let (limit, idle) = (config.body_limit(), config.body_read_timeout());
         let mut pace = Pace::new(arrival, config.body_min_rate(), config.body_rate_grace());
-        // The whole body, waits for budget included; the deadline bounds it.
+        // The whole body, less a wait for its first share of budget; the
+        // deadline bounds it.
         let mut cutoff = arrival
             .checked_add(config.body_time_limit())
             .map_or(deadline, |at| at.min(deadline));

@@ -23,6 +23,29 @@ use tokio::task::JoinHandle;
 use crate::common;
 use crate::forward::{Forwarder, Printer};
 
+/// Connections the kernel queues before `serve` accepts them. A flood that
+/// reconnects all at once can fill tokio's default of 1 024, and a delivery's
+/// dropped SYN is retried only a second later; the kernel caps it at
+/// `net.core.somaxconn` (4 096 on current Linux).
+const BACKLOG: u32 = 4096;
+
+/// Binds `host:port` with a [`BACKLOG`]-long accept queue.
+async fn bind(host: &str, port: u16) -> io::Result<tokio::net::TcpListener> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address to bind");
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(err) => last = err,
+        }
+    }
+    Err(last)
+}
+
 /// How long Ctrl-C waits for the requests being answered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -163,21 +186,20 @@ impl Listener {
                 None,
             ));
         }
-        // One receiver for both routes: they share its in-flight places.
+        // One receiver for both routes, with separate in-flight places and
+        // shares of the body budget for each.
         let receiver = Receiver::new(verifier, config);
         let app = Router::new()
             .merge(router(path, &receiver, LocalHandler))
             .merge(function_router(function_path, &receiver, LocalHandler))
             .layer(axum::middleware::map_response(log_line));
-        let listener = tokio::net::TcpListener::bind((host, port))
-            .await
-            .map_err(|err| {
-                common::fail(
-                    common::EXIT_USAGE,
-                    format_args!("cannot listen on {host}:{port}: {err}"),
-                    Some("pick another --port (0: any free port)"),
-                )
-            })?;
+        let listener = bind(host, port).await.map_err(|err| {
+            common::fail(
+                common::EXIT_USAGE,
+                format_args!("cannot listen on {host}:{port}: {err}"),
+                Some("pick another --port (0: any free port)"),
+            )
+        })?;
         let addr = listener.local_addr().map_err(|err| {
             common::fail(
                 common::EXIT_USAGE,
