@@ -108,7 +108,7 @@ impl Receiver {
                 verifier,
                 events: Lane::new(&config, RouteKind::Events),
                 functions: Lane::new(&config, RouteKind::Function),
-                parses: Arc::new(Permits::new(config.body_limit().saturating_mul(2).max(1))),
+                parses: Arc::new(Permits::new(parse_share(&config))),
                 config,
                 mismatches: MismatchMonitor::default(),
             }),
@@ -175,8 +175,9 @@ impl Receiver {
         &self,
         bytes: usize,
     ) -> impl Future<Output = Permit> + Send + 'static {
-        let total = self.config().body_limit().saturating_mul(2).max(1);
-        self.inner.parses.acquire_many(bytes.min(total))
+        self.inner
+            .parses
+            .acquire_many(bytes.min(parse_share(self.config())))
     }
 
     /// The bodies holding budget of `route`.
@@ -211,6 +212,11 @@ impl fmt::Debug for Receiver {
             )
             .finish()
     }
+}
+
+/// Bytes of body parsed on blocking threads at once: two bodies at the limit.
+fn parse_share(config: &ReceiverConfig) -> usize {
+    config.body_limit().saturating_mul(2).max(1)
 }
 
 /// After this many signature mismatches in a row, with no verified request in

@@ -383,6 +383,33 @@ impl Receiver {
         receiver
     }
 
+    /// The events and custom-function routes of one crate `Receiver` (as
+    /// `listen` serves them), each on a server of its own with its own probe.
+    pub async fn start_both_routes(
+        via: Via,
+        receiver: &retell_webhooks::Receiver,
+        events: Behaviour,
+        functions: Behaviour,
+    ) -> (Self, Self) {
+        let events = Self::start_receiver(
+            via,
+            Probe::new(events),
+            receiver.clone(),
+            RouteKind::Events,
+            2,
+        )
+        .await;
+        let functions = Self::start_receiver(
+            via,
+            Probe::new(functions),
+            receiver.clone(),
+            RouteKind::Function,
+            2,
+        )
+        .await;
+        (events, functions)
+    }
+
     /// One receiver of each kind compiled in, each with its own fresh probe
     /// and a copy of `config`.
     pub async fn all(behaviour: Behaviour, config: &ReceiverConfig) -> Vec<Self> {

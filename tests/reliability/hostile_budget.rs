@@ -11,7 +11,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use retell_webhooks::RouteKind;
 use tokio::task::JoinHandle;
 
 use crate::forged_bodies::{Attackers, Forged};
@@ -70,24 +69,9 @@ async fn forged_function_bodies_do_not_starve_event_deliveries() {
     let bodies = [call_ended_of_len(975), call_ended_of_len(30_000), large];
     for via in http_vias() {
         let shared = retell_webhooks::Receiver::new(crate::receivers::verifier(), config());
-        let events = Receiver::start_receiver(
-            via,
-            Probe::new(Behaviour::Ok),
-            shared.clone(),
-            RouteKind::Events,
-            2,
-        )
-        .await;
-        let functions = Arc::new(
-            Receiver::start_receiver(
-                via,
-                Probe::new(Behaviour::Ok),
-                shared.clone(),
-                RouteKind::Function,
-                2,
-            )
-            .await,
-        );
+        let (events, functions) =
+            Receiver::start_both_routes(via, &shared, Behaviour::Ok, Behaviour::Ok).await;
+        let functions = Arc::new(functions);
         let big = Attackers::start(
             functions.addr(),
             &localhost(),
@@ -176,7 +160,7 @@ async fn function_call_kept_waiting(
 /// can still evict it, so this attack is weakened, not closed. Scaled down (4 places: a 24 MiB share for events,
 /// 60 attackers) from the default's 192 MiB and 540 attackers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn small_grabs_do_not_starve_a_large_delivery() {
+async fn small_grabs_leave_large_deliveries_answered_within_the_deadline() {
     let _heavy = crate::HEAVY.lock().await;
     let large = long_call_analyzed();
     for via in http_vias() {

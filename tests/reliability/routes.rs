@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use retell_webhooks::RouteKind;
 
 use crate::http::Framing;
-use crate::receivers::{Behaviour, Probe, Receiver, config, http_vias, signature, verifier};
+use crate::receivers::{Behaviour, Receiver, config, http_vias, signature, verifier};
 
 /// Retell signs the body and the timestamp only, so one captured signature of
 /// a `GET` tool call (an empty body) can be replayed within its window. 32
@@ -23,24 +23,9 @@ async fn replays_on_a_slow_tool_do_not_hold_the_places_of_events() {
             verifier(),
             config().with_function_deadline(Duration::from_secs(30)),
         );
-        let events = Receiver::start_receiver(
-            via,
-            Probe::new(Behaviour::Ok),
-            shared.clone(),
-            RouteKind::Events,
-            2,
-        )
-        .await;
-        let functions = Arc::new(
-            Receiver::start_receiver(
-                via,
-                Probe::new(Behaviour::Gated),
-                shared.clone(),
-                RouteKind::Function,
-                2,
-            )
-            .await,
-        );
+        let (events, functions) =
+            Receiver::start_both_routes(via, &shared, Behaviour::Ok, Behaviour::Gated).await;
+        let functions = Arc::new(functions);
         let captured = signature(b"");
         let places = shared.config().max_in_flight();
         let mut replays = Vec::new();
